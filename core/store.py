@@ -1,0 +1,620 @@
+"""The one module that owns the DuckDB database: connection, schema, migrations, queries.
+
+DuckDB lets only one *process* open a database file at a time. The app, the CLI and
+background jobs (labeling, training) are separate processes, so nobody keeps the
+file open: every operation opens a short-lived connection, runs inside a
+transaction, and closes it. A process that finds the file locked retries with
+backoff for up to `busy_timeout_s`. All SQL is parameterised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import duckdb
+
+from core.errors import NotFound, StoreBusy
+
+DEFAULT_DB_ENV = "DISTILL_DB"
+DEFAULT_DB_PATH = "workspace/distill.duckdb"
+
+# Numbered migrations; each runs once, in order, inside one transaction.
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE projects (
+            name          VARCHAR PRIMARY KEY,
+            task          VARCHAR NOT NULL,      -- classification | multiple-choice | nli | numeric
+            input_fields  VARCHAR NOT NULL,      -- JSON list of field names
+            label_set     VARCHAR,               -- JSON list, for classification and nli
+            template      VARCHAR,               -- current prompt template
+            model         VARCHAR,               -- teacher model
+            max_tokens    INTEGER DEFAULT 200,
+            demo_teacher  BOOLEAN DEFAULT FALSE, -- responses come from a recorded demo teacher
+            created_at    TIMESTAMP DEFAULT current_timestamp
+        );
+        CREATE TABLE items (
+            project           VARCHAR NOT NULL,
+            row_id            VARCHAR NOT NULL,
+            idx               INTEGER NOT NULL,  -- import order, used to align external teacher outputs
+            split             VARCHAR NOT NULL,
+            inputs            VARCHAR NOT NULL,  -- JSON object field -> text
+            choices           VARCHAR,           -- JSON list, multiple-choice only
+            gold              VARCHAR,
+            status            VARCHAR NOT NULL DEFAULT 'unlabeled', -- unlabeled|labeled|flagged|error
+            teacher_label     VARCHAR,
+            teacher_rationale VARCHAR,
+            flag              VARCHAR,           -- parse flag: unparseable|ambiguous|truncated
+            error             VARCHAR,           -- last per-row API error
+            request_hash      VARCHAR,
+            label             VARCHAR,           -- current label: teacher's, or the reviewer's correction
+            rationale         VARCHAR,
+            label_source      VARCHAR,           -- teacher | reviewer | imported
+            reviewed          BOOLEAN NOT NULL DEFAULT FALSE,
+            reviewer          VARCHAR,
+            version           INTEGER NOT NULL DEFAULT 0,  -- bumped on every edit (stale-edit check)
+            updated_at        TIMESTAMP,
+            PRIMARY KEY (project, row_id)
+        );
+        CREATE INDEX items_status ON items(project, status);
+        CREATE TABLE teacher_cache (
+            request_hash  VARCHAR PRIMARY KEY,
+            model         VARCHAR NOT NULL,
+            request       VARCHAR NOT NULL,  -- JSON body that was (or would be) sent
+            response      VARCHAR NOT NULL,  -- JSON Message as returned by the API
+            input_tokens  INTEGER,
+            output_tokens INTEGER,
+            cost_usd      DOUBLE,
+            source        VARCHAR NOT NULL,  -- live | recorded-demo | imported
+            created_at    TIMESTAMP DEFAULT current_timestamp
+        );
+        CREATE SEQUENCE teacher_calls_id;
+        CREATE TABLE teacher_calls (
+            id             BIGINT PRIMARY KEY DEFAULT nextval('teacher_calls_id'),
+            project        VARCHAR NOT NULL,
+            row_id         VARCHAR NOT NULL,
+            job_id         VARCHAR,
+            request_hash   VARCHAR,
+            template_hash  VARCHAR,
+            model          VARCHAR,
+            cached         BOOLEAN NOT NULL,  -- served from teacher_cache, not billed
+            billed_usd     DOUBLE NOT NULL DEFAULT 0,
+            input_tokens   INTEGER,
+            output_tokens  INTEGER,
+            error_type     VARCHAR,
+            error_message  VARCHAR,
+            attempts       INTEGER,
+            created_at     TIMESTAMP DEFAULT current_timestamp
+        );
+        CREATE SEQUENCE audit_id;
+        CREATE TABLE audit_log (
+            id        BIGINT PRIMARY KEY DEFAULT nextval('audit_id'),
+            project   VARCHAR NOT NULL,
+            row_id    VARCHAR NOT NULL,
+            reviewer  VARCHAR NOT NULL,
+            changed_at TIMESTAMP DEFAULT current_timestamp,
+            field     VARCHAR NOT NULL,
+            before    VARCHAR,
+            after     VARCHAR,
+            reason    VARCHAR
+        );
+        CREATE TABLE jobs (
+            id           VARCHAR PRIMARY KEY,
+            project      VARCHAR NOT NULL,
+            kind         VARCHAR NOT NULL,   -- label | train
+            config       VARCHAR NOT NULL,   -- resolved JSON config
+            status       VARCHAR NOT NULL,   -- queued|running|completed|failed|cancelled
+            pid          INTEGER,
+            done         INTEGER DEFAULT 0,
+            total        INTEGER DEFAULT 0,
+            cost_usd     DOUBLE DEFAULT 0,
+            message      VARCHAR,
+            error        VARCHAR,
+            out_dir      VARCHAR,
+            cancel_requested BOOLEAN DEFAULT FALSE,
+            created_at   TIMESTAMP DEFAULT current_timestamp,
+            started_at   TIMESTAMP,
+            finished_at  TIMESTAMP,
+            heartbeat_at TIMESTAMP
+        );
+        CREATE TABLE run_metrics (
+            job_id  VARCHAR NOT NULL,
+            step    INTEGER NOT NULL,
+            name    VARCHAR NOT NULL,
+            value   DOUBLE,
+            logged_at TIMESTAMP DEFAULT current_timestamp
+        );
+        """,
+    ),
+]
+
+ITEM_COLUMNS = (
+    "row_id, idx, split, inputs, choices, gold, status, teacher_label, teacher_rationale, "
+    "flag, error, label, rationale, label_source, reviewed, reviewer, version, request_hash"
+)
+
+# Review filters: name -> SQL predicate. Predicates are fixed strings; values are parameters.
+REVIEW_FILTERS = {
+    "all": "TRUE",
+    "unreviewed": "NOT reviewed AND status IN ('labeled', 'flagged')",
+    "flagged or error": "(status IN ('flagged', 'error') OR flag IS NOT NULL)",
+    "disagrees with gold": "gold IS NOT NULL AND label IS NOT NULL AND lower(trim(label)) <> lower(trim(gold))",
+    "unlabeled": "status = 'unlabeled'",
+    "reviewed": "reviewed",
+}
+
+
+def default_db_path() -> str:
+    return os.environ.get(DEFAULT_DB_ENV, DEFAULT_DB_PATH)
+
+
+@dataclass
+class Project:
+    name: str
+    task: str
+    input_fields: list[str]
+    label_set: list[str] | None
+    template: str | None
+    model: str | None
+    max_tokens: int
+    demo_teacher: bool
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("could not set" in text or "conflicting" in text)
+
+
+class Store:
+    """Owns one DuckDB file. Cheap to create; connections are opened per operation."""
+
+    def __init__(self, path: str | os.PathLike | None = None, busy_timeout_s: float = 60.0):
+        self.path = str(path or default_db_path())
+        self.busy_timeout_s = busy_timeout_s
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._migrated = False
+        self.migrate()
+
+    # ---- connections -------------------------------------------------------------
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        deadline = time.monotonic() + self.busy_timeout_s
+        delay = 0.005
+        while True:
+            try:
+                con = duckdb.connect(self.path)
+                break
+            except duckdb.IOException as exc:
+                if not _is_lock_error(exc) or time.monotonic() > deadline:
+                    if _is_lock_error(exc):
+                        raise StoreBusy(
+                            f"The database {self.path} stayed locked by another process for "
+                            f"{self.busy_timeout_s:.0f} s."
+                        ) from exc
+                    raise
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.1)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+        with self.connect() as con:
+            cur = con.execute(sql, list(params))
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self.connect() as con:
+            row = con.execute(sql, list(params)).fetchone()
+            return row[0] if row else None
+
+    def migrate(self) -> int:
+        with self.connect() as con:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp)"
+            )
+            applied = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
+            for version, sql in MIGRATIONS:
+                if version in applied:
+                    continue
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    con.execute(sql)
+                    con.execute("INSERT INTO schema_migrations(version) VALUES (?)", [version])
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+        return max(v for v, _ in MIGRATIONS)
+
+    def schema_version(self) -> int:
+        return self.scalar("SELECT max(version) FROM schema_migrations")
+
+    # ---- projects ----------------------------------------------------------------
+    def list_projects(self) -> list[str]:
+        return [r["name"] for r in self.query("SELECT name FROM projects ORDER BY created_at, name")]
+
+    def get_project(self, name: str) -> Project:
+        rows = self.query("SELECT * FROM projects WHERE name = ?", [name])
+        if not rows:
+            raise NotFound(f"No project named {name!r}. Import data first.")
+        r = rows[0]
+        return Project(
+            name=r["name"],
+            task=r["task"],
+            input_fields=json.loads(r["input_fields"]),
+            label_set=json.loads(r["label_set"]) if r["label_set"] else None,
+            template=r["template"],
+            model=r["model"],
+            max_tokens=r["max_tokens"] or 200,
+            demo_teacher=bool(r["demo_teacher"]),
+        )
+
+    def update_project(self, name: str, **fields: Any) -> None:
+        allowed = {"template", "model", "max_tokens", "label_set", "demo_teacher"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"cannot update {sorted(bad)}")
+        if "label_set" in fields and fields["label_set"] is not None:
+            fields["label_set"] = json.dumps(fields["label_set"])
+        with self.transaction() as con:
+            for key, value in fields.items():
+                # key is from the fixed allow-list above, never from user input
+                con.execute(f"UPDATE projects SET {key} = ? WHERE name = ?", [value, name])
+
+    def import_items(
+        self,
+        project: str,
+        task: str,
+        input_fields: list[str],
+        label_set: list[str] | None,
+        records: "Any",  # pandas DataFrame with the items columns
+        template: str,
+        model: str,
+        replace: bool = False,
+    ) -> int:
+        """Create or extend a project and insert rows, all in one transaction."""
+        with self.transaction() as con:
+            existing = con.execute("SELECT task, input_fields FROM projects WHERE name = ?", [project]).fetchone()
+            if existing is None:
+                con.execute(
+                    "INSERT INTO projects(name, task, input_fields, label_set, template, model) VALUES (?,?,?,?,?,?)",
+                    [project, task, json.dumps(input_fields), json.dumps(label_set) if label_set else None, template, model],
+                )
+                start = 0
+            else:
+                if existing[0] != task:
+                    from core.errors import DataImportError
+
+                    raise DataImportError(
+                        f"Project {project!r} is a {existing[0]} project; this import says {task}."
+                    )
+                if label_set:
+                    old = con.execute("SELECT label_set FROM projects WHERE name = ?", [project]).fetchone()[0]
+                    merged = sorted(set(json.loads(old) if old else []) | set(label_set))
+                    con.execute("UPDATE projects SET label_set = ? WHERE name = ?", [json.dumps(merged), project])
+                start = con.execute("SELECT coalesce(max(idx) + 1, 0) FROM items WHERE project = ?", [project]).fetchone()[0]
+            records = records.copy()
+            records["idx"] = range(start, start + len(records))
+            con.register("records", records)
+            dupes = con.execute(
+                "SELECT i.row_id FROM items i JOIN records r ON i.row_id = r.row_id WHERE i.project = ? LIMIT 5",
+                [project],
+            ).fetchall()
+            if dupes:
+                from core.errors import DataImportError
+
+                raise DataImportError(
+                    "These ids already exist in the project: " + ", ".join(str(d[0]) for d in dupes)
+                )
+            con.execute(
+                "INSERT INTO items(project, row_id, idx, split, inputs, choices, gold) "
+                "SELECT ?, row_id, idx, split, inputs, choices, gold FROM records",
+                [project],
+            )
+            return len(records)
+
+    def count_items(self, project: str) -> dict:
+        rows = self.query(
+            "SELECT split, status, count(*) AS n FROM items WHERE project = ? GROUP BY ALL ORDER BY ALL", [project]
+        )
+        out: dict = {"total": 0, "by_split": {}, "by_status": {}}
+        for r in rows:
+            out["total"] += r["n"]
+            out["by_split"][r["split"]] = out["by_split"].get(r["split"], 0) + r["n"]
+            out["by_status"][r["status"]] = out["by_status"].get(r["status"], 0) + r["n"]
+        out["with_gold"] = self.scalar("SELECT count(*) FROM items WHERE project = ? AND gold IS NOT NULL", [project])
+        out["reviewed"] = self.scalar("SELECT count(*) FROM items WHERE project = ? AND reviewed", [project])
+        return out
+
+    def sample_items(self, project: str, n: int, seed: int = 0) -> list[dict]:
+        # Deterministic sample: order by a hash of (seed, row_id).
+        return self._items(
+            "WHERE project = ? ORDER BY hash(row_id || ?) LIMIT ?", [project, str(seed), n]
+        )
+
+    def _items(self, where_sql: str, params: Sequence[Any]) -> list[dict]:
+        rows = self.query(f"SELECT {ITEM_COLUMNS} FROM items {where_sql}", params)
+        for r in rows:
+            r["inputs"] = json.loads(r["inputs"])
+            r["choices"] = json.loads(r["choices"]) if r["choices"] else None
+        return rows
+
+    def get_item(self, project: str, row_id: str) -> dict:
+        rows = self._items("WHERE project = ? AND row_id = ?", [project, row_id])
+        if not rows:
+            raise NotFound(f"No row {row_id!r} in project {project!r}.")
+        return rows[0]
+
+    def items_to_label(self, project: str, limit: int | None = None) -> list[dict]:
+        sql = "WHERE project = ? AND status IN ('unlabeled', 'error') ORDER BY idx"
+        params: list[Any] = [project]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return self._items(sql, params)
+
+    def items_for_training(self, project: str) -> list[dict]:
+        return self._items("WHERE project = ? ORDER BY idx", [project])
+
+    def items_by_order(self, project: str, split: str | None) -> list[dict]:
+        if split:
+            return self._items("WHERE project = ? AND split = ? ORDER BY idx", [project, split])
+        return self._items("WHERE project = ? ORDER BY idx", [project])
+
+    # ---- review ------------------------------------------------------------------
+    def review_page(
+        self, project: str, filter_name: str = "all", search: str = "", page: int = 0, page_size: int = 25
+    ) -> tuple[list[dict], int]:
+        """One page of the review queue plus the number of rows matching the filter."""
+        predicate = REVIEW_FILTERS[filter_name]
+        where = f"WHERE project = ? AND {predicate}"
+        params: list[Any] = [project]
+        if search:
+            where += " AND (inputs ILIKE ? OR coalesce(rationale, '') ILIKE ?)"
+            params += [f"%{search}%", f"%{search}%"]
+        total = self.scalar(f"SELECT count(*) FROM items {where}", params)
+        rows = self._items(where + " ORDER BY idx LIMIT ? OFFSET ?", params + [page_size, page * page_size])
+        return rows, total
+
+    def save_review(
+        self,
+        project: str,
+        row_id: str,
+        reviewer: str,
+        label: str | None,
+        rationale: str | None,
+        expected_version: int | None = None,
+        reason: str | None = None,
+    ) -> dict:
+        """Save a reviewer's label/rationale with one audit record per changed field.
+
+        Marks the row reviewed even when nothing changed (an accept). Raises ConflictError
+        when `expected_version` is given and the row was edited since it was read."""
+        from core.errors import AppError
+
+        if not reviewer.strip():
+            raise AppError("Enter a reviewer name before saving.")
+        with self.transaction() as con:
+            row = con.execute(
+                "SELECT label, rationale, version FROM items WHERE project = ? AND row_id = ?", [project, row_id]
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"No row {row_id!r} in project {project!r}.")
+            before_label, before_rationale, version = row
+            if expected_version is not None and expected_version != version:
+                raise AppError(
+                    f"Row {row_id} was changed by someone else since you opened it "
+                    f"(version {version}, you had {expected_version}). Reload it and redo your edit."
+                )
+            changes = []
+            if label is not None and label != before_label:
+                changes.append(("label", before_label, label))
+            if rationale is not None and rationale != before_rationale:
+                changes.append(("rationale", before_rationale, rationale))
+            if not changes:
+                changes.append(("reviewed", "false", "true"))
+            for field, before, after in changes:
+                con.execute(
+                    "INSERT INTO audit_log(project, row_id, reviewer, field, before, after, reason) VALUES (?,?,?,?,?,?,?)",
+                    [project, row_id, reviewer, field, before, after, reason],
+                )
+            con.execute(
+                "UPDATE items SET label = coalesce(?, label), rationale = coalesce(?, rationale), "
+                "label_source = CASE WHEN ? THEN 'reviewer' ELSE label_source END, "
+                "reviewed = TRUE, reviewer = ?, version = version + 1, updated_at = current_timestamp "
+                "WHERE project = ? AND row_id = ?",
+                [label, rationale, any(c[0] == "label" for c in changes), reviewer, project, row_id],
+            )
+            return {"row_id": row_id, "changes": len(changes), "version": version + 1}
+
+    def audit_trail(self, project: str, row_id: str | None = None, limit: int = 100) -> list[dict]:
+        if row_id is None:
+            return self.query(
+                "SELECT * FROM audit_log WHERE project = ? ORDER BY id DESC LIMIT ?", [project, limit]
+            )
+        return self.query(
+            "SELECT * FROM audit_log WHERE project = ? AND row_id = ? ORDER BY id DESC LIMIT ?",
+            [project, row_id, limit],
+        )
+
+    # ---- teacher cache and calls -------------------------------------------------
+    def cached_responses(self, hashes: Sequence[str]) -> dict[str, dict]:
+        if not hashes:
+            return {}
+        with self.connect() as con:
+            con.execute("CREATE TEMP TABLE wanted(h VARCHAR)")
+            con.executemany("INSERT INTO wanted VALUES (?)", [[h] for h in set(hashes)])
+            rows = con.execute(
+                "SELECT request_hash, response, source, cost_usd FROM teacher_cache JOIN wanted ON request_hash = h"
+            ).fetchall()
+        return {h: {"response": json.loads(resp), "source": src, "cost_usd": cost} for h, resp, src, cost in rows}
+
+    def put_cache(
+        self, con: duckdb.DuckDBPyConnection, request_hash: str, model: str, request: dict, response: dict,
+        input_tokens: int | None, output_tokens: int | None, cost_usd: float | None, source: str,
+    ) -> None:
+        con.execute(
+            "INSERT INTO teacher_cache(request_hash, model, request, response, input_tokens, output_tokens, cost_usd, source) "
+            "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+            [request_hash, model, json.dumps(request), json.dumps(response), input_tokens, output_tokens, cost_usd, source],
+        )
+
+    def record_call(self, con: duckdb.DuckDBPyConnection, **call: Any) -> None:
+        cols = [
+            "project", "row_id", "job_id", "request_hash", "template_hash", "model", "cached", "billed_usd",
+            "input_tokens", "output_tokens", "error_type", "error_message", "attempts",
+        ]
+        con.execute(
+            f"INSERT INTO teacher_calls({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            [call.get(c) for c in cols],
+        )
+
+    def set_teacher_result(
+        self, con: duckdb.DuckDBPyConnection, project: str, row_id: str, *, status: str,
+        label: str | None, rationale: str | None, flag: str | None, request_hash: str | None, source: str,
+    ) -> None:
+        # A reviewed row keeps the reviewer's label; the teacher columns are still updated.
+        con.execute(
+            "UPDATE items SET status = ?, teacher_label = ?, teacher_rationale = ?, flag = ?, error = NULL, "
+            "request_hash = ?, "
+            "label = CASE WHEN reviewed THEN label ELSE ? END, "
+            "rationale = CASE WHEN reviewed THEN rationale ELSE ? END, "
+            "label_source = CASE WHEN reviewed THEN label_source ELSE ? END, "
+            "updated_at = current_timestamp WHERE project = ? AND row_id = ?",
+            [status, label, rationale, flag, request_hash, label, rationale, source, project, row_id],
+        )
+
+    def set_row_error(self, con: duckdb.DuckDBPyConnection, project: str, row_id: str, message: str) -> None:
+        con.execute(
+            "UPDATE items SET status = 'error', error = ?, updated_at = current_timestamp "
+            "WHERE project = ? AND row_id = ? AND status IN ('unlabeled', 'error')",
+            [message, project, row_id],
+        )
+
+    def teacher_stats(self, project: str) -> dict:
+        row = self.query(
+            "SELECT count(*) AS calls, count(*) FILTER (WHERE NOT cached AND error_type IS NULL) AS billed_calls, "
+            "count(*) FILTER (WHERE cached) AS cache_hits, count(*) FILTER (WHERE error_type IS NOT NULL) AS errors, "
+            "coalesce(sum(billed_usd), 0) AS spend_usd, avg(output_tokens) FILTER (WHERE error_type IS NULL) AS mean_output_tokens "
+            "FROM teacher_calls WHERE project = ?",
+            [project],
+        )[0]
+        row["teacher_accuracy"] = self.teacher_accuracy(project)
+        return row
+
+    def teacher_accuracy(self, project: str) -> float | None:
+        # Compared in Python so numeric answers compare by value, not string.
+        from core.parsing import labels_equal
+
+        project_obj = self.get_project(project)
+        rows = self.query(
+            "SELECT teacher_label, gold FROM items WHERE project = ? AND gold IS NOT NULL AND status IN ('labeled','flagged')",
+            [project],
+        )
+        if not rows:
+            return None
+        right = sum(labels_equal(r["teacher_label"], r["gold"], project_obj.task) for r in rows)
+        return right / len(rows)
+
+    def recent_errors(self, project: str, limit: int = 20) -> list[dict]:
+        return self.query(
+            "SELECT row_id, error_type, error_message, attempts, created_at FROM teacher_calls "
+            "WHERE project = ? AND error_type IS NOT NULL ORDER BY id DESC LIMIT ?",
+            [project, limit],
+        )
+
+    def last_call_for_row(self, project: str, row_id: str) -> dict | None:
+        rows = self.query(
+            "SELECT c.*, t.response, t.request, t.source FROM teacher_calls c "
+            "LEFT JOIN teacher_cache t USING (request_hash) WHERE c.project = ? AND c.row_id = ? ORDER BY c.id DESC LIMIT 1",
+            [project, row_id],
+        )
+        return rows[0] if rows else None
+
+    # ---- jobs and runs -----------------------------------------------------------
+    def create_job(self, project: str, kind: str, config: dict, out_dir: str | None = None) -> str:
+        job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        with self.transaction() as con:
+            con.execute(
+                "INSERT INTO jobs(id, project, kind, config, status, out_dir) VALUES (?,?,?,?, 'queued', ?)",
+                [job_id, project, kind, json.dumps(config), out_dir],
+            )
+        return job_id
+
+    def get_job(self, job_id: str) -> dict:
+        rows = self.query("SELECT * FROM jobs WHERE id = ?", [job_id])
+        if not rows:
+            raise NotFound(f"No job {job_id!r}.")
+        job = rows[0]
+        job["config"] = json.loads(job["config"])
+        return job
+
+    def list_jobs(self, project: str, kind: str | None = None) -> list[dict]:
+        if kind:
+            rows = self.query("SELECT * FROM jobs WHERE project = ? AND kind = ? ORDER BY created_at DESC", [project, kind])
+        else:
+            rows = self.query("SELECT * FROM jobs WHERE project = ? ORDER BY created_at DESC", [project])
+        for r in rows:
+            r["config"] = json.loads(r["config"])
+        return rows
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        allowed = {
+            "status", "pid", "done", "total", "cost_usd", "message", "error", "out_dir",
+            "cancel_requested", "started_at", "finished_at", "heartbeat_at",
+        }
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"cannot update {sorted(bad)}")
+        sets = ", ".join(f"{k} = ?" for k in fields)  # keys from the allow-list only
+        with self.transaction() as con:
+            con.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*fields.values(), job_id])
+
+    def add_metrics(self, job_id: str, rows: Sequence[tuple[int, str, float]]) -> None:
+        if not rows:
+            return
+        with self.transaction() as con:
+            con.executemany(
+                "INSERT INTO run_metrics(job_id, step, name, value) VALUES (?,?,?,?)",
+                [[job_id, step, name, float(value)] for step, name, value in rows],
+            )
+            con.execute("UPDATE jobs SET heartbeat_at = current_timestamp WHERE id = ?", [job_id])
+
+    def metrics(self, job_ids: Sequence[str]) -> list[dict]:
+        if not job_ids:
+            return []
+        marks = ", ".join("?" * len(job_ids))
+        return self.query(
+            f"SELECT job_id, step, name, value FROM run_metrics WHERE job_id IN ({marks}) ORDER BY job_id, step",
+            list(job_ids),
+        )
+
+    def latest_metrics(self, job_id: str) -> dict[str, float]:
+        rows = self.query(
+            "SELECT name, arg_max(value, step) AS value FROM run_metrics WHERE job_id = ? GROUP BY name", [job_id]
+        )
+        return {r["name"]: r["value"] for r in rows}

@@ -1,0 +1,348 @@
+"""The teacher run: send each unlabeled row's request to Claude through the official
+`anthropic` SDK, concurrently, and store request, response, usage and cost.
+
+- A response cache keyed by the request content (core.prompts.request_hash) means an
+  identical request is never sent, or billed, twice; rows that share a request share
+  one call.
+- Retries (429 with retry-after, 529, 500, timeouts) are the SDK's own (`max_retries`).
+- A failed call becomes a per-row error record and never stops the run.
+- Results are written as they arrive, in small transactions, so a crash loses at most
+  the responses in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from core.errors import BudgetExceeded, ConfigError
+from core.parsing import parse_response
+from core.prices import PriceTable, load_prices
+from core.prompts import build_request, request_hash, template_hash, validate_template
+from core.cost import request_tokens
+from core.store import Store
+
+DEMO_SOURCE = "recorded-demo"
+
+
+@dataclass
+class LabelSummary:
+    rows: int = 0            # rows this run set out to label
+    requests: int = 0        # requests sent to the API (each may be retried by the SDK)
+    cache_hits: int = 0      # rows served from the response cache, not billed
+    labeled: int = 0         # rows with a parsed label
+    flagged: int = 0         # rows whose response could not be parsed cleanly
+    errors: int = 0          # rows whose call failed
+    cost_usd: float = 0.0    # billed in this run
+    seconds: float = 0.0
+    stopped: str | None = None  # None | budget | cancelled
+    recorded_demo: int = 0   # rows answered by the recorded demo teacher
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Pending:
+    request: dict
+    rows: list[dict] = field(default_factory=list)
+
+
+def resolve_api_key(explicit: str | None = None) -> str | None:
+    """Key from the caller (Streamlit secrets, passed by the page) or the environment only."""
+    return explicit or os.environ.get("ANTHROPIC_API_KEY") or None
+
+
+def response_text(response: dict) -> str:
+    return "".join(block.get("text", "") for block in response.get("content", []) if block.get("type") == "text")
+
+
+def call_cost(prices: PriceTable, model: str, usage: dict) -> float | None:
+    inp = usage.get("input_tokens") or 0
+    out = usage.get("output_tokens") or 0
+    cost = prices.cost(model, inp, out)
+    if cost is None:
+        return None
+    price = prices.get(model)
+    cache_write = usage.get("cache_creation_input_tokens") or 0
+    cache_read = usage.get("cache_read_input_tokens") or 0
+    return cost + (cache_write * prices.cache_write_multiplier + cache_read * prices.cache_read_multiplier) * price.input / 1e6
+
+
+def _error_type(exc: BaseException) -> str:
+    import anthropic
+
+    if isinstance(exc, anthropic.APIStatusError):
+        return f"http_{exc.status_code}"
+    if isinstance(exc, anthropic.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, anthropic.APIConnectionError):
+        return "connection"
+    if isinstance(exc, anthropic.APIResponseValidationError):
+        return "bad_response"
+    if isinstance(exc, (json.JSONDecodeError, ValueError)):
+        return "bad_response"
+    return type(exc).__name__
+
+
+def _attempts(exc: BaseException) -> int | None:
+    """Attempts the SDK made, read from the retry-count header of its last request."""
+    request = getattr(exc, "request", None)
+    if request is None and getattr(exc, "response", None) is not None:
+        request = exc.response.request
+    return _attempts_of_request(request)
+
+
+def _attempts_of_request(request) -> int | None:
+    try:
+        return int(request.headers.get("x-stainless-retry-count", "0")) + 1
+    except (AttributeError, ValueError, TypeError):
+        return None
+
+
+class TeacherRun:
+    def __init__(
+        self, store: Store, project: str, *, model: str | None = None, concurrency: int = 8,
+        limit: int | None = None, budget_usd: float | None = None, api_key: str | None = None,
+        base_url: str | None = None, max_retries: int = 4, timeout_s: float = 60.0, job_id: str | None = None,
+        prices: PriceTable | None = None, on_progress: Callable[[dict], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ):
+        self.store, self.project_name = store, project
+        self.project = store.get_project(project)
+        self.model = model or self.project.model
+        if not self.model:
+            raise ConfigError("Choose a teacher model.")
+        if not self.project.template:
+            raise ConfigError("The project has no prompt template yet; set one on the Prompt page.")
+        validate_template(self.project.template, self.project.input_fields, self.project.task)
+        self.prices = prices or load_prices()
+        self.concurrency = max(1, concurrency)
+        self.limit, self.budget_usd = limit, budget_usd
+        self.api_key, self.base_url = resolve_api_key(api_key), base_url
+        self.max_retries, self.timeout_s, self.job_id = max_retries, timeout_s, job_id
+        self.on_progress, self.should_stop = on_progress, should_stop
+        self.template_hash = template_hash(self.project.template)
+        self.summary = LabelSummary()
+        self._done = 0
+        self._in_flight_worst = 0.0
+
+    # ---- planning --------------------------------------------------------------
+    def plan(self) -> tuple[dict[str, _Pending], dict[str, dict]]:
+        items = self.store.items_to_label(self.project_name, self.limit)
+        self.summary.rows = len(items)
+        pending: dict[str, _Pending] = {}
+        for item in items:
+            req = build_request(self.project.template, item, self.project.label_set, self.model, self.project.max_tokens)
+            key = request_hash(req)
+            pending.setdefault(key, _Pending(req)).rows.append(item)
+        cached = self.store.cached_responses(list(pending))
+        return pending, cached
+
+    # ---- writing results -------------------------------------------------------
+    def _parse(self, item: dict, response: dict):
+        return parse_response(
+            response_text(response), self.project.task, item.get("choices"), self.project.label_set,
+            response.get("stop_reason"),
+        )
+
+    def _write_success(self, con, key: str, pending: _Pending, response: dict, *, cached: bool,
+                       source: str, cost: float | None, attempts: int | None) -> None:
+        usage = response.get("usage") or {}
+        if not cached:
+            self.store.put_cache(con, key, self.model, pending.request, response, usage.get("input_tokens"),
+                                 usage.get("output_tokens"), cost, source)
+        for n, item in enumerate(pending.rows):
+            billed = (cost or 0.0) if (not cached and n == 0) else 0.0
+            self.store.record_call(
+                con, project=self.project_name, row_id=item["row_id"], job_id=self.job_id, request_hash=key,
+                template_hash=self.template_hash, model=self.model, cached=cached or n > 0, billed_usd=billed,
+                input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens"),
+                attempts=attempts if n == 0 else None,
+            )
+            parsed = self._parse(item, response)
+            self.store.set_teacher_result(
+                con, self.project_name, item["row_id"], status="labeled" if parsed.ok else "flagged",
+                label=parsed.label, rationale=parsed.rationale, flag=parsed.flag, request_hash=key,
+                source="teacher",
+            )
+            self.summary.labeled += parsed.ok
+            self.summary.flagged += not parsed.ok
+            self.summary.recorded_demo += source == DEMO_SOURCE
+        self.summary.cost_usd += 0.0 if cached else (cost or 0.0)
+        self._done += len(pending.rows)
+
+    def _write_error(self, con, key: str, pending: _Pending, exc: BaseException, attempts: int | None) -> None:
+        etype, message = _error_type(exc), str(exc)[:500]
+        for item in pending.rows:
+            self.store.record_call(
+                con, project=self.project_name, row_id=item["row_id"], job_id=self.job_id, request_hash=key,
+                template_hash=self.template_hash, model=self.model, cached=False, billed_usd=0.0,
+                error_type=etype, error_message=message, attempts=attempts,
+            )
+            self.store.set_row_error(con, self.project_name, item["row_id"], f"{etype}: {message}")
+        self.summary.errors += len(pending.rows)
+        self._done += len(pending.rows)
+
+    def _progress(self) -> None:
+        if self.on_progress:
+            self.on_progress({"done": self._done, "total": self.summary.rows, **self.summary.as_dict()})
+
+    # ---- running ---------------------------------------------------------------
+    def run(self) -> LabelSummary:
+        started = time.monotonic()
+        pending, cached = self.plan()
+        hits = {k: v for k, v in pending.items() if k in cached}
+        misses = {k: v for k, v in pending.items() if k not in cached}
+        if hits:
+            with self.store.transaction() as con:
+                for key, p in hits.items():
+                    self._write_success(con, key, p, cached[key]["response"], cached=True,
+                                        source=cached[key]["source"], cost=0.0, attempts=None)
+                    self.summary.cache_hits += len(p.rows)
+            self._progress()
+        if misses:
+            if self.prices.get(self.model) is None:
+                raise ConfigError(
+                    f"Model {self.model!r} has no price in the price file, so its cost cannot be tracked. "
+                    "Add it to data/prices.toml (or on the Prompt & budget page) first."
+                )
+            if not self.api_key:
+                raise ConfigError(
+                    f"{sum(len(p.rows) for p in misses.values())} rows need a live teacher call, but no API key "
+                    "is set. Set ANTHROPIC_API_KEY in the environment or in Streamlit secrets."
+                )
+            asyncio.run(self._run_live(misses))
+        self.summary.seconds = round(time.monotonic() - started, 3)
+        self._progress()
+        return self.summary
+
+    def _worst_case(self, request: dict) -> float:
+        # Upper bound for one call: estimated input with 25% margin, full max_tokens out.
+        return self.prices.cost(self.model, int(request_tokens(request) * 1.25) + 50, request["max_tokens"]) or 0.0
+
+    async def _run_live(self, misses: dict[str, _Pending]) -> None:
+        import anthropic
+
+        client = anthropic.AsyncAnthropic(
+            api_key=self.api_key, base_url=self.base_url, max_retries=self.max_retries, timeout=self.timeout_s,
+        )
+        results: asyncio.Queue = asyncio.Queue()
+        semaphore = asyncio.Semaphore(self.concurrency)
+        stop = asyncio.Event()
+
+        async def call(key: str, p: _Pending) -> None:
+            async with semaphore:
+                if stop.is_set() or (self.should_stop and self.should_stop()):
+                    if not self.summary.stopped:
+                        self.summary.stopped = "cancelled"
+                    stop.set()
+                    return
+                worst = self._worst_case(p.request)
+                if self.budget_usd is not None and self.summary.cost_usd + self._in_flight_worst + worst > self.budget_usd:
+                    self.summary.stopped = "budget"
+                    stop.set()
+                    return
+                self._in_flight_worst += worst
+                self.summary.requests += 1
+                try:
+                    raw = await client.messages.with_raw_response.create(**p.request)
+                    message = await raw.parse()
+                    response = message.model_dump(mode="json", exclude_none=True)
+                    await results.put((key, p, response, None, _attempts_of_request(raw.http_request)))
+                except Exception as exc:  # every failure becomes a per-row record
+                    await results.put((key, p, None, exc, _attempts(exc)))
+                finally:
+                    self._in_flight_worst -= worst
+
+        async def writer() -> None:
+            while True:
+                first = await results.get()
+                if first is None:
+                    return
+                batch = [first]
+                while not results.empty():
+                    batch.append(results.get_nowait())
+                done = any(b is None for b in batch)
+                batch = [b for b in batch if b is not None]
+                await asyncio.to_thread(self._flush, batch)
+                self._progress()
+                if done:
+                    return
+
+        writer_task = asyncio.create_task(writer())
+        try:
+            await asyncio.gather(*(call(k, p) for k, p in misses.items()))
+        finally:
+            await results.put(None)
+            await writer_task
+            await client.close()
+
+    def _flush(self, batch: list) -> None:
+        with self.store.transaction() as con:
+            for key, p, response, exc, attempts in batch:
+                if exc is None:
+                    cost = call_cost(self.prices, self.model, response.get("usage") or {})
+                    self._write_success(con, key, p, response, cached=False, source="live", cost=cost, attempts=attempts)
+                else:
+                    self._write_error(con, key, p, exc, attempts)
+
+
+def label_project(store: Store, project: str, **kwargs) -> LabelSummary:
+    return TeacherRun(store, project, **kwargs).run()
+
+
+def import_teacher_outputs(
+    store: Store, project: str, completions: list[tuple[str | None, str]], split: str | None = None,
+) -> dict:
+    """Store completions obtained elsewhere and parse them like live responses.
+
+    `completions` are (row_id or None, text); None ids are aligned with the project's
+    rows in import order (optionally within `split`)."""
+    from core.errors import DataImportError
+    from core.parsing import labels_equal
+
+    proj = store.get_project(project)
+    items = store.items_by_order(project, split)
+    by_id = {it["row_id"]: it for it in items}
+    pairs = []
+    if all(rid is None for rid, _ in completions):
+        if len(completions) > len(items):
+            raise DataImportError(
+                f"{len(completions)} completions but only {len(items)} rows"
+                + (f" in split {split!r}" if split else "") + "; they cannot be aligned."
+            )
+        pairs = list(zip(items, (text for _, text in completions)))
+    else:
+        for n, (rid, text) in enumerate(completions, start=1):
+            if rid not in by_id:
+                raise DataImportError(f"record {n}: id {rid!r} is not in project {project!r}.")
+            pairs.append((by_id[rid], text))
+    parsed_n = flagged = right = with_gold = 0
+    with store.transaction() as con:
+        for item, text in pairs:
+            response = {"type": "message", "role": "assistant", "model": "imported",
+                        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn"}
+            key = request_hash({"imported": True, "project": project, "row_id": item["row_id"], "text": text})
+            store.put_cache(con, key, "imported", {"imported": True, "row_id": item["row_id"]}, response,
+                            None, None, None, "imported")
+            store.record_call(con, project=project, row_id=item["row_id"], request_hash=key, model="imported",
+                              cached=True, billed_usd=0.0)
+            parsed = parse_response(text, proj.task, item.get("choices"), proj.label_set)
+            store.set_teacher_result(
+                con, project, item["row_id"], status="labeled" if parsed.ok else "flagged", label=parsed.label,
+                rationale=parsed.rationale, flag=parsed.flag, request_hash=key, source="imported",
+            )
+            parsed_n += parsed.ok
+            flagged += not parsed.ok
+            if item.get("gold") is not None:
+                with_gold += 1
+                right += labels_equal(parsed.label, item["gold"], proj.task)
+    return {
+        "rows": len(pairs), "parsed": parsed_n, "flagged": flagged,
+        "teacher_accuracy": round(right / with_gold, 4) if with_gold else None,
+    }
