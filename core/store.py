@@ -618,3 +618,24 @@ class Store:
             "SELECT name, arg_max(value, step) AS value FROM run_metrics WHERE job_id = ? GROUP BY name", [job_id]
         )
         return {r["name"]: r["value"] for r in rows}
+
+    # ---- export ------------------------------------------------------------------
+    def export_frame(self, project: str):
+        """Labeled rows with provenance: label source, reviewer, template, teacher model, cost."""
+        with self.connect() as con:
+            return con.execute(
+                """
+                SELECT i.row_id, i.split, i.inputs, i.choices, i.gold, i.label, i.rationale,
+                       i.teacher_label, i.teacher_rationale, i.flag, i.label_source, i.reviewed, i.reviewer,
+                       c.model AS teacher_model, c.template_hash, t.source AS teacher_source,
+                       coalesce(t.cost_usd, 0) AS teacher_cost_usd
+                FROM items i
+                LEFT JOIN teacher_cache t ON t.request_hash = i.request_hash
+                LEFT JOIN (SELECT row_id, any_value(model) AS model, any_value(template_hash) AS template_hash
+                           FROM teacher_calls WHERE project = ? AND error_type IS NULL GROUP BY row_id) c
+                       ON c.row_id = i.row_id
+                WHERE i.project = ? AND i.label IS NOT NULL
+                ORDER BY i.idx
+                """,
+                [project, project],
+            ).df()

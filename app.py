@@ -1,0 +1,46 @@
+"""Distill: turn a large language model into a small task-specific model.
+
+Start with `make app` (see README). Pages: Data → Prompt & budget → Label → Review → Train → Results."""
+
+import streamlit as st
+
+from ui import page_setup, project_picker, show_error
+
+
+def main() -> None:
+    store = page_setup("Distill: zero-shot step-by-step distillation")
+    try:
+        project = project_picker(store)
+    except Exception as exc:
+        show_error(exc)
+        return
+    st.write(
+        "Turn a large teacher model (Claude) into a small, cheap student for one task: "
+        "import data, write a zero-shot prompt that asks for a label and a one-sentence rationale, "
+        "check the cost, label, review, then train a student on labels and rationales together "
+        "(Hsieh et al. 2023; Vöge, Gurgul & Lessmann 2024)."
+    )
+    if project is None:
+        st.info("Start on the **Data** page.")
+        return
+    counts = store.count_items(project)
+    stats = store.teacher_stats(project)
+    cols = st.columns(5)
+    cols[0].metric("Rows", counts["total"])
+    cols[1].metric("Teacher-labeled", counts["by_status"].get("labeled", 0) + counts["by_status"].get("flagged", 0))
+    cols[2].metric("Reviewed", counts["reviewed"])
+    cols[3].metric("Teacher spend", f"${stats['spend_usd']:.4f}")
+    acc = stats["teacher_accuracy"]
+    cols[4].metric("Teacher accuracy vs gold", "–" if acc is None else f"{acc:.1%}")
+    st.subheader("Steps")
+    st.markdown(
+        "1. **Data**: upload CSV / JSONL / Parquet and map columns.\n"
+        "2. **Prompt & budget**: edit the zero-shot template, preview requests, see the cost estimate.\n"
+        "3. **Label**: run the teacher in the background; spend shows live.\n"
+        "4. **Review**: filter, check and correct labels and rationales (audited).\n"
+        "5. **Train**: train a student in a background process.\n"
+        "6. **Results**: loss curves and accuracy per run."
+    )
+
+
+main()

@@ -1,0 +1,280 @@
+"""Command line: the same work as the app, headless, through the same core functions.
+
+Every subcommand takes --db PATH and --json (one JSON object on stdout)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from core.errors import AppError
+from core.store import Store, default_db_path
+
+
+def _out(args, payload: dict, human: str | None = None) -> None:
+    if args.json:
+        print(json.dumps(payload, default=str))
+    else:
+        print(human if human is not None else "\n".join(f"{k}: {v}" for k, v in payload.items()))
+
+
+# ---- subcommands ------------------------------------------------------------------
+def cmd_import(args, store: Store) -> dict:
+    from core.ingest import ColumnMapping, build_items, read_records
+    from core.prompts import preset_template
+
+    path = Path(args.file)
+    if not path.exists():
+        raise AppError(f"No such file: {path}")
+    records = read_records(path.read_bytes(), path.name)
+    mapping = ColumnMapping(
+        input_fields=[f.strip() for f in args.input_fields.split(",") if f.strip()] if args.input_fields else [],
+        id_field=args.id_field, label_field=args.label_field, choices_field=args.choices_field,
+        split_field=args.split_field, labels=args.labels.split(",") if args.labels else None,
+    )
+    if not mapping.input_fields:
+        raise AppError("--input-fields is required (comma-separated column names).")
+    frame, labels = build_items(records, args.task, mapping, default_split=args.split)
+    template = preset_template(args.task, mapping.input_fields)
+    n = store.import_items(args.project, args.task, mapping.input_fields, labels, frame, template, args.model)
+    return {"project": args.project, "rows": n, "task": args.task, "labels": labels}
+
+
+def cmd_import_teacher(args, store: Store) -> dict:
+    from core.errors import DataImportError
+    from core.teacher import import_teacher_outputs
+
+    completions: list[tuple[str | None, str]] = []
+    for name in args.files:
+        path = Path(name)
+        if not path.exists():
+            raise DataImportError(f"No such file: {path}")
+        text = path.read_text(encoding="utf-8")
+        if text.lstrip().startswith("["):
+            try:
+                values = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataImportError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno}).") from exc
+            if not all(isinstance(v, str) for v in values):
+                raise DataImportError(f"{path}: expected a JSON list of strings.")
+            completions += [(None, v) for v in values]
+        else:
+            for lineno, line in enumerate(text.splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataImportError(f"{path} line {lineno}: invalid JSON ({exc.msg}).") from exc
+                if args.id_field not in obj or args.response_field not in obj:
+                    raise DataImportError(f"{path} line {lineno}: needs {args.id_field!r} and {args.response_field!r}.")
+                completions.append((str(obj[args.id_field]), str(obj[args.response_field])))
+    return import_teacher_outputs(store, args.project, completions, split=args.split)
+
+
+def cmd_estimate(args, store: Store) -> dict:
+    from core.cost import estimate_cost
+    from core.prices import load_prices
+
+    project = store.get_project(args.project)
+    model = args.model or project.model
+    counts = store.count_items(args.project)
+    sample = store.sample_items(args.project, 200)
+    stats = store.teacher_stats(args.project)
+    est = estimate_cost(sample, project.template, project.label_set, project.task, model, project.max_tokens,
+                        load_prices(), observed_output_tokens=stats["mean_output_tokens"] if stats["billed_calls"] else None,
+                        total_rows=counts["total"])
+    return est.as_dict()
+
+
+def cmd_label(args, store: Store) -> dict:
+    from core.teacher import TeacherRun
+
+    store.get_project(args.project)
+    job_id = store.create_job(args.project, "label", {"model": args.model, "concurrency": args.concurrency,
+                                                      "limit": args.limit, "budget_usd": args.budget})
+    store.update_job(job_id, status="running")
+    bar = None
+    if not args.json and sys.stderr.isatty() or args.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="row", file=sys.stderr)
+
+    def on_progress(p: dict) -> None:
+        if bar is not None:
+            bar.total = p["total"]
+            bar.n = p["done"]
+            bar.set_postfix(cost=f"${p['cost_usd']:.4f}", errors=p["errors"])
+            bar.refresh()
+
+    try:
+        summary = TeacherRun(store, args.project, model=args.model, concurrency=args.concurrency, limit=args.limit,
+                             budget_usd=args.budget, job_id=job_id, on_progress=on_progress).run()
+    except BaseException as exc:
+        store.update_job(job_id, status="failed", error=str(exc)[:500])
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    result = summary.as_dict()
+    store.update_job(job_id, status="completed", done=summary.rows, total=summary.rows, cost_usd=summary.cost_usd,
+                     message=json.dumps(result))
+    return {"job_id": job_id, **result}
+
+
+def cmd_review(args, store: Store) -> dict:
+    return store.save_review(args.project, args.row_id, args.reviewer, args.label, args.rationale,
+                             expected_version=args.expected_version, reason=args.reason)
+
+
+def cmd_export(args, store: Store) -> dict:
+    from core.export import export_project
+
+    return export_project(store, args.project, args.format, args.out)
+
+
+def cmd_train(args, store: Store) -> dict:
+    from dataclasses import asdict
+
+    from core import jobs
+    from core.train import TrainConfig
+
+    cfg = TrainConfig(project=args.project, student=args.student, objective=args.objective,
+                      label_source=args.label_source, alpha=args.alpha, rationale_fraction=args.rationale_fraction,
+                      max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                      device=args.device).validate()
+    store.get_project(args.project)
+    if args.background:
+        job_id = jobs.start_job(store, args.project, "train", asdict(cfg))
+        return {"job_id": job_id, "status": "started", "config": asdict(cfg)}
+    job_id = store.create_job(args.project, "train", asdict(cfg))
+    store.update_job(job_id, out_dir=str(Path(store.path).resolve().parent / "jobs" / job_id))
+    result = jobs.run_job(store, job_id)
+    return {"job_id": job_id, **result}
+
+
+def cmd_runs(args, store: Store) -> dict:
+    from core import jobs
+
+    runs = []
+    for job in jobs.jobs_for(store, args.project, "train"):
+        runs.append({"id": job["id"], "status": job["status"], "config": job["config"], "error": job["error"],
+                     "created_at": job["created_at"], "finished_at": job["finished_at"],
+                     "metrics": store.latest_metrics(job["id"])})
+    return {"runs": runs}
+
+
+def cmd_predict(args, store: Store) -> dict:
+    from core.train import predict
+
+    return {"predictions": predict(args.model, args.text, rationale=args.rationale)}
+
+
+def cmd_demo(args, store: Store) -> dict:
+    from core.demo import ensure_demo
+
+    name = ensure_demo(store)
+    return {"project": name, **store.count_items(name)}
+
+
+def cmd_run_job(args, store: Store) -> dict:
+    from core.jobs import run_job
+
+    return run_job(store, args.job_id)
+
+
+# ---- parser -----------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Zero-shot step-by-step distillation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func, help_text: str, project: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--db", default=default_db_path(), help="DuckDB file (default: $DISTILL_DB or workspace/distill.duckdb)")
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        if project:
+            p.add_argument("--project", required=True)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("import", cmd_import, "Import a CSV, JSONL or Parquet file into a project (one transaction).")
+    p.add_argument("--task", required=True, choices=["classification", "multiple-choice", "nli", "numeric"])
+    p.add_argument("--id-field")
+    p.add_argument("--input-fields", help="comma-separated input columns")
+    p.add_argument("--label-field", help="gold label column (optional)")
+    p.add_argument("--choices-field", help="column with the list of choices (multiple-choice)")
+    p.add_argument("--split-field", help="column naming each row's split")
+    p.add_argument("--split", default="train", help="split for rows without a split column")
+    p.add_argument("--labels", help="comma-separated label set (classification)")
+    p.add_argument("--model", default="claude-haiku-4-5", help="teacher model for the project")
+    p.add_argument("file")
+
+    p = add("import-teacher", cmd_import_teacher, "Import teacher completions obtained elsewhere; they are parsed like live ones.")
+    p.add_argument("--split", help="align list files with the rows of this split")
+    p.add_argument("--id-field", default="id")
+    p.add_argument("--response-field", default="response")
+    p.add_argument("files", nargs="+")
+
+    p = add("estimate", cmd_estimate, "Estimate tokens and dollars for labeling the project.")
+    p.add_argument("--model")
+
+    p = add("label", cmd_label, "Run the teacher over unlabeled rows (cached, retried, errors recorded per row).")
+    p.add_argument("--model")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--limit", type=int)
+    p.add_argument("--budget", type=float, help="stop before spend could pass this many USD")
+    p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
+
+    p = add("review", cmd_review, "Save a reviewer's label and/or rationale for one row, with an audit record.")
+    p.add_argument("--row-id", required=True)
+    p.add_argument("--reviewer", required=True)
+    p.add_argument("--label")
+    p.add_argument("--rationale")
+    p.add_argument("--reason")
+    p.add_argument("--expected-version", type=int)
+
+    p = add("export", cmd_export, "Export the labeled dataset with provenance columns.")
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl")
+    p.add_argument("out")
+
+    p = add("train", cmd_train, "Train a student (foreground, or --background as a job).")
+    p.add_argument("--objective", choices=["multitask", "standard"], default="multitask")
+    p.add_argument("--label-source", choices=["gold", "teacher", "reviewed"], default="reviewed")
+    p.add_argument("--alpha", type=float, default=0.5)
+    p.add_argument("--rationale-fraction", type=float, default=1.0)
+    p.add_argument("--student", default="offline:minilm-bert2bert")
+    p.add_argument("--max-steps", type=int, default=120)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--background", action="store_true")
+
+    add("runs", cmd_runs, "List training runs with config, status and latest metrics.")
+
+    p = add("predict", cmd_predict, "Predict labels for new inputs with a trained student folder.", project=False)
+    p.add_argument("--model", required=True, help="folder with the saved student (…/output/model)")
+    p.add_argument("--rationale", action="store_true")
+    p.add_argument("text", nargs="+")
+
+    add("demo", cmd_demo, "Create the bundled demo project (idempotent).", project=False)
+
+    p = add("run-job", cmd_run_job, "Internal: run a queued background job.", project=False)
+    p.add_argument("job_id")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        store = Store(args.db)
+        result = args.func(args, store)
+    except AppError as exc:
+        if args.json:
+            print(json.dumps({"error": str(exc), "kind": exc.kind}))
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _out(args, result)
+    return 0

@@ -1,0 +1,48 @@
+"""The bundled demo project: sample tickets plus a recorded demo teacher.
+
+The recorded responses are loaded into the same response cache that live calls fill,
+and the demo is labeled by the normal teacher run, which finds every request in the
+cache: no API key, no network, no spend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from core.ingest import ColumnMapping, build_items, read_records
+from core.store import Store
+from core.teacher import DEMO_SOURCE, TeacherRun
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
+
+
+def demo_spec() -> dict:
+    return json.loads((DEMO_DIR / "project.json").read_text())
+
+
+def load_recorded_responses(store: Store, path: Path | None = None) -> int:
+    path = path or DEMO_DIR / "teacher_responses.jsonl"
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    with store.transaction() as con:
+        for rec in records:
+            usage = rec["response"].get("usage", {})
+            store.put_cache(con, rec["request_hash"], rec["request"]["model"], rec["request"], rec["response"],
+                            usage.get("input_tokens"), usage.get("output_tokens"), 0.0, DEMO_SOURCE)
+    return len(records)
+
+
+def ensure_demo(store: Store) -> str:
+    """Create and label the demo project once; later calls do nothing."""
+    spec = demo_spec()
+    name = spec["project"]
+    if name in store.list_projects():
+        return name
+    records = read_records((DEMO_DIR / spec["file"]).read_bytes(), spec["file"])
+    mapping = ColumnMapping(input_fields=spec["input_fields"], id_field=spec["id_field"],
+                            label_field=spec["label_field"], labels=spec["labels"])
+    frame, labels = build_items(records, spec["task"], mapping)
+    load_recorded_responses(store)
+    store.import_items(name, spec["task"], spec["input_fields"], labels, frame, spec["template"], spec["model"])
+    store.update_project(name, max_tokens=spec["max_tokens"], demo_teacher=True)
+    TeacherRun(store, name).run()
+    return name

@@ -1,0 +1,160 @@
+"""Background jobs (labeling, training) in their own OS process.
+
+A job is a row in `jobs` plus a detached `python -m core run-job` process. It outlives
+the Streamlit script run and the browser tab; pages only read its row. The process
+writes progress through short DuckDB transactions (see core.store), so the app can read
+while it writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from core.errors import AppError
+from core.store import Store
+
+ACTIVE = ("queued", "running")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now()
+
+
+def workspace_dir(store: Store) -> Path:
+    return Path(store.path).resolve().parent
+
+
+def start_job(store: Store, project: str, kind: str, config: dict, env: dict | None = None) -> str:
+    """Record a job and start its process. `env` adds variables (e.g. an API key from
+    Streamlit secrets) to the child's environment only; they are never stored."""
+    job_id = store.create_job(project, kind, config)
+    out_dir = workspace_dir(store) / "jobs" / job_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store.update_job(job_id, out_dir=str(out_dir))
+    log = open(out_dir / "job.log", "ab")
+    child_env = {**os.environ, **(env or {})}
+    child_env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + child_env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core", "run-job", "--db", str(Path(store.path).resolve()), job_id],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(REPO_ROOT),
+        env=child_env, start_new_session=True,  # not killed with the app's process group
+    )
+    log.close()
+    store.update_job(job_id, pid=proc.pid)
+    threading.Thread(target=proc.wait, daemon=True).start()  # reap it so it never lingers as a zombie
+    return job_id
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def refresh(store: Store, job: dict) -> dict:
+    """Mark a job failed if its process is gone without finishing."""
+    if job["status"] in ACTIVE and job["pid"] and not _alive(job["pid"]):
+        store.update_job(job["id"], status="failed", error="the job's process ended unexpectedly", finished_at=_now())
+        job = store.get_job(job["id"])
+    return job
+
+
+def jobs_for(store: Store, project: str, kind: str | None = None) -> list[dict]:
+    return [refresh(store, j) for j in store.list_jobs(project, kind)]
+
+
+def cancel_job(store: Store, job_id: str) -> None:
+    job = store.get_job(job_id)
+    store.update_job(job_id, cancel_requested=True)
+    if job["status"] in ACTIVE and _alive(job["pid"]):
+        try:
+            os.kill(job["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def wait(store: Store, job_id: str, timeout_s: float = 600) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = refresh(store, store.get_job(job_id))
+        if job["status"] not in ACTIVE:
+            return job
+        time.sleep(0.3)
+    raise TimeoutError(f"job {job_id} still {job['status']} after {timeout_s} s")
+
+
+# ---- inside the job process -------------------------------------------------------
+def run_job(store: Store, job_id: str) -> dict:
+    job = store.get_job(job_id)
+    store.update_job(job_id, status="running", pid=os.getpid(), started_at=_now(), heartbeat_at=_now())
+    cancelled = {"flag": False}
+
+    def should_stop() -> bool:
+        return cancelled["flag"] or bool(store.get_job(job_id)["cancel_requested"])
+
+    signal.signal(signal.SIGTERM, lambda *_: cancelled.__setitem__("flag", True))
+    try:
+        if job["kind"] == "label":
+            result = _run_label(store, job, should_stop)
+        elif job["kind"] == "train":
+            result = _run_train(store, job, should_stop)
+        else:
+            raise AppError(f"unknown job kind {job['kind']!r}")
+        status = result.get("status", "completed")
+        store.update_job(job_id, status=status, finished_at=_now(), message=json.dumps(result))
+        return result
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+        store.update_job(job_id, status="failed", error=message[:2000], finished_at=_now())
+        raise
+
+
+def _run_label(store: Store, job: dict, should_stop) -> dict:
+    from core.teacher import TeacherRun
+
+    cfg = job["config"]
+    last = {"t": 0.0}
+
+    def on_progress(p: dict) -> None:
+        now = time.monotonic()
+        if now - last["t"] > 0.5 or p["done"] >= p["total"]:
+            last["t"] = now
+            store.update_job(job["id"], done=p["done"], total=p["total"], cost_usd=p["cost_usd"], heartbeat_at=_now())
+
+    run = TeacherRun(
+        store, job["project"], model=cfg.get("model"), concurrency=cfg.get("concurrency", 8),
+        limit=cfg.get("limit"), budget_usd=cfg.get("budget_usd"), job_id=job["id"],
+        on_progress=on_progress, should_stop=should_stop,
+    )
+    summary = run.run().as_dict()
+    store.update_job(job["id"], done=summary["rows"], total=summary["rows"], cost_usd=summary["cost_usd"])
+    summary["status"] = "cancelled" if summary["stopped"] == "cancelled" else "completed"
+    return summary
+
+
+def _run_train(store: Store, job: dict, should_stop) -> dict:
+    from core.train import TrainConfig, train
+
+    cfg = TrainConfig(**job["config"])
+    if not cfg.out_dir:
+        cfg.out_dir = str(Path(job["out_dir"]) / "output")
+    store.update_job(job["id"], total=cfg.max_steps)
+    return train(store, cfg, job_id=job["id"], should_stop=should_stop)

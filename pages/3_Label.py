@@ -1,0 +1,77 @@
+"""Label: run the teacher over unlabeled rows in a background job; progress and spend live."""
+
+import pandas as pd
+import streamlit as st
+
+from core import jobs
+from core.prices import load_prices
+from ui import api_key, page_setup, project_picker, show_error
+
+
+@st.fragment(run_every=1.0)
+def live_status(store, name: str) -> None:
+    """Re-renders every second without rerunning the page."""
+    label_jobs = jobs.jobs_for(store, name, "label")
+    stats = store.teacher_stats(name)
+    counts = store.count_items(name)
+    cols = st.columns(5)
+    cols[0].metric("Spend (billed)", f"${stats['spend_usd']:.4f}")
+    cols[1].metric("Requests billed", stats["billed_calls"])
+    cols[2].metric("Served from cache", stats["cache_hits"])
+    cols[3].metric("Unlabeled", counts["by_status"].get("unlabeled", 0))
+    cols[4].metric("Errors", counts["by_status"].get("error", 0))
+    if not label_jobs:
+        st.caption("No labeling job yet.")
+        return
+    job = label_jobs[0]
+    total = job["total"] or 0
+    st.progress(min(1.0, job["done"] / total) if total else 0.0,
+                text=f"Job {job['id']}: {job['status']} · {job['done']}/{total} rows · ${job['cost_usd'] or 0:.4f}")
+    if job["status"] == "failed":
+        st.error(f"The job failed: {job['error']}")
+    if job["status"] in jobs.ACTIVE and st.button("Cancel labeling", key=f"cancel-{job['id']}"):
+        jobs.cancel_job(store, job["id"])
+        st.toast("Cancel requested")
+
+
+def main() -> None:
+    store = page_setup("Label")
+    name = project_picker(store)
+    if not name:
+        return
+    project = store.get_project(name)
+    if project.demo_teacher:
+        st.info("This demo project is labeled by a **recorded demo teacher**: its responses are stored "
+                "Messages-API replies served through the response cache, not a live model. Changing the prompt "
+                "makes new requests that need an API key.")
+    st.caption(f"Teacher model: {project.model}. Key: {'set' if api_key() else 'not set'} "
+               "(ANTHROPIC_API_KEY in the environment or Streamlit secrets). "
+               "Rows with an identical request are answered from the cache and never billed twice.")
+    with st.form("label"):
+        cols = st.columns(3)
+        concurrency = cols[0].number_input("Concurrent requests", 1, 64, 8)
+        limit = cols[1].number_input("Rows (0 = all unlabeled)", 0, 1_000_000, 0)
+        budget = cols[2].number_input("Budget cap for this run, USD (0 = none)", 0.0, 100000.0, 0.0)
+        start = st.form_submit_button("Start labeling", type="primary")
+    if start:
+        try:
+            if load_prices().get(project.model) is None:
+                st.warning(f"{project.model} has no price; the run will refuse to make live calls.")
+            key = api_key()
+            job_id = jobs.start_job(
+                store, name, "label",
+                {"model": project.model, "concurrency": int(concurrency), "limit": int(limit) or None,
+                 "budget_usd": float(budget) or None},
+                env={"ANTHROPIC_API_KEY": key} if key else None,
+            )
+            st.success(f"Started job {job_id}. You can leave this page; the job keeps running.")
+        except Exception as exc:
+            show_error(exc)
+    live_status(store, name)
+    errors = store.recent_errors(name)
+    if errors:
+        st.subheader("Recent per-row errors")
+        st.dataframe(pd.DataFrame(errors), hide_index=True)
+
+
+main()

@@ -1,0 +1,63 @@
+"""App-layer helpers shared by the pages: the one cached Store getter, the project
+picker, the API key lookup, and the single place where typed errors are rendered."""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from core.demo import ensure_demo
+from core.errors import AppError
+from core.store import Store, default_db_path
+
+
+@st.cache_resource
+def get_store() -> Store:
+    """One Store per app process; it opens short DuckDB connections per operation."""
+    store = Store(default_db_path())
+    ensure_demo(store)
+    return store
+
+
+def show_error(exc: Exception) -> None:
+    """Render an error. AppErrors carry a message meant for the user; anything else is a bug."""
+    if isinstance(exc, AppError):
+        st.error(str(exc))
+    else:
+        st.error(f"Unexpected error ({type(exc).__name__}). Details are in the app log.")
+        st.exception(exc)
+
+
+def api_key() -> str | None:
+    """ANTHROPIC_API_KEY from the environment or Streamlit secrets; never stored or shown."""
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        return os.environ["ANTHROPIC_API_KEY"]
+    try:
+        return st.secrets.get("ANTHROPIC_API_KEY")  # type: ignore[no-any-return]
+    except (FileNotFoundError, st.errors.StreamlitAPIException, KeyError):
+        return None
+    except Exception:  # no secrets file at all
+        return None
+
+
+def project_picker(store: Store) -> str | None:
+    projects = store.list_projects()
+    if not projects:
+        st.sidebar.info("No project yet. Import data on the Data page.")
+        return None
+    current = st.session_state.get("project")
+    if current not in projects:
+        current = projects[0]
+    choice = st.sidebar.selectbox("Project", projects, index=projects.index(current), key="project_select")
+    st.session_state["project"] = choice
+    project = store.get_project(choice)
+    if project.demo_teacher:
+        st.sidebar.caption("Demo project: teacher answers come from a **recorded demo teacher** (no API calls).")
+    return choice
+
+
+def page_setup(title: str) -> Store:
+    st.set_page_config(page_title=f"{title} · Distill", layout="wide")
+    st.title(title)
+    return get_store()
