@@ -202,8 +202,9 @@ def parse_response(
     if label is None:
         flag = "truncated" if stop_reason == "max_tokens" else "unparseable"
         return ParseResult(None, rationale, flag, f"answer {first_line[:80]!r} matches no label")
-    if stop_reason == "max_tokens" and not rationale:
-        return ParseResult(label, rationale, "truncated", "response was cut at max_tokens")
+    if stop_reason == "max_tokens":
+        # The answer may be incomplete: keep the text for review, do not trust the label.
+        return ParseResult(None, rationale, "truncated", f"response was cut at max_tokens (read {label!r})")
     return ParseResult(label, rationale or None)
 
 

@@ -316,7 +316,7 @@ class Store:
                     old = con.execute("SELECT label_set FROM projects WHERE name = ?", [project]).fetchone()[0]
                     merged = sorted(set(json.loads(old) if old else []) | set(label_set))
                     con.execute("UPDATE projects SET label_set = ? WHERE name = ?", [json.dumps(merged), project])
-                start = con.execute("SELECT coalesce(max(idx) + 1, 0) FROM items WHERE project = ?", [project]).fetchone()[0]
+                start = con.execute("SELECT coalesce(max(idx) + 1, 0) FROM items WHERE project = ?", [project]).fetchall()[0][0]
             records = records.copy()
             records["idx"] = range(start, start + len(records))
             con.register("records", records)

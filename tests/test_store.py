@@ -1,0 +1,85 @@
+import duckdb
+import pytest
+
+from core.errors import AppError, DataImportError, NotFound
+from core.store import Store
+from tests.conftest import import_csv
+
+
+def test_migrations_are_numbered_and_idempotent(tmp_path):
+    path = tmp_path / "m.duckdb"
+    assert Store(path).schema_version() == 1
+    assert Store(path).schema_version() == 1  # second open applies nothing twice
+    con = duckdb.connect(str(path))
+    assert con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 1
+    con.close()
+
+
+def test_import_is_one_transaction(store):
+    assert import_csv(store) == 6
+    # a second import that repeats an id must change nothing
+    with pytest.raises(DataImportError, match="already exist"):
+        import_csv(store, "id,text,label\n7,new row,billing\n1,dup,shipping\n")
+    assert store.count_items("tickets")["total"] == 6
+    assert store.scalar("SELECT count(*) FROM items WHERE row_id = '7'") == 0
+
+
+def test_import_into_project_of_other_task_is_refused(store):
+    import_csv(store)
+    with pytest.raises(DataImportError, match="classification project"):
+        import_csv(store, "id,text\n9,hello\n", task="numeric", label_field=None)
+
+
+def test_review_edit_writes_audit_and_detects_stale_version(tickets):
+    store = tickets
+    row = store.get_item("tickets", "1")
+    out = store.save_review("tickets", "1", "ana", "technical", "It is about the app.", expected_version=row["version"])
+    assert out["changes"] == 2
+    item = store.get_item("tickets", "1")
+    assert (item["label"], item["label_source"], item["reviewed"], item["reviewer"]) == ("technical", "reviewer", True, "ana")
+    trail = store.audit_trail("tickets", "1")
+    assert {(a["field"], a["before"], a["after"], a["reviewer"]) for a in trail} == {
+        ("label", None, "technical", "ana"), ("rationale", None, "It is about the app.", "ana")}
+    # a second reviewer still holding the old version is told, not silently overwritten
+    with pytest.raises(AppError, match="changed by someone else"):
+        store.save_review("tickets", "1", "ben", "billing", None, expected_version=row["version"])
+    assert store.get_item("tickets", "1")["label"] == "technical"
+
+
+def test_review_needs_reviewer_and_existing_row(tickets):
+    with pytest.raises(AppError, match="reviewer"):
+        tickets.save_review("tickets", "1", " ", "billing", None)
+    with pytest.raises(NotFound):
+        tickets.save_review("tickets", "nope", "ana", "billing", None)
+
+
+def test_review_filters_and_pagination(tickets):
+    store = tickets
+    with store.transaction() as con:
+        store.set_teacher_result(con, "tickets", "1", status="labeled", label="technical", rationale="r",
+                                 flag=None, request_hash=None, source="teacher")
+        store.set_teacher_result(con, "tickets", "2", status="flagged", label=None, rationale="r",
+                                 flag="unparseable", request_hash=None, source="teacher")
+    assert [r["row_id"] for r in store.review_page("tickets", "disagrees with gold")[0]] == ["1"]
+    assert [r["row_id"] for r in store.review_page("tickets", "flagged or error")[0]] == ["2"]
+    assert store.review_page("tickets", "unreviewed")[1] == 2
+    page, total = store.review_page("tickets", "all", page=1, page_size=4)
+    assert total == 6 and [r["row_id"] for r in page] == ["5", "6"]
+    assert [r["row_id"] for r in store.review_page("tickets", "all", search="courier")[0]] == ["6"]
+
+
+def test_connections_wait_for_a_lock_held_by_another_process(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "lock.duckdb"
+    Store(path)
+    holder = subprocess.Popen([sys.executable, "-c",
+                               f"import duckdb,time; c=duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(1.5)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    started = time.monotonic()
+    assert Store(path, busy_timeout_s=20).schema_version() == 1  # waited instead of failing
+    assert time.monotonic() - started > 0.3
+    holder.wait()
