@@ -46,10 +46,12 @@ def project_picker(store: Store) -> str | None:
     if not projects:
         st.sidebar.info("No project yet. Import data on the Data page.")
         return None
-    current = st.session_state.get("project")
-    if current not in projects:
-        current = projects[0]
-    choice = st.sidebar.selectbox("Project", projects, index=projects.index(current), key="project_select")
+    # "project" is the durable choice; the widget key is re-seeded from it on every run
+    # because Streamlit drops widget state when the user switches pages.
+    if st.session_state.get("project") not in projects:
+        st.session_state["project"] = projects[0]
+    st.session_state["_project_widget"] = st.session_state["project"]
+    choice = st.sidebar.selectbox("Project", projects, key="_project_widget")
     st.session_state["project"] = choice
     project = store.get_project(choice)
     if project.demo_teacher:

@@ -32,13 +32,13 @@ def edit_form(store, name: str, project, row: dict) -> None:
                + (f" · flag: {row['flag']}" if row["flag"] else "") + (f" · error: {row['error']}" if row["error"] else ""))
     options = project.label_set or row["choices"]
     with st.form(f"edit-{row['row_id']}"):
-        reviewer = st.text_input("Reviewer", value=st.session_state.get("reviewer", ""))
+        reviewer = st.text_input("Reviewer", value=st.session_state.get("reviewer", ""), key="reviewer_name")
         if options:
             current = row["label"] if row["label"] in options else options[0]
-            label = st.selectbox("Label", options, index=options.index(current))
+            label = st.selectbox("Label", options, index=options.index(current), key="review_label")
         else:
-            label = st.text_input("Label", value=row["label"] or "")
-        rationale = st.text_area("Rationale", value=row["rationale"] or "")
+            label = st.text_input("Label", value=row["label"] or "", key="review_label_text")
+        rationale = st.text_area("Rationale", value=row["rationale"] or "", key="review_rationale")
         reason = st.text_input("Reason (optional)")
         saved = st.form_submit_button("Save review", type="primary")
     if saved:
@@ -69,7 +69,7 @@ def main() -> None:
         return
     project = store.get_project(name)
     cols = st.columns([2, 3, 1])
-    filter_name = cols[0].selectbox("Filter", list(REVIEW_FILTERS), index=1)
+    filter_name = cols[0].selectbox("Filter", list(REVIEW_FILTERS), index=1, key="review_filter")
     search = cols[1].text_input("Search inputs and rationales")
     try:
         _, total = store.review_page(name, filter_name, search, page=0, page_size=1)
@@ -83,7 +83,7 @@ def main() -> None:
     if not rows:
         return
     st.dataframe(row_table(rows), hide_index=True)
-    row_id = st.selectbox("Open row", [r["row_id"] for r in rows])
+    row_id = st.selectbox("Open row", [r["row_id"] for r in rows], key="review_row")
     row = store.get_item(name, row_id)
     edit_form(store, name, project, row)
 

@@ -52,7 +52,7 @@ def main() -> None:
     with st.form("train"):
         cols = st.columns(2)
         student = cols[0].selectbox("Student", options, index=options.index(OFFLINE_DEFAULT) if OFFLINE_DEFAULT in options else 0,
-                                    format_func=lambda s: labels.get(s, s))
+                                    format_func=lambda s: labels.get(s, s), key="student")
         custom = cols[0].text_input("Hub id or local folder (for Other)", placeholder="google/flan-t5-small")
         objective = cols[1].radio("Objective", ["multitask", "standard"], horizontal=True,
                                   format_func=lambda o: {"multitask": "Multi-task: label + rationale",
@@ -62,7 +62,7 @@ def main() -> None:
         cols = st.columns(4)
         alpha = cols[0].slider("α (label weight)", 0.0, 1.0, 0.5, 0.05)
         fraction = cols[1].slider("Rationale fraction", 0.0, 1.0, 1.0, 0.05)
-        steps = cols[2].number_input("Steps", 1, 100000, 120)
+        steps = cols[2].number_input("Steps", 1, 100000, 120, key="steps")
         batch = cols[3].number_input("Batch size", 1, 256, 8)
         start = st.form_submit_button("Start training", type="primary")
     st.caption("loss = α·label_loss + (1−α)·rationale_loss, with task prefixes [label] and [rationale]; "

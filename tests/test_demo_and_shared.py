@@ -1,0 +1,48 @@
+import json
+
+import pytest
+
+from core.demo import ensure_demo
+from core.teacher import import_teacher_outputs
+from core.ingest import ColumnMapping, build_items, read_records
+from tests.conftest import SHARED
+
+
+def test_demo_is_labeled_entirely_from_the_recorded_cache_without_a_key(store):
+    name = ensure_demo(store)
+    counts = store.count_items(name)
+    assert counts["total"] == 400 and counts["by_status"].get("unlabeled", 0) == 0
+    stats = store.teacher_stats(name)
+    assert stats["cache_hits"] == 400 and stats["billed_calls"] == 0 and stats["spend_usd"] == 0
+    assert 0.85 < stats["teacher_accuracy"] < 0.97  # a realistic, imperfect teacher
+    assert store.get_project(name).demo_teacher
+    sources = store.query("SELECT DISTINCT source FROM teacher_cache")
+    assert sources == [{"source": "recorded-demo"}]
+    assert ensure_demo(store) == name and store.count_items(name)["total"] == 400  # idempotent
+
+
+def _import_shared(store, name, rows_file, task, mapping, llm_files):
+    records = read_records(rows_file.read_bytes(), rows_file.name)
+    frame, labels = build_items(records, task, mapping)
+    store.import_items(name, task, mapping.input_fields, labels, frame, "{" + mapping.input_fields[0] + "}", "m")
+    completions = []
+    for path in llm_files:
+        completions += [(None, text) for text in json.loads(path.read_text())]
+    return import_teacher_outputs(store, name, completions)
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is absent")
+def test_palm_completions_on_commonsenseqa_and_svamp(store):
+    cqa = _import_shared(store, "cqa", SHARED / "cqa" / "cqa_train.jsonl", "multiple-choice",
+                         ColumnMapping(input_fields=["question"], id_field="id", label_field="answer",
+                                       choices_field="choices"),
+                         [SHARED / "cqa" / "llm" / f"train_CoT_{i}.json" for i in range(10)])
+    svamp = _import_shared(store, "svamp", SHARED / "svamp" / "svamp_train.jsonl", "numeric",
+                           ColumnMapping(input_fields=["input"], label_field="label"),
+                           [SHARED / "svamp" / "llm" / f"train_CoT_{i}.json" for i in range(2)])
+    print(f"\nCQA: {cqa}\nSVAMP: {svamp}")
+    assert cqa["rows"] == 9741 and svamp["rows"] == 800
+    # the parser must read real teacher text well: these are far above chance (0.2 for CQA)
+    assert cqa["teacher_accuracy"] >= 0.74 and cqa["flagged"] / cqa["rows"] <= 0.04
+    assert svamp["teacher_accuracy"] >= 0.70 and svamp["flagged"] / svamp["rows"] <= 0.04

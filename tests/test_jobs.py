@@ -1,0 +1,72 @@
+"""Background jobs in their own process, read by this process while they write."""
+
+import time
+from dataclasses import asdict
+
+import pytest
+
+from core import jobs
+from core.teacher import label_project
+from core.train import TrainConfig
+
+
+@pytest.fixture
+def labeled(tickets, fake):
+    label_project(tickets, "tickets", api_key="k", base_url=fake.url)
+    return tickets
+
+
+def test_label_job_runs_in_background_process(tickets, fake, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+    job_id = jobs.start_job(tickets, "tickets", "label", {"concurrency": 2}, env={"ANTHROPIC_API_KEY": "k"})
+    job = jobs.wait(tickets, job_id, timeout_s=120)
+    assert job["status"] == "completed", job["error"]
+    assert job["done"] == job["total"] == 6
+    assert tickets.count_items("tickets")["by_status"] == {"labeled": 6}
+    assert jobs.workspace_dir(tickets).joinpath("jobs", job_id, "job.log").exists()
+
+
+def test_app_reads_metrics_while_training_process_writes(labeled):
+    cfg = TrainConfig(project="tickets", student="tiny-random", max_steps=40, batch_size=4, log_every=1)
+    job_id = jobs.start_job(labeled, "tickets", "train", asdict(cfg))
+    seen_steps, reads = [], 0
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        job = jobs.refresh(labeled, labeled.get_job(job_id))  # each read opens the shared file
+        rows = labeled.metrics([job_id])
+        reads += 1
+        steps = [m["step"] for m in rows if m["name"] == "train_loss"]
+        seen_steps.append(max(steps, default=0))
+        if job["status"] not in jobs.ACTIVE:
+            break
+    assert job["status"] == "completed", job["error"]
+    assert reads > 5 and seen_steps == sorted(seen_steps)  # progress only moves forward
+    assert len(set(seen_steps)) > 2  # the reader saw the run in several intermediate states
+    assert labeled.latest_metrics(job_id)["test_accuracy"] >= 0
+
+
+def test_cancel_stops_a_training_run(labeled):
+    cfg = TrainConfig(project="tickets", student="tiny-random", max_steps=100000, batch_size=2, log_every=1)
+    job_id = jobs.start_job(labeled, "tickets", "train", asdict(cfg))
+    deadline = time.monotonic() + 120
+    while not labeled.metrics([job_id]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    jobs.cancel_job(labeled, job_id)
+    job = jobs.wait(labeled, job_id, timeout_s=120)
+    assert job["status"] == "cancelled"
+    steps = max(m["step"] for m in labeled.metrics([job_id]))
+    assert steps < 100000
+
+
+def test_killed_job_is_reported_failed(labeled):
+    import os
+    import signal
+
+    cfg = TrainConfig(project="tickets", student="tiny-random", max_steps=100000, batch_size=2, log_every=1)
+    job_id = jobs.start_job(labeled, "tickets", "train", asdict(cfg))
+    deadline = time.monotonic() + 120
+    while not labeled.metrics([job_id]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.kill(labeled.get_job(job_id)["pid"], signal.SIGKILL)
+    job = jobs.wait(labeled, job_id, timeout_s=30)
+    assert job["status"] == "failed" and "unexpectedly" in job["error"]

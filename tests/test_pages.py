@@ -1,0 +1,117 @@
+"""One AppTest per page, each driving the page's main action."""
+
+import json
+import os
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core import jobs
+from core.store import Store
+from tests.conftest import REPO, import_csv
+
+DEMO = "support-tickets-demo"
+
+
+@pytest.fixture
+def app_store(monkeypatch):
+    st.cache_resource.clear()  # each test gets its own database through get_store()
+    os.chdir(REPO)
+    yield Store(os.environ["DISTILL_DB"])
+    st.cache_resource.clear()
+
+
+def page(path: str, project: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(REPO / path), default_timeout=60)
+    if project:
+        at.session_state["project"] = project
+    return at.run()
+
+
+def test_home_shows_demo_project(app_store):
+    at = page("app.py")
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Rows"] == "400" and metrics["Teacher spend"] == "$0.0000"
+    assert any("recorded demo teacher" in c.value for c in at.sidebar.caption)
+
+
+def test_data_page_shows_counts_and_preview(app_store):
+    at = page("pages/1_Data.py")
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Rows"] == "400"
+    assert len(at.dataframe) == 1
+
+
+def test_prompt_page_validates_saves_and_estimates(app_store):
+    at = page("pages/2_Prompt_and_budget.py")
+    assert not at.exception
+    assert at.metric[3].label == "Estimated cost" and at.metric[3].value.startswith("$")
+    at.text_area(key="template_text").set_value("Ticket: {subject} {bodyy}").run()
+    at.button[1].click().run()  # Save prompt
+    assert any("Unknown placeholder {bodyy}" in e.value for e in at.error)
+    assert app_store.get_project(DEMO).template.startswith("Classify")  # unchanged
+    at.text_area(key="template_text").set_value("Categorise ({labels}): {subject}\n{body}").run()
+    at.button[1].click().run()
+    assert not at.error
+    assert app_store.get_project(DEMO).template == "Categorise ({labels}): {subject}\n{body}"
+    assert any('"max_tokens": 200' in c.value for c in at.code)  # exact request preview
+
+
+def test_label_page_starts_a_background_job(app_store, fake, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+    at = page("pages/3_Label.py")
+    import_csv(app_store)
+    at.session_state["project"] = "tickets"
+    at.run()
+    at.button[0].click().run()  # Start labeling (form submit)
+    assert any("Started job" in s.value for s in at.success), [e.value for e in at.error]
+    job = app_store.list_jobs("tickets", "label")[0]
+    assert jobs.wait(app_store, job["id"], timeout_s=120)["status"] == "completed"
+    at.run()
+    assert {m.label: m.value for m in at.metric}["Requests billed"] == "6"
+    assert "test-key" not in json.dumps([m.value for m in at.markdown] + [c.value for c in at.caption])
+
+
+def test_review_page_saves_an_audited_edit(app_store):
+    at = page("pages/4_Review.py")
+    assert not at.exception
+    at.selectbox(key="review_filter").set_value("all").run()
+    row_id = at.selectbox(key="review_row").value
+    at.text_input(key="reviewer_name").set_value("ana")
+    at.selectbox(key="review_label").set_value("technical")
+    at.text_area(key="review_rationale").set_value("A reviewer's rationale.")
+    at.button[0].click().run()
+    assert any("Saved" in s.value for s in at.success), [e.value for e in at.error]
+    item = app_store.get_item(DEMO, row_id)
+    assert (item["label"], item["rationale"], item["reviewer"]) == ("technical", "A reviewer's rationale.", "ana")
+    assert app_store.audit_trail(DEMO, row_id)[0]["reviewer"] == "ana"
+
+
+def test_train_page_starts_a_run(app_store):
+    at = page("pages/5_Train.py")
+    assert not at.exception
+    at.selectbox(key="student").set_value("tiny-random")
+    at.number_input(key="steps").set_value(3)
+    at.button[0].click().run()
+    assert any("Started run" in s.value for s in at.success), [e.value for e in at.error]
+    run = app_store.list_jobs(DEMO, "train")[0]
+    assert run["config"]["student"] == "tiny-random" and run["config"]["max_steps"] == 3
+    assert jobs.wait(app_store, run["id"], timeout_s=300)["status"] == "completed"
+
+
+def test_results_page_plots_runs(app_store):
+    from core.train import TrainConfig, train
+
+    page("app.py")  # creates the demo project
+    job_id = app_store.create_job(DEMO, "train", {"objective": "multitask", "label_source": "teacher", "alpha": 0.5,
+                                                  "rationale_fraction": 1.0, "max_steps": 2, "student": "tiny-random"})
+    train(app_store, TrainConfig(project=DEMO, student="tiny-random", max_steps=2, batch_size=4, log_every=1,
+                                 eval_limit=8, out_dir=str(app_store.path) + ".run"), job_id=job_id)
+    app_store.update_job(job_id, status="completed")
+    at = page("pages/6_Results.py")
+    assert not at.exception
+    assert [s.value for s in at.subheader][:2] == ["Training loss", "Label loss"]
+    assert len(at.dataframe) == 1

@@ -1,0 +1,76 @@
+import json
+import math
+
+import pytest
+import torch
+
+from core.teacher import label_project
+from core.train import TrainConfig, predict, split_rows, train, training_examples
+
+
+@pytest.fixture
+def labeled(tickets, fake):
+    label_project(tickets, "tickets", api_key="k", base_url=fake.url)
+    return tickets
+
+
+def cfg(**kw):
+    base = dict(project="tickets", student="tiny-random", max_steps=6, batch_size=4, log_every=2, test_fraction=0.34)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_tiny_multitask_run_streams_metrics_and_saves_a_loadable_model(labeled, tmp_path):
+    result = train(labeled, cfg(out_dir=str(tmp_path / "run")), job_id="run-1")
+    assert result["status"] == "completed" and result["steps"] == 6
+    names = {m["name"] for m in labeled.metrics(["run-1"])}
+    assert {"train_loss", "label_loss", "rationale_loss", "lr", "examples_per_s", "test_accuracy"} <= names
+    steps = sorted({m["step"] for m in labeled.metrics(["run-1"]) if m["name"] == "train_loss"})
+    assert steps == [1, 2, 3, 4, 5, 6]
+    saved = json.loads((tmp_path / "run" / "model" / "train_config.json").read_text())
+    assert saved["objective"] == "multitask" and saved["rows_with_rationale"] == saved["train_rows"]
+    preds = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 2 and all(p["gold"] is not None for p in preds)
+    out = predict(str(tmp_path / "run" / "model"), ["my card was charged twice"], rationale=True)
+    assert set(out[0]) == {"input", "label", "rationale"}
+
+
+def test_multitask_loss_combines_label_and_rationale_with_alpha(labeled, tmp_path):
+    # One step, same seed: the logged total must equal alpha*label + (1-alpha)*rationale.
+    train(labeled, cfg(max_steps=1, log_every=1, alpha=0.3, out_dir=str(tmp_path / "a")), job_id="a")
+    m = {x["name"]: x["value"] for x in labeled.metrics(["a"]) if x["step"] == 1}
+    assert m["train_loss"] == pytest.approx(0.3 * m["label_loss"] + 0.7 * m["rationale_loss"], rel=1e-5)
+
+
+def test_rationale_fraction_zero_masks_rationale_loss_to_label_loss(labeled, tmp_path):
+    train(labeled, cfg(max_steps=2, log_every=1, rationale_fraction=0.0, out_dir=str(tmp_path / "f0")), job_id="f0")
+    train(labeled, cfg(max_steps=2, log_every=1, objective="standard", out_dir=str(tmp_path / "std")), job_id="std")
+    f0 = {(x["step"], x["name"]): x["value"] for x in labeled.metrics(["f0"])}
+    std = {(x["step"], x["name"]): x["value"] for x in labeled.metrics(["std"])}
+    assert not any(name == "rationale_loss" for _, name in f0)
+    for step in (1, 2):  # same data, same seed: identical to label-only training
+        assert f0[(step, "train_loss")] == pytest.approx(f0[(step, "label_loss")])
+        assert f0[(step, "train_loss")] == pytest.approx(std[(step, "train_loss")], rel=1e-5)
+
+
+def test_split_uses_test_split_or_seeded_holdout_and_label_sources():
+    items = [{"row_id": str(i), "split": "train", "inputs": {"t": f"x{i}"}, "choices": None, "gold": "g",
+              "teacher_label": "t", "label": "r", "rationale": "why"} for i in range(10)]
+    train_rows, test_rows = split_rows(items, 0.2, seed=1)
+    assert len(test_rows) == 2 and split_rows(items, 0.2, seed=1)[1] == test_rows
+    items[0]["split"] = "test"
+    assert [r["row_id"] for r in split_rows(items, 0.2, 1)[1]] == ["0"]
+    for source, expected in [("gold", "g"), ("teacher", "t"), ("reviewed", "r")]:
+        ex = training_examples(items, TrainConfig(project="p", label_source=source))
+        assert {e["label"] for e in ex} == {expected}
+    half = training_examples(items * 20, TrainConfig(project="p", rationale_fraction=0.5))
+    share = sum(1 for e in half if e["rationale"]) / len(half)
+    assert 0.35 < share < 0.65
+
+
+def test_bad_config_is_rejected():
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="alpha"):
+        TrainConfig(project="p", alpha=1.5).validate()
+    with pytest.raises(ConfigError, match="label source"):
+        TrainConfig(project="p", label_source="crowd").validate()
