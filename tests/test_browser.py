@@ -1,0 +1,94 @@
+"""Real-browser smoke test: Debian chromium, driven by Playwright, against the app started
+the way the README starts it (`make app`)."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import REPO, TICKETS_CSV
+
+CHROMIUM = "/usr/bin/chromium"
+PAGES = [("", "Distill"), ("Data", "Data"), ("Prompt_and_budget", "Prompt & budget"), ("Label", "Label"),
+         ("Review", "Review"), ("Train", "Train"), ("Results", "Results")]
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (make test installs it)")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    port = free_port()
+    db = tmp_path_factory.mktemp("browser") / "app.duckdb"
+    env = {**os.environ, "DISTILL_DB": str(db), "HF_HUB_OFFLINE": "1"}
+    env.pop("ANTHROPIC_API_KEY", None)
+    proc = subprocess.Popen(["make", "-s", "app", f"PORT={port}"], cwd=REPO, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        os.killpg(proc.pid, signal.SIGTERM)
+        pytest.fail("the app did not start: " + proc.stdout.read1(5000).decode(errors="replace"))
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+def test_every_page_renders_without_exception(app_url, browser):
+    page = browser.new_page()
+    for path, title in PAGES:
+        page.goto(f"{app_url}/{path}")
+        page.get_by_role("heading", name=title).first.wait_for(timeout=60000)
+        page.wait_for_timeout(1500)  # let fragments and charts finish
+        assert page.locator('[data-testid="stException"]').count() == 0, f"exception on /{path}"
+        assert page.get_by_text("Traceback").count() == 0
+    page.close()
+
+
+def test_upload_map_and_import_in_the_browser(app_url, browser, tmp_path):
+    data = tmp_path / "my_tickets.csv"
+    data.write_text(TICKETS_CSV)
+    page = browser.new_page()
+    page.goto(f"{app_url}/Data")
+    page.get_by_role("heading", name="Data").first.wait_for(timeout=60000)
+    page.locator('input[type="file"]').set_input_files(str(data))
+    page.get_by_text("6 rows, columns: id, text, label").wait_for(timeout=30000)
+
+    def choose(label: str, option: str) -> None:
+        page.get_by_label(label).first.click()
+        page.get_by_role("option", name=option, exact=True).click()
+
+    choose("Id column", "id")
+    choose("Gold label column (optional)", "label")
+    page.get_by_role("button", name="Import").click()
+    page.get_by_text("Imported 6 rows into project 'my_tickets'.").wait_for(timeout=30000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
