@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from core.ingest import ColumnMapping, build_items, read_records
-from core.store import Store
+from core.store import Store, TeacherWrites
 from core.teacher import DEMO_SOURCE, TeacherRun
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
@@ -23,11 +23,12 @@ def demo_spec() -> dict:
 def load_recorded_responses(store: Store, path: Path | None = None) -> int:
     path = path or DEMO_DIR / "teacher_responses.jsonl"
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    with store.transaction() as con:
-        for rec in records:
-            usage = rec["response"].get("usage", {})
-            store.put_cache(con, rec["request_hash"], rec["request"]["model"], rec["request"], rec["response"],
-                            usage.get("input_tokens"), usage.get("output_tokens"), 0.0, DEMO_SOURCE)
+    writes = TeacherWrites(cache=[{
+        "request_hash": rec["request_hash"], "model": rec["request"]["model"], "request": json.dumps(rec["request"]),
+        "response": json.dumps(rec["response"]), "input_tokens": rec["response"].get("usage", {}).get("input_tokens"),
+        "output_tokens": rec["response"].get("usage", {}).get("output_tokens"), "cost_usd": 0.0, "source": DEMO_SOURCE,
+    } for rec in records])
+    store.write_teacher("", writes)
     return len(records)
 
 

@@ -15,7 +15,7 @@ import random
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -151,6 +151,22 @@ REVIEW_FILTERS = {
     "unlabeled": "status = 'unlabeled'",
     "reviewed": "reviewed",
 }
+
+
+CACHE_COLUMNS = ["request_hash", "model", "request", "response", "input_tokens", "output_tokens", "cost_usd", "source"]
+CALL_COLUMNS = ["row_id", "job_id", "request_hash", "template_hash", "model", "cached", "billed_usd",
+                "input_tokens", "output_tokens", "error_type", "error_message", "attempts"]
+RESULT_COLUMNS = ["row_id", "status", "label", "rationale", "flag", "request_hash", "source"]
+
+
+@dataclass
+class TeacherWrites:
+    """Rows to write for a batch of teacher answers (see Store.write_teacher)."""
+
+    cache: list[dict] = field(default_factory=list)    # CACHE_COLUMNS; request/response as JSON text
+    calls: list[dict] = field(default_factory=list)    # CALL_COLUMNS
+    results: list[dict] = field(default_factory=list)  # RESULT_COLUMNS
+    errors: list[dict] = field(default_factory=list)   # row_id, error
 
 
 def default_db_path() -> str:
@@ -473,47 +489,53 @@ class Store:
             ).fetchall()
         return {h: {"response": json.loads(resp), "source": src, "cost_usd": cost} for h, resp, src, cost in rows}
 
-    def put_cache(
-        self, con: duckdb.DuckDBPyConnection, request_hash: str, model: str, request: dict, response: dict,
-        input_tokens: int | None, output_tokens: int | None, cost_usd: float | None, source: str,
-    ) -> None:
-        con.execute(
-            "INSERT INTO teacher_cache(request_hash, model, request, response, input_tokens, output_tokens, cost_usd, source) "
-            "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-            [request_hash, model, json.dumps(request), json.dumps(response), input_tokens, output_tokens, cost_usd, source],
-        )
+    def write_teacher(self, project: str, writes: "TeacherWrites") -> None:
+        """Write one batch of teacher results in a single transaction, with set-based SQL
+        (one statement per table, not one per row)."""
+        import pandas as pd
 
-    def record_call(self, con: duckdb.DuckDBPyConnection, **call: Any) -> None:
-        cols = [
-            "project", "row_id", "job_id", "request_hash", "template_hash", "model", "cached", "billed_usd",
-            "input_tokens", "output_tokens", "error_type", "error_message", "attempts",
-        ]
-        con.execute(
-            f"INSERT INTO teacher_calls({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-            [call.get(c) for c in cols],
-        )
-
-    def set_teacher_result(
-        self, con: duckdb.DuckDBPyConnection, project: str, row_id: str, *, status: str,
-        label: str | None, rationale: str | None, flag: str | None, request_hash: str | None, source: str,
-    ) -> None:
-        # A reviewed row keeps the reviewer's label; the teacher columns are still updated.
-        con.execute(
-            "UPDATE items SET status = ?, teacher_label = ?, teacher_rationale = ?, flag = ?, error = NULL, "
-            "request_hash = ?, "
-            "label = CASE WHEN reviewed THEN label ELSE ? END, "
-            "rationale = CASE WHEN reviewed THEN rationale ELSE ? END, "
-            "label_source = CASE WHEN reviewed THEN label_source ELSE ? END, "
-            "updated_at = current_timestamp WHERE project = ? AND row_id = ?",
-            [status, label, rationale, flag, request_hash, label, rationale, source, project, row_id],
-        )
-
-    def set_row_error(self, con: duckdb.DuckDBPyConnection, project: str, row_id: str, message: str) -> None:
-        con.execute(
-            "UPDATE items SET status = 'error', error = ?, updated_at = current_timestamp "
-            "WHERE project = ? AND row_id = ? AND status IN ('unlabeled', 'error')",
-            [message, project, row_id],
-        )
+        with self.transaction() as con:
+            if writes.cache:
+                frame = pd.DataFrame(writes.cache, columns=CACHE_COLUMNS).drop_duplicates("request_hash")
+                con.register("cache_rows", frame)
+                con.execute(
+                    f"INSERT INTO teacher_cache({', '.join(CACHE_COLUMNS)}) SELECT {', '.join(CACHE_COLUMNS)} "
+                    "FROM cache_rows ON CONFLICT DO NOTHING"
+                ).fetchall()
+                con.unregister("cache_rows")
+            if writes.calls:
+                frame = pd.DataFrame(writes.calls, columns=CALL_COLUMNS)
+                con.register("call_rows", frame)
+                con.execute(
+                    f"INSERT INTO teacher_calls(project, {', '.join(CALL_COLUMNS)}) "
+                    f"SELECT ?, {', '.join(CALL_COLUMNS)} FROM call_rows", [project]
+                ).fetchall()
+                con.unregister("call_rows")
+            if writes.results:
+                frame = pd.DataFrame(writes.results, columns=RESULT_COLUMNS)
+                con.register("result_rows", frame)
+                # A reviewed row keeps the reviewer's label; the teacher columns are still updated.
+                con.execute(
+                    "UPDATE items SET status = r.status, teacher_label = r.label, teacher_rationale = r.rationale, "
+                    "flag = r.flag, error = NULL, request_hash = r.request_hash, "
+                    "label = CASE WHEN items.reviewed THEN items.label ELSE r.label END, "
+                    "rationale = CASE WHEN items.reviewed THEN items.rationale ELSE r.rationale END, "
+                    "label_source = CASE WHEN items.reviewed THEN items.label_source ELSE r.source END, "
+                    "updated_at = current_timestamp "
+                    "FROM result_rows r WHERE items.project = ? AND items.row_id = r.row_id",
+                    [project],
+                ).fetchall()
+                con.unregister("result_rows")
+            if writes.errors:
+                frame = pd.DataFrame(writes.errors, columns=["row_id", "error"])
+                con.register("error_rows", frame)
+                con.execute(
+                    "UPDATE items SET status = 'error', error = r.error, updated_at = current_timestamp "
+                    "FROM error_rows r WHERE items.project = ? AND items.row_id = r.row_id "
+                    "AND items.status IN ('unlabeled', 'error')",
+                    [project],
+                ).fetchall()
+                con.unregister("error_rows")
 
     def teacher_stats(self, project: str) -> dict:
         row = self.query(

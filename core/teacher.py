@@ -24,7 +24,7 @@ from core.parsing import parse_response
 from core.prices import PriceTable, load_prices
 from core.prompts import build_request, request_hash, template_hash, validate_template
 from core.cost import request_tokens
-from core.store import Store
+from core.store import Store, TeacherWrites
 
 DEMO_SOURCE = "recorded-demo"
 
@@ -150,41 +150,42 @@ class TeacherRun:
             response.get("stop_reason"),
         )
 
-    def _write_success(self, con, key: str, pending: _Pending, response: dict, *, cached: bool,
+    def _write_success(self, w: TeacherWrites, key: str, pending: _Pending, response: dict, *, cached: bool,
                        source: str, cost: float | None, attempts: int | None) -> None:
         usage = response.get("usage") or {}
         if not cached:
-            self.store.put_cache(con, key, self.model, pending.request, response, usage.get("input_tokens"),
-                                 usage.get("output_tokens"), cost, source)
+            w.cache.append({"request_hash": key, "model": self.model, "request": json.dumps(pending.request),
+                            "response": json.dumps(response), "input_tokens": usage.get("input_tokens"),
+                            "output_tokens": usage.get("output_tokens"), "cost_usd": cost, "source": source})
         for n, item in enumerate(pending.rows):
-            billed = (cost or 0.0) if (not cached and n == 0) else 0.0
-            self.store.record_call(
-                con, project=self.project_name, row_id=item["row_id"], job_id=self.job_id, request_hash=key,
-                template_hash=self.template_hash, model=self.model, cached=cached or n > 0, billed_usd=billed,
-                input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens"),
-                attempts=attempts if n == 0 else None,
-            )
+            # Rows sharing one request share one call: only the first is billed.
+            w.calls.append({
+                "row_id": item["row_id"], "job_id": self.job_id, "request_hash": key, "template_hash": self.template_hash,
+                "model": self.model, "cached": cached or n > 0,
+                "billed_usd": (cost or 0.0) if (not cached and n == 0) else 0.0,
+                "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens"),
+                "error_type": None, "error_message": None, "attempts": attempts if n == 0 else None,
+            })
             parsed = self._parse(item, response)
-            self.store.set_teacher_result(
-                con, self.project_name, item["row_id"], status="labeled" if parsed.ok else "flagged",
-                label=parsed.label, rationale=parsed.rationale, flag=parsed.flag, request_hash=key,
-                source="teacher",
-            )
+            w.results.append({"row_id": item["row_id"], "status": "labeled" if parsed.ok else "flagged",
+                              "label": parsed.label, "rationale": parsed.rationale, "flag": parsed.flag,
+                              "request_hash": key, "source": "teacher"})
             self.summary.labeled += parsed.ok
             self.summary.flagged += not parsed.ok
             self.summary.recorded_demo += source == DEMO_SOURCE
         self.summary.cost_usd += 0.0 if cached else (cost or 0.0)
         self._done += len(pending.rows)
 
-    def _write_error(self, con, key: str, pending: _Pending, exc: BaseException, attempts: int | None) -> None:
+    def _write_error(self, w: TeacherWrites, key: str, pending: _Pending, exc: BaseException,
+                     attempts: int | None) -> None:
         etype, message = _error_type(exc), str(exc)[:500]
         for item in pending.rows:
-            self.store.record_call(
-                con, project=self.project_name, row_id=item["row_id"], job_id=self.job_id, request_hash=key,
-                template_hash=self.template_hash, model=self.model, cached=False, billed_usd=0.0,
-                error_type=etype, error_message=message, attempts=attempts,
-            )
-            self.store.set_row_error(con, self.project_name, item["row_id"], f"{etype}: {message}")
+            w.calls.append({
+                "row_id": item["row_id"], "job_id": self.job_id, "request_hash": key, "template_hash": self.template_hash,
+                "model": self.model, "cached": False, "billed_usd": 0.0, "input_tokens": None, "output_tokens": None,
+                "error_type": etype, "error_message": message, "attempts": attempts,
+            })
+            w.errors.append({"row_id": item["row_id"], "error": f"{etype}: {message}"})
         self.summary.errors += len(pending.rows)
         self._done += len(pending.rows)
 
@@ -199,11 +200,12 @@ class TeacherRun:
         hits = {k: v for k, v in pending.items() if k in cached}
         misses = {k: v for k, v in pending.items() if k not in cached}
         if hits:
-            with self.store.transaction() as con:
-                for key, p in hits.items():
-                    self._write_success(con, key, p, cached[key]["response"], cached=True,
-                                        source=cached[key]["source"], cost=0.0, attempts=None)
-                    self.summary.cache_hits += len(p.rows)
+            writes = TeacherWrites()
+            for key, p in hits.items():
+                self._write_success(writes, key, p, cached[key]["response"], cached=True,
+                                    source=cached[key]["source"], cost=0.0, attempts=None)
+                self.summary.cache_hits += len(p.rows)
+            self.store.write_teacher(self.project_name, writes)
             self._progress()
         if misses:
             if self.prices.get(self.model) is None:
@@ -283,13 +285,14 @@ class TeacherRun:
             await client.close()
 
     def _flush(self, batch: list) -> None:
-        with self.store.transaction() as con:
-            for key, p, response, exc, attempts in batch:
-                if exc is None:
-                    cost = call_cost(self.prices, self.model, response.get("usage") or {})
-                    self._write_success(con, key, p, response, cached=False, source="live", cost=cost, attempts=attempts)
-                else:
-                    self._write_error(con, key, p, exc, attempts)
+        writes = TeacherWrites()
+        for key, p, response, exc, attempts in batch:
+            if exc is None:
+                cost = call_cost(self.prices, self.model, response.get("usage") or {})
+                self._write_success(writes, key, p, response, cached=False, source="live", cost=cost, attempts=attempts)
+            else:
+                self._write_error(writes, key, p, exc, attempts)
+        self.store.write_teacher(self.project_name, writes)
 
 
 def label_project(store: Store, project: str, **kwargs) -> LabelSummary:
@@ -323,25 +326,28 @@ def import_teacher_outputs(
                 raise DataImportError(f"record {n}: id {rid!r} is not in project {project!r}.")
             pairs.append((by_id[rid], text))
     parsed_n = flagged = right = with_gold = 0
-    with store.transaction() as con:
-        for item, text in pairs:
-            response = {"type": "message", "role": "assistant", "model": "imported",
-                        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn"}
-            key = request_hash({"imported": True, "project": project, "row_id": item["row_id"], "text": text})
-            store.put_cache(con, key, "imported", {"imported": True, "row_id": item["row_id"]}, response,
-                            None, None, None, "imported")
-            store.record_call(con, project=project, row_id=item["row_id"], request_hash=key, model="imported",
-                              cached=True, billed_usd=0.0)
-            parsed = parse_response(text, proj.task, item.get("choices"), proj.label_set)
-            store.set_teacher_result(
-                con, project, item["row_id"], status="labeled" if parsed.ok else "flagged", label=parsed.label,
-                rationale=parsed.rationale, flag=parsed.flag, request_hash=key, source="imported",
-            )
-            parsed_n += parsed.ok
-            flagged += not parsed.ok
-            if item.get("gold") is not None:
-                with_gold += 1
-                right += labels_equal(parsed.label, item["gold"], proj.task)
+    writes = TeacherWrites()
+    for item, text in pairs:
+        response = {"type": "message", "role": "assistant", "model": "imported",
+                    "content": [{"type": "text", "text": text}], "stop_reason": "end_turn"}
+        key = request_hash({"imported": True, "project": project, "row_id": item["row_id"], "text": text})
+        writes.cache.append({"request_hash": key, "model": "imported",
+                             "request": json.dumps({"imported": True, "row_id": item["row_id"]}),
+                             "response": json.dumps(response), "input_tokens": None, "output_tokens": None,
+                             "cost_usd": None, "source": "imported"})
+        writes.calls.append({"row_id": item["row_id"], "job_id": None, "request_hash": key, "template_hash": None,
+                             "model": "imported", "cached": True, "billed_usd": 0.0, "input_tokens": None,
+                             "output_tokens": None, "error_type": None, "error_message": None, "attempts": None})
+        parsed = parse_response(text, proj.task, item.get("choices"), proj.label_set)
+        writes.results.append({"row_id": item["row_id"], "status": "labeled" if parsed.ok else "flagged",
+                               "label": parsed.label, "rationale": parsed.rationale, "flag": parsed.flag,
+                               "request_hash": key, "source": "imported"})
+        parsed_n += parsed.ok
+        flagged += not parsed.ok
+        if item.get("gold") is not None:
+            with_gold += 1
+            right += labels_equal(parsed.label, item["gold"], proj.task)
+    store.write_teacher(project, writes)
     return {
         "rows": len(pairs), "parsed": parsed_n, "flagged": flagged,
         "teacher_accuracy": round(right / with_gold, 4) if with_gold else None,

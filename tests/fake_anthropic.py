@@ -107,7 +107,10 @@ class FakeAnthropic:
                 pass
 
             def do_POST(self):
-                fake._handle(self)
+                try:
+                    fake._handle(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (e.g. its timeout fired): nothing to answer
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -2,7 +2,7 @@ import duckdb
 import pytest
 
 from core.errors import AppError, DataImportError, NotFound
-from core.store import Store
+from core.store import Store, TeacherWrites
 from tests.conftest import import_csv
 
 
@@ -55,11 +55,12 @@ def test_review_needs_reviewer_and_existing_row(tickets):
 
 def test_review_filters_and_pagination(tickets):
     store = tickets
-    with store.transaction() as con:
-        store.set_teacher_result(con, "tickets", "1", status="labeled", label="technical", rationale="r",
-                                 flag=None, request_hash=None, source="teacher")
-        store.set_teacher_result(con, "tickets", "2", status="flagged", label=None, rationale="r",
-                                 flag="unparseable", request_hash=None, source="teacher")
+    store.write_teacher("tickets", TeacherWrites(results=[
+        {"row_id": "1", "status": "labeled", "label": "technical", "rationale": "r", "flag": None,
+         "request_hash": None, "source": "teacher"},
+        {"row_id": "2", "status": "flagged", "label": None, "rationale": "r", "flag": "unparseable",
+         "request_hash": None, "source": "teacher"},
+    ]))
     assert [r["row_id"] for r in store.review_page("tickets", "disagrees with gold")[0]] == ["1"]
     assert [r["row_id"] for r in store.review_page("tickets", "flagged or error")[0]] == ["2"]
     assert store.review_page("tickets", "unreviewed")[1] == 2
