@@ -4,6 +4,7 @@ picker, the API key lookup, and the single place where typed errors are rendered
 from __future__ import annotations
 
 import os
+import re
 
 import streamlit as st
 
@@ -20,10 +21,19 @@ def get_store() -> Store:
     return store
 
 
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]<>#|~$:])")
+
+
+def plain(text: object) -> str:
+    """Escape Markdown so that text from data or the teacher shows as typed, never as
+    links, images, HTML or colour directives, in the elements that render Markdown."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
+
+
 def show_error(exc: Exception) -> None:
     """Render an error. AppErrors carry a message meant for the user; anything else is a bug."""
     if isinstance(exc, AppError):
-        st.error(str(exc))
+        st.error(plain(exc))
     else:
         st.error(f"Unexpected error ({type(exc).__name__}). Details are in the app log.")
         st.exception(exc)

@@ -6,7 +6,7 @@ import streamlit as st
 from core.ingest import ColumnMapping, build_items, columns_of, read_records
 from core.prompts import preset_template
 from core.tasks import TASKS
-from ui import page_setup, project_picker, show_error
+from ui import page_setup, plain, project_picker, show_error
 
 NONE = "(none)"
 
@@ -41,7 +41,7 @@ def main() -> None:
         try:
             records = read_records(upload.getvalue(), upload.name)
             columns = columns_of(records)
-            st.caption(f"{len(records)} rows, columns: {', '.join(columns)}")
+            st.caption(plain(f"{len(records)} rows, columns: {', '.join(columns)}"))
             st.dataframe(pd.DataFrame([r for _, r in records[:10]]).astype(str), hide_index=True)
             form = mapping_form(columns, upload.name.rsplit(".", 1)[0])
             if form:
@@ -53,12 +53,12 @@ def main() -> None:
                 n = store.import_items(project, task, mapping.input_fields, labels, frame,
                                        preset_template(task, mapping.input_fields), "claude-haiku-4-5")
                 st.session_state["project"] = project
-                st.success(f"Imported {n} rows into project {project!r}.")
+                st.success(plain(f"Imported {n} rows into project {project!r}."))
                 current = project
         except Exception as exc:
             show_error(exc)
     if current:
-        st.subheader(f"Project {current}")
+        st.subheader(plain(f"Project {current}"))
         project = store.get_project(current)
         counts = store.count_items(current)
         cols = st.columns(4)
@@ -67,7 +67,7 @@ def main() -> None:
         cols[2].metric("Task", project.task)
         cols[3].metric("Splits", ", ".join(f"{k}: {v}" for k, v in counts["by_split"].items()))
         if project.label_set:
-            st.caption("Label set: " + ", ".join(project.label_set))
+            st.caption(plain("Label set: " + ", ".join(project.label_set)))
         rows, _ = store.review_page(current, "all", page_size=10)
         st.dataframe(
             pd.DataFrame([{"row_id": r["row_id"], **r["inputs"], "gold": r["gold"], "split": r["split"]} for r in rows]),

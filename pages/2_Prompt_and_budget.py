@@ -8,7 +8,7 @@ from core.cost import estimate_cost
 from core.errors import AppError
 from core.prices import load_prices, prices_path, save_prices
 from core.prompts import build_request, preset_template, validate_template
-from ui import page_setup, project_picker, show_error
+from ui import page_setup, plain, project_picker, show_error
 
 
 def main() -> None:
@@ -57,7 +57,7 @@ def main() -> None:
     n = st.slider("Sampled rows", 1, 5, 2)
     sample = store.sample_items(name, 200)
     for item in sample[:n]:
-        st.caption(f"Row {item['row_id']}")
+        st.caption(plain(f"Row {item['row_id']}"))
         st.code(json.dumps(build_request(template, item, project.label_set, model, int(max_tokens)), indent=2,
                            ensure_ascii=False), language="json")
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import jobs
 from core.prices import load_prices
-from ui import api_key, page_setup, project_picker, show_error
+from ui import api_key, page_setup, plain, project_picker, show_error
 
 
 @st.fragment(run_every=1.0)
@@ -28,7 +28,7 @@ def live_status(store, name: str) -> None:
     st.progress(min(1.0, job["done"] / total) if total else 0.0,
                 text=f"Job {job['id']}: {job['status']} · {job['done']}/{total} rows · ${job['cost_usd'] or 0:.4f}")
     if job["status"] == "failed":
-        st.error(f"The job failed: {job['error']}")
+        st.error(plain(f"The job failed: {job['error']}"))
     if job["status"] in jobs.ACTIVE and st.button("Cancel labeling", key=f"cancel-{job['id']}"):
         jobs.cancel_job(store, job["id"])
         st.toast("Cancel requested")

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.store import REVIEW_FILTERS
-from ui import page_setup, project_picker, show_error
+from ui import page_setup, plain, project_picker, show_error
 
 PAGE_SIZE = 25
 
@@ -21,15 +21,15 @@ def row_table(rows: list[dict]) -> pd.DataFrame:
 
 
 def edit_form(store, name: str, project, row: dict) -> None:
-    st.subheader(f"Row {row['row_id']}")
+    st.subheader(plain(f"Row {row['row_id']}"))
     for field, value in row["inputs"].items():
-        st.caption(field)
+        st.caption(plain(field))
         st.text(value)  # plain text, never HTML or markdown
     if row["choices"]:
         st.caption("choices")
         st.text("\n".join(row["choices"]))
-    st.caption(f"gold: {row['gold']} · teacher: {row['teacher_label']} · status: {row['status']}"
-               + (f" · flag: {row['flag']}" if row["flag"] else "") + (f" · error: {row['error']}" if row["error"] else ""))
+    st.text(f"gold: {row['gold']} · teacher: {row['teacher_label']} · status: {row['status']}"
+            + (f" · flag: {row['flag']}" if row["flag"] else "") + (f" · error: {row['error']}" if row["error"] else ""))
     options = project.label_set or row["choices"]
     with st.form(f"edit-{row['row_id']}"):
         reviewer = st.text_input("Reviewer", value=st.session_state.get("reviewer", ""), key="reviewer_name")

@@ -115,3 +115,15 @@ def test_results_page_plots_runs(app_store):
     assert not at.exception
     assert [s.value for s in at.subheader][:2] == ["Training loss", "Label loss"]
     assert len(at.dataframe) == 1
+
+
+def test_text_from_data_is_shown_as_text_not_markup(app_store):
+    import_csv(app_store, "id,text,label\n1,<b>bold</b> [click](http://evil.example) :red[x],billing\n"
+                          "2,plain,shipping\n", project="xss")
+    at = AppTest.from_file(str(REPO / "pages/4_Review.py"), default_timeout=60)
+    at.session_state["project"] = "xss"
+    at.run()
+    at.selectbox(key="review_filter").set_value("all").run()
+    assert any(t.value == "<b>bold</b> [click](http://evil.example) :red[x]" for t in at.text)
+    from ui import plain
+    assert plain("[click](http://e) <b>") == "\\[click\\](http\\://e) \\<b\\>"
