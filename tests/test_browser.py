@@ -83,8 +83,12 @@ def test_upload_map_and_import_in_the_browser(app_url, browser, tmp_path):
     page.get_by_text("6 rows, columns: id, text, label").wait_for(timeout=30000)
 
     def choose(label: str, option: str) -> None:
-        page.get_by_label(label).first.click()
-        page.get_by_role("option", name=option, exact=True).click()
+        box = page.get_by_label(label).first
+        box.click()
+        page.keyboard.type(option)  # filters the dropdown to the one matching column
+        page.get_by_role("option", name=option, exact=True).wait_for(timeout=30000)
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(300)
 
     choose("Id column", "id")
     choose("Gold label column (optional)", "label")
