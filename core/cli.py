@@ -44,6 +44,7 @@ def cmd_import(args, store: Store) -> dict:
 
 def cmd_import_teacher(args, store: Store) -> dict:
     from core.errors import DataImportError
+    from core.ingest import read_records
     from core.teacher import import_teacher_outputs
 
     completions: list[tuple[str | None, str]] = []
@@ -61,13 +62,7 @@ def cmd_import_teacher(args, store: Store) -> dict:
                 raise DataImportError(f"{path}: expected a JSON list of strings.")
             completions += [(None, v) for v in values]
         else:
-            for lineno, line in enumerate(text.splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataImportError(f"{path} line {lineno}: invalid JSON ({exc.msg}).") from exc
+            for lineno, obj in read_records(path.read_bytes(), path.name + ".jsonl"):
                 if args.id_field not in obj or args.response_field not in obj:
                     raise DataImportError(f"{path} line {lineno}: needs {args.id_field!r} and {args.response_field!r}.")
                 completions.append((str(obj[args.id_field]), str(obj[args.response_field])))

@@ -45,12 +45,18 @@ def test_app_reads_metrics_while_training_process_writes(labeled):
     assert labeled.latest_metrics(job_id)["test_accuracy"] >= 0
 
 
-def test_cancel_stops_a_training_run(labeled):
+def start_endless_run(store) -> str:
+    """A training job that would run for ages, returned once it has logged a step."""
     cfg = TrainConfig(project="tickets", student="tiny-random", max_steps=100000, batch_size=2, log_every=1)
-    job_id = jobs.start_job(labeled, "tickets", "train", asdict(cfg))
+    job_id = jobs.start_job(store, "tickets", "train", asdict(cfg))
     deadline = time.monotonic() + 120
-    while not labeled.metrics([job_id]) and time.monotonic() < deadline:
+    while not store.metrics([job_id]) and time.monotonic() < deadline:
         time.sleep(0.2)
+    return job_id
+
+
+def test_cancel_stops_a_training_run(labeled):
+    job_id = start_endless_run(labeled)
     jobs.cancel_job(labeled, job_id)
     job = jobs.wait(labeled, job_id, timeout_s=120)
     assert job["status"] == "cancelled"
@@ -62,11 +68,7 @@ def test_killed_job_is_reported_failed(labeled):
     import os
     import signal
 
-    cfg = TrainConfig(project="tickets", student="tiny-random", max_steps=100000, batch_size=2, log_every=1)
-    job_id = jobs.start_job(labeled, "tickets", "train", asdict(cfg))
-    deadline = time.monotonic() + 120
-    while not labeled.metrics([job_id]) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    job_id = start_endless_run(labeled)
     os.kill(labeled.get_job(job_id)["pid"], signal.SIGKILL)
     job = jobs.wait(labeled, job_id, timeout_s=30)
     assert job["status"] == "failed" and "unexpectedly" in job["error"]
