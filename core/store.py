@@ -549,18 +549,17 @@ class Store:
         return row
 
     def teacher_accuracy(self, project: str) -> float | None:
-        # Compared in Python so numeric answers compare by value, not string.
-        from core.parsing import labels_equal
-
-        project_obj = self.get_project(project)
-        rows = self.query(
-            "SELECT teacher_label, gold FROM items WHERE project = ? AND gold IS NOT NULL AND status IN ('labeled','flagged')",
+        """Share of gold-labeled rows the teacher got right, computed in DuckDB. Labels are
+        stored canonical (choice text, label-set member, formatted number), so numeric
+        tasks compare by value and the others by case-insensitive text."""
+        task = self.get_project(project).task
+        same = ("abs(try_cast(teacher_label AS DOUBLE) - try_cast(gold AS DOUBLE)) < 1e-6" if task == "numeric"
+                else "lower(trim(teacher_label)) = lower(trim(gold))")
+        return self.scalar(
+            f"SELECT avg(CASE WHEN coalesce({same}, FALSE) THEN 1.0 ELSE 0.0 END) FROM items "
+            "WHERE project = ? AND gold IS NOT NULL AND status IN ('labeled', 'flagged')",
             [project],
         )
-        if not rows:
-            return None
-        right = sum(labels_equal(r["teacher_label"], r["gold"], project_obj.task) for r in rows)
-        return right / len(rows)
 
     def recent_errors(self, project: str, limit: int = 20) -> list[dict]:
         return self.query(
