@@ -89,6 +89,6 @@ def test_budget_stops_before_spend_could_pass_the_cap(tickets, fake):
 
 
 def test_key_never_reaches_the_database(tickets, fake, tmp_path):
-    run(tickets, fake, api_key="sk-ant-secret-value-123")
+    run(tickets, fake, api_key="test-secret-key-value-123")
     raw = open(tickets.path, "rb").read()
-    assert b"sk-ant-secret-value-123" not in raw
+    assert b"test-secret-key-value-123" not in raw
