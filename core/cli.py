@@ -145,7 +145,7 @@ def cmd_train(args, store: Store) -> dict:
         job_id = jobs.start_job(store, args.project, "train", asdict(cfg))
         return {"job_id": job_id, "status": "started", "config": asdict(cfg)}
     job_id = store.create_job(args.project, "train", asdict(cfg))
-    store.update_job(job_id, out_dir=str(Path(store.path).resolve().parent / "jobs" / job_id))
+    store.update_job(job_id, out_dir=str(jobs.job_dir(store, job_id)))
     result = jobs.run_job(store, job_id)
     return {"job_id": job_id, **result}
 

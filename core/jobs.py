@@ -33,11 +33,16 @@ def workspace_dir(store: Store) -> Path:
     return Path(store.path).resolve().parent
 
 
+def job_dir(store: Store, job_id: str) -> Path:
+    """Where a job's log and outputs live, next to the database."""
+    return workspace_dir(store) / "jobs" / job_id
+
+
 def start_job(store: Store, project: str, kind: str, config: dict, env: dict | None = None) -> str:
     """Record a job and start its process. `env` adds variables (e.g. an API key from
     Streamlit secrets) to the child's environment only; they are never stored."""
     job_id = store.create_job(project, kind, config)
-    out_dir = workspace_dir(store) / "jobs" / job_id
+    out_dir = job_dir(store, job_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     store.update_job(job_id, out_dir=str(out_dir))
     log = open(out_dir / "job.log", "ab")

@@ -13,7 +13,7 @@ import operator
 import re
 from dataclasses import dataclass
 
-from core.tasks import LETTERS, NLI_LABELS
+from core.tasks import LETTERS
 
 # Where a completion starts inventing a new example, everything after is ignored.
 _RUN_ON = re.compile(r"\n\s*\n\s*(?:Q|Question|Premise|Input|Text)\s*:", re.I)

@@ -21,7 +21,7 @@ from typing import Any, Iterator, Sequence
 
 import duckdb
 
-from core.errors import NotFound, StoreBusy
+from core.errors import AppError, DataImportError, NotFound, StoreBusy
 
 DEFAULT_DB_ENV = "DISTILL_DB"
 DEFAULT_DB_PATH = "workspace/distill.duckdb"
@@ -323,8 +323,6 @@ class Store:
                 start = 0
             else:
                 if existing[0] != task:
-                    from core.errors import DataImportError
-
                     raise DataImportError(
                         f"Project {project!r} is a {existing[0]} project; this import says {task}."
                     )
@@ -341,8 +339,6 @@ class Store:
                 [project],
             ).fetchall()
             if dupes:
-                from core.errors import DataImportError
-
                 raise DataImportError(
                     "These ids already exist in the project: " + ", ".join(str(d[0]) for d in dupes)
                 )
@@ -393,9 +389,6 @@ class Store:
             params.append(limit)
         return self._items(sql, params)
 
-    def items_for_training(self, project: str) -> list[dict]:
-        return self._items("WHERE project = ? ORDER BY idx", [project])
-
     def items_by_order(self, project: str, split: str | None) -> list[dict]:
         if split:
             return self._items("WHERE project = ? AND split = ? ORDER BY idx", [project, split])
@@ -428,10 +421,8 @@ class Store:
     ) -> dict:
         """Save a reviewer's label/rationale with one audit record per changed field.
 
-        Marks the row reviewed even when nothing changed (an accept). Raises ConflictError
+        Marks the row reviewed even when nothing changed (an accept). Raises AppError
         when `expected_version` is given and the row was edited since it was read."""
-        from core.errors import AppError
-
         if not reviewer.strip():
             raise AppError("Enter a reviewer name before saving.")
         with self.transaction() as con:

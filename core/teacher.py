@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from core.errors import BudgetExceeded, ConfigError
+from core.errors import ConfigError
 from core.parsing import parse_response
 from core.prices import PriceTable, load_prices
 from core.prompts import build_request, request_hash, template_hash, validate_template

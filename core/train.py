@@ -125,7 +125,7 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           (cfg.device if cfg.device != "auto" else "cpu"))
 
-    items = store.items_for_training(cfg.project)
+    items = store.items_by_order(cfg.project, None)
     train_rows, test_rows = split_rows(items, cfg.test_fraction, cfg.seed)
     examples = training_examples(train_rows, cfg)
     if not examples:

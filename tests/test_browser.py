@@ -2,7 +2,6 @@
 the way the README starts it (`make app`)."""
 
 import os
-import shutil
 import signal
 import socket
 import subprocess

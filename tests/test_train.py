@@ -1,8 +1,6 @@
 import json
-import math
 
 import pytest
-import torch
 
 from core.teacher import label_project
 from core.train import TrainConfig, predict, split_rows, train, training_examples
