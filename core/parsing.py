@@ -7,6 +7,7 @@ Ambiguous, truncated and unparseable answers are flagged, never guessed."""
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 import math
 import operator
@@ -59,18 +60,28 @@ def match_choice(answer: str, choices: list[str]) -> str | None:
         idx = LETTERS.find(m.group(1).lower())
         rest = _clean(m.group(2) or "")
         if 0 <= idx < len(choices):
-            # With both letter and text, the text must agree with the letter (or be absent).
+            # Letter and text: a text naming a *different* option wins (it is the more specific
+            # statement); otherwise the letter does, so paraphrases and typos ("knowlege") still map.
             if not rest or rest == _clean(choices[idx]) or rest.startswith(_clean(choices[idx])):
                 return choices[idx]
             if rest in by_text:
                 return by_text[rest]
+            other = _fuzzy(rest, [k for k in by_text if k != _clean(choices[idx])])
+            return by_text[other] if other else choices[idx]
     if cleaned in by_text:
         return by_text[cleaned]
     # text followed by trailing words: "wooded area because ..." -> longest choice that prefixes
     hits = [c for key, c in by_text.items() if key and (cleaned.startswith(key + " ") or cleaned == key)]
     if len(hits) >= 1:
         return max(hits, key=len)
-    return None
+    close = _fuzzy(cleaned, list(by_text))
+    return by_text[close] if close else None
+
+
+def _fuzzy(text: str, keys: list[str], cutoff: float = 0.85) -> str | None:
+    """The one key that `text` is a near miss of (a typo or plural), else None."""
+    close = difflib.get_close_matches(text, keys, n=2, cutoff=cutoff)
+    return close[0] if len(close) == 1 else None
 
 
 def match_nli(answer: str) -> str | None:
@@ -132,18 +143,26 @@ def format_number(value: float) -> str:
     return str(int(rounded)) if rounded == int(rounded) else repr(rounded)
 
 
+_UNIT_WORDS = re.compile(r"(?<=\d)\s+[a-z][a-z' -]*?(?=\s*(?:[-+*/)]|$))", re.I)
+_VARIABLE = re.compile(r"(?<![a-z])(?:x|y|n|some|some\w*)(?![a-z])|\d[a-z]\b", re.I)
+
+
 def _numeric_answer(answer: str) -> str | None:
-    answer = answer.strip()
-    # Prefer a whole expression in parentheses or the answer as a whole, then the last number.
-    candidates = [answer, answer.split("\n")[0]]
-    m = re.match(r"^\s*(\(.*\))", answer)
-    if m:
-        candidates.insert(0, m.group(1))
-    for cand in candidates:
-        value = numeric_value(cand.split("=")[-1] if "=" in cand else cand)
+    """The value of a numeric answer: an expression ('(87 * 58) / 2'), an equation's
+    result ('44 + 58 = 102'), or one number. Expressions with unknowns ('some - 8',
+    '2 * x') or with several results ('(3) and (4)') are not guessed."""
+    line = answer.strip().split("\n")[0].strip().rstrip(".")
+    if re.search(r"\band\b|,\s+\d", line) and len(re.findall(r"\d+", line)) > 1:
+        return None
+    # '8 action figures + 10 cabinets' -> '8 + 10': words right after a number are units
+    unitless = _UNIT_WORDS.sub("", line)
+    if _VARIABLE.search(unitless):
+        return None
+    for cand in (unitless, unitless.split("=")[-1]):
+        value = numeric_value(cand)
         if value is not None:
             return format_number(value)
-    numbers = re.findall(r"-?\d[\d,]*(?:\.\d+)?", answer.split("\n")[0])
+    numbers = re.findall(r"-?\d[\d,]*(?:\.\d+)?", line)
     if len(numbers) == 1:
         return format_number(float(numbers[0].replace(",", "")))
     return None
@@ -192,6 +211,8 @@ def parse_response(
     else:
         answer, rationale = _split_answer(body)
 
+    if answer is None and task == "numeric" and stop_reason != "max_tokens":
+        answer = _final_equation(body)
     if answer is None:
         flag = "truncated" if stop_reason == "max_tokens" else "unparseable"
         return ParseResult(None, rationale, flag, "no answer statement found")
@@ -244,6 +265,13 @@ def _split_answer(body: str) -> tuple[str | None, str | None]:
         rationale = body[: last.start()].strip() or None
         return answer, rationale
     return None, body.strip() or None
+
+
+def _final_equation(body: str) -> str | None:
+    """Chain-of-thought without an answer statement: a last sentence '... = 9 peaches.'
+    states the result."""
+    m = re.search(r"=\s*(-?\d[\d,]*(?:\.\d+)?)\s*[a-z' -]*\.?\s*$", body.strip(), re.I)
+    return m.group(1) if m else None
 
 
 def _is_ambiguous(answer: str, choices: list[str]) -> bool:

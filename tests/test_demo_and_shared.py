@@ -44,5 +44,5 @@ def test_palm_completions_on_commonsenseqa_and_svamp(store):
     print(f"\nCQA: {cqa}\nSVAMP: {svamp}")
     assert cqa["rows"] == 9741 and svamp["rows"] == 800
     # the parser must read real teacher text well: these are far above chance (0.2 for CQA)
-    assert cqa["teacher_accuracy"] >= 0.74 and cqa["flagged"] / cqa["rows"] <= 0.04
-    assert svamp["teacher_accuracy"] >= 0.70 and svamp["flagged"] / svamp["rows"] <= 0.04
+    assert cqa["teacher_accuracy"] >= 0.75 and cqa["flagged"] / cqa["rows"] <= 0.03
+    assert svamp["teacher_accuracy"] >= 0.74 and svamp["flagged"] / svamp["rows"] <= 0.04

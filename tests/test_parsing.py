@@ -47,3 +47,32 @@ def test_nli_synonyms_and_json_output():
     result = parse_response('{"label": "Billing", "rationale": "Double charge."}', "classification",
                             labels=["billing", "shipping"])
     assert (result.label, result.rationale) == ("billing", "Double charge.")
+
+
+def test_letter_wins_over_a_paraphrase_or_typo_unless_the_text_names_another_option():
+    assert parse_response("So the answer is (d) skyscraper.", "multiple-choice",
+                          ["park", "desert", "ocean", "tall building", "space"]).label == "tall building"
+    assert parse_response("So the answer is (b) wooded aera.", "multiple-choice", CHOICES).label == "wooded area"
+    assert parse_response("So the answer is (b) ocean.", "multiple-choice", CHOICES).label == "ocean"
+    assert parse_response("Answer: wooded aera\nRationale: x", "multiple-choice", CHOICES).label == "wooded area"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("So 87 * 58 / 2 = 2523. The answer is (87 * 58) / 2.", "2523"),
+    ("The answer is ((8 action figures + 10 cabinets) * 4 shelves).", "72"),
+    ("So Jake has 16 - 7 = 9 peaches.", "9"),
+    ("He has 11,210 students. The answer is 11,210.", "11210"),
+])
+def test_numeric_expression_styles(text, expected):
+    assert parse_response(text, "numeric").label == expected
+
+
+@pytest.mark.parametrize("text", [
+    "So 2 * x = 12. The answer is (2 * x).",
+    "The answer is (some - 8).",
+    "The answer is (53 + 17) and (14 - 10).",
+    "The answer is (175, 5).",
+])
+def test_numeric_answers_with_unknowns_or_several_results_are_flagged(text):
+    result = parse_response(text, "numeric")
+    assert result.flag == "unparseable" and result.label is None
