@@ -22,6 +22,7 @@ from core.errors import AppError
 from core.store import Store
 
 ACTIVE = ("queued", "running")
+RESUMABLE = ("paused", "failed", "cancelled")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -45,6 +46,33 @@ def start_job(store: Store, project: str, kind: str, config: dict, env: dict | N
     out_dir = job_dir(store, job_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     store.update_job(job_id, out_dir=str(out_dir))
+    _spawn(store, job_id, env)
+    return job_id
+
+
+def resume_job(store: Store, job_id: str, env: dict | None = None) -> None:
+    """Start a paused, failed or cancelled job again in a new process. Labeling picks up
+    the rows still unanswered (and polls batches already submitted); training continues
+    from its last checkpoint."""
+    job = refresh(store, store.get_job(job_id))
+    if job["status"] not in RESUMABLE:
+        raise AppError(f"Job {job_id} is {job['status']}; only a paused, failed or cancelled job can be resumed.")
+    store.update_job(job_id, status="queued", pause_requested=False, cancel_requested=False, error=None,
+                     finished_at=None)
+    _spawn(store, job_id, env)
+
+
+def pause_job(store: Store, job_id: str) -> None:
+    """Ask a running job to stop at the next safe point, keeping all its work."""
+    job = store.get_job(job_id)
+    if job["status"] not in ACTIVE:
+        raise AppError(f"Job {job_id} is {job['status']}, not running.")
+    store.update_job(job_id, pause_requested=True)
+
+
+def _spawn(store: Store, job_id: str, env: dict | None) -> None:
+    out_dir = job_dir(store, job_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
     log = open(out_dir / "job.log", "ab")
     child_env = {**os.environ, **(env or {})}
     child_env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + child_env.get("PYTHONPATH", "")
@@ -56,7 +84,6 @@ def start_job(store: Store, project: str, kind: str, config: dict, env: dict | N
     log.close()
     store.update_job(job_id, pid=proc.pid)
     threading.Thread(target=proc.wait, daemon=True).start()  # reap it so it never lingers as a zombie
-    return job_id
 
 
 def _alive(pid: int | None) -> bool:
@@ -109,12 +136,21 @@ def wait(store: Store, job_id: str, timeout_s: float = 600) -> dict:
 def run_job(store: Store, job_id: str) -> dict:
     job = store.get_job(job_id)
     store.update_job(job_id, status="running", pid=os.getpid(), started_at=_now(), heartbeat_at=_now())
-    cancelled = {"flag": False}
+    state = {"signal": False, "checked": 0.0, "reason": None}
 
-    def should_stop() -> bool:
-        return cancelled["flag"] or bool(store.get_job(job_id)["cancel_requested"])
+    def should_stop() -> str | None:
+        """'cancelled' or 'paused' once asked (SIGTERM or a flag in the jobs row), else None.
+        The row is read at most twice a second: this is called before every request."""
+        if state["signal"]:
+            return "cancelled"
+        now = time.monotonic()
+        if state["reason"] is None and now - state["checked"] > 0.5:
+            state["checked"] = now
+            row = store.get_job(job_id)
+            state["reason"] = "cancelled" if row["cancel_requested"] else "paused" if row["pause_requested"] else None
+        return state["reason"]
 
-    signal.signal(signal.SIGTERM, lambda *_: cancelled.__setitem__("flag", True))
+    signal.signal(signal.SIGTERM, lambda *_: state.__setitem__("signal", True))
     try:
         if job["kind"] == "label":
             result = _run_label(store, job, should_stop)
@@ -142,16 +178,19 @@ def _run_label(store: Store, job: dict, should_stop) -> dict:
         now = time.monotonic()
         if now - last["t"] > 0.5 or p["done"] >= p["total"]:
             last["t"] = now
-            store.update_job(job["id"], done=p["done"], total=p["total"], cost_usd=p["cost_usd"], heartbeat_at=_now())
+            store.update_job(job["id"], done=p["done"], total=p["total"], cost_usd=store.job_spend(job["id"]),
+                             heartbeat_at=_now())
 
     run = TeacherRun(
         store, job["project"], model=cfg.get("model"), concurrency=cfg.get("concurrency", 8),
         limit=cfg.get("limit"), budget_usd=cfg.get("budget_usd"), job_id=job["id"],
-        on_progress=on_progress, should_stop=should_stop,
+        on_progress=on_progress, should_stop=should_stop, batch=bool(cfg.get("batch")),
+        poll_interval_s=cfg.get("poll_interval_s", 10.0),
     )
     summary = run.run().as_dict()
-    store.update_job(job["id"], done=summary["rows"], total=summary["rows"], cost_usd=summary["cost_usd"])
-    summary["status"] = "cancelled" if summary["stopped"] == "cancelled" else "completed"
+    store.update_job(job["id"], done=summary["rows"] - summary["errors"], total=summary["rows"],
+                     cost_usd=store.job_spend(job["id"]))
+    summary["status"] = summary["stopped"] if summary["stopped"] in ("cancelled", "paused") else "completed"
     return summary
 
 

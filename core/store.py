@@ -135,6 +135,33 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        """
+        -- Message Batches: a batch id is stored before polling, so a restart resumes it.
+        CREATE TABLE teacher_batches (
+            batch_id     VARCHAR PRIMARY KEY,
+            project      VARCHAR NOT NULL,
+            job_id       VARCHAR,
+            model        VARCHAR,
+            status       VARCHAR NOT NULL,   -- submitted | collected
+            requests     INTEGER NOT NULL,
+            submitted_at TIMESTAMP DEFAULT current_timestamp,
+            collected_at TIMESTAMP
+        );
+        CREATE TABLE teacher_batch_requests (
+            batch_id      VARCHAR NOT NULL,
+            custom_id     VARCHAR NOT NULL,
+            request_hash  VARCHAR NOT NULL,
+            request       VARCHAR NOT NULL,  -- JSON params sent
+            row_ids       VARCHAR NOT NULL,  -- JSON list of rows answered by this request
+            worst_usd     DOUBLE,            -- budget reserved until the result is in
+            PRIMARY KEY (batch_id, custom_id)
+        );
+        ALTER TABLE teacher_calls ADD COLUMN batch_id VARCHAR;
+        ALTER TABLE jobs ADD COLUMN pause_requested BOOLEAN DEFAULT FALSE;
+        """,
+    ),
 ]
 
 ITEM_COLUMNS = (
@@ -155,7 +182,7 @@ REVIEW_FILTERS = {
 
 CACHE_COLUMNS = ["request_hash", "model", "request", "response", "input_tokens", "output_tokens", "cost_usd", "source"]
 CALL_COLUMNS = ["row_id", "job_id", "request_hash", "template_hash", "model", "cached", "billed_usd",
-                "input_tokens", "output_tokens", "error_type", "error_message", "attempts"]
+                "input_tokens", "output_tokens", "error_type", "error_message", "attempts", "batch_id"]
 RESULT_COLUMNS = ["row_id", "status", "label", "rationale", "flag", "request_hash", "source"]
 
 
@@ -167,6 +194,7 @@ class TeacherWrites:
     calls: list[dict] = field(default_factory=list)    # CALL_COLUMNS
     results: list[dict] = field(default_factory=list)  # RESULT_COLUMNS
     errors: list[dict] = field(default_factory=list)   # row_id, error
+    collected_batches: list[str] = field(default_factory=list)  # batch ids whose results these are
 
 
 def default_db_path() -> str:
@@ -527,6 +555,56 @@ class Store:
                     [project],
                 ).fetchall()
                 con.unregister("error_rows")
+            for batch_id in writes.collected_batches:
+                # in the same transaction as the results: a batch is collected exactly once
+                con.execute("UPDATE teacher_batches SET status = 'collected', collected_at = current_timestamp "
+                            "WHERE batch_id = ?", [batch_id]).fetchall()
+
+    # ---- message batches -----------------------------------------------------------
+    def add_batch(self, project: str, batch_id: str, job_id: str | None, model: str, entries: list[dict]) -> None:
+        import pandas as pd
+
+        with self.transaction() as con:
+            con.execute("INSERT INTO teacher_batches(batch_id, project, job_id, model, status, requests) "
+                        "VALUES (?,?,?,?, 'submitted', ?)", [batch_id, project, job_id, model, len(entries)])
+            frame = pd.DataFrame(entries, columns=["custom_id", "request_hash", "request", "row_ids", "worst_usd"])
+            con.register("batch_rows", frame)
+            con.execute("INSERT INTO teacher_batch_requests SELECT ?, custom_id, request_hash, request, row_ids, "
+                        "worst_usd FROM batch_rows", [batch_id]).fetchall()
+            con.unregister("batch_rows")
+
+    def open_batches(self, project: str) -> list[str]:
+        rows = self.query("SELECT batch_id FROM teacher_batches WHERE project = ? AND status = 'submitted' "
+                          "ORDER BY submitted_at", [project])
+        return [r["batch_id"] for r in rows]
+
+    def open_batch_hashes(self, project: str) -> set[str]:
+        rows = self.query("SELECT r.request_hash FROM teacher_batch_requests r JOIN teacher_batches b USING (batch_id) "
+                          "WHERE b.project = ? AND b.status = 'submitted'", [project])
+        return {r["request_hash"] for r in rows}
+
+    def open_batch_worst_case(self, project: str) -> float:
+        return self.scalar("SELECT coalesce(sum(r.worst_usd), 0) FROM teacher_batch_requests r "
+                           "JOIN teacher_batches b USING (batch_id) WHERE b.project = ? AND b.status = 'submitted'",
+                           [project])
+
+    def batch_requests(self, batch_id: str) -> list[dict]:
+        return self.query("SELECT * FROM teacher_batch_requests WHERE batch_id = ?", [batch_id])
+
+    def list_batches(self, project: str) -> list[dict]:
+        return self.query("SELECT * FROM teacher_batches WHERE project = ? ORDER BY submitted_at DESC", [project])
+
+    def get_items(self, project: str, row_ids: Sequence[str]) -> list[dict]:
+        if not row_ids:
+            return []
+        return self._items("WHERE project = ? AND list_contains(?, row_id)", [project, list(row_ids)])
+
+    def spend(self, project: str) -> float:
+        return self.scalar("SELECT coalesce(sum(billed_usd), 0) FROM teacher_calls WHERE project = ?", [project])
+
+    def job_spend(self, job_id: str) -> float:
+        """Dollars billed by a job over all its runs (a resumed job keeps its total)."""
+        return self.scalar("SELECT coalesce(sum(billed_usd), 0) FROM teacher_calls WHERE job_id = ?", [job_id])
 
     def teacher_stats(self, project: str) -> dict:
         row = self.query(
@@ -597,7 +675,7 @@ class Store:
     def update_job(self, job_id: str, **fields: Any) -> None:
         allowed = {
             "status", "pid", "done", "total", "cost_usd", "message", "error", "out_dir",
-            "cancel_requested", "started_at", "finished_at", "heartbeat_at",
+            "cancel_requested", "pause_requested", "started_at", "finished_at", "heartbeat_at",
         }
         bad = set(fields) - allowed
         if bad:

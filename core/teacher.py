@@ -4,7 +4,11 @@
 - A response cache keyed by the request content (core.prompts.request_hash) means an
   identical request is never sent, or billed, twice; rows that share a request share
   one call.
-- Retries (429 with retry-after, 529, 500, timeouts) are the SDK's own (`max_retries`).
+- Retries (429 with retry-after, 529, 500, timeouts) are the SDK's own (`max_retries`);
+  core.ratelimit paces requests under the limits the API reports in its headers.
+- Batch mode (`batch=True`) sends the rows through the Message Batches API at half
+  price. Each batch id is stored before polling starts, so a restarted run resumes
+  polling instead of submitting again.
 - A failed call becomes a per-row error record and never stops the run.
 - Results are written as they arrive, in small transactions, so a crash loses at most
   the responses in flight.
@@ -39,8 +43,10 @@ class LabelSummary:
     errors: int = 0          # rows whose call failed
     cost_usd: float = 0.0    # billed in this run
     seconds: float = 0.0
-    stopped: str | None = None  # None | budget | cancelled
+    stopped: str | None = None  # None | budget | cancelled | paused
     recorded_demo: int = 0   # rows answered by the recorded demo teacher
+    batches: int = 0         # batches submitted by this run (batch mode)
+    rate_limited: int = 0    # 429 answers seen (each was waited out and retried by the SDK)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -61,21 +67,25 @@ def response_text(response: dict) -> str:
     return "".join(block.get("text", "") for block in response.get("content", []) if block.get("type") == "text")
 
 
-def call_cost(prices: PriceTable, model: str, usage: dict) -> float | None:
+def call_cost(prices: PriceTable, model: str, usage: dict, batch: bool = False) -> float | None:
     inp = usage.get("input_tokens") or 0
     out = usage.get("output_tokens") or 0
-    cost = prices.cost(model, inp, out)
+    cost = prices.cost(model, inp, out, batch=batch)
     if cost is None:
         return None
     price = prices.get(model)
     cache_write = usage.get("cache_creation_input_tokens") or 0
     cache_read = usage.get("cache_read_input_tokens") or 0
-    return cost + (cache_write * prices.cache_write_multiplier + cache_read * prices.cache_read_multiplier) * price.input / 1e6
+    factor = (1 - prices.batch_discount) if batch else 1.0
+    return cost + factor * (cache_write * prices.cache_write_multiplier
+                            + cache_read * prices.cache_read_multiplier) * price.input / 1e6
 
 
 def _error_type(exc: BaseException) -> str:
     import anthropic
 
+    if isinstance(exc, BatchRowError):
+        return exc.kind
     if isinstance(exc, anthropic.APIStatusError):
         return f"http_{exc.status_code}"
     if isinstance(exc, anthropic.APITimeoutError):
@@ -110,7 +120,8 @@ class TeacherRun:
         limit: int | None = None, budget_usd: float | None = None, api_key: str | None = None,
         base_url: str | None = None, max_retries: int = 4, timeout_s: float = 60.0, job_id: str | None = None,
         prices: PriceTable | None = None, on_progress: Callable[[dict], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
+        should_stop: Callable[[], str | bool | None] | None = None, batch: bool = False,
+        poll_interval_s: float = 10.0,
     ):
         self.store, self.project_name = store, project
         self.project = store.get_project(project)
@@ -126,6 +137,7 @@ class TeacherRun:
         self.api_key, self.base_url = resolve_api_key(api_key), base_url
         self.max_retries, self.timeout_s, self.job_id = max_retries, timeout_s, job_id
         self.on_progress, self.should_stop = on_progress, should_stop
+        self.batch, self.poll_interval_s = batch, poll_interval_s
         self.template_hash = template_hash(self.project.template)
         self.summary = LabelSummary()
         self._done = 0
@@ -207,7 +219,9 @@ class TeacherRun:
                 self.summary.cache_hits += len(p.rows)
             self.store.write_teacher(self.project_name, writes)
             self._progress()
-        if misses:
+        if self.batch:
+            misses = {k: v for k, v in misses.items() if k not in self.store.open_batch_hashes(self.project_name)}
+        if misses or (self.batch and self.store.open_batches(self.project_name)):
             if self.prices.get(self.model) is None:
                 raise ConfigError(
                     f"Model {self.model!r} has no price in the price file, so its cost cannot be tracked. "
@@ -218,30 +232,47 @@ class TeacherRun:
                     f"{sum(len(p.rows) for p in misses.values())} rows need a live teacher call, but no API key "
                     "is set. Set ANTHROPIC_API_KEY in the environment or in Streamlit secrets."
                 )
-            asyncio.run(self._run_live(misses))
+            if self.batch:
+                self._run_batches(misses)
+            else:
+                asyncio.run(self._run_live(misses))
         self.summary.seconds = round(time.monotonic() - started, 3)
         self._progress()
         return self.summary
 
     def _worst_case(self, request: dict) -> float:
         # Upper bound for one call: estimated input with 25% margin, full max_tokens out.
-        return self.prices.cost(self.model, int(request_tokens(request) * 1.25) + 50, request["max_tokens"]) or 0.0
+        return self.prices.cost(self.model, int(request_tokens(request) * 1.25) + 50, request["max_tokens"],
+                                batch=self.batch) or 0.0
+
+    def _stop_reason(self) -> str | None:
+        if not self.should_stop:
+            return None
+        reason = self.should_stop()
+        return (reason if isinstance(reason, str) else "cancelled") if reason else None
+
+    def _client_kwargs(self) -> dict:
+        return {"api_key": self.api_key, "base_url": self.base_url, "max_retries": self.max_retries,
+                "timeout": self.timeout_s}
 
     async def _run_live(self, misses: dict[str, _Pending]) -> None:
         import anthropic
 
-        client = anthropic.AsyncAnthropic(
-            api_key=self.api_key, base_url=self.base_url, max_retries=self.max_retries, timeout=self.timeout_s,
-        )
+        from core.ratelimit import AdaptiveLimiter
+
+        limiter = AdaptiveLimiter(token_estimate=request_tokens)
+        client = anthropic.AsyncAnthropic(**self._client_kwargs(), middleware=[limiter])
         results: asyncio.Queue = asyncio.Queue()
         semaphore = asyncio.Semaphore(self.concurrency)
         stop = asyncio.Event()
 
         async def call(key: str, p: _Pending) -> None:
             async with semaphore:
-                if stop.is_set() or (self.should_stop and self.should_stop()):
-                    if not self.summary.stopped:
-                        self.summary.stopped = "cancelled"
+                if stop.is_set():
+                    return
+                reason = self._stop_reason()
+                if reason:
+                    self.summary.stopped = self.summary.stopped or reason
                     stop.set()
                     return
                 worst = self._worst_case(p.request)
@@ -283,6 +314,7 @@ class TeacherRun:
             await results.put(None)
             await writer_task
             await client.close()
+            self.summary.rate_limited = limiter.stats.rate_limited
 
     def _flush(self, batch: list) -> None:
         writes = TeacherWrites()
@@ -293,6 +325,106 @@ class TeacherRun:
             else:
                 self._write_error(writes, key, p, exc, attempts)
         self.store.write_teacher(self.project_name, writes)
+
+
+    # ---- batch mode ----------------------------------------------------------------
+    def _run_batches(self, misses: dict[str, _Pending]) -> None:
+        import anthropic
+
+        client = anthropic.Anthropic(**self._client_kwargs())
+        try:
+            self._submit_batches(client, misses)
+            self._poll_batches(client)
+        finally:
+            client.close()
+
+    def _submit_batches(self, client, misses: dict[str, _Pending], chunk: int = 10_000) -> None:
+        keys = list(misses)
+        if self.budget_usd is not None:
+            # A batch cannot be stopped half-way, so the whole worst case must fit the budget.
+            room = self.budget_usd - self.store.spend(self.project_name) - self.store.open_batch_worst_case(self.project_name)
+            fitting = []
+            for key in keys:
+                worst = self._worst_case(misses[key].request)
+                if worst > room:
+                    self.summary.stopped = "budget"
+                    break
+                room -= worst
+                fitting.append(key)
+            keys = fitting
+        for start in range(0, len(keys), chunk):
+            if self._stop_reason():
+                self.summary.stopped = self._stop_reason()
+                return
+            part = keys[start:start + chunk]
+            batch = client.messages.batches.create(
+                requests=[{"custom_id": key, "params": misses[key].request} for key in part])
+            # Stored before polling: a restart resumes this batch instead of paying for it again.
+            self.store.add_batch(self.project_name, batch.id, self.job_id, self.model, [
+                {"custom_id": key, "request_hash": key, "request": json.dumps(misses[key].request),
+                 "row_ids": json.dumps([it["row_id"] for it in misses[key].rows]),
+                 "worst_usd": self._worst_case(misses[key].request)} for key in part])
+            self.summary.batches += 1
+            self.summary.requests += len(part)
+
+    def _poll_batches(self, client) -> None:
+        while True:
+            open_batches = self.store.open_batches(self.project_name)
+            if not open_batches:
+                return
+            reason = self._stop_reason()
+            if reason == "paused":
+                self.summary.stopped = "paused"  # the batches keep running; resume polls them
+                return
+            for batch_id in open_batches:
+                if reason == "cancelled":
+                    client.messages.batches.cancel(batch_id)
+                view = client.messages.batches.retrieve(batch_id)
+                if view.processing_status == "ended":
+                    self._collect_batch(client, batch_id)
+            if reason == "cancelled":
+                self.summary.stopped = "cancelled"
+            self._progress()
+            if self.store.open_batches(self.project_name):
+                time.sleep(self.poll_interval_s)
+
+    def _collect_batch(self, client, batch_id: str) -> None:
+        entries = {e["custom_id"]: e for e in self.store.batch_requests(batch_id)}
+        items = {it["row_id"]: it for it in self.store.get_items(
+            self.project_name, [rid for e in entries.values() for rid in json.loads(e["row_ids"])])}
+        writes = TeacherWrites(collected_batches=[batch_id])
+        seen = set()
+        for result in client.messages.batches.results(batch_id):
+            entry = entries.get(result.custom_id)
+            if entry is None or result.custom_id in seen:
+                continue
+            seen.add(result.custom_id)
+            pending = _Pending(json.loads(entry["request"]),
+                               [items[r] for r in json.loads(entry["row_ids"]) if r in items])
+            outcome = result.result
+            if outcome.type == "succeeded":
+                response = outcome.message.model_dump(mode="json", exclude_none=True)
+                cost = call_cost(self.prices, self.model, response.get("usage") or {}, batch=True)
+                self._write_success(writes, entry["request_hash"], pending, response, cached=False,
+                                    source="batch", cost=cost, attempts=1)
+            else:
+                detail = getattr(getattr(getattr(outcome, "error", None), "error", None), "message", "")
+                self._write_error(writes, entry["request_hash"], pending,
+                                  BatchRowError(f"batch_{outcome.type}", detail or f"request {outcome.type}"), 1)
+        for custom_id in set(entries) - seen:  # a result the API never returned is retried later
+            entry = entries[custom_id]
+            pending = _Pending(json.loads(entry["request"]),
+                               [items[r] for r in json.loads(entry["row_ids"]) if r in items])
+            self._write_error(writes, entry["request_hash"], pending, BatchRowError("batch_missing", "no result"), None)
+        for call in writes.calls:
+            call["batch_id"] = batch_id
+        self.store.write_teacher(self.project_name, writes)
+
+
+class BatchRowError(Exception):
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
 
 
 def label_project(store: Store, project: str, **kwargs) -> LabelSummary:
