@@ -57,8 +57,8 @@ def resume_job(store: Store, job_id: str, env: dict | None = None) -> None:
     job = refresh(store, store.get_job(job_id))
     if job["status"] not in RESUMABLE:
         raise AppError(f"Job {job_id} is {job['status']}; only a paused, failed or cancelled job can be resumed.")
-    store.update_job(job_id, status="queued", pause_requested=False, cancel_requested=False, error=None,
-                     finished_at=None)
+    store.update_job(job_id, status="queued", pid=None, pause_requested=False, cancel_requested=False,
+                     error=None, finished_at=None)
     _spawn(store, job_id, env)
 
 
@@ -103,9 +103,19 @@ def _alive(pid: int | None) -> bool:
 def refresh(store: Store, job: dict) -> dict:
     """Mark a job failed if its process is gone without finishing."""
     if job["status"] in ACTIVE and job["pid"] and not _alive(job["pid"]):
-        store.update_job(job["id"], status="failed", error="the job's process ended unexpectedly", finished_at=_now())
+        # Conditional: the process may have written its final status after we read the row.
+        store.fail_job_if_active(job["id"], job["pid"], "the job's process ended unexpectedly")
         job = store.get_job(job["id"])
     return job
+
+
+def throughput(job: dict) -> float | None:
+    """Rows per second since the job (last) started, from its own heartbeat."""
+    start, beat = job.get("started_at"), job.get("heartbeat_at")
+    if not (start and beat and job.get("done")):
+        return None
+    seconds = (beat - start).total_seconds()
+    return job["done"] / seconds if seconds > 0 else None
 
 
 def jobs_for(store: Store, project: str, kind: str | None = None) -> list[dict]:

@@ -3,8 +3,9 @@
 It runs as SDK middleware, so it sees every HTTP attempt, including the SDK's own
 retries. It learns the account's limits from the `anthropic-ratelimit-*` response
 headers and paces requests just under them (requests per minute and input tokens
-per minute), instead of sending until the server answers 429. A 429's `retry-after`
-pauses every sender, not only the one that got it; the SDK itself waits and retries.
+per minute), instead of sending until the server answers 429. A 429 that says the
+limit is used up (remaining 0) pauses every sender for its `retry-after`; the SDK itself
+waits and retries the request that got it.
 
 Pacing is GCRA (a virtual-time token bucket): each request books the next slot of
 1/rate seconds, with `burst_s` of tolerance so that a short stall (a pause, a slow
@@ -120,12 +121,22 @@ class AdaptiveLimiter(Middleware):
             if retry_after is None:
                 retry_after = _reset_in(headers.get("anthropic-ratelimit-requests-reset")) or 1.0
             self.stats.retry_after_s += retry_after
-            self._paused_until = max(self._paused_until, time.monotonic() + retry_after)
+            if _exhausted(headers):
+                # The account's limit is used up: everyone waits. Otherwise (a transient 429 with
+                # capacity left) only the SDK's retry of that one request waits.
+                self._paused_until = max(self._paused_until, time.monotonic() + retry_after)
         if booked and status in (429, 529):
             # A rejected attempt was not counted against the limit: give its slot back.
             self._tat["requests"] -= booked[0]
             self._tat["tokens"] -= booked[1]
         self._release_probe()  # limits known (or absent: then only concurrency bounds us)
+
+
+def _exhausted(headers) -> bool:
+    remaining = [headers.get(f"anthropic-ratelimit-{name}-remaining") for name in ("requests", "input-tokens",
+                                                                                   "output-tokens", "tokens")]
+    known = [_float(r) for r in remaining if r is not None]
+    return not known or any(r is not None and r < 1 for r in known)
 
 
 def _reset_in(value: str | None) -> float | None:

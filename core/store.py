@@ -684,6 +684,11 @@ class Store:
         with self.transaction() as con:
             con.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*fields.values(), job_id])
 
+    def fail_job_if_active(self, job_id: str, pid: int, error: str) -> None:
+        with self.transaction() as con:
+            con.execute("UPDATE jobs SET status = 'failed', error = ?, finished_at = current_timestamp "
+                        "WHERE id = ? AND pid = ? AND status IN ('queued', 'running')", [error, job_id, pid]).fetchall()
+
     def add_metrics(self, job_id: str, rows: Sequence[tuple[int, str, float]]) -> None:
         if not rows:
             return

@@ -25,13 +25,33 @@ def live_status(store, name: str) -> None:
         return
     job = label_jobs[0]
     total = job["total"] or 0
+    rate = jobs.throughput(job)
     st.progress(min(1.0, job["done"] / total) if total else 0.0,
-                text=f"Job {job['id']}: {job['status']} · {job['done']}/{total} rows · ${job['cost_usd'] or 0:.4f}")
+                text=f"Job {job['id']}: {job['status']} · {job['done']}/{total} rows · "
+                     f"${job['cost_usd'] or 0:.4f}" + (f" · {rate:.1f} rows/s" if rate else ""))
     if job["status"] == "failed":
         st.error(plain(f"The job failed: {job['error']}"))
-    if job["status"] in jobs.ACTIVE and st.button("Cancel labeling", key=f"cancel-{job['id']}"):
-        jobs.cancel_job(store, job["id"])
-        st.toast("Cancel requested")
+    batches = store.list_batches(name)
+    if batches:
+        st.caption(f"Message Batches: {sum(b['status'] == 'submitted' for b in batches)} being processed, "
+                   f"{sum(b['status'] == 'collected' for b in batches)} collected.")
+    cols = st.columns(3)
+    if job["status"] in jobs.ACTIVE:
+        if cols[0].button("Pause", key=f"pause-{job['id']}", help="Finish the requests in flight, then stop."):
+            jobs.pause_job(store, job["id"])
+            st.toast("Pause requested")
+        if cols[1].button("Cancel", key=f"cancel-{job['id']}"):
+            jobs.cancel_job(store, job["id"])
+            st.toast("Cancel requested")
+    elif job["status"] in jobs.RESUMABLE:
+        if cols[0].button("Resume", key=f"resume-{job['id']}", type="primary",
+                          help="Continue with the rows still unanswered; answered rows are never requested again."):
+            try:
+                key = api_key()
+                jobs.resume_job(store, job["id"], env={"ANTHROPIC_API_KEY": key} if key else None)
+                st.toast("Resumed")
+            except Exception as exc:
+                show_error(exc)
 
 
 def main() -> None:
@@ -52,6 +72,7 @@ def main() -> None:
         concurrency = cols[0].number_input("Concurrent requests", 1, 64, 8)
         limit = cols[1].number_input("Rows (0 = all unlabeled)", 0, 1_000_000, 0)
         budget = cols[2].number_input("Budget cap for this run, USD (0 = none)", 0.0, 100000.0, 0.0)
+        batch = st.checkbox("Use the Message Batches API (50% cheaper, results within 24 h)", key="label_batch")
         start = st.form_submit_button("Start labeling", type="primary")
     if start:
         try:
@@ -61,7 +82,7 @@ def main() -> None:
             job_id = jobs.start_job(
                 store, name, "label",
                 {"model": project.model, "concurrency": int(concurrency), "limit": int(limit) or None,
-                 "budget_usd": float(budget) or None},
+                 "budget_usd": float(budget) or None, "batch": bool(batch)},
                 env={"ANTHROPIC_API_KEY": key} if key else None,
             )
             st.success(f"Started job {job_id}. You can leave this page; the job keeps running.")

@@ -94,3 +94,15 @@ def test_help_lists_subcommands():
     proc = subprocess.run([sys.executable, "-m", "core", "--help"], capture_output=True, text=True, cwd=REPO)
     for sub in ["import", "import-teacher", "estimate", "label", "review", "export", "train", "runs", "predict"]:
         assert sub in proc.stdout
+
+
+def test_label_in_batch_mode_from_the_command_line(tmp_path, fake):
+    db = str(tmp_path / "cli.duckdb")
+    data = tmp_path / "tickets.csv"
+    data.write_text(TICKETS_CSV)
+    cli("import", "--db", db, "--project", "t", "--task", "classification", "--id-field", "id",
+        "--input-fields", "text", "--label-field", "label", str(data))
+    env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": fake.url}
+    lab, _ = cli("label", "--db", db, "--project", "t", "--batch", "--poll-interval", "0.05", env=env)
+    assert (lab["labeled"], lab["flagged"], lab["errors"], lab["batches"], lab["requests"]) == (6, 0, 0, 1, 6)
+    assert lab["cost_usd"] > 0 and lab["seconds"] >= 0 and fake.batches_created == 1

@@ -1,0 +1,128 @@
+"""Labeling throughput at the rate limit, against the fake Anthropic server.
+
+Setup (as issue 4 asks): 1,200 requests per minute, 300 ms mean latency, 3,000 rows,
+3% injected 429s (retry-after 1 s) and 3% injected 529s. Our engine (async, SDK retries,
+adaptive limiter reading anthropic-ratelimit-* headers) against a naive sequential loop
+over the same server. The sequential loop runs on a slice of the rows (at ~3 rows/s
+all 3,000 would take a quarter of an hour); throughput is a rate, so the fractions compare.
+
+    .venv/bin/python bench/labeling.py [--rows 3000] [--rpm 1200] [--sequential-rows 150]
+
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.ingest import ColumnMapping, build_items, read_records  # noqa: E402
+from core.prompts import build_request, preset_template  # noqa: E402
+from core.store import Store  # noqa: E402
+from core.teacher import TeacherRun  # noqa: E402
+from tests.conftest import correct_responder  # noqa: E402
+from tests.fake_anthropic import FakeAnthropic  # noqa: E402
+
+WORDS = ["charged twice", "app crash", "parcel lost", "billed after cancel", "error 500", "courier late"]
+
+
+def make_project(store: Store, rows: int) -> None:
+    lines = ["id,text,label"] + [f"{i},Ticket {i}: {WORDS[i % 6]},{['billing', 'technical', 'shipping'][i % 3]}"
+                                 for i in range(rows)]
+    frame, labels = build_items(read_records(("\n".join(lines) + "\n").encode(), "t.csv"), "classification",
+                                ColumnMapping(input_fields=["text"], id_field="id", label_field="label"))
+    store.import_items("bench", "classification", ["text"], labels, frame,
+                       preset_template("classification", ["text"]), "claude-haiku-4-5")
+
+
+def server(rpm: int, seed: int) -> FakeAnthropic:
+    return FakeAnthropic(responder=correct_responder, latency_s=0.3, latency_jitter_s=0.15, rpm=rpm,
+                         fault_rates={"429": 0.03, "529": 0.03}, retry_after_s=1, seed=seed).start()
+
+
+def double_billed(fake: FakeAnthropic) -> int:
+    return sum(n - 1 for n in fake.billed.values() if n > 1)
+
+
+def run_engine(rows: int, rpm: int, concurrency: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "bench.duckdb")
+        make_project(store, rows)
+        fake = server(rpm, seed=1)
+        try:
+            started = time.monotonic()
+            summary = TeacherRun(store, "bench", api_key="bench", base_url=fake.url, concurrency=concurrency,
+                                 max_retries=6).run()
+            seconds = time.monotonic() - started
+            lost = store.scalar("SELECT count(*) FROM items WHERE project = 'bench' AND status <> 'labeled'")
+            return {"rows": rows, "seconds": round(seconds, 1), "rows_per_s": round(summary.labeled / seconds, 2),
+                    "fraction": summary.labeled / seconds / (rpm / 60), "lost": lost, "double_billed": double_billed(fake),
+                    "server_429_real": fake.rate_limited,
+                    "injected": sum(1 for r in fake.requests if r["fault"] in ("429", "529"))}
+        finally:
+            fake.stop()
+
+
+def run_sequential(rows: int, rpm: int) -> dict:
+    """What a first script does: one request after another with the SDK's default retries."""
+    import anthropic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "seq.duckdb")
+        make_project(store, rows)
+        project = store.get_project("bench")
+        fake = server(rpm, seed=2)
+        client = anthropic.Anthropic(api_key="bench", base_url=fake.url)
+        done = lost = 0
+        try:
+            started = time.monotonic()
+            for item in store.items_by_order("bench", None):
+                request = build_request(project.template, item, project.label_set, project.model, project.max_tokens)
+                try:
+                    client.messages.create(**request)
+                    done += 1
+                except anthropic.APIError:
+                    lost += 1
+            seconds = time.monotonic() - started
+            return {"rows": rows, "seconds": round(seconds, 1), "rows_per_s": round(done / seconds, 2),
+                    "fraction": done / seconds / (rpm / 60), "lost": lost, "double_billed": double_billed(fake)}
+        finally:
+            client.close()
+            fake.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=3000)
+    parser.add_argument("--rpm", type=int, default=1200)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--sequential-rows", type=int, default=150)
+    args = parser.parse_args()
+
+    print(f"fake server: {args.rpm} RPM, 300 ms mean latency, 3% 429 + 3% 529 injected")
+    engine = run_engine(args.rows, args.rpm, args.concurrency)
+    print(f"engine     : {engine['rows']} rows in {engine['seconds']} s = {engine['rows_per_s']} rows/s "
+          f"= {engine['fraction']:.3f} of the limit; lost {engine['lost']}, billed twice {engine['double_billed']}, "
+          f"real 429s {engine['server_429_real']}, injected faults {engine['injected']}")
+    seq = run_sequential(args.sequential_rows, args.rpm)
+    print(f"sequential : {seq['rows']} rows in {seq['seconds']} s = {seq['rows_per_s']} rows/s "
+          f"= {seq['fraction']:.3f} of the limit; lost {seq['lost']}, billed twice {seq['double_billed']}")
+    print(f"engine / sequential throughput: {engine['fraction'] / seq['fraction']:.1f}x")
+    print(json.dumps({
+        "rows": engine["rows"], "rpm_limit": args.rpm,
+        "throughput_fraction_of_limit": round(engine["fraction"], 4), "rows_lost": engine["lost"],
+        "double_billed": engine["double_billed"], "real_429s": engine["server_429_real"],
+        "sequential_throughput_fraction": round(seq["fraction"], 4), "sequential_rows_lost": seq["lost"],
+        "sequential_double_billed": seq["double_billed"],
+        "speedup_vs_sequential": round(engine["fraction"] / seq["fraction"], 2),
+    }))
+
+
+if __name__ == "__main__":
+    main()
