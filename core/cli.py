@@ -70,24 +70,56 @@ def cmd_import_teacher(args, store: Store) -> dict:
 
 
 def cmd_estimate(args, store: Store) -> dict:
-    from core.cost import estimate_cost
+    from core.forecast import cost_table, count_tokens_sample, forecast
     from core.prices import load_prices
+    from core.teacher import resolve_api_key
 
-    project = store.get_project(args.project)
-    model = args.model or project.model
-    counts = store.count_items(args.project)
-    sample = store.sample_items(args.project, 200)
-    stats = store.teacher_stats(args.project)
-    est = estimate_cost(sample, project.template, project.label_set, project.task, model, project.max_tokens,
-                        load_prices(), observed_output_tokens=stats["mean_output_tokens"] if stats["billed_calls"] else None,
-                        total_rows=counts["total"])
-    return est.as_dict()
+    prices = load_prices()
+    counted = 0
+    if args.count_tokens:
+        key = resolve_api_key()
+        if not key:
+            raise AppError("--count-tokens needs ANTHROPIC_API_KEY.")
+        counted = count_tokens_sample(store, args.project, key, model=args.model)
+    fc = forecast(store, args.project, prices, model=args.model, mode=args.mode, shots=args.shots,
+                  rationale_fraction=args.rationale_fraction, batch=args.batch)
+    out = {**fc.as_dict(), "count_tokens_calls": counted}
+    if args.table:
+        out["table"] = cost_table(store, args.project, prices)
+    return out
+
+
+def cmd_pilot(args, store: Store) -> dict:
+    from core.forecast import forecast, pilot_rows, preflight
+    from core.prices import load_prices
+    from core.teacher import TeacherRun
+
+    prices = load_prices()
+    rows = pilot_rows(store, args.project, args.fraction, args.floor)
+    preflight(store, args.project, prices, model=args.model, override=args.override_budget, n_rows=len(rows))
+    summary = TeacherRun(store, args.project, model=args.model, concurrency=args.concurrency, row_ids=rows).run()
+    after = forecast(store, args.project, prices, model=args.model)
+    return {"pilot": summary.as_dict(), "forecast": after.as_dict()}
+
+
+def cmd_budget(args, store: Store) -> dict:
+    store.get_project(args.project)
+    if args.usd is not None and args.usd < 0:
+        raise AppError("A budget must be zero or more dollars.")
+    store.update_project(args.project, budget_usd=args.usd)
+    spent = store.spend(args.project)
+    return {"project": args.project, "budget_usd": args.usd, "spent_usd": spent,
+            "remaining_usd": None if args.usd is None else args.usd - spent}
 
 
 def cmd_label(args, store: Store) -> dict:
+    from core.forecast import preflight
+    from core.prices import load_prices
     from core.teacher import TeacherRun
 
     store.get_project(args.project)
+    preflight(store, args.project, load_prices(), model=args.model, batch=args.batch, override=args.override_budget,
+              n_rows=args.limit)
     job_id = store.create_job(args.project, "label", {"model": args.model, "concurrency": args.concurrency,
                                                       "limit": args.limit, "budget_usd": args.budget,
                                                       "batch": args.batch})
@@ -214,8 +246,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--response-field", default="response")
     p.add_argument("files", nargs="+")
 
-    p = add("estimate", cmd_estimate, "Estimate tokens and dollars for labeling the project.")
+    p = add("estimate", cmd_estimate, "Forecast tokens and dollars (P50 and P90) for the rows still unlabeled.")
     p.add_argument("--model")
+    p.add_argument("--mode", choices=["zero-shot", "few-shot", "explain-label", "label-only"])
+    p.add_argument("--shots", type=int, help="demonstrations in few-shot mode (default: the project's, 6)")
+    p.add_argument("--rationale-fraction", type=float, default=1.0,
+                   help="share of rows that get a rationale prompt; the rest get a label-only prompt")
+    p.add_argument("--batch", action="store_true", help="price with the Batch API discount")
+    p.add_argument("--count-tokens", action="store_true", help="calibrate with exact count_tokens on 20 rows")
+    p.add_argument("--table", action="store_true", help="add the model x API x mode x fraction cost table")
+
+    p = add("pilot", cmd_pilot, "Label a stratified pilot sample, then re-forecast the rest from observed usage.")
+    p.add_argument("--model")
+    p.add_argument("--fraction", type=float, default=0.02)
+    p.add_argument("--floor", type=int, default=20)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--override-budget", action="store_true")
+
+    p = add("budget", cmd_budget, "Set (or clear, without --usd) the project's teacher budget cap.")
+    p.add_argument("--usd", type=float)
 
     p = add("label", cmd_label, "Run the teacher over unlabeled rows (cached, retried, errors recorded per row).")
     p.add_argument("--model")
@@ -225,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     p.add_argument("--batch", action="store_true", help="use the Message Batches API (50%% cheaper; resumable)")
     p.add_argument("--poll-interval", type=float, default=10.0, help="seconds between batch status polls")
+    p.add_argument("--override-budget", action="store_true",
+                   help="start even when the P90 forecast exceeds the remaining project budget")
 
     p = add("review", cmd_review, "Save a reviewer's label and/or rationale for one row, with an audit record.")
     p.add_argument("--row-id", required=True)

@@ -195,7 +195,7 @@ def _run_label(store: Store, job: dict, should_stop) -> dict:
         store, job["project"], model=cfg.get("model"), concurrency=cfg.get("concurrency", 8),
         limit=cfg.get("limit"), budget_usd=cfg.get("budget_usd"), job_id=job["id"],
         on_progress=on_progress, should_stop=should_stop, batch=bool(cfg.get("batch")),
-        poll_interval_s=cfg.get("poll_interval_s", 10.0),
+        poll_interval_s=cfg.get("poll_interval_s", 10.0), row_ids=cfg.get("row_ids"),
     )
     summary = run.run().as_dict()
     store.update_job(job["id"], done=summary["rows"] - summary["errors"], total=summary["rows"],

@@ -1,5 +1,12 @@
-"""Zero-shot prompt templates: presets per task type, validation, rendering, and the
-exact request body sent to the teacher."""
+"""Prompt templates: presets per task type and mode, validation, rendering, and the
+exact request body sent to the teacher.
+
+Modes:
+  zero-shot      predict a label and explain it in one sentence (Vöge et al. 2024)
+  explain-label  the gold label is given; explain why it is right (rows with gold only)
+  few-shot       chain-of-thought with k demonstrations before the question, for comparison
+  label-only     a label and nothing else: the rows outside the rationale fraction
+"""
 
 from __future__ import annotations
 
@@ -51,6 +58,57 @@ _PRESETS = {
 }
 # Expected output length of each preset, in tokens, used before real usage is observed.
 EXPECTED_OUTPUT_TOKENS = {"classification": 45, "multiple-choice": 50, "nli": 45, "numeric": 60}
+LABEL_ONLY_OUTPUT_TOKENS = {"classification": 8, "multiple-choice": 10, "nli": 6, "numeric": 14}
+MODES = ("zero-shot", "explain-label", "few-shot", "label-only")
+OUTPUT_FORMATS = ("text", "json")
+
+_GIVEN = {
+    "multiple-choice": "{inputs}\nAnswer Choices:\n{choices}\n\nThe correct answer is: {gold}.",
+    "classification": "{inputs}\n\nThe correct category (one of: {labels}) is: {gold}.",
+    "nli": "{inputs}\n\nThe correct relation is: {gold}.",
+    "numeric": "{inputs}\n\nThe correct answer is: {gold}.",
+}
+_EXPLAIN = (
+    "{given}\n\nExplain in one sentence why this answer is correct.\n\n"
+    "Reply in exactly this format:\nAnswer: <the given answer>\nRationale: <one sentence>"
+)
+_LABEL_ONLY_FORMAT = "Reply with exactly one line:\nAnswer: <answer>"
+_FEW_SHOT_HEAD = "Here are solved examples, each with its reasoning.\n\n{examples}\n\nNow the new case.\n"
+
+
+def mode_template(task: str, input_fields: list[str], mode: str = "zero-shot") -> str:
+    """The preset template for a task in one of MODES."""
+    base = preset_template(task, input_fields)
+    if mode == "zero-shot":
+        return base
+    if mode == "few-shot":
+        return _FEW_SHOT_HEAD + base
+    if mode == "label-only":
+        return base.split("Reply in exactly this format:")[0].rstrip() + "\n\n" + _LABEL_ONLY_FORMAT
+    if mode == "explain-label":
+        given = _GIVEN[task].replace("{inputs}", _inputs_block(input_fields))
+        return _EXPLAIN.replace("{given}", given)
+    raise TemplateError(f"Unknown prompt mode {mode!r}; choose one of {', '.join(MODES)}.")
+
+
+def _inputs_block(input_fields: list[str]) -> str:
+    if len(input_fields) == 1:
+        return "{" + input_fields[0] + "}"
+    return "\n".join(f"{f.replace('_', ' ').capitalize()}: {{{f}}}" for f in input_fields)
+
+
+def format_demonstrations(demos: list[dict], input_fields: list[str], task: str) -> str:
+    """k worked examples (input, reasoning, answer) for a few-shot chain-of-thought prompt."""
+    blocks = []
+    for item in demos:
+        lines = [("" if len(input_fields) == 1 else f"{f}: ") + str(item["inputs"].get(f, "")) for f in input_fields]
+        if task == "multiple-choice" and item.get("choices"):
+            lines.append("Answer Choices:\n" + format_choices(item["choices"]))
+        reasoning = item.get("rationale") or item.get("teacher_rationale") or ""
+        lines.append(f"Reasoning: {reasoning}".rstrip())
+        lines.append(f"Answer: {item.get('gold')}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def preset_template(task: str, input_fields: list[str]) -> str:
@@ -61,6 +119,15 @@ def preset_template(task: str, input_fields: list[str]) -> str:
     else:
         inputs = "\n".join(f"{f.replace('_', ' ').capitalize()}: {{{f}}}" for f in input_fields)
     return _PRESETS[task].replace("{inputs}", inputs)
+
+
+def answer_schema(task: str, label_set: list[str] | None) -> dict:
+    """JSON schema for structured output: {"label", "rationale"}."""
+    label: dict = {"type": "string"}
+    if task in ("classification", "nli") and label_set:
+        label["enum"] = list(label_set)
+    return {"type": "object", "properties": {"label": label, "rationale": {"type": "string"}},
+            "required": ["label", "rationale"], "additionalProperties": False}
 
 
 def placeholders(template: str) -> list[str]:
@@ -80,12 +147,19 @@ def placeholders(template: str) -> list[str]:
     return names
 
 
-def validate_template(template: str, input_fields: list[str], task: str) -> list[str]:
+def validate_template(template: str, input_fields: list[str], task: str, mode: str = "zero-shot") -> list[str]:
     """Raise TemplateError naming any unknown placeholder; return the placeholders used."""
     if not template.strip():
         raise TemplateError("The template is empty.")
+    if mode not in MODES:
+        raise TemplateError(f"Unknown prompt mode {mode!r}; choose one of {', '.join(MODES)}.")
     names = placeholders(template)
     allowed = set(input_fields) | {"labels"} | ({"choices"} if task == "multiple-choice" else set())
+    allowed |= {"gold"} if mode == "explain-label" else {"examples"} if mode == "few-shot" else set()
+    if mode == "explain-label" and "gold" not in names:
+        raise TemplateError("An explain-label template must show the given answer with {gold}.")
+    if mode == "few-shot" and "examples" not in names:
+        raise TemplateError("A few-shot template must place the demonstrations with {examples}.")
     unknown = [n for n in names if n not in allowed]
     if unknown:
         raise TemplateError(
@@ -97,21 +171,28 @@ def validate_template(template: str, input_fields: list[str], task: str) -> list
     return names
 
 
-def render(template: str, item: dict, label_set: list[str] | None) -> str:
+def render(template: str, item: dict, label_set: list[str] | None, examples: str = "") -> str:
     values = dict(item["inputs"])
     values["choices"] = format_choices(item["choices"]) if item.get("choices") else ""
     values["labels"] = ", ".join(label_set or [])
+    values["gold"] = item.get("gold") if item.get("gold") is not None else ""
+    values["examples"] = examples
     return template.format(**values)
 
 
-def build_request(template: str, item: dict, label_set: list[str] | None, model: str, max_tokens: int) -> dict:
-    """The exact Messages API body for one row."""
-    return {
+def build_request(template: str, item: dict, label_set: list[str] | None, model: str, max_tokens: int, *,
+                  output_format: str = "text", task: str | None = None, examples: str = "") -> dict:
+    """The exact Messages API body for one row. No temperature: newer models reject it.
+    Structured JSON output goes through `output_config`."""
+    request = {
         "model": model,
         "max_tokens": max_tokens,
         "system": SYSTEM_PROMPT,
-        "messages": [{"role": "user", "content": render(template, item, label_set)}],
+        "messages": [{"role": "user", "content": render(template, item, label_set, examples)}],
     }
+    if output_format == "json":
+        request["output_config"] = {"format": {"type": "json_schema", "schema": answer_schema(task or "", label_set)}}
+    return request
 
 
 def request_hash(request: dict) -> str:

@@ -162,6 +162,35 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE jobs ADD COLUMN pause_requested BOOLEAN DEFAULT FALSE;
         """,
     ),
+    (
+        3,
+        """
+        -- Prompt modes, structured output, versioned templates, project budget, cached token counts.
+        ALTER TABLE projects ADD COLUMN mode VARCHAR DEFAULT 'zero-shot';
+        ALTER TABLE projects ADD COLUMN output_format VARCHAR DEFAULT 'text';
+        ALTER TABLE projects ADD COLUMN shots INTEGER DEFAULT 6;
+        ALTER TABLE projects ADD COLUMN demo_rows VARCHAR;      -- JSON list of row ids chosen as demonstrations
+        ALTER TABLE projects ADD COLUMN budget_usd DOUBLE;      -- cap on teacher spend for the whole project
+        CREATE TABLE prompt_templates (
+            project       VARCHAR NOT NULL,
+            version       INTEGER NOT NULL,
+            template      VARCHAR NOT NULL,
+            mode          VARCHAR NOT NULL,
+            output_format VARCHAR NOT NULL,
+            template_hash VARCHAR NOT NULL,
+            created_at    TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (project, version)
+        );
+        ALTER TABLE teacher_calls ADD COLUMN template_version INTEGER;
+        CREATE TABLE token_counts (
+            request_hash   VARCHAR PRIMARY KEY,
+            model          VARCHAR NOT NULL,
+            input_tokens   INTEGER NOT NULL,   -- from the API's count_tokens endpoint
+            offline_tokens INTEGER NOT NULL,   -- our offline estimate of the same request
+            counted_at     TIMESTAMP DEFAULT current_timestamp
+        );
+        """,
+    ),
 ]
 
 ITEM_COLUMNS = (
@@ -182,7 +211,8 @@ REVIEW_FILTERS = {
 
 CACHE_COLUMNS = ["request_hash", "model", "request", "response", "input_tokens", "output_tokens", "cost_usd", "source"]
 CALL_COLUMNS = ["row_id", "job_id", "request_hash", "template_hash", "model", "cached", "billed_usd",
-                "input_tokens", "output_tokens", "error_type", "error_message", "attempts", "batch_id"]
+                "input_tokens", "output_tokens", "error_type", "error_message", "attempts", "batch_id",
+                "template_version"]
 RESULT_COLUMNS = ["row_id", "status", "label", "rationale", "flag", "request_hash", "source"]
 
 
@@ -211,6 +241,11 @@ class Project:
     model: str | None
     max_tokens: int
     demo_teacher: bool
+    mode: str = "zero-shot"
+    output_format: str = "text"
+    shots: int = 6
+    demo_rows: list[str] | None = None
+    budget_usd: float | None = None
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -315,19 +350,53 @@ class Store:
             model=r["model"],
             max_tokens=r["max_tokens"] or 200,
             demo_teacher=bool(r["demo_teacher"]),
+            mode=r["mode"] or "zero-shot",
+            output_format=r["output_format"] or "text",
+            shots=r["shots"] if r["shots"] is not None else 6,
+            demo_rows=json.loads(r["demo_rows"]) if r["demo_rows"] else None,
+            budget_usd=r["budget_usd"],
         )
 
     def update_project(self, name: str, **fields: Any) -> None:
-        allowed = {"template", "model", "max_tokens", "label_set", "demo_teacher"}
+        allowed = {"template", "model", "max_tokens", "label_set", "demo_teacher", "mode", "output_format", "shots",
+                   "demo_rows", "budget_usd"}
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"cannot update {sorted(bad)}")
-        if "label_set" in fields and fields["label_set"] is not None:
-            fields["label_set"] = json.dumps(fields["label_set"])
+        for key in ("label_set", "demo_rows"):
+            if key in fields and fields[key] is not None:
+                fields[key] = json.dumps(fields[key])
         with self.transaction() as con:
             for key, value in fields.items():
                 # key is from the fixed allow-list above, never from user input
                 con.execute(f"UPDATE projects SET {key} = ? WHERE name = ?", [value, name])
+            if "template" in fields or "mode" in fields or "output_format" in fields:
+                self._version_template(con, name)
+
+    def _version_template(self, con, name: str) -> int:
+        """Record the project's current template as a new version when it changed."""
+        from core.prompts import template_hash
+
+        template, mode, fmt = con.execute(
+            "SELECT template, mode, output_format FROM projects WHERE name = ?", [name]).fetchone()
+        if not template:
+            return 0
+        key = template_hash(f"{mode}|{fmt}|{template}")
+        last = con.execute("SELECT version, template_hash FROM prompt_templates WHERE project = ? "
+                           "ORDER BY version DESC LIMIT 1", [name]).fetchone()
+        if last and last[1] == key:
+            return last[0]
+        version = (last[0] if last else 0) + 1
+        con.execute("INSERT INTO prompt_templates(project, version, template, mode, output_format, template_hash) "
+                    "VALUES (?,?,?,?,?,?)", [name, version, template, mode or "zero-shot", fmt or "text", key])
+        return version
+
+    def template_version(self, name: str) -> int:
+        with self.transaction() as con:
+            return self._version_template(con, name)
+
+    def template_versions(self, name: str) -> list[dict]:
+        return self.query("SELECT * FROM prompt_templates WHERE project = ? ORDER BY version DESC", [name])
 
     def import_items(
         self,
@@ -390,11 +459,13 @@ class Store:
         out["reviewed"] = self.scalar("SELECT count(*) FROM items WHERE project = ? AND reviewed", [project])
         return out
 
-    def sample_items(self, project: str, n: int, seed: int = 0) -> list[dict]:
+    def sample_items(self, project: str, n: int, seed: int = 0, unlabeled_only: bool = False) -> list[dict]:
         # Deterministic sample: order by a hash of (seed, row_id).
-        return self._items(
-            "WHERE project = ? ORDER BY hash(row_id || ?) LIMIT ?", [project, str(seed), n]
-        )
+        status = " AND status IN ('unlabeled', 'error')" if unlabeled_only else ""
+        rows = self._items(f"WHERE project = ?{status} ORDER BY hash(row_id || ?) LIMIT ?", [project, str(seed), n])
+        if not rows and unlabeled_only:  # everything labeled: estimate from all rows
+            return self.sample_items(project, n, seed)
+        return rows
 
     def _items(self, where_sql: str, params: Sequence[Any]) -> list[dict]:
         rows = self.query(f"SELECT {ITEM_COLUMNS} FROM items {where_sql}", params)
@@ -409,13 +480,33 @@ class Store:
             raise NotFound(f"No row {row_id!r} in project {project!r}.")
         return rows[0]
 
-    def items_to_label(self, project: str, limit: int | None = None) -> list[dict]:
-        sql = "WHERE project = ? AND status IN ('unlabeled', 'error') ORDER BY idx"
+    def items_to_label(self, project: str, limit: int | None = None, row_ids: Sequence[str] | None = None) -> list[dict]:
+        sql = "WHERE project = ? AND status IN ('unlabeled', 'error')"
         params: list[Any] = [project]
+        if row_ids is not None:
+            sql += " AND list_contains(?, row_id)"
+            params.append(list(row_ids))
+        sql += " ORDER BY idx"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
         return self._items(sql, params)
+
+    def demo_candidates(self, project: str, k: int, seed: int = 0) -> list[dict]:
+        """k rows with a gold label to use as demonstrations, those with a rationale first."""
+        return self._items("WHERE project = ? AND gold IS NOT NULL "
+                           "ORDER BY (coalesce(rationale, teacher_rationale) IS NULL), hash(row_id || ?) LIMIT ?",
+                           [project, str(seed), k])
+
+    def stratified_sample(self, project: str, n: int, seed: int = 0, unlabeled_only: bool = True) -> list[str]:
+        """About n row ids, spread over gold labels in proportion (random when there is no gold)."""
+        where = "project = ?" + (" AND status IN ('unlabeled', 'error')" if unlabeled_only else "")
+        rows = self.query(
+            f"SELECT row_id FROM (SELECT row_id, row_number() OVER (PARTITION BY coalesce(gold, '') "
+            f"ORDER BY hash(row_id || ?)) AS rank, count(*) OVER (PARTITION BY coalesce(gold, '')) AS size, "
+            f"count(*) OVER () AS total FROM items WHERE {where}) WHERE rank <= greatest(1, round(? * size / total)) "
+            "ORDER BY row_id", [str(seed), project, n])
+        return [r["row_id"] for r in rows]
 
     def items_by_order(self, project: str, split: str | None) -> list[dict]:
         if split:
@@ -601,6 +692,38 @@ class Store:
 
     def spend(self, project: str) -> float:
         return self.scalar("SELECT coalesce(sum(billed_usd), 0) FROM teacher_calls WHERE project = ?", [project])
+
+    def save_token_counts(self, model: str, counts: list[tuple[str, int, int]]) -> None:
+        """(request_hash, counted input tokens, offline estimate) from count_tokens."""
+        with self.transaction() as con:
+            con.executemany("INSERT INTO token_counts(request_hash, model, input_tokens, offline_tokens) "
+                            "VALUES (?,?,?,?) ON CONFLICT DO NOTHING", [[h, model, n, o] for h, n, o in counts])
+
+    def token_counts(self, hashes: Sequence[str]) -> dict[str, tuple[int, int]]:
+        if not hashes:
+            return {}
+        rows = self.query("SELECT request_hash, input_tokens, offline_tokens FROM token_counts "
+                          "WHERE list_contains(?, request_hash)", [list(hashes)])
+        return {r["request_hash"]: (r["input_tokens"], r["offline_tokens"]) for r in rows}
+
+    def observed_usage(self, project: str, template_version: int | None = None) -> list[dict]:
+        """Billed calls with their usage and request (for calibrating the estimator)."""
+        sql = ("SELECT c.row_id, c.input_tokens, c.output_tokens, c.attempts, c.batch_id, t.request, i.status "
+               "FROM teacher_calls c JOIN teacher_cache t USING (request_hash) "
+               "JOIN items i ON i.project = c.project AND i.row_id = c.row_id "
+               "WHERE c.project = ? AND NOT c.cached AND c.error_type IS NULL AND t.source IN ('live', 'batch')")
+        params: list[Any] = [project]
+        if template_version is not None:
+            sql += " AND c.template_version = ?"
+            params.append(template_version)
+        return self.query(sql, params)
+
+    def call_outcomes(self, project: str) -> dict:
+        return self.query(
+            "SELECT count(*) FILTER (WHERE error_type IS NULL AND NOT cached) AS ok, "
+            "count(*) FILTER (WHERE error_type IS NOT NULL) AS failed, "
+            "coalesce(sum(attempts - 1) FILTER (WHERE attempts > 1), 0) AS retries "
+            "FROM teacher_calls WHERE project = ?", [project])[0]
 
     def job_spend(self, job_id: str) -> float:
         """Dollars billed by a job over all its runs (a resumed job keeps its total)."""

@@ -26,7 +26,7 @@ from typing import Callable
 from core.errors import ConfigError
 from core.parsing import parse_response
 from core.prices import PriceTable, load_prices
-from core.prompts import build_request, request_hash, template_hash, validate_template
+from core.prompts import build_request, format_demonstrations, request_hash, template_hash, validate_template
 from core.cost import request_tokens
 from core.store import Store, TeacherWrites
 
@@ -114,6 +114,20 @@ def _attempts_of_request(request) -> int | None:
         return None
 
 
+def demonstrations(store: Store, project) -> str:
+    """The few-shot block: the user's chosen rows, or k sampled rows with a gold label."""
+    if project.mode != "few-shot":
+        return ""
+    rows = (store.get_items(project.name, project.demo_rows) if project.demo_rows
+            else store.demo_candidates(project.name, project.shots))
+    return format_demonstrations(rows, project.input_fields, project.task)
+
+
+def request_for(project, item: dict, model: str, examples: str = "", max_tokens: int | None = None) -> dict:
+    return build_request(project.template, item, project.label_set, model, max_tokens or project.max_tokens,
+                         output_format=project.output_format, task=project.task, examples=examples)
+
+
 class TeacherRun:
     def __init__(
         self, store: Store, project: str, *, model: str | None = None, concurrency: int = 8,
@@ -121,7 +135,7 @@ class TeacherRun:
         base_url: str | None = None, max_retries: int = 4, timeout_s: float = 60.0, job_id: str | None = None,
         prices: PriceTable | None = None, on_progress: Callable[[dict], None] | None = None,
         should_stop: Callable[[], str | bool | None] | None = None, batch: bool = False,
-        poll_interval_s: float = 10.0,
+        poll_interval_s: float = 10.0, row_ids: list[str] | None = None,
     ):
         self.store, self.project_name = store, project
         self.project = store.get_project(project)
@@ -130,10 +144,18 @@ class TeacherRun:
             raise ConfigError("Choose a teacher model.")
         if not self.project.template:
             raise ConfigError("The project has no prompt template yet; set one on the Prompt page.")
-        validate_template(self.project.template, self.project.input_fields, self.project.task)
+        validate_template(self.project.template, self.project.input_fields, self.project.task, self.project.mode)
+        self.row_ids = row_ids
+        self.template_version = store.template_version(project)
+        self.examples = demonstrations(store, self.project)
         self.prices = prices or load_prices()
         self.concurrency = max(1, concurrency)
-        self.limit, self.budget_usd = limit, budget_usd
+        self.limit = limit
+        # The project's cap binds every run: this run may spend at most what is left of it.
+        if self.project.budget_usd is not None:
+            left = max(0.0, self.project.budget_usd - store.spend(project))
+            budget_usd = left if budget_usd is None else min(budget_usd, left)
+        self.budget_usd = budget_usd
         self.api_key, self.base_url = resolve_api_key(api_key), base_url
         self.max_retries, self.timeout_s, self.job_id = max_retries, timeout_s, job_id
         self.on_progress, self.should_stop = on_progress, should_stop
@@ -145,11 +167,13 @@ class TeacherRun:
 
     # ---- planning --------------------------------------------------------------
     def plan(self) -> tuple[dict[str, _Pending], dict[str, dict]]:
-        items = self.store.items_to_label(self.project_name, self.limit)
+        items = self.store.items_to_label(self.project_name, self.limit, self.row_ids)
+        if self.project.mode == "explain-label":
+            items = [it for it in items if it.get("gold") is not None]  # the label to explain must exist
         self.summary.rows = len(items)
         pending: dict[str, _Pending] = {}
         for item in items:
-            req = build_request(self.project.template, item, self.project.label_set, self.model, self.project.max_tokens)
+            req = request_for(self.project, item, self.model, self.examples)
             key = request_hash(req)
             pending.setdefault(key, _Pending(req)).rows.append(item)
         cached = self.store.cached_responses(list(pending))
@@ -177,6 +201,7 @@ class TeacherRun:
                 "billed_usd": (cost or 0.0) if (not cached and n == 0) else 0.0,
                 "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens"),
                 "error_type": None, "error_message": None, "attempts": attempts if n == 0 else None,
+                "template_version": self.template_version,
             })
             parsed = self._parse(item, response)
             w.results.append({"row_id": item["row_id"], "status": "labeled" if parsed.ok else "flagged",
@@ -196,6 +221,7 @@ class TeacherRun:
                 "row_id": item["row_id"], "job_id": self.job_id, "request_hash": key, "template_hash": self.template_hash,
                 "model": self.model, "cached": False, "billed_usd": 0.0, "input_tokens": None, "output_tokens": None,
                 "error_type": etype, "error_message": message, "attempts": attempts,
+                "template_version": self.template_version,
             })
             w.errors.append({"row_id": item["row_id"], "error": f"{etype}: {message}"})
         self.summary.errors += len(pending.rows)

@@ -312,6 +312,12 @@ class FakeAnthropic:
 
     def _message(self, body: dict, fault: str | None) -> tuple[dict, str]:
         text = self.responder(body)
+        if (body.get("output_config") or {}).get("format"):
+            # structured output: the same answer as a {"label", "rationale"} object
+            answer = re.search(r"Answer:\s*(.+)", text)
+            why = re.search(r"Rationale:\s*(.+)", text)
+            text = json.dumps({"label": answer.group(1).strip() if answer else "",
+                               "rationale": why.group(1).strip() if why else ""})
         stop_reason = "end_turn"
         output_tokens = fake_token_count(text)
         max_tokens = int(body.get("max_tokens", 1024))

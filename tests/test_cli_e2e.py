@@ -25,7 +25,11 @@ def test_import_label_review_train_runs_export(tmp_path, fake):
     assert out["rows"] == 6 and out["labels"] == ["billing", "shipping", "technical"]
 
     est, _ = cli("estimate", "--db", db, "--project", "t")
-    assert est["rows"] == 6 and est["cost_usd"] > 0 and est["input_tokens"] > 0
+    assert est["rows"] == 6 and 0 < est["cost_usd_p50"] < est["cost_usd_p90"] and est["input_tokens_p50"] > 0
+    for key in ("input_tokens_per_row", "output_tokens_per_row", "output_tokens_p50", "assumptions"):
+        assert key in est
+    few, _ = cli("estimate", "--db", db, "--project", "t", "--mode", "few-shot", "--shots", "3", "--batch")
+    assert few["input_tokens_per_row"] > 1.4 * est["input_tokens_per_row"] and few["batch"] is True
 
     env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": fake.url}
     fake.script("429", "529")

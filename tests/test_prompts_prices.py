@@ -74,3 +74,108 @@ def test_estimate_scales_sample_to_all_rows():
     assert est.cost_usd == pytest.approx((est.input_tokens * 1 + est.output_tokens * 5) / 1e6)
     unknown = estimate_cost([item], template, ["billing"], "classification", "mystery", 200, prices)
     assert unknown.cost_usd is None and not unknown.price_known
+
+
+# ---- prompt modes, structured output, forecast, budget (issue 3) --------------------------
+from core.prompts import MODES, mode_template  # noqa: E402
+
+
+@pytest.mark.parametrize("task, fields", [("classification", ["text"]), ("multiple-choice", ["question"]),
+                                          ("nli", ["premise", "hypothesis"]), ("numeric", ["problem"])])
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_preset_validates_and_renders(task, fields, mode):
+    template = mode_template(task, fields, mode)
+    validate_template(template, fields, task, mode)
+    item = {"inputs": {f: f"<{f}>" for f in fields}, "choices": ["x", "y"] if task == "multiple-choice" else None,
+            "gold": "y"}
+    from core.prompts import render
+
+    text = render(template, item, ["a", "b"], examples="EXAMPLES")
+    assert all(f"<{f}>" in text for f in fields)
+    assert ("EXAMPLES" in text) == (mode == "few-shot")
+    assert ("The correct" in text and "y" in text) if mode == "explain-label" else "{gold}" not in template
+
+
+def test_mode_specific_placeholders_are_checked():
+    with pytest.raises(TemplateError, match=r"Unknown placeholder \{gold\}"):
+        validate_template("{text} is {gold}", ["text"], "classification", "zero-shot")
+    with pytest.raises(TemplateError, match=r"\{examples\}"):
+        validate_template("{text}", ["text"], "classification", "few-shot")
+    with pytest.raises(TemplateError, match="mode"):
+        validate_template("{text}", ["text"], "classification", "many-shot")
+
+
+def test_json_output_goes_through_output_config_and_never_temperature():
+    item = {"inputs": {"text": "hello"}, "choices": None}
+    req = build_request("{text}", item, ["billing", "shipping"], "claude-haiku-4-5", 100,
+                        output_format="json", task="classification")
+    schema = req["output_config"]["format"]["schema"]
+    assert req["output_config"]["format"]["type"] == "json_schema"
+    assert schema["properties"]["label"]["enum"] == ["billing", "shipping"] and "temperature" not in req
+
+
+def test_json_mode_labels_through_the_fake_server(tickets, fake):
+    from core.teacher import label_project
+
+    tickets.update_project("tickets", output_format="json")
+    summary = label_project(tickets, "tickets", api_key="k", base_url=fake.url)
+    assert summary.labeled == 6 and "output_config" in fake.requests[0]["body"]
+    assert tickets.teacher_accuracy("tickets") == 1.0
+
+
+def test_templates_are_versioned_and_calls_record_their_version(tickets, fake):
+    from core.teacher import label_project
+
+    v1 = tickets.template_version("tickets")
+    label_project(tickets, "tickets", api_key="k", base_url=fake.url, limit=2)
+    tickets.update_project("tickets", template=tickets.get_project("tickets").template + "\nBe brief.")
+    v2 = tickets.template_version("tickets")
+    label_project(tickets, "tickets", api_key="k", base_url=fake.url)
+    assert v2 == v1 + 1 and [v["version"] for v in tickets.template_versions("tickets")] == [v2, v1]
+    used = tickets.query("SELECT template_version, count(*) AS n FROM teacher_calls GROUP BY ALL ORDER BY 1")
+    assert [(u["template_version"], u["n"]) for u in used] == [(v1, 2), (v2, 4)]
+
+
+def test_forecast_gives_p50_below_p90_and_calibrates_on_a_pilot(store, fake):
+    from core.forecast import forecast, pilot_rows
+    from core.prices import load_prices
+    from core.teacher import label_project
+    from tests.test_engine import many_tickets
+
+    many_tickets(store, 300)
+    prices = load_prices()
+    before = forecast(store, "tickets", prices)
+    assert before.input_source == "offline" and before.output_source == "preset"
+    assert 0 < before.cost_usd_p50 < before.cost_usd_p90
+    rows = pilot_rows(store, "tickets", 0.02, floor=20)
+    assert 20 <= len(rows) <= 23  # per-label shares round up
+    labels = {r["gold"] for r in store.get_items("tickets", rows)}
+    assert labels == {"billing", "technical", "shipping"}  # stratified over the gold labels
+    label_project(store, "tickets", api_key="k", base_url=fake.url, row_ids=rows)
+    after = forecast(store, "tickets", prices)
+    assert after.rows == 300 - len(rows) and after.input_source == "observed" and after.output_source == "observed"
+    label_project(store, "tickets", api_key="k", base_url=fake.url)
+    actual = store.spend("tickets") - sum(c["billed_usd"] for c in store.query(
+        "SELECT billed_usd FROM teacher_calls WHERE list_contains(?, row_id)", [rows]))
+    assert abs(after.cost_usd_p50 - actual) / actual < 0.03 and actual <= after.cost_usd_p90
+
+
+def test_budget_guard_refuses_p90_over_the_cap_and_never_passes_it_with_requests_in_flight(store):
+    from core.errors import BudgetExceeded
+    from core.forecast import preflight
+    from core.prices import load_prices
+    from core.teacher import label_project
+    from tests.fake_anthropic import FakeAnthropic
+    from tests.test_engine import many_tickets
+
+    many_tickets(store, 200)
+    prices = load_prices()
+    p90 = preflight(store, "tickets", prices).cost_usd_p90
+    store.update_project("tickets", budget_usd=p90 / 4)
+    with pytest.raises(BudgetExceeded, match="P90"):
+        preflight(store, "tickets", prices)
+    assert preflight(store, "tickets", prices, override=True)
+    with FakeAnthropic(latency_s=0.05) as fake:  # slow answers: many requests in flight at once
+        summary = label_project(store, "tickets", api_key="k", base_url=fake.url, concurrency=32)
+    assert summary.stopped == "budget" and 0 < summary.labeled < 200
+    assert store.spend("tickets") <= p90 / 4

@@ -1,0 +1,306 @@
+"""The cost forecast a user can act on: P50 and P90 dollars for labeling the rows still
+unlabeled, with the assumptions behind them.
+
+Input tokens per row come from the offline estimator (core.cost) on a sample of real
+rows, calibrated by the best evidence available:
+  1. observed usage of billed calls (a pilot run), compared with the offline estimate of
+     the very same requests;
+  2. exact `count_tokens` results on a sample (cached in DuckDB);
+  3. nothing: then the tokenizer is uncertain by ±12% (1 sd) and P90 says so.
+Output tokens per row are the preset's expected answer length until real calls exist,
+then the observed mean. P50 assumes flagged rows are not relabeled; P90 adds the upper
+sampling error and relabeling of the observed parse-failure share.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+
+from core.cost import request_tokens
+from core.prices import PriceTable
+from core.prompts import (EXPECTED_OUTPUT_TOKENS, LABEL_ONLY_OUTPUT_TOKENS, MODES, mode_template, request_hash,
+                          validate_template)
+from core.store import Store
+from core.teacher import demonstrations, request_for
+
+Z90 = 1.2816  # one-sided 90% normal quantile
+OFFLINE_TOKENIZER_SD = 0.12  # relative error of the offline estimator against Claude's tokenizer
+PRESET_OUTPUT_SD = 0.30      # relative error of a preset's expected answer length
+SAMPLE_ROWS = 200
+
+
+@dataclass
+class TokenProfile:
+    """Per-row token expectations for one prompt mode and rationale fraction (model-independent)."""
+    mode: str
+    rationale_fraction: float
+    rows: int                       # rows left to label
+    input_per_row: float
+    output_per_row: float
+    input_se_total: float           # standard error of the input total, tokens
+    output_se_total: float
+    input_source: str               # observed | count_tokens | offline
+    output_source: str              # observed | preset
+    calibration: float              # exact / offline token ratio applied
+    parse_failure_rate: float | None
+    retry_rate: float | None
+    sample_rows: int
+
+
+@dataclass
+class Forecast:
+    model: str
+    mode: str
+    batch: bool
+    rationale_fraction: float
+    rows: int
+    input_tokens_per_row: float
+    output_tokens_per_row: float
+    input_tokens_p50: int
+    output_tokens_p50: int
+    input_tokens_p90: int
+    output_tokens_p90: int
+    cost_usd_p50: float | None
+    cost_usd_p90: float | None
+    price_known: bool
+    input_source: str
+    output_source: str
+    parse_failure_rate: float | None
+    retry_rate: float | None
+    spent_usd: float
+    budget_usd: float | None
+    remaining_usd: float | None
+    assumptions: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _template_for(project, mode: str) -> str:
+    return project.template if mode == project.mode else mode_template(project.task, project.input_fields, mode)
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return 0.0, 0.0
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def token_profile(store: Store, project_name: str, mode: str | None = None, rationale_fraction: float = 1.0,
+                  model: str | None = None, shots: int | None = None) -> TokenProfile:
+    project = store.get_project(project_name)
+    if shots is not None:
+        project = _with(project, shots=shots, demo_rows=None)
+    mode = mode or project.mode
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}")
+    model = model or project.model
+    to_label = store.scalar("SELECT count(*) FROM items WHERE project = ? AND status IN ('unlabeled', 'error')",
+                            [project_name])
+    sample = store.sample_items(project_name, SAMPLE_ROWS, unlabeled_only=True)
+    if mode == "explain-label":
+        sample = [it for it in sample if it.get("gold") is not None]
+
+    def offline(which: str) -> tuple[list[float], list[dict]]:
+        proj = _with(project, template=_template_for(project, which), mode=which)
+        validate_template(proj.template, proj.input_fields, proj.task, which)
+        examples = demonstrations(store, proj)
+        requests = [request_for(proj, it, model, examples) for it in sample]
+        return [float(request_tokens(r)) for r in requests], requests
+
+    full, full_requests = offline(mode)
+    label_only = offline("label-only")[0] if rationale_fraction < 1 else full
+    per_row = [rationale_fraction * a + (1 - rationale_fraction) * b for a, b in zip(full, label_only)]
+    mean_in, sd_in = _mean_sd(per_row)
+
+    # --- calibrate input tokens: observed usage > count_tokens > none
+    observed = store.observed_usage(project_name)
+    ratios, source, cal_se = [], "offline", OFFLINE_TOKENIZER_SD
+    if len(observed) >= 5:
+        pairs = [(o["input_tokens"], request_tokens(json.loads(o["request"]))) for o in observed if o["input_tokens"]]
+        ratios = [a / b for a, b in pairs if b]
+        source = "observed"
+    else:
+        counted = store.token_counts([request_hash(r) for r in full_requests])
+        if counted:
+            ratios = [n / o for n, o in counted.values() if o]
+            source = "count_tokens"
+    if ratios:
+        pairs_total = sum(ratios) / len(ratios)
+        calibration = pairs_total
+        cal_se = (statistics.stdev(ratios) / math.sqrt(len(ratios)) / calibration) if len(ratios) > 1 else 0.05
+    else:
+        calibration = 1.0
+    n = max(1, len(per_row))
+    fpc = math.sqrt(max(0.0, 1 - n / to_label)) if to_label else 0.0
+    input_total = to_label * mean_in * calibration
+    input_se = math.hypot(to_label * sd_in * calibration / math.sqrt(n) * fpc, input_total * cal_se)
+
+    # --- output tokens: observed mean (for this mode's answers) or the preset's length
+    outs = [o["output_tokens"] for o in observed if o["output_tokens"] is not None]
+    expected_full = EXPECTED_OUTPUT_TOKENS.get(project.task, 50)
+    expected_label = LABEL_ONLY_OUTPUT_TOKENS.get(project.task, 10)
+    if len(outs) >= 5 and mode == project.mode:
+        mean_out_full, sd_out = _mean_sd([float(x) for x in outs])
+        out_source = "observed"
+        scale = expected_label / expected_full
+        mean_out = rationale_fraction * mean_out_full + (1 - rationale_fraction) * mean_out_full * scale
+        output_total = to_label * mean_out
+        output_se = math.hypot(to_label * sd_out / math.sqrt(len(outs)), math.sqrt(to_label) * sd_out)
+    else:
+        mean_out = rationale_fraction * expected_full + (1 - rationale_fraction) * expected_label
+        mean_out = min(mean_out, project.max_tokens)
+        out_source = "preset"
+        output_total = to_label * mean_out
+        output_se = output_total * PRESET_OUTPUT_SD
+
+    flagged = sum(1 for o in observed if o["status"] == "flagged")
+    outcomes = store.call_outcomes(project_name)
+    calls = outcomes["ok"] + outcomes["failed"]
+    return TokenProfile(
+        mode=mode, rationale_fraction=rationale_fraction, rows=to_label,
+        input_per_row=mean_in * calibration, output_per_row=mean_out,
+        input_se_total=input_se, output_se_total=output_se, input_source=source, output_source=out_source,
+        calibration=calibration, parse_failure_rate=(flagged / len(observed)) if observed else None,
+        retry_rate=(outcomes["retries"] / calls) if calls else None, sample_rows=len(per_row),
+    )
+
+
+def _with(project, **changes):
+    from dataclasses import replace
+
+    return replace(project, **changes)
+
+
+def price_forecast(profile: TokenProfile, model: str, prices: PriceTable, batch: bool = False,
+                   spent: float = 0.0, budget: float | None = None) -> Forecast:
+    rows = profile.rows
+    in50, out50 = profile.input_per_row * rows, profile.output_per_row * rows
+    in90, out90 = in50 + Z90 * profile.input_se_total, out50 + Z90 * profile.output_se_total
+    relabel = 1 + (profile.parse_failure_rate or 0.0)
+    p50 = prices.cost(model, round(in50), round(out50), batch=batch)
+    p90 = prices.cost(model, round(in90 * relabel), round(out90 * relabel), batch=batch)
+    price = prices.get(model)
+    assumptions = [
+        {"observed": f"input tokens calibrated on {profile.sample_rows} sampled rows by the usage of billed pilot "
+                     f"calls (x{profile.calibration:.3f} the offline estimate)",
+         "count_tokens": f"input tokens calibrated by exact count_tokens results (x{profile.calibration:.3f})",
+         "offline": f"input tokens from the offline estimator on {profile.sample_rows} sampled rows; "
+                    f"its error against Claude's tokenizer is taken as ±{OFFLINE_TOKENIZER_SD:.0%} (1 sd)"}[profile.input_source],
+        ("output tokens: observed mean of billed calls" if profile.output_source == "observed" else
+         f"output tokens: the preset's expected answer length, ±{PRESET_OUTPUT_SD:.0%}"),
+        f"{profile.rationale_fraction:.0%} of rows get a rationale prompt; the rest a label-only prompt",
+        "Batch API prices (50% off)" if batch else "realtime API prices",
+        "retries of 429/529/500 answers are not billed; rows served from the cache are free",
+        (f"P90 includes relabeling the {profile.parse_failure_rate:.1%} of answers that failed to parse"
+         if profile.parse_failure_rate else "P90 is the upper 90% bound of the token uncertainty"),
+    ]
+    if price is None:
+        assumptions.append(f"{model} has no price in the price file: cost unknown, never $0")
+    elif not price.confirmed:
+        assumptions.append(f"the price of {model} is marked unconfirmed in the price file")
+    return Forecast(
+        model=model, mode=profile.mode, batch=batch, rationale_fraction=profile.rationale_fraction, rows=rows,
+        input_tokens_per_row=round(profile.input_per_row, 1), output_tokens_per_row=round(profile.output_per_row, 1),
+        input_tokens_p50=round(in50), output_tokens_p50=round(out50), input_tokens_p90=round(in90),
+        output_tokens_p90=round(out90), cost_usd_p50=p50, cost_usd_p90=p90, price_known=p50 is not None,
+        input_source=profile.input_source, output_source=profile.output_source,
+        parse_failure_rate=profile.parse_failure_rate, retry_rate=profile.retry_rate,
+        spent_usd=spent, budget_usd=budget, remaining_usd=(budget - spent) if budget is not None else None,
+        assumptions=assumptions,
+    )
+
+
+def forecast(store: Store, project: str, prices: PriceTable, model: str | None = None, mode: str | None = None,
+             rationale_fraction: float = 1.0, batch: bool = False, shots: int | None = None) -> Forecast:
+    proj = store.get_project(project)
+    profile = token_profile(store, project, mode, rationale_fraction, model, shots)
+    return price_forecast(profile, model or proj.model, prices, batch, store.spend(project), proj.budget_usd)
+
+
+def cost_table(store: Store, project: str, prices: PriceTable, fractions=(0.0, 0.5, 1.0)) -> list[dict]:
+    """Every priced model x realtime/batch x zero-shot/few-shot x rationale fraction, P50 and P90,
+    with the saving of zero-shot over few-shot."""
+    profiles = {(m, f): token_profile(store, project, m, f) for m in ("zero-shot", "few-shot") for f in fractions}
+    rows = []
+    for model in sorted(prices.models):
+        for batch in (False, True):
+            for f in fractions:
+                zero = price_forecast(profiles[("zero-shot", f)], model, prices, batch)
+                few = price_forecast(profiles[("few-shot", f)], model, prices, batch)
+                saving = few.cost_usd_p50 - zero.cost_usd_p50
+                rows.append({
+                    "model": model, "api": "batch" if batch else "realtime", "rationale_fraction": f,
+                    "zero_shot_p50": zero.cost_usd_p50, "zero_shot_p90": zero.cost_usd_p90,
+                    "few_shot_p50": few.cost_usd_p50, "few_shot_p90": few.cost_usd_p90,
+                    "saving_usd": saving, "saving_pct": 100 * saving / few.cost_usd_p50 if few.cost_usd_p50 else None,
+                })
+    return rows
+
+
+def count_tokens_sample(store: Store, project: str, api_key: str, base_url: str | None = None, n: int = 20,
+                        model: str | None = None) -> int:
+    """Exact input counts for n sampled requests through the API's count_tokens (free);
+    results are cached in DuckDB and replace the offline estimate's calibration."""
+    import anthropic
+
+    proj = store.get_project(project)
+    model = model or proj.model
+    examples = demonstrations(store, proj)
+    requests = [request_for(proj, it, model, examples) for it in store.sample_items(project, n, unlabeled_only=False)]
+    todo = [r for r in requests if request_hash(r) not in store.token_counts([request_hash(r)])]
+    client = anthropic.Anthropic(api_key=api_key, base_url=base_url)
+    counts = []
+    try:
+        for req in todo:
+            body = {k: v for k, v in req.items() if k != "max_tokens"}
+            counts.append((request_hash(req), client.messages.count_tokens(**body).input_tokens, request_tokens(req)))
+    finally:
+        client.close()
+    store.save_token_counts(model, counts)
+    return len(counts)
+
+
+def pilot_rows(store: Store, project: str, fraction: float = 0.02, floor: int = 20) -> list[str]:
+    """A stratified sample of the unlabeled rows: fraction of them, at least `floor`."""
+    to_label = store.scalar("SELECT count(*) FROM items WHERE project = ? AND status IN ('unlabeled', 'error')",
+                            [project])
+    n = min(to_label, max(floor, math.ceil(fraction * to_label)))
+    return store.stratified_sample(project, n)
+
+
+def preflight(store: Store, project: str, prices: PriceTable, model: str | None = None, batch: bool = False,
+              override: bool = False, n_rows: int | None = None) -> Forecast:
+    """Refuse (BudgetExceeded) to start labeling when P90 does not fit the remaining budget."""
+    from core.errors import BudgetExceeded
+
+    fc = forecast(store, project, prices, model=model, batch=batch)
+    if n_rows is not None and fc.rows:
+        fc = _scaled(fc, min(1.0, n_rows / fc.rows))
+    refusal = check_budget(fc, override)
+    if refusal:
+        raise BudgetExceeded(refusal)
+    return fc
+
+
+def _scaled(fc: Forecast, share: float) -> Forecast:
+    from dataclasses import replace
+
+    return replace(fc, rows=round(fc.rows * share),
+                   cost_usd_p50=fc.cost_usd_p50 * share if fc.cost_usd_p50 is not None else None,
+                   cost_usd_p90=fc.cost_usd_p90 * share if fc.cost_usd_p90 is not None else None)
+
+
+def check_budget(fc: Forecast, override: bool = False) -> str | None:
+    """A refusal message when the P90 forecast does not fit the project's remaining budget."""
+    if fc.remaining_usd is None or override:
+        return None
+    if fc.cost_usd_p90 is None:
+        return f"{fc.model} has no price, so the run cannot be checked against the budget."
+    if fc.cost_usd_p90 > fc.remaining_usd:
+        return (f"The P90 forecast (${fc.cost_usd_p90:.4f}) exceeds the remaining budget "
+                f"(${fc.remaining_usd:.4f} of ${fc.budget_usd:.2f}). Raise the budget, label fewer rows, or override.")
+    return None
