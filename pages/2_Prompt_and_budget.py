@@ -1,14 +1,149 @@
-"""Prompt & budget: edit the zero-shot template, preview exact requests, estimate cost."""
+"""Prompt & budget: pick a prompt mode, edit and preview the exact request, forecast the
+bill (P50/P90), run a pilot, compare models and modes, and set the project's budget cap."""
 
 import json
 
+import pandas as pd
 import streamlit as st
 
-from core.cost import estimate_cost
+from core import jobs
 from core.errors import AppError
+from core.forecast import cost_table, count_tokens_sample, forecast, pilot_rows
 from core.prices import load_prices, prices_path, save_prices
-from core.prompts import build_request, preset_template, validate_template
-from ui import page_setup, plain, project_picker, show_error
+from core.prompts import MODES, OUTPUT_FORMATS, mode_template, validate_template
+from core.teacher import demonstrations, request_for
+from ui import api_key, page_setup, plain, project_picker, show_error
+
+MODE_HELP = {
+    "zero-shot": "label + one-sentence rationale, no examples (cheapest with rationales)",
+    "explain-label": "the gold label is given; the teacher explains why (rows with gold only)",
+    "few-shot": "chain-of-thought with k demonstrations, for comparison",
+    "label-only": "a label without rationale",
+}
+
+
+def prompt_editor(store, name, project, prices):
+    models = sorted(prices.models) if prices else []
+    model_options = models + ([project.model] if project.model and project.model not in models else [])
+    left, right = st.columns([3, 2])
+    with right:
+        mode = st.selectbox("Prompt mode", MODES, index=MODES.index(project.mode), key="prompt_mode",
+                            format_func=lambda m: f"{m}: {MODE_HELP[m]}")
+        output_format = st.radio("Output", OUTPUT_FORMATS, index=OUTPUT_FORMATS.index(project.output_format),
+                                 horizontal=True, key="output_format",
+                                 help="json: structured output through the API's output_config")
+        shots = st.number_input("Demonstrations (few-shot)", 1, 16, int(project.shots), key="shots")
+        model = st.selectbox("Teacher model", model_options or ["claude-haiku-4-5"],
+                             index=(model_options.index(project.model) if project.model in model_options else 0))
+        max_tokens = st.number_input("max_tokens", min_value=16, max_value=4096, value=int(project.max_tokens))
+    with left:
+        if st.button(f"Load the {project.task} preset for {mode}"):
+            st.session_state["template_text"] = mode_template(project.task, project.input_fields, mode)
+        template = st.text_area("Template", value=st.session_state.get("template_text", project.template or ""),
+                                height=260, key="template_text")
+        extra = {"explain-label": ", {gold}", "few-shot": ", {examples}"}.get(mode, "")
+        st.caption("Placeholders: " + ", ".join("{" + f + "}" for f in project.input_fields) + ", {labels}"
+                   + (", {choices}" if project.task == "multiple-choice" else "") + extra)
+    if st.button("Save prompt", type="primary"):
+        try:
+            validate_template(template, project.input_fields, project.task, mode)
+            store.update_project(name, template=template, model=model, max_tokens=int(max_tokens), mode=mode,
+                                 output_format=output_format, shots=int(shots))
+            st.success(f"Saved as template version {store.template_version(name)}. Rows labeled with an older "
+                       "version keep their answers and record which version produced them.")
+        except Exception as exc:
+            show_error(exc)
+    return template, mode, output_format, int(shots), model, int(max_tokens)
+
+
+def preview(store, name, project, template, mode, output_format, shots, model, max_tokens):
+    st.subheader("Preview: the exact request body")
+    draft = _draft(project, template, mode, output_format, shots, max_tokens)
+    examples = demonstrations(store, draft)
+    n = st.slider("Sampled rows", 1, 5, 2)
+    for item in store.sample_items(name, n):
+        st.caption(plain(f"Row {item['row_id']}"))
+        st.code(json.dumps(request_for(draft, item, model, examples), indent=2, ensure_ascii=False), language="json")
+
+
+def _draft(project, template, mode, output_format, shots, max_tokens):
+    from dataclasses import replace
+
+    return replace(project, template=template, mode=mode, output_format=output_format, shots=shots,
+                   max_tokens=max_tokens)
+
+
+def budget_panel(store, name, project, prices, model):
+    st.subheader("Forecast for the rows still unlabeled")
+    cols = st.columns(3)
+    batch = cols[0].checkbox("Batch API (50% off)", key="forecast_batch")
+    fraction = cols[1].slider("Rationale fraction", 0.0, 1.0, 1.0, 0.05, key="rationale_fraction",
+                              help="Share of rows that get a rationale; the rest get a label-only prompt.")
+    fc = forecast(store, name, prices, model=model, batch=batch, rationale_fraction=fraction)
+    m = st.columns(5)
+    m[0].metric("Rows to label", f"{fc.rows:,}")
+    m[1].metric("Input tokens (P50)", f"{fc.input_tokens_p50:,}", help=f"{fc.input_tokens_per_row} per row, {fc.input_source}")
+    m[2].metric("Output tokens (P50)", f"{fc.output_tokens_p50:,}", help=f"{fc.output_tokens_per_row} per row, {fc.output_source}")
+    m[3].metric("Cost P50", "unknown" if fc.cost_usd_p50 is None else f"${fc.cost_usd_p50:,.4f}")
+    m[4].metric("Cost P90", "unknown" if fc.cost_usd_p90 is None else f"${fc.cost_usd_p90:,.4f}")
+    st.markdown("**Assumptions**\n" + "\n".join(f"- {plain(a)}" for a in fc.assumptions))
+    if fc.parse_failure_rate is not None:
+        st.caption(f"Observed so far: parse failures {fc.parse_failure_rate:.1%}, "
+                   f"SDK retries per call {fc.retry_rate or 0:.2f}.")
+
+    st.subheader("Budget")
+    spent = store.spend(name)
+    b = st.columns([2, 1, 1])
+    cap = b[0].number_input("Project budget cap, USD (0 = none)", 0.0, 1e6, float(project.budget_usd or 0.0),
+                            key="budget_cap")
+    if b[1].button("Save cap"):
+        store.update_project(name, budget_usd=float(cap) or None)
+        st.success("Budget saved. Labeling refuses to start when its P90 forecast exceeds what is left.")
+    b[2].metric("Spent", f"${spent:.4f}", help="billed teacher calls in this project")
+    if project.budget_usd:
+        st.progress(min(1.0, spent / project.budget_usd), text=f"${spent:.4f} of ${project.budget_usd:.2f}")
+
+    st.subheader("Pilot")
+    p = st.columns([1, 1, 2])
+    pct = p[0].number_input("Pilot share, %", 0.1, 50.0, 2.0, 0.5, key="pilot_pct")
+    floor = p[1].number_input("At least rows", 1, 10_000, 20, key="pilot_floor")
+    if p[2].button("Label a stratified pilot", help="Then this forecast uses the pilot's observed usage."):
+        try:
+            rows = pilot_rows(store, name, pct / 100, int(floor))
+            key = api_key()
+            job_id = jobs.start_job(store, name, "label", {"model": model, "row_ids": rows, "concurrency": 8},
+                                    env={"ANTHROPIC_API_KEY": key} if key else None)
+            st.success(f"Pilot job {job_id} started on {len(rows)} rows; follow it on the Label page.")
+        except Exception as exc:
+            show_error(exc)
+    if api_key() and st.button("Calibrate with exact count_tokens (20 rows, free)"):
+        try:
+            st.success(f"Counted {count_tokens_sample(store, name, api_key(), model=model)} requests.")
+        except Exception as exc:
+            show_error(exc)
+
+
+def table_panel(store, name, prices):
+    with st.expander("Cost table: models x API x zero-shot vs few-shot x rationale fraction"):
+        rows = cost_table(store, name, prices)
+        frame = pd.DataFrame(rows)
+        st.dataframe(frame, hide_index=True, column_config={
+            c: st.column_config.NumberColumn(format="$%.4f") for c in frame.columns if c.endswith(("p50", "p90", "usd"))
+        } | {"saving_pct": st.column_config.NumberColumn(format="%.1f%%")})
+
+
+def price_file_panel(prices):
+    with st.expander("Price file"):
+        if prices:
+            st.caption(plain(f"Source: {prices.source}, as of {prices.date}. Unconfirmed: "
+                             + ", ".join(m for m, p in prices.models.items() if not p.confirmed)))
+        text = st.text_area("data/prices.toml", value=prices_path().read_text(encoding="utf-8"), height=300)
+        if st.button("Save price file"):
+            try:
+                save_prices(text)
+                st.success("Price file saved.")
+            except Exception as exc:
+                show_error(exc)
 
 
 def main() -> None:
@@ -22,76 +157,24 @@ def main() -> None:
     except AppError as exc:
         show_error(exc)
         prices = None
-
-    models = sorted(prices.models) if prices else []
-    model_options = models + ([project.model] if project.model and project.model not in models else [])
-    left, right = st.columns([3, 2])
-    with left:
-        if st.button("Reset to the preset for " + project.task):
-            st.session_state["template_text"] = preset_template(project.task, project.input_fields)
-        template = st.text_area("Zero-shot template", value=st.session_state.get("template_text", project.template or ""),
-                                height=260, key="template_text")
-        placeholders = ", ".join("{" + f + "}" for f in project.input_fields) + ", {labels}" + (
-            ", {choices}" if project.task == "multiple-choice" else "")
-        st.caption(f"Placeholders: {placeholders}")
-    with right:
-        model = st.selectbox("Teacher model", model_options or ["claude-haiku-4-5"],
-                             index=(model_options.index(project.model) if project.model in model_options else 0))
-        max_tokens = st.number_input("max_tokens", min_value=16, max_value=4096, value=int(project.max_tokens))
-        if st.button("Save prompt", type="primary"):
-            try:
-                validate_template(template, project.input_fields, project.task)
-                store.update_project(name, template=template, model=model, max_tokens=int(max_tokens))
-                st.success("Saved. Rows labeled with the old prompt keep their answers; new requests use this one.")
-                project = store.get_project(name)
-            except Exception as exc:
-                show_error(exc)
-
+    template, mode, output_format, shots, model, max_tokens = prompt_editor(store, name, project, prices)
     try:
-        validate_template(template, project.input_fields, project.task)
+        validate_template(template, project.input_fields, project.task, mode)
     except AppError as exc:
         show_error(exc)
         return
-
-    st.subheader("Preview")
-    n = st.slider("Sampled rows", 1, 5, 2)
-    sample = store.sample_items(name, 200)
-    for item in sample[:n]:
-        st.caption(plain(f"Row {item['row_id']}"))
-        st.code(json.dumps(build_request(template, item, project.label_set, model, int(max_tokens)), indent=2,
-                           ensure_ascii=False), language="json")
-
-    st.subheader("Estimate for the whole dataset")
+    preview(store, name, project, template, mode, output_format, shots, model, max_tokens)
     if prices is None:
         return
-    counts = store.count_items(name)
-    stats = store.teacher_stats(name)
-    est = estimate_cost(sample, template, project.label_set, project.task, model, int(max_tokens), prices,
-                        observed_output_tokens=stats["mean_output_tokens"] if stats["billed_calls"] else None,
-                        total_rows=counts["total"])
-    cols = st.columns(4)
-    cols[0].metric("Rows", est.rows)
-    cols[1].metric("Input tokens", f"{est.input_tokens:,}", help=f"{est.input_tokens_per_row} per row")
-    cols[2].metric("Output tokens", f"{est.output_tokens:,}", help=f"{est.output_tokens_per_row} per row ({est.output_source})")
-    cols[3].metric("Estimated cost", "unknown" if est.cost_usd is None else f"${est.cost_usd:.4f}")
     price = prices.get(model)
     if price is None:
         st.warning(f"{model} has no price in the price file: its cost cannot be estimated or tracked. Add it below.")
-    elif not price.confirmed:
-        st.warning(f"The price of {model} (${price.input}/${price.output} per M tokens) is marked unconfirmed in the price file.")
-    st.caption(
-        f"Input tokens are estimated offline from a sample of {len(sample)} rows (about ±10% against Claude's tokenizer); "
-        f"output tokens come from the {'observed mean of past calls' if est.output_source == 'observed' else 'preset answer length'}. "
-        f"Prices: {prices.source}, as of {prices.date}. Cached rows are never billed again."
-    )
-    with st.expander("Price file"):
-        text = st.text_area("data/prices.toml", value=prices_path().read_text(encoding="utf-8"), height=300)
-        if st.button("Save price file"):
-            try:
-                save_prices(text)
-                st.success("Price file saved.")
-            except Exception as exc:
-                show_error(exc)
+    try:
+        budget_panel(store, name, store.get_project(name), prices, model)
+        table_panel(store, name, prices)
+    except AppError as exc:
+        show_error(exc)
+    price_file_panel(prices)
 
 
 main()

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core import jobs
+from core.forecast import preflight
 from core.prices import load_prices
 from ui import api_key, page_setup, plain, project_picker, show_error
 
@@ -15,7 +16,9 @@ def live_status(store, name: str) -> None:
     stats = store.teacher_stats(name)
     counts = store.count_items(name)
     cols = st.columns(5)
-    cols[0].metric("Spend (billed)", f"${stats['spend_usd']:.4f}")
+    budget = store.get_project(name).budget_usd
+    cols[0].metric("Spend (billed)", f"${stats['spend_usd']:.4f}",
+                   help=f"of a ${budget:.2f} project budget" if budget else "no project budget set")
     cols[1].metric("Requests billed", stats["billed_calls"])
     cols[2].metric("Served from cache", stats["cache_hits"])
     cols[3].metric("Unlabeled", counts["by_status"].get("unlabeled", 0))
@@ -73,11 +76,15 @@ def main() -> None:
         limit = cols[1].number_input("Rows (0 = all unlabeled)", 0, 1_000_000, 0)
         budget = cols[2].number_input("Budget cap for this run, USD (0 = none)", 0.0, 100000.0, 0.0)
         batch = st.checkbox("Use the Message Batches API (50% cheaper, results within 24 h)", key="label_batch")
+        override = st.checkbox("Start even if the P90 forecast exceeds the project's remaining budget",
+                               key="override_budget")
         start = st.form_submit_button("Start labeling", type="primary")
     if start:
         try:
             if load_prices().get(project.model) is None:
                 st.warning(f"{project.model} has no price; the run will refuse to make live calls.")
+            preflight(store, name, load_prices(), model=project.model, batch=bool(batch), override=override,
+                      n_rows=int(limit) or None)
             key = api_key()
             job_id = jobs.start_job(
                 store, name, "label",

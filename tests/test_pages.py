@@ -47,16 +47,29 @@ def test_data_page_shows_counts_and_preview(app_store):
 def test_prompt_page_validates_saves_and_estimates(app_store):
     at = page("pages/2_Prompt_and_budget.py")
     assert not at.exception
-    assert at.metric[3].label == "Estimated cost" and at.metric[3].value.startswith("$")
+    metrics = {m.label: m.value for m in at.metric}
+    # the demo is fully labeled, so the forecast is for re-labeling its 400 rows with this prompt
+    assert metrics["Cost P50"].startswith("$") and metrics["Cost P90"].startswith("$")
     at.text_area(key="template_text").set_value("Ticket: {subject} {bodyy}").run()
-    at.button[1].click().run()  # Save prompt
+    next(b for b in at.button if b.label == "Save prompt").click().run()
     assert any("Unknown placeholder {bodyy}" in e.value for e in at.error)
     assert app_store.get_project(DEMO).template.startswith("Classify")  # unchanged
     at.text_area(key="template_text").set_value("Categorise ({labels}): {subject}\n{body}").run()
-    at.button[1].click().run()
+    next(b for b in at.button if b.label == "Save prompt").click().run()
     assert not at.error
     assert app_store.get_project(DEMO).template == "Categorise ({labels}): {subject}\n{body}"
     assert any('"max_tokens": 200' in c.value for c in at.code)  # exact request preview
+    assert len(app_store.template_versions(DEMO)) == 2
+
+
+def test_prompt_page_json_mode_preview_and_budget_cap(app_store):
+    at = page("pages/2_Prompt_and_budget.py")
+    at.radio(key="output_format").set_value("json").run()
+    assert any('"output_config"' in c.value and '"json_schema"' in c.value for c in at.code)
+    at.number_input(key="budget_cap").set_value(0.5).run()
+    next(b for b in at.button if b.label == "Save cap").click().run()
+    assert app_store.get_project(DEMO).budget_usd == 0.5
+    assert not at.exception and len(at.dataframe) == 1  # the cost table
 
 
 def test_label_page_starts_a_background_job(app_store, fake, monkeypatch):
