@@ -38,12 +38,13 @@ def test_review_edit_writes_audit_and_detects_stale_version(tickets):
     store = tickets
     row = store.get_item("tickets", "1")
     out = store.save_review("tickets", "1", "ana", "technical", "It is about the app.", expected_version=row["version"])
-    assert out["changes"] == 2
+    assert out["changes"] == 4  # label, rationale, verdict, reviewed
     item = store.get_item("tickets", "1")
     assert (item["label"], item["label_source"], item["reviewed"], item["reviewer"]) == ("technical", "reviewer", True, "ana")
     trail = store.audit_trail("tickets", "1")
     assert {(a["field"], a["before"], a["after"], a["reviewer"]) for a in trail} == {
-        ("label", None, "technical", "ana"), ("rationale", None, "It is about the app.", "ana")}
+        ("label", None, "technical", "ana"), ("rationale", None, "It is about the app.", "ana"),
+        ("verdict", None, "correct", "ana"), ("reviewed", "false", "true", "ana")}
     # a second reviewer still holding the old version is told, not silently overwritten
     with pytest.raises(AppError, match="changed by someone else"):
         store.save_review("tickets", "1", "ben", "billing", None, expected_version=row["version"])

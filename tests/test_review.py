@@ -1,0 +1,104 @@
+"""Review workspace: queues, verdicts, undo, bulk actions, sampling plans, agreement."""
+
+import pytest
+
+from core.errors import AppError
+from core.review import cohen_kappa, error_estimate, sample_size, wilson_interval
+from core.teacher import label_project
+from tests.conftest import import_csv
+
+
+@pytest.fixture
+def labeled(tickets, fake):
+    label_project(tickets, "tickets", api_key="k", base_url=fake.url)
+    return tickets
+
+
+def test_sample_size_matches_the_textbook():
+    # Cochran: 95% confidence, ±5%, p = 0.5 -> 384.16 -> 385; with N = 1,000 -> 278
+    assert sample_size(0.05, 0.95) == 385
+    assert sample_size(0.05, 0.95, population=1000) == 278
+    assert sample_size(0.03, 0.99) == 1844
+    with pytest.raises(ValueError):
+        sample_size(0, 0.95)
+
+
+def test_cohen_kappa_matches_a_known_example():
+    # 50 items: yes/yes 20, yes/no 5, no/yes 10, no/no 15 -> p_o 0.7, p_e 0.5, kappa 0.4
+    pairs = [("y", "y")] * 20 + [("y", "n")] * 5 + [("n", "y")] * 10 + [("n", "n")] * 15
+    assert cohen_kappa(pairs) == pytest.approx(0.4)
+    assert cohen_kappa([("a", "a"), ("b", "b")]) == 1.0 and cohen_kappa([]) is None
+
+
+def test_wilson_interval_and_error_estimate():
+    low, high = wilson_interval(10, 100)
+    assert low == pytest.approx(0.0552, abs=1e-3) and high == pytest.approx(0.1744, abs=1e-3)
+    est = error_estimate([{"teacher_label": "a", "label_error": True, "rationale_error": False},
+                          {"teacher_label": "a", "label_error": False, "rationale_error": False},
+                          {"teacher_label": "b", "label_error": False, "rationale_error": True}])
+    assert est["label_error"]["rate"] == pytest.approx(1 / 3) and est["per_label"]["a"]["label_error_rate"] == 0.5
+
+
+def test_filters_combine_sort_and_search(labeled):
+    labeled.save_review("tickets", "1", "ana", "technical", "Long " * 30, verdict="correct")
+    rows, total = labeled.review_page("tickets", ["reviewed", "disagrees with gold"])
+    assert total == 1 and rows[0]["row_id"] == "1"
+    rows, _ = labeled.review_page("tickets", "all", sort="longest rationale")
+    assert rows[0]["row_id"] == "1"
+    assert labeled.review_page("tickets", "all", search="courier")[1] == 1
+    assert labeled.neighbour("tickets", "1", "all") == "2" and labeled.neighbour("tickets", "2", "all", step=-1) == "1"
+    with pytest.raises(AppError, match="Unknown filter"):
+        labeled.review_page("tickets", "nonsense")
+
+
+def test_undo_reverts_the_last_change_and_keeps_history(labeled):
+    before = labeled.get_item("tickets", "2")
+    labeled.save_review("tickets", "2", "ana", "billing", "Changed my mind.")
+    labeled.save_review("tickets", "3", "ben", "billing", None)  # another reviewer's change stays
+    out = labeled.undo_last("tickets", "ana")
+    after = labeled.get_item("tickets", "2")
+    assert (after["label"], after["rationale"], after["reviewed"]) == (before["label"], before["rationale"], False)
+    assert labeled.get_item("tickets", "3")["label"] == "billing"
+    trail = labeled.audit_trail("tickets", "2")
+    assert sum(a["reason"] == "undo" for a in trail) == out["fields"] and len(trail) == 2 * out["fields"]
+    with pytest.raises(AppError, match="no change left"):
+        labeled.undo_last("tickets", "ana")
+
+
+def test_bulk_action_is_audited_per_row_and_undoable_as_one(labeled):
+    n = labeled.bulk_review("tickets", "unreviewed", "ana", "flag", reason="unclear input")
+    assert n == 6
+    audit = labeled.query("SELECT DISTINCT change_id, reason FROM audit_log WHERE field = 'verdict'")
+    assert len(audit) == 1 and audit[0]["reason"] == "bulk flag: unclear input"
+    assert labeled.review_page("tickets", "flagged by a reviewer")[1] == 6
+    labeled.undo_last("tickets", "ana")
+    assert labeled.review_page("tickets", "flagged by a reviewer")[1] == 0
+    with pytest.raises(AppError, match="reason"):
+        labeled.bulk_review("tickets", "all", "ana", "flag")
+
+
+def test_spot_check_plan_and_live_error_estimate(store, fake):
+    lines = "id,text,label\n" + "".join(f"{i},Ticket {i} charged twice,billing\n" for i in range(40)) \
+        + "".join(f"{i + 40},Ticket {i} app crash,technical\n" for i in range(20))
+    import_csv(store, lines)
+    label_project(store, "tickets", api_key="k", base_url=fake.url)
+    n = store.create_spot_check("tickets", 15)
+    assert 14 <= n <= 16
+    rows, total = store.review_page("tickets", "spot check", page_size=100)
+    assert total == n and {r["teacher_label"] for r in rows} == {"billing", "technical"}
+    store.save_review("tickets", rows[0]["row_id"], "ana", "shipping", None)
+    store.save_review("tickets", rows[1]["row_id"], "ana", None, None, verdict="reject_rationale")
+    planned, outcomes = store.spot_check_outcomes("tickets")
+    est = error_estimate(outcomes)
+    assert planned == n and est["reviewed"] == 2 and est["label_error"]["errors"] == 1
+    assert est["rationale_error"]["errors"] == 1
+
+
+def test_double_review_gives_kappa_between_reviewers_and_against_teacher(labeled):
+    for row_id, (a, b) in {"1": ("billing", "billing"), "2": ("technical", "billing"),
+                           "3": ("shipping", "shipping")}.items():
+        labeled.save_review("tickets", row_id, "ana", a, None)
+        labeled.save_review("tickets", row_id, "ben", b, None)
+    pairs = labeled.agreement_pairs("tickets")
+    assert len(pairs["reviewers"]) == 3 and cohen_kappa(pairs["reviewers"]) < 1
+    assert len(pairs["teacher"]) == 6
