@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core.store import REVIEW_FILTERS
+from core.review import REASON_CODES, VERDICTS, cohen_kappa, error_estimate, sample_size
+from core.store import REVIEW_FILTERS, REVIEW_SORTS
 from ui import page_setup, plain, project_picker, show_error
 
 PAGE_SIZE = 25
@@ -39,13 +40,20 @@ def edit_form(store, name: str, project, row: dict) -> None:
         else:
             label = st.text_input("Label", value=row["label"] or "", key="review_label_text")
         rationale = st.text_area("Rationale", value=row["rationale"] or "", key="review_rationale")
-        reason = st.text_input("Reason (optional)")
+        verdict = st.radio("Verdict", VERDICTS, horizontal=True, key="review_verdict",
+                           format_func=lambda v: v.replace("_", " "),
+                           help="accept: teacher right · correct: you changed label or rationale · "
+                                "reject rationale: keep the label, do not train on the rationale · flag: with a reason")
+        reason = st.selectbox("Reason code (for flags)", ("",) + REASON_CODES, key="review_reason")
+        comment = st.text_input("Comment (optional)", key="review_comment")
         saved = st.form_submit_button("Save review", type="primary")
     if saved:
         st.session_state["reviewer"] = reviewer
         try:
-            result = store.save_review(name, row["row_id"], reviewer, label, rationale,
-                                       expected_version=row["version"], reason=reason or None)
+            changed = label != row["label"] or rationale != (row["rationale"] or "")
+            chosen = "correct" if verdict == "accept" and changed else verdict
+            result = store.save_review(name, row["row_id"], reviewer, label, rationale, expected_version=row["version"],
+                                       reason=reason or None, verdict=chosen, comment=comment or None)
             st.success(f"Saved ({result['changes']} change(s)).")
         except Exception as exc:
             show_error(exc)
@@ -62,28 +70,103 @@ def edit_form(store, name: str, project, row: dict) -> None:
         st.dataframe(pd.DataFrame(history)[["changed_at", "reviewer", "field", "before", "after", "reason"]], hide_index=True)
 
 
+def review_stats(store, name: str) -> None:
+    with st.expander("Sampling plan and agreement"):
+        c = st.columns(4)
+        margin = c[0].number_input("± margin", 0.01, 0.5, 0.05, 0.01, key="plan_margin")
+        confidence = c[1].selectbox("Confidence", (0.9, 0.95, 0.99), index=1, key="plan_confidence")
+        stratified = c[2].checkbox("Stratify by teacher label", True, key="plan_stratified")
+        population = store.count_items(name)["total"]
+        n = sample_size(margin, confidence, population=population)
+        c[3].metric("Rows to review", n)
+        if st.button(f"Create a spot-check set of {n} rows", key="plan_create"):
+            made = store.create_spot_check(name, n, stratified=stratified)
+            st.success(f"Spot-check set ready: {made} rows. Pick the 'spot check' filter to review them.")
+        planned, outcomes = store.spot_check_outcomes(name)
+        if planned:
+            est = error_estimate(outcomes, confidence)
+            le, re_ = est["label_error"], est["rationale_error"]
+            if est["reviewed"]:
+                st.text(f"Reviewed {est['reviewed']} of {planned}. Teacher label error {le['rate']:.1%} "
+                        f"[{le['low']:.1%}, {le['high']:.1%}] · rationale error {re_['rate']:.1%} "
+                        f"[{re_['low']:.1%}, {re_['high']:.1%}] at {confidence:.0%} confidence.")
+                st.dataframe(pd.DataFrame([{"teacher label": k, **v} for k, v in est["per_label"].items()]),
+                             hide_index=True)
+            if est["reviewed"] >= planned:
+                st.success("The sampling plan is complete: the estimates above hold at the margin you chose. "
+                           "You can stop spot-checking.")
+        pairs = store.agreement_pairs(name)
+        kr, kt = cohen_kappa(pairs["reviewers"]), cohen_kappa(pairs["teacher"])
+        st.text(f"Cohen's kappa, reviewer vs reviewer: {'n/a' if kr is None else f'{kr:.3f}'} "
+                f"({len(pairs['reviewers'])} double-reviewed rows) · reviewer vs teacher: "
+                f"{'n/a' if kt is None else f'{kt:.3f}'} ({len(pairs['teacher'])} reviews)")
+
+
+def bulk_panel(store, name: str, project, filters, search: str, total: int) -> None:
+    with st.expander(f"Bulk action on the {total} rows of this queue"):
+        c = st.columns(3)
+        action = c[0].selectbox("Action", ("accept", "set_label", "flag"), key="bulk_action")
+        options = project.label_set or []
+        label = c[1].selectbox("Label", options, key="bulk_label") if options else c[1].text_input("Label", key="bulk_label_text")
+        reason = c[2].selectbox("Reason code", REASON_CODES, key="bulk_reason")
+        confirm = st.checkbox(f"Yes, apply '{action}' to all {total} rows", key="bulk_confirm")
+        if st.button("Apply", disabled=not confirm, key="bulk_apply"):
+            try:
+                n = store.bulk_review(name, filters, st.session_state.get("reviewer", ""), action,
+                                      label=label if action == "set_label" else None,
+                                      reason=reason if action == "flag" else None, search=search)
+                st.success(f"Applied to {n} rows (one audit record each; one undo reverts it).")
+            except Exception as exc:
+                show_error(exc)
+
+
 def main() -> None:
     store = page_setup("Review")
     name = project_picker(store)
     if not name:
         return
     project = store.get_project(name)
-    cols = st.columns([2, 3, 1])
-    filter_name = cols[0].selectbox("Filter", list(REVIEW_FILTERS), index=1, key="review_filter")
-    search = cols[1].text_input("Search inputs and rationales")
+    cols = st.columns([3, 2, 2, 1])
+    filters = cols[0].multiselect("Queue filters (combined)", list(REVIEW_FILTERS), default=["unreviewed"],
+                                  key="review_filter")
+    sort = cols[1].selectbox("Sort", list(REVIEW_SORTS), key="review_sort")
+    search = cols[2].text_input("Search inputs and rationales")
     try:
-        _, total = store.review_page(name, filter_name, search, page=0, page_size=1)
+        _, total = store.review_page(name, filters, search, page=0, page_size=1)
         pages = max(1, -(-total // PAGE_SIZE))
-        page = cols[2].number_input(f"Page (of {pages})", 1, pages, 1) - 1
-        rows, total = store.review_page(name, filter_name, search, page=page, page_size=PAGE_SIZE)
+        page = cols[3].number_input(f"Page (of {pages})", 1, pages, 1) - 1
+        rows, total = store.review_page(name, filters, search, page=page, page_size=PAGE_SIZE, sort=sort)
     except Exception as exc:
         show_error(exc)
         return
-    st.caption(f"{total} rows match.")
+    top = st.columns([4, 1])
+    top[0].caption(f"{total} rows match.")
+    reviewer = st.session_state.get("reviewer", "")
+    if reviewer and top[1].button(f"Undo {reviewer}'s last change", key="undo"):
+        try:
+            out = store.undo_last(name, reviewer)
+            st.success(f"Undid {out['fields']} field change(s) on {out['rows']} row(s).")
+        except Exception as exc:
+            show_error(exc)
+    review_stats(store, name)
     if not rows:
         return
+    bulk_panel(store, name, project, filters, search, total)
     st.dataframe(row_table(rows), hide_index=True)
-    row_id = st.selectbox("Open row", [r["row_id"] for r in rows], key="review_row")
+    ids = [r["row_id"] for r in rows]
+    if st.session_state.get("review_row") not in ids:
+        st.session_state["review_row"] = ids[0]
+    nav = st.columns([1, 1, 4])
+    current = st.session_state["review_row"]
+    if nav[0].button("◀ Previous", key="prev_row"):
+        prev = store.neighbour(name, current, filters, search, -1, sort)
+        if prev in ids:
+            st.session_state["review_row"] = prev
+    if nav[1].button("Next ▶", key="next_row"):
+        nxt = store.neighbour(name, current, filters, search, 1, sort)
+        if nxt in ids:
+            st.session_state["review_row"] = nxt
+    row_id = nav[2].selectbox("Open row", ids, key="review_row")
     row = store.get_item(name, row_id)
     edit_form(store, name, project, row)
 

@@ -91,16 +91,35 @@ def test_label_page_starts_a_background_job(app_store, fake, monkeypatch):
 def test_review_page_saves_an_audited_edit(app_store):
     at = page("pages/4_Review.py")
     assert not at.exception
-    at.selectbox(key="review_filter").set_value("all").run()
+    at.multiselect(key="review_filter").set_value(["all"]).run()
     row_id = at.selectbox(key="review_row").value
     at.text_input(key="reviewer_name").set_value("ana")
     at.selectbox(key="review_label").set_value("technical")
     at.text_area(key="review_rationale").set_value("A reviewer's rationale.")
-    at.button[0].click().run()
+    next(b for b in at.button if b.label == "Save review").click().run()
     assert any("Saved" in s.value for s in at.success), [e.value for e in at.error]
     item = app_store.get_item(DEMO, row_id)
-    assert (item["label"], item["rationale"], item["reviewer"]) == ("technical", "A reviewer's rationale.", "ana")
+    assert (item["label"], item["rationale"], item["reviewer"], item["verdict"]) == (
+        "technical", "A reviewer's rationale.", "ana", "correct")
     assert app_store.audit_trail(DEMO, row_id)[0]["reviewer"] == "ana"
+    next(b for b in at.button if b.label == "Next ▶").click().run()
+    assert at.selectbox(key="review_row").value != row_id
+    next(b for b in at.button if b.label.startswith("Undo ana")).click().run()
+    assert app_store.get_item(DEMO, row_id)["reviewed"] is False
+
+
+def test_review_page_sampling_plan_and_bulk_flag(app_store):
+    at = page("pages/4_Review.py")
+    assert {m.label: m.value for m in at.metric}["Rows to review"] == "197"  # ±5% at 95% of 400 rows
+    next(b for b in at.button if b.key == "plan_create").click().run()
+    assert app_store.scalar("SELECT count(*) FROM spot_checks") == pytest.approx(197, abs=3)
+    at.multiselect(key="review_filter").set_value(["parse errors"]).run()
+    at.selectbox(key="bulk_action").set_value("flag").run()
+    at.checkbox(key="bulk_confirm").check().run()
+    at.session_state["reviewer"] = "ana"
+    next(b for b in at.button if b.key == "bulk_apply").click().run()
+    assert any("Applied to" in s.value for s in at.success), [e.value for e in at.error]
+    assert app_store.review_page(DEMO, "flagged by a reviewer")[1] == app_store.review_page(DEMO, "parse errors")[1] > 0
 
 
 def test_train_page_starts_a_run(app_store):
@@ -136,7 +155,7 @@ def test_text_from_data_is_shown_as_text_not_markup(app_store):
     at = AppTest.from_file(str(REPO / "pages/4_Review.py"), default_timeout=60)
     at.session_state["project"] = "xss"
     at.run()
-    at.selectbox(key="review_filter").set_value("all").run()
+    at.multiselect(key="review_filter").set_value(["all"]).run()
     assert any(t.value == "<b>bold</b> [click](http://evil.example) :red[x]" for t in at.text)
     from ui import plain
     assert plain("[click](http://e) <b>") == "\\[click\\](http\\://e) \\<b\\>"
