@@ -1,0 +1,115 @@
+"""Review at scale: 100,000 annotated rows in DuckDB.
+
+Prints the import time, median and p95 of a filtered queue-page query, the time to save
+one edit, and the time to render the Review page through Streamlit's AppTest.
+
+    .venv/bin/python bench/review.py [--rows 100000]
+
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import pandas as pd  # noqa: E402
+
+from core.store import Store  # noqa: E402
+
+LABELS = ["billing", "technical", "shipping", "account", "other"]
+
+
+def frame(rows: int) -> pd.DataFrame:
+    return pd.DataFrame({
+        "row_id": [str(i) for i in range(rows)],
+        "split": ["train"] * rows,
+        "inputs": [json.dumps({"text": f"Ticket {i}: customer writes about {LABELS[i % 5]} issue number {i * 7919 % 100000}"})
+                   for i in range(rows)],
+        "choices": [None] * rows,
+        "gold": [LABELS[i % 5] for i in range(rows)],
+    })
+
+
+def timed(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def p95(values: list[float]) -> float:
+    return sorted(values)[max(0, round(0.95 * len(values)) - 1)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    args = parser.parse_args()
+    tmp = tempfile.mkdtemp()
+    db = Path(tmp) / "review.duckdb"
+    store = Store(db)
+    data = frame(args.rows)
+    start = time.perf_counter()
+    store.import_items("big", "classification", ["text"], LABELS, data, "Classify {text} into {labels}",
+                       "claude-haiku-4-5")
+    import_s = time.perf_counter() - start
+    with store.transaction() as con:  # the teacher's answers, as a labeling run would leave them
+        con.execute("UPDATE items SET status = CASE WHEN idx % 40 = 0 THEN 'flagged' ELSE 'labeled' END, "
+                    "flag = CASE WHEN idx % 40 = 0 THEN 'ambiguous' END, "
+                    "teacher_label = CASE WHEN idx % 10 = 0 THEN 'other' ELSE gold END, label = teacher_label, "
+                    "rationale = 'Because the ticket mentions ' || gold || ' in sentence ' || idx, "
+                    "teacher_rationale = rationale, label_source = 'teacher' WHERE project = 'big'")
+
+    queries = [
+        lambda: store.review_page("big", ["unreviewed", "teacher ≠ gold"], page=3),
+        lambda: store.review_page("big", ["parse errors"], search="billing", page=1),
+        lambda: store.review_page("big", ["all"], sort="longest rationale", page=200),
+        lambda: store.review_page("big", ["unreviewed"], page=1000),
+    ]
+    times = []
+    for _ in range(10):
+        for q in queries:
+            times += timed(q, 1)
+    save = timed(lambda: store.save_review("big", str(int(time.perf_counter() * 1e6) % args.rows), "bench",
+                                           "billing", "edited"), 20)
+
+    os.environ["DISTILL_DB"] = str(db)
+    os.chdir(REPO)
+    from streamlit.testing.v1 import AppTest
+
+    def render():
+        at = AppTest.from_file(str(REPO / "pages/4_Review.py"), default_timeout=120)
+        at.session_state["project"] = "big"
+        at.run()
+        assert not at.exception, at.exception
+
+    render()  # first run imports streamlit modules
+    renders = timed(render, 5)
+
+    result = {
+        "rows": args.rows, "import_s": round(import_s, 2),
+        "queue_p50_ms": round(1000 * statistics.median(times), 1), "queue_p95_ms": round(1000 * p95(times), 1),
+        "save_ms": round(1000 * statistics.median(save), 1), "render_s": round(statistics.median(renders), 2),
+    }
+    print(f"{args.rows:,} rows imported in {result['import_s']} s")
+    print(f"filtered queue page: median {result['queue_p50_ms']} ms, p95 {result['queue_p95_ms']} ms "
+          f"({len(times)} queries over 4 filter/sort/search mixes)")
+    print(f"save one edit (audit + version check, own connection): median {result['save_ms']} ms")
+    print(f"Review page render through AppTest: median {result['render_s']} s")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
