@@ -40,6 +40,9 @@ class TrainConfig:
     label_source: str = "teacher"      # gold | teacher | reviewed (teacher with reviewer corrections)
     alpha: float = 0.5                 # weight of the label loss; (1 - alpha) goes to the rationale loss
     rationale_fraction: float = 1.0    # share of training rows that keep their rationale
+    rationale_missing: str = "mask"    # rows without a rationale: "mask" (no rationale loss) or "empty"
+                                       # (trained on an empty rationale target, as the seed paper's code did)
+    approved_rationales_only: bool = False  # use only rationales a reviewer accepted or corrected
     max_steps: int = 120               # optimizer steps
     batch_size: int = 8                # rows per step (a multitask step sees 2x sequences)
     learning_rate: float = 3e-4        # AdamW peak learning rate
@@ -67,6 +70,8 @@ class TrainConfig:
             raise ConfigError("alpha must be between 0 and 1.")
         if not 0.0 <= self.rationale_fraction <= 1.0:
             raise ConfigError("rationale fraction must be between 0 and 1.")
+        if self.rationale_missing not in ("mask", "empty"):
+            raise ConfigError("rationale_missing must be mask or empty.")
         if self.max_steps < 1 or self.batch_size < 1:
             raise ConfigError("steps and batch size must be at least 1.")
         return self
@@ -93,6 +98,9 @@ def training_examples(rows: list[dict], cfg: TrainConfig) -> list[dict]:
         if label is None:
             continue
         rationale = it.get("rationale") if cfg.objective == "multitask" else None
+        if it.get("verdict") in ("reject_rationale",) or (
+                cfg.approved_rationales_only and it.get("verdict") not in ("accept", "correct")):
+            rationale = None  # a rejected (or, when asked, unapproved) rationale is never trained on
         if rationale and rng.random() >= cfg.rationale_fraction:
             rationale = None
         out.append({"text": student_input(it["inputs"], it.get("choices")), "label": label, "rationale": rationale})
@@ -145,9 +153,9 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
     for e in examples:  # tokenise once, up front
         e["label_in"] = tokenizer(LABEL_PREFIX + e["text"], truncation=True, max_length=cfg.max_input_len).input_ids
         e["label_out"] = encode_target(e["label"], cfg.max_label_len)
-        if e["rationale"]:
+        if e["rationale"] or cfg.rationale_missing == "empty":
             e["rat_in"] = tokenizer(RATIONALE_PREFIX + e["text"], truncation=True, max_length=cfg.max_input_len).input_ids
-            e["rat_out"] = encode_target(e["rationale"], cfg.max_rationale_len)
+            e["rat_out"] = encode_target(e["rationale"], cfg.max_rationale_len) if e["rationale"] else [eos_id]
 
     def pad(seqs: list[list[int]], value: int) -> "torch.Tensor":
         width = max(len(s) for s in seqs)  # dynamic padding: to the longest in this batch
@@ -159,7 +167,7 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
         targets = [e["label_out"] for e in batch]
         n_label = len(batch)
         if cfg.objective == "multitask":
-            with_rat = [e for e in batch if e["rationale"]]
+            with_rat = [e for e in batch if "rat_in" in e]
             inputs += [e["rat_in"] for e in with_rat]
             targets += [e["rat_out"] for e in with_rat]
         input_ids = pad(inputs, pad_id)
@@ -217,6 +225,9 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
                                         "gold": it["gold"], "teacher": it["teacher_label"]})
         model.train()
         result = {}
+        if write_predictions:
+            confusion = confusion_matrix(predictions)
+            (out_dir / "confusion.json").write_text(json.dumps(confusion, indent=2, ensure_ascii=False))
         if with_gold:
             result["test_accuracy"] = right / with_gold
         if with_teacher:
@@ -230,7 +241,9 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
 
     resolved = asdict(cfg) | {"out_dir": str(out_dir), "device": str(device), "train_rows": len(examples),
                               "test_rows": len(test_rows), "rows_with_rationale": n_rationales,
-                              "rationale_loss": "masked (rows without a rationale add no rationale loss)"}
+                              "rationale_loss": ("masked (rows without a rationale add no rationale loss)"
+                                                 if cfg.rationale_missing == "mask" else
+                                                 "empty target (rows without a rationale learn to emit nothing)")}
     (out_dir / "train_config.json").write_text(json.dumps(resolved, indent=2))
 
     # ---- the loop ---------------------------------------------------------------
@@ -277,6 +290,17 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
     tokenizer.save_pretrained(out_dir / "model")
     (out_dir / "model" / "train_config.json").write_text(json.dumps(resolved, indent=2))
     return {"status": status, "steps": step + 1, "out_dir": str(out_dir), "final_loss": loss.item(), **final}
+
+
+def confusion_matrix(predictions: list[dict]) -> dict:
+    """Gold x predicted counts and per-class accuracy (recall) over rows with a gold label."""
+    rows = [p for p in predictions if p["gold"] is not None]
+    labels = sorted({p["gold"] for p in rows} | {p["prediction"] for p in rows})
+    counts = {g: {q: 0 for q in labels} for g in labels}
+    for p in rows:
+        counts[p["gold"]][p["prediction"]] += 1
+    per_class = {g: (counts[g][g] / sum(counts[g].values())) for g in labels if sum(counts[g].values())}
+    return {"labels": labels, "counts": counts, "per_class_accuracy": per_class}
 
 
 def predict(model_dir: str, texts: list[str], max_new_tokens: int = 16, rationale: bool = False) -> list[dict]:

@@ -72,3 +72,30 @@ def test_bad_config_is_rejected():
         TrainConfig(project="p", alpha=1.5).validate()
     with pytest.raises(ConfigError, match="label source"):
         TrainConfig(project="p", label_source="crowd").validate()
+
+
+def test_empty_target_option_trains_rowswithout_rationale_on_an_empty_rationale(labeled, tmp_path):
+    train(labeled, cfg(max_steps=1, log_every=1, rationale_fraction=0.0, rationale_missing="empty",
+                       out_dir=str(tmp_path / "e")), job_id="e")
+    m = {x["name"]: x["value"] for x in labeled.metrics(["e"]) if x["step"] == 1}
+    assert "rationale_loss" in m and m["train_loss"] != pytest.approx(m["label_loss"])
+    saved = json.loads((tmp_path / "e" / "train_config.json").read_text())
+    assert saved["rationale_loss"].startswith("empty target")
+
+
+def test_rejected_rationales_are_never_trained_on(labeled):
+    labeled.save_review("tickets", "1", "ana", None, None, verdict="reject_rationale")
+    rows = labeled.items_by_order("tickets", None)
+    examples = {e["text"]: e for e in training_examples(rows, cfg())}
+    rejected = labeled.get_item("tickets", "1")
+    assert examples[rejected["inputs"]["text"]]["rationale"] is None
+    assert sum(e["rationale"] is not None for e in examples.values()) == 5
+    approved_only = training_examples(rows, cfg(approved_rationales_only=True))
+    assert all(e["rationale"] is None for e in approved_only)
+
+
+def test_final_evaluation_writes_a_confusion_matrix(labeled, tmp_path):
+    train(labeled, cfg(out_dir=str(tmp_path / "c")), job_id="c")
+    confusion = json.loads((tmp_path / "c" / "confusion.json").read_text())
+    total = sum(sum(row.values()) for row in confusion["counts"].values())
+    assert total == 2 and set(confusion["per_class_accuracy"]) <= set(confusion["labels"])
