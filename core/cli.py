@@ -155,7 +155,12 @@ def cmd_label(args, store: Store) -> dict:
 
 def cmd_review(args, store: Store) -> dict:
     return store.save_review(args.project, args.row_id, args.reviewer, args.label, args.rationale,
-                             expected_version=args.expected_version, reason=args.reason)
+                             expected_version=args.expected_version, reason=args.reason, verdict=args.verdict,
+                             comment=args.comment)
+
+
+def cmd_undo(args, store: Store) -> dict:
+    return store.undo_last(args.project, args.reviewer)
 
 
 def cmd_export(args, store: Store) -> dict:
@@ -284,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rationale")
     p.add_argument("--reason")
     p.add_argument("--expected-version", type=int)
+    p.add_argument("--verdict", choices=["accept", "correct", "reject_rationale", "flag"])
+    p.add_argument("--comment")
+
+    p = add("undo", cmd_undo, "Undo the reviewer's last change (itself recorded in the audit trail).")
+    p.add_argument("--reviewer", required=True)
 
     p = add("export", cmd_export, "Export the labeled dataset with provenance columns.")
     p.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl")

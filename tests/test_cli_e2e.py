@@ -41,7 +41,11 @@ def test_import_label_review_train_runs_export(tmp_path, fake):
 
     rev, _ = cli("review", "--db", db, "--project", "t", "--row-id", "3", "--reviewer", "ana",
                  "--label", "billing", "--rationale", "Reviewer says billing.")
-    assert rev["changes"] == 2
+    assert rev["changes"] == 4  # label, rationale, verdict, reviewed
+    undo, _ = cli("undo", "--db", db, "--project", "t", "--reviewer", "ana")
+    assert undo["fields"] == 4
+    cli("review", "--db", db, "--project", "t", "--row-id", "3", "--reviewer", "ana",
+        "--label", "billing", "--rationale", "Reviewer says billing.")
 
     run, _ = cli("train", "--db", db, "--project", "t", "--student", "tiny-random", "--max-steps", "4",
                  "--batch-size", "3", "--label-source", "reviewed", "--alpha", "0.5")
