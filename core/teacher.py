@@ -352,7 +352,6 @@ class TeacherRun:
                 self._write_error(writes, key, p, exc, attempts)
         self.store.write_teacher(self.project_name, writes)
 
-
     # ---- batch mode ----------------------------------------------------------------
     def _run_batches(self, misses: dict[str, _Pending]) -> None:
         import anthropic
@@ -367,8 +366,10 @@ class TeacherRun:
     def _submit_batches(self, client, misses: dict[str, _Pending], chunk: int = 10_000) -> None:
         keys = list(misses)
         if self.budget_usd is not None:
-            # A batch cannot be stopped half-way, so the whole worst case must fit the budget.
-            room = self.budget_usd - self.store.spend(self.project_name) - self.store.open_batch_worst_case(self.project_name)
+            # A batch cannot be stopped half-way, so the whole worst case must fit the budget, after
+            # what earlier batches still being processed may bill. (budget_usd is already what is
+            # left of the project's cap: spend must not be subtracted a second time.)
+            room = self.budget_usd - self.store.open_batch_worst_case(self.project_name)
             fitting = []
             for key in keys:
                 worst = self._worst_case(misses[key].request)
@@ -379,8 +380,9 @@ class TeacherRun:
                 fitting.append(key)
             keys = fitting
         for start in range(0, len(keys), chunk):
-            if self._stop_reason():
-                self.summary.stopped = self._stop_reason()
+            reason = self._stop_reason()
+            if reason:
+                self.summary.stopped = reason
                 return
             part = keys[start:start + chunk]
             batch = client.messages.batches.create(

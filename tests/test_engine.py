@@ -188,3 +188,22 @@ def test_pause_then_resume_finishes_the_job_without_double_billing(store, server
     log = (jobs.job_dir(store, job_id) / "job.log").read_text()[-3000:]
     assert job["status"] == "completed" and labeled_count(store) == 120, (job["error"], log)
     assert max(fake.billed.values()) == 1 and job["cost_usd"] == pytest.approx(store.spend("tickets"))
+
+
+def test_batch_budget_counts_earlier_spend_once(store, server):
+    """With a project cap, a batch run may reserve exactly what is left of the cap."""
+    from core.prompts import build_request
+    from core.teacher import TeacherRun
+
+    many_tickets(store, 40)
+    fake = server(batch_delay_s=0.05)
+    label_project(store, "tickets", api_key="k", base_url=fake.url, limit=10)  # realtime: some spend first
+    spent = store.spend("tickets")
+    run = TeacherRun(store, "tickets", api_key="k", base_url=fake.url, batch=True, poll_interval_s=0.05)
+    project = store.get_project("tickets")
+    worst = run._worst_case(build_request(project.template, store.items_to_label("tickets", 1)[0],
+                                          project.label_set, project.model, project.max_tokens))
+    store.update_project("tickets", budget_usd=spent + 10.5 * worst)  # room for 10 more, not 11
+    summary = label_project(store, "tickets", api_key="k", base_url=fake.url, batch=True, poll_interval_s=0.05)
+    assert summary.stopped == "budget" and summary.requests == 10
+    assert store.spend("tickets") <= spent + 10.5 * worst
