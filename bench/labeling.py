@@ -22,24 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.ingest import ColumnMapping, build_items, read_records  # noqa: E402
-from core.prompts import build_request, preset_template  # noqa: E402
+from core.prompts import build_request  # noqa: E402
 from core.store import Store  # noqa: E402
 from core.teacher import TeacherRun  # noqa: E402
-from tests.conftest import correct_responder  # noqa: E402
+from tests.conftest import correct_responder, many_tickets  # noqa: E402
 from tests.fake_anthropic import FakeAnthropic  # noqa: E402
-
-WORDS = ["charged twice", "app crash", "parcel lost", "billed after cancel", "error 500", "courier late"]
-
-
-def make_project(store: Store, rows: int) -> None:
-    lines = ["id,text,label"] + [f"{i},Ticket {i}: {WORDS[i % 6]},{['billing', 'technical', 'shipping'][i % 3]}"
-                                 for i in range(rows)]
-    frame, labels = build_items(read_records(("\n".join(lines) + "\n").encode(), "t.csv"), "classification",
-                                ColumnMapping(input_fields=["text"], id_field="id", label_field="label"))
-    store.import_items("bench", "classification", ["text"], labels, frame,
-                       preset_template("classification", ["text"]), "claude-haiku-4-5")
-
 
 def server(rpm: int, seed: int) -> FakeAnthropic:
     return FakeAnthropic(responder=correct_responder, latency_s=0.3, latency_jitter_s=0.15, rpm=rpm,
@@ -53,7 +40,7 @@ def double_billed(fake: FakeAnthropic) -> int:
 def run_engine(rows: int, rpm: int, concurrency: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.duckdb")
-        make_project(store, rows)
+        many_tickets(store, rows, project="bench")
         fake = server(rpm, seed=1)
         try:
             started = time.monotonic()
@@ -75,7 +62,7 @@ def run_sequential(rows: int, rpm: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "seq.duckdb")
-        make_project(store, rows)
+        many_tickets(store, rows, project="bench")
         project = store.get_project("bench")
         fake = server(rpm, seed=2)
         client = anthropic.Anthropic(api_key="bench", base_url=fake.url)

@@ -44,6 +44,15 @@ def import_csv(store: Store, text: str = TICKETS_CSV, project: str = "tickets", 
                               preset_template(task, mapping["input_fields"]), "claude-haiku-4-5")
 
 
+TICKET_WORDS = ["charged twice", "app crash", "parcel lost", "billed after cancel", "error 500", "courier late"]
+
+
+def many_tickets(store, n: int, project: str = "tickets") -> None:
+    lines = ["id,text,label"] + [f"{i},Ticket {i}: {TICKET_WORDS[i % 6]},{['billing', 'technical', 'shipping'][i % 6 % 3]}"
+                                 for i in range(n)]
+    import_csv(store, "\n".join(lines) + "\n", project=project)
+
+
 def correct_responder(body: dict) -> str:
     """Answers like a good teacher for TICKETS_CSV."""
     text = body["messages"][-1]["content"].lower()

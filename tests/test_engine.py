@@ -9,17 +9,8 @@ import pytest
 
 from core import jobs
 from core.teacher import label_project
-from tests.conftest import correct_responder, import_csv
+from tests.conftest import correct_responder, many_tickets
 from tests.fake_anthropic import FakeAnthropic
-
-WORDS = ["charged twice", "app crash", "parcel lost", "billed after cancel", "error 500", "courier late"]
-
-
-def many_tickets(store, n: int, project: str = "tickets") -> None:
-    lines = ["id,text,label"] + [f"{i},Ticket {i}: {WORDS[i % 6]},{['billing', 'technical', 'shipping'][i % 6 % 3]}"
-                                 for i in range(n)]
-    import_csv(store, "\n".join(lines) + "\n", project=project)
-
 
 @pytest.fixture
 def server():

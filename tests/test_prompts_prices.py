@@ -1,6 +1,5 @@
 import pytest
 
-from core.cost import estimate_cost
 from core.errors import PriceFileError, TemplateError
 from core.prices import load_prices, parse_prices, save_prices
 from core.prompts import build_request, preset_template, request_hash, validate_template
@@ -64,16 +63,17 @@ def test_saving_a_bad_price_file_keeps_the_good_one(tmp_path):
     assert path.read_text() == good
 
 
-def test_estimate_scales_sample_to_all_rows():
-    item = {"inputs": {"text": "My card was charged twice"}, "choices": None}
-    template = preset_template("classification", ["text"])
+def test_estimate_scales_sample_to_all_rows(store):
+    from core.forecast import forecast
+    from tests.conftest import many_tickets
+
+    many_tickets(store, 1000)  # more rows than the 200-row sample
     prices = load_prices()
-    est = estimate_cost([item] * 4, template, ["billing", "shipping"], "classification", "claude-haiku-4-5", 200,
-                        prices, total_rows=1000)
-    assert est.rows == 1000 and est.input_tokens == round(est.input_tokens_per_row * 1000)
-    assert est.cost_usd == pytest.approx((est.input_tokens * 1 + est.output_tokens * 5) / 1e6)
-    unknown = estimate_cost([item], template, ["billing"], "classification", "mystery", 200, prices)
-    assert unknown.cost_usd is None and not unknown.price_known
+    est = forecast(store, "tickets", prices)
+    assert est.rows == 1000 and est.input_tokens_p50 == pytest.approx(est.input_tokens_per_row * 1000, rel=1e-3)
+    assert est.cost_usd_p50 == pytest.approx((est.input_tokens_p50 * 1 + est.output_tokens_p50 * 5) / 1e6)
+    unknown = forecast(store, "tickets", prices, model="mystery")
+    assert unknown.cost_usd_p50 is None and not unknown.price_known
 
 
 # ---- prompt modes, structured output, forecast, budget (issue 3) --------------------------
@@ -140,7 +140,7 @@ def test_forecast_gives_p50_below_p90_and_calibrates_on_a_pilot(store, fake):
     from core.forecast import forecast, pilot_rows
     from core.prices import load_prices
     from core.teacher import label_project
-    from tests.test_engine import many_tickets
+    from tests.conftest import many_tickets
 
     many_tickets(store, 300)
     prices = load_prices()
@@ -166,7 +166,7 @@ def test_budget_guard_refuses_p90_over_the_cap_and_never_passes_it_with_requests
     from core.prices import load_prices
     from core.teacher import label_project
     from tests.fake_anthropic import FakeAnthropic
-    from tests.test_engine import many_tickets
+    from tests.conftest import many_tickets
 
     many_tickets(store, 200)
     prices = load_prices()
