@@ -267,6 +267,22 @@ class TeacherWrites:
     collected_batches: list[str] = field(default_factory=list)  # batch ids whose results these are
 
 
+def _run_with_rows(con, name: str, rows: list[dict], columns: list[str], sql: str,
+                   params: Sequence[Any] = ()) -> None:
+    """Run one set-based statement over `rows`, visible to the SQL as the view `name`.
+    Nothing happens for no rows. The result is fetched so that the next register() works
+    (DuckDB refuses it while a result is pending)."""
+    if not rows:
+        return
+    import pandas as pd
+
+    con.register(name, pd.DataFrame(rows, columns=columns))
+    try:
+        con.execute(sql, list(params)).fetchall()
+    finally:
+        con.unregister(name)
+
+
 def default_db_path() -> str:
     return os.environ.get(DEFAULT_DB_ENV, DEFAULT_DB_PATH)
 
@@ -789,50 +805,30 @@ class Store:
     def write_teacher(self, project: str, writes: "TeacherWrites") -> None:
         """Write one batch of teacher results in a single transaction, with set-based SQL
         (one statement per table, not one per row)."""
-        import pandas as pd
-
         with self.transaction() as con:
-            if writes.cache:
-                frame = pd.DataFrame(writes.cache, columns=CACHE_COLUMNS).drop_duplicates("request_hash")
-                con.register("cache_rows", frame)
-                con.execute(
-                    f"INSERT INTO teacher_cache({', '.join(CACHE_COLUMNS)}) SELECT {', '.join(CACHE_COLUMNS)} "
-                    "FROM cache_rows ON CONFLICT DO NOTHING"
-                ).fetchall()
-                con.unregister("cache_rows")
-            if writes.calls:
-                frame = pd.DataFrame(writes.calls, columns=CALL_COLUMNS)
-                con.register("call_rows", frame)
-                con.execute(
-                    f"INSERT INTO teacher_calls(project, {', '.join(CALL_COLUMNS)}) "
-                    f"SELECT ?, {', '.join(CALL_COLUMNS)} FROM call_rows", [project]
-                ).fetchall()
-                con.unregister("call_rows")
-            if writes.results:
-                frame = pd.DataFrame(writes.results, columns=RESULT_COLUMNS)
-                con.register("result_rows", frame)
-                # A reviewed row keeps the reviewer's label; the teacher columns are still updated.
-                con.execute(
-                    "UPDATE items SET status = r.status, teacher_label = r.label, teacher_rationale = r.rationale, "
-                    "flag = r.flag, error = NULL, request_hash = r.request_hash, "
-                    "label = CASE WHEN items.reviewed THEN items.label ELSE r.label END, "
-                    "rationale = CASE WHEN items.reviewed THEN items.rationale ELSE r.rationale END, "
-                    "label_source = CASE WHEN items.reviewed THEN items.label_source ELSE r.source END, "
-                    "updated_at = current_timestamp "
-                    "FROM result_rows r WHERE items.project = ? AND items.row_id = r.row_id",
-                    [project],
-                ).fetchall()
-                con.unregister("result_rows")
-            if writes.errors:
-                frame = pd.DataFrame(writes.errors, columns=["row_id", "error"])
-                con.register("error_rows", frame)
-                con.execute(
-                    "UPDATE items SET status = 'error', error = r.error, updated_at = current_timestamp "
-                    "FROM error_rows r WHERE items.project = ? AND items.row_id = r.row_id "
-                    "AND items.status IN ('unlabeled', 'error')",
-                    [project],
-                ).fetchall()
-                con.unregister("error_rows")
+            _run_with_rows(
+                con, "cache_rows", writes.cache, CACHE_COLUMNS,
+                f"INSERT INTO teacher_cache({', '.join(CACHE_COLUMNS)}) SELECT {', '.join(CACHE_COLUMNS)} "
+                "FROM (SELECT DISTINCT ON (request_hash) * FROM cache_rows) ON CONFLICT DO NOTHING")
+            _run_with_rows(
+                con, "call_rows", writes.calls, CALL_COLUMNS,
+                f"INSERT INTO teacher_calls(project, {', '.join(CALL_COLUMNS)}) "
+                f"SELECT ?, {', '.join(CALL_COLUMNS)} FROM call_rows", [project])
+            # A reviewed row keeps the reviewer's label; the teacher columns are still updated.
+            _run_with_rows(
+                con, "result_rows", writes.results, RESULT_COLUMNS,
+                "UPDATE items SET status = r.status, teacher_label = r.label, teacher_rationale = r.rationale, "
+                "flag = r.flag, error = NULL, request_hash = r.request_hash, "
+                "label = CASE WHEN items.reviewed THEN items.label ELSE r.label END, "
+                "rationale = CASE WHEN items.reviewed THEN items.rationale ELSE r.rationale END, "
+                "label_source = CASE WHEN items.reviewed THEN items.label_source ELSE r.source END, "
+                "updated_at = current_timestamp "
+                "FROM result_rows r WHERE items.project = ? AND items.row_id = r.row_id", [project])
+            _run_with_rows(
+                con, "error_rows", writes.errors, ["row_id", "error"],
+                "UPDATE items SET status = 'error', error = r.error, updated_at = current_timestamp "
+                "FROM error_rows r WHERE items.project = ? AND items.row_id = r.row_id "
+                "AND items.status IN ('unlabeled', 'error')", [project])
             for batch_id in writes.collected_batches:
                 # in the same transaction as the results: a batch is collected exactly once
                 con.execute("UPDATE teacher_batches SET status = 'collected', collected_at = current_timestamp "
@@ -840,16 +836,12 @@ class Store:
 
     # ---- message batches -----------------------------------------------------------
     def add_batch(self, project: str, batch_id: str, job_id: str | None, model: str, entries: list[dict]) -> None:
-        import pandas as pd
-
         with self.transaction() as con:
             con.execute("INSERT INTO teacher_batches(batch_id, project, job_id, model, status, requests) "
                         "VALUES (?,?,?,?, 'submitted', ?)", [batch_id, project, job_id, model, len(entries)])
-            frame = pd.DataFrame(entries, columns=["custom_id", "request_hash", "request", "row_ids", "worst_usd"])
-            con.register("batch_rows", frame)
-            con.execute("INSERT INTO teacher_batch_requests SELECT ?, custom_id, request_hash, request, row_ids, "
-                        "worst_usd FROM batch_rows", [batch_id]).fetchall()
-            con.unregister("batch_rows")
+            _run_with_rows(con, "batch_rows", entries, ["custom_id", "request_hash", "request", "row_ids", "worst_usd"],
+                           "INSERT INTO teacher_batch_requests SELECT ?, custom_id, request_hash, request, row_ids, "
+                           "worst_usd FROM batch_rows", [batch_id])
 
     def open_batches(self, project: str) -> list[str]:
         rows = self.query("SELECT batch_id FROM teacher_batches WHERE project = ? AND status = 'submitted' "
