@@ -51,6 +51,12 @@ def api_key() -> str | None:
         return None
 
 
+def job_env() -> dict | None:
+    """Environment for a background job: the key goes to the child process only, never to a job row."""
+    key = api_key()
+    return {"ANTHROPIC_API_KEY": key} if key else None
+
+
 def project_picker(store: Store) -> str | None:
     projects = store.list_projects()
     if not projects:

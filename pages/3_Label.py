@@ -6,7 +6,7 @@ import streamlit as st
 from core import jobs
 from core.forecast import preflight
 from core.prices import load_prices
-from ui import api_key, page_setup, plain, project_picker, show_error
+from ui import api_key, job_env, page_setup, plain, project_picker, show_error
 
 
 @st.fragment(run_every=1.0)
@@ -50,8 +50,7 @@ def live_status(store, name: str) -> None:
         if cols[0].button("Resume", key=f"resume-{job['id']}", type="primary",
                           help="Continue with the rows still unanswered; answered rows are never requested again."):
             try:
-                key = api_key()
-                jobs.resume_job(store, job["id"], env={"ANTHROPIC_API_KEY": key} if key else None)
+                jobs.resume_job(store, job["id"], env=job_env())
                 st.toast("Resumed")
             except Exception as exc:
                 show_error(exc)
@@ -85,12 +84,11 @@ def main() -> None:
                 st.warning(f"{project.model} has no price; the run will refuse to make live calls.")
             preflight(store, name, load_prices(), model=project.model, batch=bool(batch), override=override,
                       n_rows=int(limit) or None)
-            key = api_key()
             job_id = jobs.start_job(
                 store, name, "label",
                 {"model": project.model, "concurrency": int(concurrency), "limit": int(limit) or None,
                  "budget_usd": float(budget) or None, "batch": bool(batch)},
-                env={"ANTHROPIC_API_KEY": key} if key else None,
+                env=job_env(),
             )
             st.success(f"Started job {job_id}. You can leave this page; the job keeps running.")
         except Exception as exc:
