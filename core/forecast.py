@@ -90,7 +90,16 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 
 
 def token_profile(store: Store, project_name: str, mode: str | None = None, rationale_fraction: float = 1.0,
-                  model: str | None = None, shots: int | None = None) -> TokenProfile:
+                  model: str | None = None, shots: int | None = None, memo: dict | None = None) -> TokenProfile:
+    """`memo` lets several profiles of one project (the cost table) share the sample, the
+    offline token counts per mode and the observed usage instead of recomputing them."""
+    memo = {} if memo is None else memo
+
+    def once(key, compute):
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
     project = store.get_project(project_name)
     if shots is not None:
         project = _with(project, shots=shots, demo_rows=None)
@@ -98,9 +107,9 @@ def token_profile(store: Store, project_name: str, mode: str | None = None, rati
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
     model = model or project.model
-    to_label = store.scalar("SELECT count(*) FROM items WHERE project = ? AND status IN ('unlabeled', 'error')",
-                            [project_name])
-    sample = store.sample_items(project_name, SAMPLE_ROWS, unlabeled_only=True)
+    to_label = once("to_label", lambda: store.scalar(
+        "SELECT count(*) FROM items WHERE project = ? AND status IN ('unlabeled', 'error')", [project_name]))
+    sample = once("sample", lambda: store.sample_items(project_name, SAMPLE_ROWS, unlabeled_only=True))
     if mode == "explain-label":
         sample = [it for it in sample if it.get("gold") is not None]
 
@@ -111,17 +120,20 @@ def token_profile(store: Store, project_name: str, mode: str | None = None, rati
         requests = [request_for(proj, it, model, examples) for it in sample]
         return [float(request_tokens(r)) for r in requests], requests
 
-    full, full_requests = offline(mode)
-    label_only = offline("label-only")[0] if rationale_fraction < 1 else full
+    gold_only = mode == "explain-label"  # its sample differs, so its entries must not be shared
+    full, full_requests = once(("offline", mode, gold_only), lambda: offline(mode))
+    label_only = (once(("offline", "label-only", gold_only), lambda: offline("label-only"))[0]
+                  if rationale_fraction < 1 else full)
     per_row = [rationale_fraction * a + (1 - rationale_fraction) * b for a, b in zip(full, label_only)]
     mean_in, sd_in = _mean_sd(per_row)
 
     # --- calibrate input tokens: observed usage > count_tokens > none
-    observed = store.observed_usage(project_name)
+    observed = once("observed", lambda: store.observed_usage(project_name))
     ratios, source, cal_se = [], "offline", OFFLINE_TOKENIZER_SD
     if len(observed) >= 5:
-        pairs = [(o["input_tokens"], request_tokens(json.loads(o["request"]))) for o in observed if o["input_tokens"]]
-        ratios = [a / b for a, b in pairs if b]
+        ratios = once("observed_ratios", lambda: [
+            o["input_tokens"] / est for o in observed
+            if o["input_tokens"] and (est := request_tokens(json.loads(o["request"])))])
         source = "observed"
     else:
         counted = store.token_counts([request_hash(r) for r in full_requests])
@@ -158,7 +170,7 @@ def token_profile(store: Store, project_name: str, mode: str | None = None, rati
         output_se = output_total * PRESET_OUTPUT_SD
 
     flagged = sum(1 for o in observed if o["status"] == "flagged")
-    outcomes = store.call_outcomes(project_name)
+    outcomes = once("outcomes", lambda: store.call_outcomes(project_name))
     calls = outcomes["ok"] + outcomes["failed"]
     return TokenProfile(
         mode=mode, rationale_fraction=rationale_fraction, rows=to_label,
@@ -224,7 +236,9 @@ def forecast(store: Store, project: str, prices: PriceTable, model: str | None =
 def cost_table(store: Store, project: str, prices: PriceTable, fractions=(0.0, 0.5, 1.0)) -> list[dict]:
     """Every priced model x realtime/batch x zero-shot/few-shot x rationale fraction, P50 and P90,
     with the saving of zero-shot over few-shot."""
-    profiles = {(m, f): token_profile(store, project, m, f) for m in ("zero-shot", "few-shot") for f in fractions}
+    memo: dict = {}
+    profiles = {(m, f): token_profile(store, project, m, f, memo=memo) for m in ("zero-shot", "few-shot")
+                for f in fractions}
     rows = []
     for model in sorted(prices.models):
         for batch in (False, True):

@@ -885,8 +885,9 @@ class Store:
                           "WHERE list_contains(?, request_hash)", [list(hashes)])
         return {r["request_hash"]: (r["input_tokens"], r["offline_tokens"]) for r in rows}
 
-    def observed_usage(self, project: str, template_version: int | None = None) -> list[dict]:
-        """Billed calls with their usage and request (for calibrating the estimator)."""
+    def observed_usage(self, project: str, template_version: int | None = None, limit: int = 1000) -> list[dict]:
+        """Billed calls with their usage and request (for calibrating the estimator): a fixed
+        sample of at most `limit`, so a large labeled project stays cheap to forecast."""
         sql = ("SELECT c.row_id, c.input_tokens, c.output_tokens, c.attempts, c.batch_id, t.request, i.status "
                "FROM teacher_calls c JOIN teacher_cache t USING (request_hash) "
                "JOIN items i ON i.project = c.project AND i.row_id = c.row_id "
@@ -895,7 +896,7 @@ class Store:
         if template_version is not None:
             sql += " AND c.template_version = ?"
             params.append(template_version)
-        return self.query(sql, params)
+        return self.query(sql + " ORDER BY hash(c.id) LIMIT ?", params + [limit])
 
     def call_outcomes(self, project: str) -> dict:
         return self.query(

@@ -12,7 +12,7 @@ from core.forecast import cost_table, count_tokens_sample, forecast, pilot_rows
 from core.prices import load_prices, prices_path, save_prices
 from core.prompts import MODES, OUTPUT_FORMATS, mode_template, validate_template
 from core.teacher import demonstrations, request_for
-from ui import api_key, page_setup, plain, project_picker, show_error
+from ui import api_key, job_env, page_setup, plain, project_picker, show_error
 
 MODE_HELP = {
     "zero-shot": "label + one-sentence rationale, no examples (cheapest with rationales)",
@@ -110,9 +110,8 @@ def budget_panel(store, name, project, prices, model):
     if p[2].button("Label a stratified pilot", help="Then this forecast uses the pilot's observed usage."):
         try:
             rows = pilot_rows(store, name, pct / 100, int(floor))
-            key = api_key()
             job_id = jobs.start_job(store, name, "label", {"model": model, "row_ids": rows, "concurrency": 8},
-                                    env={"ANTHROPIC_API_KEY": key} if key else None)
+                                    env=job_env())
             st.success(f"Pilot job {job_id} started on {len(rows)} rows; follow it on the Label page.")
         except Exception as exc:
             show_error(exc)
@@ -124,9 +123,15 @@ def budget_panel(store, name, project, prices, model):
 
 
 def table_panel(store, name, prices):
+    """Six forecasts over all priced models: computed when asked for, not on every rerun."""
     with st.expander("Cost table: models x API x zero-shot vs few-shot x rationale fraction"):
-        rows = cost_table(store, name, prices)
-        frame = pd.DataFrame(rows)
+        if st.button("Compute the cost table", key="compute_table"):
+            st.session_state["cost_table"] = (name, cost_table(store, name, prices))
+        stored = st.session_state.get("cost_table")
+        if not stored or stored[0] != name:
+            st.caption("Prices every model in the price file for this project's rows still unlabeled.")
+            return
+        frame = pd.DataFrame(stored[1])
         st.dataframe(frame, hide_index=True, column_config={
             c: st.column_config.NumberColumn(format="$%.4f") for c in frame.columns if c.endswith(("p50", "p90", "usd"))
         } | {"saving_pct": st.column_config.NumberColumn(format="%.1f%%")})
