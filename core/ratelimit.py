@@ -26,10 +26,7 @@ MESSAGE_PATHS = ("/v1/messages",)
 
 @dataclass
 class LimiterStats:
-    waits: int = 0            # requests that had to wait for a slot
-    waited_s: float = 0.0     # total time spent waiting
-    rate_limited: int = 0     # 429 responses seen
-    retry_after_s: float = 0.0
+    rate_limited: int = 0     # 429 responses seen (reported in the run's summary)
     rpm: int | None = None    # learned limits
     itpm: int | None = None
 
@@ -97,14 +94,12 @@ class AdaptiveLimiter(Middleware):
                 intervals["requests"] = 60.0 / (self.stats.rpm * self.headroom)
             if self.stats.itpm and tokens:
                 intervals["tokens"] = 60.0 * tokens / (self.stats.itpm * self.headroom)
-            for name, interval in intervals.items():
+            for name in intervals:
                 start = max(start, self._tat[name] - self.burst_s)
             for name, interval in intervals.items():
                 self._tat[name] = max(self._tat[name], start) + interval
         wait = start - time.monotonic()
         if wait > 0:
-            self.stats.waits += 1
-            self.stats.waited_s += wait
             await asyncio.sleep(wait)
         return intervals.get("requests", 0.0), intervals.get("tokens", 0.0)
 
@@ -120,7 +115,6 @@ class AdaptiveLimiter(Middleware):
             retry_after = _float(headers.get("retry-after"))
             if retry_after is None:
                 retry_after = _reset_in(headers.get("anthropic-ratelimit-requests-reset")) or 1.0
-            self.stats.retry_after_s += retry_after
             if _exhausted(headers):
                 # The account's limit is used up: everyone waits. Otherwise (a transient 429 with
                 # capacity left) only the SDK's retry of that one request waits.

@@ -582,15 +582,20 @@ class Store:
             params += [f"%{search}%", f"%{search}%", search]
         return where, params
 
+    def review_count(self, project: str, filter_name="all", search: str = "") -> int:
+        where, params = self._review_where(project, filter_name, search)
+        return self.scalar(f"SELECT count(*) FROM items {where}", params)
+
     def review_page(
         self, project: str, filter_name="all", search: str = "", page: int = 0, page_size: int = 25,
-        sort: str = "import order",
+        sort: str = "import order", total: int | None = None,
     ) -> tuple[list[dict], int]:
         """One page of the review queue plus the number of rows matching. `filter_name` may be
-        one filter or a list of them (combined with AND)."""
+        one filter or a list of them (combined with AND). Pass `total` when it is already known."""
         where, params = self._review_where(project, filter_name, search)
         order = REVIEW_SORTS.get(sort, "idx")
-        total = self.scalar(f"SELECT count(*) FROM items {where}", params)
+        if total is None:
+            total = self.scalar(f"SELECT count(*) FROM items {where}", params)
         rows = self._items(where + f" ORDER BY {order} LIMIT ? OFFSET ?", params + [page_size, page * page_size])
         return rows, total
 

@@ -76,7 +76,7 @@ def review_stats(store, name: str) -> None:
         margin = c[0].number_input("± margin", 0.01, 0.5, 0.05, 0.01, key="plan_margin")
         confidence = c[1].selectbox("Confidence", (0.9, 0.95, 0.99), index=1, key="plan_confidence")
         stratified = c[2].checkbox("Stratify by teacher label", True, key="plan_stratified")
-        population = store.count_items(name)["total"]
+        population = store.review_count(name, "all")
         n = sample_size(margin, confidence, population=population)
         c[3].metric("Rows to review", n)
         if st.button(f"Create a spot-check set of {n} rows", key="plan_create"):
@@ -132,10 +132,10 @@ def main() -> None:
     sort = cols[1].selectbox("Sort", list(REVIEW_SORTS), key="review_sort")
     search = cols[2].text_input("Search inputs and rationales")
     try:
-        _, total = store.review_page(name, filters, search, page=0, page_size=1)
+        total = store.review_count(name, filters, search)
         pages = max(1, -(-total // PAGE_SIZE))
         page = cols[3].number_input(f"Page (of {pages})", 1, pages, 1) - 1
-        rows, total = store.review_page(name, filters, search, page=page, page_size=PAGE_SIZE, sort=sort)
+        rows, _ = store.review_page(name, filters, search, page=page, page_size=PAGE_SIZE, sort=sort, total=total)
     except Exception as exc:
         show_error(exc)
         return
