@@ -29,7 +29,8 @@ from core.students import OFFLINE_DEFAULT, load_student  # noqa: E402
 from core.train import LABEL_PREFIX, RATIONALE_PREFIX, TrainConfig, split_rows, train, training_examples  # noqa: E402
 
 
-def reference(store: Store, project: str, steps: int, batch_size: int, lr: float, student: str, out: Path) -> dict:
+def reference(store: Store, project: str, steps: int, batch_size: int, lr: float, student: str, out: Path,
+              bf16: bool = False) -> dict:
     import torch
     from datasets_free import ListDataset
     from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
@@ -70,7 +71,7 @@ def reference(store: Store, project: str, steps: int, batch_size: int, lr: float
         output_dir=str(out), max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
         warmup_steps=10, lr_scheduler_type="linear", weight_decay=0.01, max_grad_norm=1.0, logging_steps=steps,
         save_strategy="no", report_to=[], seed=0, remove_unused_columns=False, use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=0, disable_tqdm=True,
+        dataloader_num_workers=0, disable_tqdm=True, bf16=bf16,
     )
     trainer = TaskPrefixTrainer(model=model, args=args, train_dataset=ListDataset(features), data_collator=collate)
     started = time.monotonic()
@@ -80,14 +81,19 @@ def reference(store: Store, project: str, steps: int, batch_size: int, lr: float
             "last_loss": trainer.state.log_history[-2].get("loss") if len(trainer.state.log_history) > 1 else None}
 
 
-def ours(store: Store, project: str, steps: int, batch_size: int, lr: float, student: str, out: Path) -> dict:
+def ours(store: Store, project: str, steps: int, batch_size: int, lr: float, student: str, out: Path,
+         precision: str = "auto") -> dict:
+    job = f"bench-ours-{precision}"
     cfg = TrainConfig(project=project, student=student, max_steps=steps, batch_size=batch_size, learning_rate=lr,
-                      log_every=1, eval_limit=1, out_dir=str(out))
-    train(store, cfg, job_id="bench-ours")
-    rows = store.metrics(["bench-ours"])
+                      log_every=steps, eval_limit=1, rationale_samples=0, checkpoint_every=0, out_dir=str(out),
+                      precision=precision)
+    result = train(store, cfg, job_id=job)
+    rows = store.metrics([job])
     losses = [r["value"] for r in rows if r["name"] == "train_loss"]
     speed = [r["value"] for r in rows if r["name"] == "examples_per_s"][-1]
-    return {"examples_per_s": speed, "final_loss": sum(losses) / len(losses), "last_loss": losses[-1]}
+    config = json.loads((out / "train_config.json").read_text())
+    return {"examples_per_s": speed, "final_loss": sum(losses) / len(losses), "last_loss": losses[-1],
+            "bf16": config["bf16_autocast"], "steps": result["steps"]}
 
 
 def main() -> None:
@@ -103,19 +109,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.duckdb")
         project = ensure_demo(store)
-        ref = reference(store, project, args.steps, args.batch_size, args.lr, args.student, Path(tmp) / "ref")
-        our = ours(store, project, args.steps, args.batch_size, args.lr, args.student, Path(tmp) / "ours")
+        common = (store, project, args.steps, args.batch_size, args.lr, args.student)
+        ref = reference(*common, Path(tmp) / "ref")
+        our_fp32 = ours(*common, Path(tmp) / "ours-fp32", precision="fp32")
+        our = ours(*common, Path(tmp) / "ours-auto", precision="auto")
+        ref_bf16 = reference(*common, Path(tmp) / "ref-bf16", bf16=True) if our["bf16"] else None
     speedup = our["examples_per_s"] / ref["examples_per_s"]
-    print(f"student {args.student}, {args.steps} steps x batch {args.batch_size}, demo tickets, CPU")
-    print(f"reference Seq2SeqTrainer (two forwards): {ref['examples_per_s']:.2f} examples/s, "
+    print(f"student {args.student}, {args.steps} steps x batch {args.batch_size}, demo tickets, CPU, one run")
+    print(f"reference Seq2SeqTrainer, two forwards, fp32 (its default): {ref['examples_per_s']:.2f} examples/s, "
           f"mean loss {ref['final_loss']:.4f}")
-    print(f"ours (one stacked forward)            : {our['examples_per_s']:.2f} examples/s, "
-          f"mean loss {our['final_loss']:.4f}")
-    print(f"speedup {speedup:.2f}x")
+    print(f"ours, fp32                                               : {our_fp32['examples_per_s']:.2f} examples/s, "
+          f"mean loss {our_fp32['final_loss']:.4f}  ({our_fp32['examples_per_s'] / ref['examples_per_s']:.2f}x)")
+    print(f"ours, default precision (bf16 autocast: {our['bf16']})          : {our['examples_per_s']:.2f} examples/s, "
+          f"mean loss {our['final_loss']:.4f}  ({speedup:.2f}x)")
+    if ref_bf16:
+        print(f"reference with bf16=True (for fairness)                  : {ref_bf16['examples_per_s']:.2f} examples/s, "
+              f"mean loss {ref_bf16['final_loss']:.4f}  (ours {our['examples_per_s'] / ref_bf16['examples_per_s']:.2f}x)")
+    print(f"speedup of the default recipes: {speedup:.2f}x")
     print(json.dumps({"speedup_vs_reference": round(speedup, 3), "loss_ours": round(our["final_loss"], 4),
                       "loss_reference": round(ref["final_loss"], 4),
+                      "speedup_fp32_vs_reference": round(our_fp32["examples_per_s"] / ref["examples_per_s"], 3),
+                      "speedup_vs_reference_bf16": (round(our["examples_per_s"] / ref_bf16["examples_per_s"], 3)
+                                                    if ref_bf16 else None),
                       "examples_per_s_ours": round(our["examples_per_s"], 3),
-                      "examples_per_s_reference": round(ref["examples_per_s"], 3), "steps": args.steps}))
+                      "examples_per_s_reference": round(ref["examples_per_s"], 3), "bf16_autocast": our["bf16"],
+                      "steps": args.steps}))
 
 
 if __name__ == "__main__":

@@ -219,6 +219,28 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        5,
+        """
+        -- Training: student predictions on held-out rows (per-example browser, teacher != student
+        -- queue), and sweeps (a parent job that runs its child training jobs one after another).
+        CREATE TABLE student_predictions (
+            job_id     VARCHAR NOT NULL,
+            project    VARCHAR NOT NULL,
+            row_id     VARCHAR NOT NULL,
+            prediction VARCHAR,
+            raw        VARCHAR,
+            rationale  VARCHAR,   -- the student's generated rationale, when it was asked for one
+            gold       VARCHAR,
+            teacher    VARCHAR,
+            correct    BOOLEAN,   -- prediction equals gold (NULL without gold)
+            agrees_teacher BOOLEAN,
+            created_at TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (job_id, row_id)
+        );
+        ALTER TABLE jobs ADD COLUMN parent_id VARCHAR;
+        """,
+    ),
 ]
 
 ITEM_COLUMNS = (
@@ -238,6 +260,10 @@ REVIEW_FILTERS = {
     "flagged by a reviewer": "verdict = 'flag'",
     "rationale rejected": "verdict = 'reject_rationale'",
     "spot check": "row_id IN (SELECT row_id FROM spot_checks s WHERE s.project = items.project)",
+    "teacher ≠ student": (
+        "row_id IN (SELECT p.row_id FROM student_predictions p WHERE p.project = items.project "
+        "AND NOT p.agrees_teacher AND p.job_id = (SELECT arg_max(q.job_id, q.created_at) "
+        "FROM student_predictions q WHERE q.project = items.project))"),
     "unlabeled": "status = 'unlabeled'",
     "reviewed": "reviewed",
 }
@@ -954,12 +980,14 @@ class Store:
         return rows[0] if rows else None
 
     # ---- jobs and runs -----------------------------------------------------------
-    def create_job(self, project: str, kind: str, config: dict, out_dir: str | None = None) -> str:
+    def create_job(self, project: str, kind: str, config: dict, out_dir: str | None = None,
+                   parent_id: str | None = None) -> str:
         job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         with self.transaction() as con:
             con.execute(
-                "INSERT INTO jobs(id, project, kind, config, status, out_dir) VALUES (?,?,?,?, 'queued', ?)",
-                [job_id, project, kind, json.dumps(config), out_dir],
+                "INSERT INTO jobs(id, project, kind, config, status, out_dir, parent_id) "
+                "VALUES (?,?,?,?, 'queued', ?, ?)",
+                [job_id, project, kind, json.dumps(config), out_dir, parent_id],
             )
         return job_id
 
@@ -1015,6 +1043,32 @@ class Store:
             f"SELECT job_id, step, name, value FROM run_metrics WHERE job_id IN ({marks}) ORDER BY job_id, step",
             list(job_ids),
         )
+
+    def truncate_metrics(self, job_id: str, after_step: int) -> None:
+        """Drop metrics logged after a checkpoint: a resumed run logs those steps again."""
+        with self.transaction() as con:
+            con.execute("DELETE FROM run_metrics WHERE job_id = ? AND step > ?", [job_id, after_step])
+
+    def save_predictions(self, job_id: str, project: str, rows: list[dict]) -> None:
+        """Replace a run's held-out predictions in one transaction."""
+        columns = ["row_id", "prediction", "raw", "rationale", "gold", "teacher", "correct", "agrees_teacher"]
+        with self.transaction() as con:
+            con.execute("DELETE FROM student_predictions WHERE job_id = ?", [job_id])
+            if rows:
+                _run_with_rows(con, "new_predictions", rows, columns,
+                               f"INSERT INTO student_predictions(job_id, project, {', '.join(columns)}) "
+                               f"SELECT ?, ?, {', '.join(columns)} FROM new_predictions", [job_id, project])
+
+    def predictions(self, job_id: str, only: str = "all", limit: int = 50, offset: int = 0) -> list[dict]:
+        """A page of a run's held-out predictions with the row's inputs; `only` is all, wrong or
+        disagrees (with the teacher)."""
+        where = {"all": "TRUE", "wrong": "p.correct = FALSE", "disagrees": "p.agrees_teacher = FALSE"}[only]
+        return self.query(
+            f"""SELECT p.row_id, i.inputs, p.prediction, p.rationale AS student_rationale, p.gold, p.teacher,
+                       i.teacher_rationale, p.correct, p.agrees_teacher
+                FROM student_predictions p JOIN items i ON i.project = p.project AND i.row_id = p.row_id
+                WHERE p.job_id = ? AND {where} ORDER BY i.idx LIMIT ? OFFSET ?""",
+            [job_id, limit, offset])
 
     def latest_metrics(self, job_id: str) -> dict[str, float]:
         rows = self.query(

@@ -6,10 +6,11 @@ Multi-task objective: every training row is shown twice, with a task prefix.
     "[label] <input>"     -> label
     "[rationale] <input>" -> rationale
     loss = alpha * label_loss + (1 - alpha) * rationale_loss
-Both tasks go through the model in ONE forward pass (the two views are stacked into one
-batch) and the per-sequence losses are weighted afterwards. Rows without a rationale
-are masked out of the rationale loss (not trained on an empty target); when a batch has
-no rationale at all the loss is the label loss alone.
+The encoder runs ONCE over both views stacked into one batch; the decoder then runs
+twice, once per task, each padded only to its own longest target (labels are a few tokens,
+rationales dozens). Each task's loss is the mean over its target tokens, as in the
+reference code. Rows without a rationale are masked out of the rationale loss (not trained
+on an empty target); when a batch has no rationale at all the loss is the label loss alone.
 The "standard" objective trains on the label task only (gold or teacher labels).
 """
 
@@ -54,6 +55,11 @@ class TrainConfig:
     log_every: int = 5                 # steps between metric writes to DuckDB
     eval_every: int = 0                # steps between evaluations (0: only at the end)
     eval_limit: int = 200              # test rows evaluated at most
+    rationale_samples: int = 50        # test rows whose student rationale is generated for inspection
+    checkpoint_every: int = 50         # steps between checkpoints (a killed run resumes from the last)
+    group_by_length: bool = True       # batches of similar input length: less padding, same data per epoch
+    precision: str = "auto"            # auto: bf16 autocast where the device has native bf16 (recent
+                                       # CUDA GPUs, CPUs with AVX512-BF16/AMX), else fp32 | fp32 | bf16
     seed: int = 0                      # data order, rationale subset, init
     device: str = "auto"               # auto | cpu | cuda
     out_dir: str = ""                  # where the model and predictions are written
@@ -72,6 +78,8 @@ class TrainConfig:
             raise ConfigError("rationale fraction must be between 0 and 1.")
         if self.rationale_missing not in ("mask", "empty"):
             raise ConfigError("rationale_missing must be mask or empty.")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError("precision must be auto, fp32 or bf16.")
         if self.max_steps < 1 or self.batch_size < 1:
             raise ConfigError("steps and batch size must be at least 1.")
         return self
@@ -120,18 +128,65 @@ def normalize_prediction(text: str, item: dict, task: str, label_set: list[str] 
     return match_label(text, label_set or []) or text
 
 
+# ---- batching and checkpoints ------------------------------------------------------
+def epoch_batches(lengths: list[int], batch_size: int, rng: random.Random, group_by_length: bool) -> list[list[int]]:
+    """One epoch of batches as example indices. Length grouping: shuffle, sort each window of
+    50 batches by length, cut into batches, shuffle the batches. Every example once per epoch."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if group_by_length:
+        window = batch_size * 50
+        order = [i for w in range(0, len(order), window)
+                 for i in sorted(order[w:w + window], key=lambda i: lengths[i], reverse=True)]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if group_by_length:
+        rng.shuffle(batches)
+    return batches
+
+
+def native_bf16(device) -> bool:
+    """Whether bf16 autocast runs on native bf16 units here (it is slower when emulated)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write atomically: a kill mid-write leaves the previous checkpoint intact."""
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    import torch
+
+    return torch.load(path, weights_only=False) if path.exists() else None
+
+
 # ---- the run ----------------------------------------------------------------------
-def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop=lambda: False) -> dict:
+def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop=lambda: None) -> dict:
+    """Train (or resume, when out_dir holds a checkpoint) and evaluate. `should_stop()` returns
+    a truthy reason ("cancelled" or "paused") to stop at the next logging step."""
     import torch
 
     cfg.validate()
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     project = store.get_project(cfg.project)
-    out_dir = Path(cfg.out_dir or f"workspace/runs/{job_id or 'adhoc'}")
+    job_key = job_id or "adhoc"
+    out_dir = Path(cfg.out_dir or f"workspace/runs/{job_key}")
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           (cfg.device if cfg.device != "auto" else "cpu"))
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(device))
 
     items = store.items_by_order(cfg.project, None)
     train_rows, test_rows = split_rows(items, cfg.test_fraction, cfg.seed)
@@ -156,45 +211,43 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
         if e["rationale"] or cfg.rationale_missing == "empty":
             e["rat_in"] = tokenizer(RATIONALE_PREFIX + e["text"], truncation=True, max_length=cfg.max_input_len).input_ids
             e["rat_out"] = encode_target(e["rationale"], cfg.max_rationale_len) if e["rationale"] else [eos_id]
+    lengths = [len(e["label_in"]) for e in examples]
 
     def pad(seqs: list[list[int]], value: int) -> "torch.Tensor":
         width = max(len(s) for s in seqs)  # dynamic padding: to the longest in this batch
         return torch.tensor([s + [value] * (width - len(s)) for s in seqs], device=device)
 
     def make_batch(batch: list[dict]) -> dict:
-        """Stack the label view of every row and the rationale view of rows that have one."""
-        inputs = [e["label_in"] for e in batch]
-        targets = [e["label_out"] for e in batch]
-        n_label = len(batch)
-        if cfg.objective == "multitask":
-            with_rat = [e for e in batch if "rat_in" in e]
-            inputs += [e["rat_in"] for e in with_rat]
-            targets += [e["rat_out"] for e in with_rat]
-        input_ids = pad(inputs, pad_id)
+        """Both views' inputs stacked for one encoder pass; each task's targets padded apart."""
+        with_rat = [e for e in batch if "rat_in" in e] if cfg.objective == "multitask" else []
+        input_ids = pad([e["label_in"] for e in batch] + [e["rat_in"] for e in with_rat], pad_id)
         return {
-            "input_ids": input_ids, "attention_mask": (input_ids != pad_id).long(),
-            "labels": pad(targets, -100), "n_label": n_label,
+            "input_ids": input_ids, "attention_mask": (input_ids != pad_id).long(), "n_label": len(batch),
+            "label_targets": pad([e["label_out"] for e in batch], -100),
+            "rationale_targets": pad([e["rat_out"] for e in with_rat], -100) if with_rat else None,
         }
 
-    def batch_loss(batch: dict) -> tuple["torch.Tensor", float, float | None]:
-        labels = batch["labels"]
+    def task_loss(hidden, mask, targets) -> "torch.Tensor":
+        """Mean token cross-entropy of one task, given the encoder states of its rows."""
         # Decoder inputs from the shifted targets; passing labels= would make the model
-        # compute a second, unweighted loss over the whole batch.
-        decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    decoder_input_ids=decoder_input_ids)
-        token_loss = torch.nn.functional.cross_entropy(
-            out.logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none")
-        per_seq = token_loss.sum(1) / (labels != -100).sum(1).clamp(min=1)
-        n = batch["n_label"]
-        label_loss = per_seq[:n].mean()
-        if per_seq.shape[0] > n:
-            rationale_loss = per_seq[n:].mean()
-            loss = cfg.alpha * label_loss + (1 - cfg.alpha) * rationale_loss
-            return loss, label_loss.item(), rationale_loss.item()
-        return label_loss, label_loss.item(), None
+        # compute a second, unweighted loss of its own.
+        decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=targets)
+        logits = model(encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=decoder_input_ids).logits
+        return torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=-100)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01)
+    def batch_loss(batch: dict) -> tuple["torch.Tensor", float, float | None]:
+        n, mask = batch["n_label"], batch["attention_mask"]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            hidden = model.get_encoder()(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
+            label_loss = task_loss(hidden[:n], mask[:n], batch["label_targets"])
+            if batch["rationale_targets"] is None:
+                return label_loss, label_loss.item(), None
+            rationale_loss = task_loss(hidden[n:], mask[n:], batch["rationale_targets"])
+        loss = cfg.alpha * label_loss + (1 - cfg.alpha) * rationale_loss
+        return loss, label_loss.item(), rationale_loss.item()
+
+    # fused AdamW: one kernel over all parameters (the HF Trainer's default optimizer too)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01, fused=True)
 
     def lr_at(step: int) -> float:
         if step < cfg.warmup_steps:
@@ -202,64 +255,83 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
         remaining = max(1, cfg.max_steps - cfg.warmup_steps)
         return cfg.learning_rate * max(0.0, 1 - (step - cfg.warmup_steps) / remaining)
 
-    def evaluate(step: int, write_predictions: bool = False) -> dict:
+    def generate(texts: list[str], max_new_tokens: int) -> list[str]:
+        enc = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=cfg.max_input_len).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, num_beams=1, do_sample=False)
+        return tokenizer.batch_decode(out, skip_special_tokens=True)
+
+    def evaluate(step: int, final: bool = False) -> dict:
         model.eval()
         rows = test_rows[: cfg.eval_limit]
-        right = agree = with_gold = with_teacher = 0
         predictions = []
         with torch.no_grad():
             for start in range(0, len(rows), 32):
                 chunk = rows[start:start + 32]
                 texts = [LABEL_PREFIX + student_input(it["inputs"], it.get("choices")) for it in chunk]
-                enc = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=cfg.max_input_len).to(device)
-                generated = model.generate(**enc, max_new_tokens=cfg.max_label_len, num_beams=1, do_sample=False)
-                for it, raw in zip(chunk, tokenizer.batch_decode(generated, skip_special_tokens=True)):
+                rationales = [None] * len(chunk)
+                if final and cfg.objective == "multitask" and start < cfg.rationale_samples:
+                    rationales = generate([RATIONALE_PREFIX + t[len(LABEL_PREFIX):] for t in texts], cfg.max_rationale_len)
+                for it, raw, rat in zip(chunk, generate(texts, cfg.max_label_len), rationales):
                     pred = normalize_prediction(raw, it, project.task, project.label_set)
-                    if it["gold"] is not None:
-                        with_gold += 1
-                        right += labels_equal(pred, it["gold"], project.task)
-                    if it["teacher_label"] is not None:
-                        with_teacher += 1
-                        agree += labels_equal(pred, it["teacher_label"], project.task)
-                    predictions.append({"row_id": it["row_id"], "prediction": pred, "raw": raw,
-                                        "gold": it["gold"], "teacher": it["teacher_label"]})
+                    predictions.append({
+                        "row_id": it["row_id"], "prediction": pred, "raw": raw, "rationale": rat,
+                        "gold": it["gold"], "teacher": it["teacher_label"],
+                        "correct": labels_equal(pred, it["gold"], project.task) if it["gold"] is not None else None,
+                        "agrees_teacher": (labels_equal(pred, it["teacher_label"], project.task)
+                                           if it["teacher_label"] is not None else None)})
         model.train()
+        graded = [p["correct"] for p in predictions if p["correct"] is not None]
+        agreed = [p["agrees_teacher"] for p in predictions if p["agrees_teacher"] is not None]
         result = {}
-        if write_predictions:
-            confusion = confusion_matrix(predictions)
-            (out_dir / "confusion.json").write_text(json.dumps(confusion, indent=2, ensure_ascii=False))
-        if with_gold:
-            result["test_accuracy"] = right / with_gold
-        if with_teacher:
-            result["teacher_agreement"] = agree / with_teacher
-        if write_predictions:
+        if graded:
+            result["test_accuracy"] = sum(graded) / len(graded)
+        if agreed:
+            result["teacher_agreement"] = sum(agreed) / len(agreed)
+        if final:
+            (out_dir / "confusion.json").write_text(json.dumps(confusion_matrix(predictions), indent=2, ensure_ascii=False))
             with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
                 for p in predictions:
                     f.write(json.dumps(p, ensure_ascii=False) + "\n")
-        store.add_metrics(job_id or "adhoc", [(step, k, v) for k, v in result.items()])
+            store.save_predictions(job_key, cfg.project, predictions)
+        store.add_metrics(job_key, [(step, k, v) for k, v in result.items()])
         return result
 
-    resolved = asdict(cfg) | {"out_dir": str(out_dir), "device": str(device), "train_rows": len(examples),
-                              "test_rows": len(test_rows), "rows_with_rationale": n_rationales,
+    resolved = asdict(cfg) | {"out_dir": str(out_dir), "device": str(device), "bf16_autocast": bf16,
+                              "train_rows": len(examples), "test_rows": len(test_rows), "rows_with_rationale": n_rationales,
                               "rationale_loss": ("masked (rows without a rationale add no rationale loss)"
                                                  if cfg.rationale_missing == "mask" else
                                                  "empty target (rows without a rationale learn to emit nothing)")}
     (out_dir / "train_config.json").write_text(json.dumps(resolved, indent=2))
 
-    # ---- the loop ---------------------------------------------------------------
-    stop = {"flag": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
+    # ---- resume -------------------------------------------------------------------
     rng = random.Random(cfg.seed)
-    order: list[dict] = []
+    batches: list[list[int]] = []   # the rest of the current epoch, as example indices
+    first_step, seen, elapsed = 0, 0, 0.0
+    ckpt_path = out_dir / "checkpoint.pt"
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        rng.setstate(ckpt["python_rng"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        batches, first_step, seen, elapsed = ckpt["batches"], ckpt["step"], ckpt["seen"], ckpt["elapsed"]
+        store.truncate_metrics(job_key, first_step)  # steps after the checkpoint are logged again
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(ckpt_path, {
+            "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "python_rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "batches": batches,
+            "seen": seen, "elapsed": elapsed + time.monotonic() - t0, "config": resolved})
+
+    # ---- the loop ---------------------------------------------------------------
     model.train()
     pending_metrics: list[tuple[int, str, float]] = []
-    t0, seen, status = time.monotonic(), 0, "completed"
-    for step in range(cfg.max_steps):
-        if len(order) < cfg.batch_size:
-            fresh = examples[:]
-            rng.shuffle(fresh)
-            order += fresh
-        batch_rows, order = order[: cfg.batch_size], order[cfg.batch_size:]
+    t0, status, step = time.monotonic(), "completed", first_step
+    for step in range(first_step, cfg.max_steps):
+        if not batches:
+            batches = epoch_batches(lengths, cfg.batch_size, rng, cfg.group_by_length)
+        batch_rows = [examples[i] for i in batches.pop(0)]
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
         loss, label_loss, rationale_loss = batch_loss(make_batch(batch_rows))
@@ -268,28 +340,38 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         seen += len(batch_rows)
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step + 1}")
 
         pending_metrics += [(step + 1, "train_loss", loss.item()), (step + 1, "label_loss", label_loss)]
         if rationale_loss is not None:
             pending_metrics.append((step + 1, "rationale_loss", rationale_loss))
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps:
             pending_metrics += [(step + 1, "lr", lr_at(step)),
-                                (step + 1, "examples_per_s", seen / (time.monotonic() - t0))]
-            store.add_metrics(job_id or "adhoc", pending_metrics)
+                                (step + 1, "examples_per_s", seen / (elapsed + time.monotonic() - t0))]
+            store.add_metrics(job_key, pending_metrics)
             pending_metrics = []
-            if stop["flag"] or should_stop():
-                status = "cancelled"
+            reason = should_stop()
+            if reason:
+                status = reason if reason in ("cancelled", "paused") else "cancelled"
+                step += 1
+                checkpoint(step)
                 break
+        if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.max_steps:
+            checkpoint(step + 1)
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.max_steps:
             evaluate(step + 1)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step + 1}")
+    else:
+        step = cfg.max_steps
 
-    final = evaluate(step + 1, write_predictions=True)
+    if status == "paused":  # resumes later from the checkpoint; nothing to evaluate yet
+        return {"status": status, "steps": step, "out_dir": str(out_dir)}
+    final = evaluate(step, final=True)
     model.save_pretrained(out_dir / "model")
     tokenizer.save_pretrained(out_dir / "model")
     (out_dir / "model" / "train_config.json").write_text(json.dumps(resolved, indent=2))
-    return {"status": status, "steps": step + 1, "out_dir": str(out_dir), "final_loss": loss.item(), **final}
+    return {"status": status, "steps": step, "out_dir": str(out_dir), "final_loss": loss.item() if step > first_step else None,
+            "resumed_from": first_step or None, **final}
 
 
 def confusion_matrix(predictions: list[dict]) -> dict:

@@ -72,3 +72,43 @@ def test_killed_job_is_reported_failed(labeled):
     os.kill(labeled.get_job(job_id)["pid"], signal.SIGKILL)
     job = jobs.wait(labeled, job_id, timeout_s=30)
     assert job["status"] == "failed" and "unexpectedly" in job["error"]
+
+
+def test_killed_training_resumes_from_its_checkpoint_and_finishes(labeled):
+    import os
+    import signal
+
+    cfg = TrainConfig(project="tickets", student="tiny-random", max_steps=60, batch_size=2, log_every=1,
+                      checkpoint_every=5)
+    job_id = jobs.start_job(labeled, "tickets", "train", asdict(cfg))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = [m["step"] for m in labeled.metrics([job_id]) if m["name"] == "train_loss"]
+        if max(done, default=0) >= 12:
+            break
+        time.sleep(0.1)
+    os.kill(labeled.get_job(job_id)["pid"], signal.SIGKILL)
+    assert jobs.wait(labeled, job_id, timeout_s=30)["status"] == "failed"
+    jobs.resume_job(labeled, job_id)
+    job = jobs.wait(labeled, job_id, timeout_s=180)
+    assert job["status"] == "completed", job["error"]
+    result = __import__("json").loads(job["message"])
+    assert result["resumed_from"] >= 10 and result["resumed_from"] % 5 == 0 and result["steps"] == 60
+    steps = [m["step"] for m in labeled.metrics([job_id]) if m["name"] == "train_loss"]
+    assert sorted(steps) == list(range(1, 61))  # each step logged once: no gap, no duplicate
+
+
+def test_pause_then_resume_a_training_run(labeled):
+    job_id = start_endless_run(labeled)
+    jobs.pause_job(labeled, job_id)
+    job = jobs.wait(labeled, job_id, timeout_s=120)
+    assert job["status"] == "paused"
+    paused_at = __import__("json").loads(job["message"])["steps"]
+    assert (jobs.job_dir(labeled, job_id) / "output" / "checkpoint.pt").exists()
+    jobs.resume_job(labeled, job_id)
+    deadline = time.monotonic() + 120
+    while max((m["step"] for m in labeled.metrics([job_id])), default=0) <= paused_at + 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    jobs.cancel_job(labeled, job_id)
+    assert jobs.wait(labeled, job_id, timeout_s=120)["status"] == "cancelled"

@@ -99,3 +99,48 @@ def test_final_evaluation_writes_a_confusion_matrix(labeled, tmp_path):
     confusion = json.loads((tmp_path / "c" / "confusion.json").read_text())
     total = sum(sum(row.values()) for row in confusion["counts"].values())
     assert total == 2 and set(confusion["per_class_accuracy"]) <= set(confusion["labels"])
+
+
+def test_resuming_from_a_checkpoint_reproduces_the_next_steps(labeled, tmp_path):
+    # Uninterrupted: 5 steps. Interrupted: stopped after step 2 (checkpoint), then resumed.
+    train(labeled, cfg(max_steps=5, log_every=1, batch_size=2, out_dir=str(tmp_path / "whole")), job_id="whole")
+    calls = {"n": 0}
+
+    def stop_after_two():
+        calls["n"] += 1
+        return "paused" if calls["n"] == 2 else None
+
+    first = train(labeled, cfg(max_steps=5, log_every=1, batch_size=2, out_dir=str(tmp_path / "split")),
+                  job_id="split", should_stop=stop_after_two)
+    assert first["status"] == "paused" and first["steps"] == 2
+    assert (tmp_path / "split" / "checkpoint.pt").exists() and not (tmp_path / "split" / "model").exists()
+    second = train(labeled, cfg(max_steps=5, log_every=1, batch_size=2, out_dir=str(tmp_path / "split")),
+                   job_id="split")
+    assert second["status"] == "completed" and second["resumed_from"] == 2
+    whole = {(m["step"], m["name"]): m["value"] for m in labeled.metrics(["whole"])}
+    split = {(m["step"], m["name"]): m["value"] for m in labeled.metrics(["split"])}
+    for step in (3, 4, 5):  # same batches, same dropout, same optimizer state
+        assert split[(step, "train_loss")] == pytest.approx(whole[(step, "train_loss")], rel=1e-5)
+    assert sorted(s for s, n in split if n == "train_loss") == [1, 2, 3, 4, 5]
+
+
+def test_length_grouped_batches_cover_every_example_once_per_epoch():
+    import random
+
+    from core.train import epoch_batches
+
+    lengths = [random.Random(i).randint(5, 120) for i in range(203)]
+    batches = epoch_batches(lengths, 8, random.Random(0), group_by_length=True)
+    assert sorted(i for b in batches for i in b) == list(range(203))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
+    plain = epoch_batches(lengths, 8, random.Random(0), group_by_length=False)
+    assert spread < sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in plain) / 3
+
+
+def test_final_evaluation_stores_predictions_and_student_rationales(labeled, tmp_path):
+    train(labeled, cfg(out_dir=str(tmp_path / "p")), job_id="p")
+    rows = labeled.predictions("p")
+    assert len(rows) == 2 and all(r["student_rationale"] is not None for r in rows)
+    assert all(r["correct"] is not None and r["agrees_teacher"] is not None for r in rows)
+    disagree = labeled.review_count("tickets", ["teacher ≠ student"])
+    assert disagree == sum(1 for r in rows if not r["agrees_teacher"])
