@@ -19,9 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from core.demo import ensure_demo  # noqa: E402
-from core.store import Store  # noqa: E402
-from core.train import TrainConfig, train  # noqa: E402
+from core.demo import ensure_demo
+from core.store import Store
+from core.train import TrainConfig, train
 
 
 def main() -> None:

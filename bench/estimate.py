@@ -23,14 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.forecast import forecast, pilot_rows  # noqa: E402
-from core.ingest import ColumnMapping, build_items, read_records  # noqa: E402
-from core.prices import load_prices  # noqa: E402
-from core.prompts import mode_template  # noqa: E402
-from core.store import Store  # noqa: E402
-from core.teacher import TeacherRun, import_teacher_outputs  # noqa: E402
-from tests.conftest import correct_responder  # noqa: E402
-from tests.fake_anthropic import FakeAnthropic  # noqa: E402
+from core.forecast import forecast, pilot_rows
+from core.ingest import ColumnMapping, build_items, read_records
+from core.prices import load_prices
+from core.prompts import mode_template
+from core.store import Store
+from core.teacher import TeacherRun, import_teacher_outputs
+from tests.conftest import correct_responder
+from tests.fake_anthropic import FakeAnthropic
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 WORDS = ["my card was charged twice for the same order last week", "the app crashes when I open the settings",

@@ -22,11 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.prompts import build_request  # noqa: E402
-from core.store import Store  # noqa: E402
-from core.teacher import TeacherRun  # noqa: E402
-from tests.conftest import correct_responder, many_tickets  # noqa: E402
-from tests.fake_anthropic import FakeAnthropic  # noqa: E402
+from core.prompts import build_request
+from core.store import Store
+from core.teacher import TeacherRun
+from tests.conftest import correct_responder, many_tickets
+from tests.fake_anthropic import FakeAnthropic
+
 
 def server(rpm: int, seed: int) -> FakeAnthropic:
     return FakeAnthropic(responder=correct_responder, latency_s=0.3, latency_jitter_s=0.15, rpm=rpm,

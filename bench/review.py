@@ -22,9 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from core.store import Store  # noqa: E402
+from core.store import Store
 
 LABELS = ["billing", "technical", "shipping", "account", "other"]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from core.store import Store, TeacherWrites  # noqa: E402
+from core.store import Store, TeacherWrites
 
 
 def fresh_store(tmp: Path, name: str, rows: int) -> Store:

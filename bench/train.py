@@ -23,17 +23,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.demo import ensure_demo  # noqa: E402
-from core.store import Store  # noqa: E402
-from core.students import OFFLINE_DEFAULT, load_student  # noqa: E402
-from core.train import LABEL_PREFIX, RATIONALE_PREFIX, TrainConfig, split_rows, train, training_examples  # noqa: E402
+from core.demo import ensure_demo
+from core.store import Store
+from core.students import OFFLINE_DEFAULT, load_student
+from core.train import (
+    LABEL_PREFIX,
+    RATIONALE_PREFIX,
+    TrainConfig,
+    split_rows,
+    train,
+    training_examples,
+)
 
 
 def reference(store: Store, project: str, steps: int, batch_size: int, lr: float, student: str, out: Path,
               bf16: bool = False) -> dict:
     import torch
     from datasets_free import ListDataset
-    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
+    from transformers import (
+        DataCollatorForSeq2Seq,
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+    )
 
     model, tokenizer = load_student(student, 0)
     cfg = TrainConfig(project=project, student=student)

@@ -178,7 +178,9 @@ def cmd_train(args, store: Store) -> dict:
     cfg = TrainConfig(project=args.project, student=args.student, objective=args.objective,
                       label_source=args.label_source, alpha=args.alpha, rationale_fraction=args.rationale_fraction,
                       max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-                      device=args.device).validate()
+                      device=args.device, rationale_missing=args.rationale_missing,
+                      approved_rationales_only=args.approved_only, precision=args.precision,
+                      checkpoint_every=args.checkpoint_every).validate()
     store.get_project(args.project)
     if args.background:
         job_id = jobs.start_job(store, args.project, "train", asdict(cfg))
@@ -187,6 +189,49 @@ def cmd_train(args, store: Store) -> dict:
     store.update_job(job_id, out_dir=str(jobs.job_dir(store, job_id)))
     result = jobs.run_job(store, job_id)
     return {"job_id": job_id, **result}
+
+
+def cmd_sweep(args, store: Store) -> dict:
+    from core import jobs
+
+    store.get_project(args.project)
+    base = {"project": args.project, "student": args.student, "label_source": args.label_source[0],
+            "alpha": args.alpha[0], "max_steps": args.max_steps, "batch_size": args.batch_size,
+            "learning_rate": args.lr, "device": args.device}
+    grid = {"objective": args.objective, "rationale_fraction": args.rationale_fraction, "seed": args.seed,
+            "alpha": args.alpha, "label_source": args.label_source}
+    sweep_id = jobs.start_sweep(store, args.project, base, grid)
+    children = store.child_jobs(sweep_id)
+    if args.background:
+        return {"sweep_id": sweep_id, "status": "started", "runs": [c["id"] for c in children]}
+    job = jobs.wait(store, sweep_id, timeout_s=7 * 24 * 3600)
+    return {"sweep_id": sweep_id, "status": job["status"], "error": job["error"],
+            "runs": [{"id": c["id"], "status": c["status"], "config": c["config"],
+                      "metrics": store.latest_metrics(c["id"])} for c in store.child_jobs(sweep_id)]}
+
+
+def cmd_job(args, store: Store) -> dict:
+    """pause | resume | cancel one background job (labeling, training or sweep)."""
+    from core import jobs
+
+    action = {"pause": jobs.pause_job, "resume": jobs.resume_job, "cancel": jobs.cancel_job}[args.action]
+    action(store, args.job_id)
+    job = store.get_job(args.job_id)
+    return {"job_id": args.job_id, "action": args.action, "status": job["status"]}
+
+
+def cmd_export_model(args, store: Store) -> dict:
+    from core.results import export_model
+
+    return export_model(store, args.run, args.out, push_to=args.push_to)
+
+
+def cmd_report(args, store: Store) -> dict:
+    from core.results import run_report
+
+    text = run_report(store, args.run, fmt=args.format)
+    Path(args.out).write_text(text, encoding="utf-8")
+    return {"run": args.run, "format": args.format, "out": args.out, "chars": len(text)}
 
 
 def cmd_runs(args, store: Store) -> dict:
@@ -310,7 +355,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--rationale-missing", choices=["mask", "empty"], default="mask",
+                   help="rows without a rationale: no rationale loss (mask) or an empty target (the seed code)")
+    p.add_argument("--approved-only", action="store_true", help="use only rationales a reviewer approved")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--background", action="store_true")
+
+    p = add("sweep", cmd_sweep, "Run a grid of training runs one after another in one background process.")
+    p.add_argument("--objective", nargs="+", choices=["multitask", "standard"], default=["multitask", "standard"])
+    p.add_argument("--rationale-fraction", nargs="+", type=float, default=[1.0])
+    p.add_argument("--seed", nargs="+", type=int, default=[0])
+    p.add_argument("--alpha", nargs="+", type=float, default=[0.5])
+    p.add_argument("--label-source", nargs="+", choices=["gold", "teacher", "reviewed"], default=["reviewed"])
+    p.add_argument("--student", default="offline:minilm-bert2bert")
+    p.add_argument("--max-steps", type=int, default=120)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--background", action="store_true", help="return at once; the sweep runs on")
+
+    for action in ("pause", "resume", "cancel"):
+        p = add(action, cmd_job, f"{action.capitalize()} a background job (label, train or sweep).", project=False)
+        p.add_argument("job_id")
+        p.set_defaults(action=action)
+
+    p = add("export-model", cmd_export_model, "Save a run's student (save_pretrained + tokenizer + model card).",
+            project=False)
+    p.add_argument("--run", required=True)
+    p.add_argument("--push-to", help="Hugging Face Hub repo id; needs HF_TOKEN and network")
+    p.add_argument("out")
+
+    p = add("report", cmd_report, "Write a run report (config, provenance, metrics).", project=False)
+    p.add_argument("--run", required=True)
+    p.add_argument("--format", choices=["md", "html"], default="md")
+    p.add_argument("out")
 
     add("runs", cmd_runs, "List training runs with config, status and latest metrics.")
 

@@ -21,8 +21,14 @@ from dataclasses import asdict, dataclass, field
 
 from core.cost import request_tokens
 from core.prices import PriceTable
-from core.prompts import (EXPECTED_OUTPUT_TOKENS, LABEL_ONLY_OUTPUT_TOKENS, MODES, mode_template, request_hash,
-                          validate_template)
+from core.prompts import (
+    EXPECTED_OUTPUT_TOKENS,
+    LABEL_ONLY_OUTPUT_TOKENS,
+    MODES,
+    mode_template,
+    request_hash,
+    validate_template,
+)
 from core.store import Store
 from core.teacher import demonstrations, request_for
 

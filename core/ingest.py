@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from core.errors import DataImportError
-from core.tasks import TASKS, NLI_LABELS, normalize_gold
+from core.tasks import NLI_LABELS, TASKS, normalize_gold
 
 FORMATS = ("csv", "jsonl", "parquet")
 

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import asdict
 from pathlib import Path
 
 from core.errors import AppError
@@ -60,6 +61,48 @@ def resume_job(store: Store, job_id: str, env: dict | None = None) -> None:
     store.update_job(job_id, status="queued", pid=None, pause_requested=False, cancel_requested=False,
                      error=None, finished_at=None)
     _spawn(store, job_id, env)
+
+
+# ---- sweeps -------------------------------------------------------------------------
+SWEEP_AXES = ("objective", "rationale_fraction", "alpha", "label_source", "seed")
+
+
+def sweep_configs(base: dict, grid: dict[str, list]) -> list[dict]:
+    """Every combination of the grid's values over the base config. Label-only runs ignore
+    the rationale fraction, so they are not repeated per fraction."""
+    import itertools
+
+    bad = set(grid) - set(SWEEP_AXES)
+    if bad:
+        raise AppError(f"cannot sweep over {sorted(bad)}; choose from {', '.join(SWEEP_AXES)}.")
+    axes = [k for k in SWEEP_AXES if grid.get(k)]
+    configs, seen = [], set()
+    for values in itertools.product(*(grid[k] for k in axes)):
+        cfg = {**base, **dict(zip(axes, values))}
+        if cfg.get("objective") == "standard":
+            cfg["rationale_fraction"] = 0.0
+        key = json.dumps(cfg, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            configs.append(cfg)
+    if not configs:
+        raise AppError("The sweep grid is empty: pick at least one value per axis.")
+    return configs
+
+
+def start_sweep(store: Store, project: str, base: dict, grid: dict[str, list], env: dict | None = None) -> str:
+    """One background process runs the grid's training runs one after another. Each run is
+    its own `train` job (with parent_id = the sweep), so the Results page compares them."""
+    from core.train import TrainConfig
+
+    configs = [asdict(TrainConfig(**c).validate()) for c in sweep_configs(base, grid)]
+    sweep_id = store.create_job(project, "sweep", {"base": base, "grid": grid, "runs": len(configs)})
+    for cfg in configs:
+        child = store.create_job(project, "train", cfg, parent_id=sweep_id)
+        store.update_job(child, out_dir=str(job_dir(store, child)))
+    store.update_job(sweep_id, out_dir=str(job_dir(store, sweep_id)), total=len(configs))
+    _spawn(store, sweep_id, env)
+    return sweep_id
 
 
 def pause_job(store: Store, job_id: str) -> None:
@@ -166,6 +209,8 @@ def run_job(store: Store, job_id: str) -> dict:
             result = _run_label(store, job, should_stop)
         elif job["kind"] == "train":
             result = _run_train(store, job, should_stop)
+        elif job["kind"] == "sweep":
+            result = _run_sweep(store, job, should_stop)
         else:
             raise AppError(f"unknown job kind {job['kind']!r}")
         status = result.get("status", "completed")
@@ -212,3 +257,45 @@ def _run_train(store: Store, job: dict, should_stop) -> dict:
         cfg.out_dir = str(Path(job["out_dir"]) / "output")
     store.update_job(job["id"], total=cfg.max_steps)
     return train(store, cfg, job_id=job["id"], should_stop=should_stop)
+
+
+def _run_sweep(store: Store, sweep: dict, should_stop) -> dict:
+    """Run the sweep's unfinished training runs in order. A failed run is recorded on its own
+    row and the sweep goes on; cancel or pause stops the sweep at the current run."""
+    outcomes = {}
+    for child in store.child_jobs(sweep["id"]):
+        if child["status"] == "completed":
+            outcomes[child["id"]] = "completed"
+            continue
+        store.update_job(child["id"], status="running", pid=os.getpid(), started_at=_now(), heartbeat_at=_now(),
+                         error=None, finished_at=None)
+        checked = {"t": 0.0, "reason": None}
+
+        def child_stop(child_id=child["id"], checked=checked) -> str | None:
+            reason = should_stop()
+            if reason:
+                return reason
+            if checked["reason"] is None and time.monotonic() - checked["t"] > 0.5:
+                checked["t"] = time.monotonic()
+                row = store.get_job(child_id)
+                checked["reason"] = ("cancelled" if row["cancel_requested"] else
+                                     "paused" if row["pause_requested"] else None)
+            return checked["reason"]
+
+        try:
+            result = _run_train(store, store.get_job(child["id"]), child_stop)
+            store.update_job(child["id"], status=result["status"], finished_at=_now(), message=json.dumps(result))
+            outcomes[child["id"]] = result["status"]
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+            store.update_job(child["id"], status="failed", error=message[:2000], finished_at=_now())
+            outcomes[child["id"]] = "failed"
+        store.update_job(sweep["id"], done=sum(1 for s in outcomes.values() if s == "completed"), heartbeat_at=_now())
+        reason = should_stop()
+        if reason:  # runs not started yet take the sweep's status, so each can be resumed
+            for rest in store.child_jobs(sweep["id"]):
+                if rest["status"] == "queued":
+                    store.update_job(rest["id"], status=reason)
+            return {"status": reason, "runs": outcomes}
+    return {"status": "completed", "runs": outcomes}

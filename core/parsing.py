@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from core.tasks import LETTERS
 
 # Where a completion starts inventing a new example, everything after is ignored.
-_RUN_ON = re.compile(r"\n\s*\n\s*(?:Q|Question|Premise|Input|Text)\s*:", re.I)
-_ANSWER_LINE = re.compile(r"^\s*\**\s*(?:final\s+)?(?:answer|label|category)\s*\**\s*[:=]\s*(.+?)\s*$", re.I | re.M)
-_RATIONALE_LINE = re.compile(r"^\s*\**\s*(?:rationale|explanation|reason)\s*\**\s*[:=]\s*(.+)", re.I | re.M | re.S)
-_SO_ANSWER = re.compile(r"(?:so\s+|therefore,?\s+|thus,?\s+)?the\s+(?:final\s+)?answer\s+is\s*:?\s*(.+)", re.I | re.S)
-_AMBIGUOUS = re.compile(r"\b(either|or)\b.*\(?\b[a-e]\b\)?.*\bor\b|\beither\b", re.I)
+_RUN_ON = re.compile(r"\n\s*\n\s*(?:Q|Question|Premise|Input|Text)\s*:", re.IGNORECASE)
+_ANSWER_LINE = re.compile(r"^\s*\**\s*(?:final\s+)?(?:answer|label|category)\s*\**\s*[:=]\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+_RATIONALE_LINE = re.compile(r"^\s*\**\s*(?:rationale|explanation|reason)\s*\**\s*[:=]\s*(.+)", re.IGNORECASE | re.MULTILINE | re.DOTALL)
+_SO_ANSWER = re.compile(r"(?:so\s+|therefore,?\s+|thus,?\s+)?the\s+(?:final\s+)?answer\s+is\s*:?\s*(.+)", re.IGNORECASE | re.DOTALL)
+_AMBIGUOUS = re.compile(r"\b(either|or)\b.*\(?\b[a-e]\b\)?.*\bor\b|\beither\b", re.IGNORECASE)
 
 NLI_SYNONYMS = {
     "entailment": "entailment", "entails": "entailment", "entailed": "entailment", "true": "entailment", "yes": "entailment",
@@ -54,7 +54,7 @@ def match_choice(answer: str, choices: list[str]) -> str | None:
     raw = answer.strip()
     cleaned = _clean(raw)
     by_text = {_clean(c): c for c in choices}
-    letter_re = re.compile(r"^\(?\s*(?:option\s+|choice\s+)?\(?([a-z])\s*[).:]?(?:\s+(.*))?$", re.I)
+    letter_re = re.compile(r"^\(?\s*(?:option\s+|choice\s+)?\(?([a-z])\s*[).:]?(?:\s+(.*))?$", re.IGNORECASE)
     m = letter_re.match(raw.strip().strip("*"))
     if m:
         idx = LETTERS.find(m.group(1).lower())
@@ -143,8 +143,8 @@ def format_number(value: float) -> str:
     return str(int(rounded)) if rounded == int(rounded) else repr(rounded)
 
 
-_UNIT_WORDS = re.compile(r"(?<=\d)\s+[a-z][a-z' -]*?(?=\s*(?:[-+*/)]|$))", re.I)
-_VARIABLE = re.compile(r"(?<![a-z])(?:x|y|n|some|some\w*)(?![a-z])|\d[a-z]\b", re.I)
+_UNIT_WORDS = re.compile(r"(?<=\d)\s+[a-z][a-z' -]*?(?=\s*(?:[-+*/)]|$))", re.IGNORECASE)
+_VARIABLE = re.compile(r"(?<![a-z])(?:x|y|n|some|some\w*)(?![a-z])|\d[a-z]\b", re.IGNORECASE)
 
 
 def _numeric_answer(answer: str) -> str | None:
@@ -190,7 +190,7 @@ def _normalize(answer: str, task: str, choices: list[str] | None, labels: list[s
 
 
 def _first_sentence(text: str) -> str:
-    m = re.match(r"(.+?[.!?])(\s|$)", text.strip(), re.S)
+    m = re.match(r"(.+?[.!?])(\s|$)", text.strip(), re.DOTALL)
     return (m.group(1) if m else text).strip()
 
 
@@ -270,7 +270,7 @@ def _split_answer(body: str) -> tuple[str | None, str | None]:
 def _final_equation(body: str) -> str | None:
     """Chain-of-thought without an answer statement: a last sentence '... = 9 peaches.'
     states the result."""
-    m = re.search(r"=\s*(-?\d[\d,]*(?:\.\d+)?)\s*[a-z' -]*\.?\s*$", body.strip(), re.I)
+    m = re.search(r"=\s*(-?\d[\d,]*(?:\.\d+)?)\s*[a-z' -]*\.?\s*$", body.strip(), re.IGNORECASE)
     return m.group(1) if m else None
 
 
@@ -278,4 +278,4 @@ def _is_ambiguous(answer: str, choices: list[str]) -> bool:
     letters = re.findall(r"\(([a-e])\)", answer.lower())
     if len(set(letters)) > 1:
         return True
-    return bool(re.search(r"\beither\b", answer, re.I))
+    return bool(re.search(r"\beither\b", answer, re.IGNORECASE))

@@ -140,4 +140,4 @@ def _reset_in(value: str | None) -> float | None:
         reset = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return max(0.0, (reset - dt.datetime.now(dt.timezone.utc)).total_seconds())
+    return max(0.0, (reset - dt.datetime.now(dt.UTC)).total_seconds())

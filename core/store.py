@@ -14,10 +14,11 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import duckdb
 
@@ -486,7 +487,7 @@ class Store:
         task: str,
         input_fields: list[str],
         label_set: list[str] | None,
-        records: "Any",  # pandas DataFrame with the items columns
+        records: Any,  # pandas DataFrame with the items columns
         template: str,
         model: str,
         replace: bool = False,
@@ -833,7 +834,7 @@ class Store:
             ).fetchall()
         return {h: {"response": json.loads(resp), "source": src, "cost_usd": cost} for h, resp, src, cost in rows}
 
-    def write_teacher(self, project: str, writes: "TeacherWrites") -> None:
+    def write_teacher(self, project: str, writes: TeacherWrites) -> None:
         """Write one batch of teacher results in a single transaction, with set-based SQL
         (one statement per table, not one per row)."""
         with self.transaction() as con:
@@ -1008,6 +1009,12 @@ class Store:
             r["config"] = json.loads(r["config"])
         return rows
 
+    def child_jobs(self, parent_id: str) -> list[dict]:
+        rows = self.query("SELECT * FROM jobs WHERE parent_id = ? ORDER BY created_at, id", [parent_id])
+        for r in rows:
+            r["config"] = json.loads(r["config"])
+        return rows
+
     def update_job(self, job_id: str, **fields: Any) -> None:
         allowed = {
             "status", "pid", "done", "total", "cost_usd", "message", "error", "out_dir",
@@ -1069,6 +1076,20 @@ class Store:
                 FROM student_predictions p JOIN items i ON i.project = p.project AND i.row_id = p.row_id
                 WHERE p.job_id = ? AND {where} ORDER BY i.idx LIMIT ? OFFSET ?""",
             [job_id, limit, offset])
+
+    def teacher_provenance(self, project: str) -> dict:
+        """Which teacher models and template versions produced the project's answers, at what cost."""
+        calls = self.query(
+            """SELECT model, template_version, count(*) AS calls, count(*) FILTER (WHERE cached) AS cached,
+                      count(*) FILTER (WHERE error_type IS NOT NULL) AS errors, sum(billed_usd) AS billed_usd
+               FROM teacher_calls WHERE project = ? GROUP BY ALL ORDER BY calls DESC""", [project])
+        answers = self.query(
+            """SELECT count(*) AS rows, coalesce(sum(t.cost_usd), 0) AS answer_cost_usd,
+                      coalesce(avg(coalesce(t.cost_usd, 0)), 0) AS cost_per_row_usd,
+                      any_value(t.source) AS source
+               FROM items i JOIN teacher_cache t ON t.request_hash = i.request_hash
+               WHERE i.project = ? AND i.teacher_label IS NOT NULL""", [project])[0]
+        return {"calls": calls, **answers}
 
     def latest_metrics(self, job_id: str) -> dict[str, float]:
         rows = self.query(

@@ -11,7 +11,7 @@ LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 def normalize_gold(gold: str, task: str, choices: list[str] | None, lineno: int, col: str | None) -> str:
     """Canonical form of a gold label: choice text, NLI label, number, or class name."""
-    from core.parsing import match_choice, match_nli, numeric_value, format_number
+    from core.parsing import format_number, match_choice, match_nli, numeric_value
 
     gold = gold.strip()
     if task == "multiple-choice":

@@ -20,14 +20,20 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
+from core.cost import request_tokens
 from core.errors import ConfigError
 from core.parsing import parse_response
 from core.prices import PriceTable, load_prices
-from core.prompts import build_request, format_demonstrations, request_hash, template_hash, validate_template
-from core.cost import request_tokens
+from core.prompts import (
+    build_request,
+    format_demonstrations,
+    request_hash,
+    template_hash,
+    validate_template,
+)
 from core.store import Store, TeacherWrites
 
 DEMO_SOURCE = "recorded-demo"

@@ -19,12 +19,18 @@ from __future__ import annotations
 import json
 import math
 import random
-import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from core.parsing import labels_equal, match_choice, match_label, match_nli, numeric_value, format_number
+from core.parsing import (
+    format_number,
+    labels_equal,
+    match_choice,
+    match_label,
+    match_nli,
+    numeric_value,
+)
 from core.store import Store
 from core.students import OFFLINE_DEFAULT, load_student
 from core.tasks import student_input
@@ -65,7 +71,7 @@ class TrainConfig:
     out_dir: str = ""                  # where the model and predictions are written
     extra: dict = field(default_factory=dict)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         from core.errors import ConfigError
 
         if self.objective not in ("multitask", "standard"):
@@ -111,7 +117,9 @@ def training_examples(rows: list[dict], cfg: TrainConfig) -> list[dict]:
             rationale = None  # a rejected (or, when asked, unapproved) rationale is never trained on
         if rationale and rng.random() >= cfg.rationale_fraction:
             rationale = None
-        out.append({"text": student_input(it["inputs"], it.get("choices")), "label": label, "rationale": rationale})
+        out.append({"text": student_input(it["inputs"], it.get("choices")), "label": label, "rationale": rationale,
+                    # the teacher's answer was paid for and used: its label, or its rationale
+                    "uses_teacher": cfg.label_source != "gold" or rationale is not None})
     return out
 
 
@@ -213,7 +221,7 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
             e["rat_out"] = encode_target(e["rationale"], cfg.max_rationale_len) if e["rationale"] else [eos_id]
     lengths = [len(e["label_in"]) for e in examples]
 
-    def pad(seqs: list[list[int]], value: int) -> "torch.Tensor":
+    def pad(seqs: list[list[int]], value: int) -> torch.Tensor:
         width = max(len(s) for s in seqs)  # dynamic padding: to the longest in this batch
         return torch.tensor([s + [value] * (width - len(s)) for s in seqs], device=device)
 
@@ -227,7 +235,7 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
             "rationale_targets": pad([e["rat_out"] for e in with_rat], -100) if with_rat else None,
         }
 
-    def task_loss(hidden, mask, targets) -> "torch.Tensor":
+    def task_loss(hidden, mask, targets) -> torch.Tensor:
         """Mean token cross-entropy of one task, given the encoder states of its rows."""
         # Decoder inputs from the shifted targets; passing labels= would make the model
         # compute a second, unweighted loss of its own.
@@ -235,7 +243,7 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
         logits = model(encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=decoder_input_ids).logits
         return torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=-100)
 
-    def batch_loss(batch: dict) -> tuple["torch.Tensor", float, float | None]:
+    def batch_loss(batch: dict) -> tuple[torch.Tensor, float, float | None]:
         n, mask = batch["n_label"], batch["attention_mask"]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             hidden = model.get_encoder()(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
@@ -291,14 +299,14 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
         if final:
             (out_dir / "confusion.json").write_text(json.dumps(confusion_matrix(predictions), indent=2, ensure_ascii=False))
             with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
-                for p in predictions:
-                    f.write(json.dumps(p, ensure_ascii=False) + "\n")
+                f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
             store.save_predictions(job_key, cfg.project, predictions)
         store.add_metrics(job_key, [(step, k, v) for k, v in result.items()])
         return result
 
     resolved = asdict(cfg) | {"out_dir": str(out_dir), "device": str(device), "bf16_autocast": bf16,
                               "train_rows": len(examples), "test_rows": len(test_rows), "rows_with_rationale": n_rationales,
+                              "teacher_rows_used": sum(1 for e in examples if e["uses_teacher"]),
                               "rationale_loss": ("masked (rows without a rationale add no rationale loss)"
                                                  if cfg.rationale_missing == "mask" else
                                                  "empty target (rows without a rationale learn to emit nothing)")}

@@ -72,3 +72,11 @@ def fake():
 def tickets(store) -> Store:
     import_csv(store)
     return store
+
+
+@pytest.fixture(scope="module")
+def fake_module():
+    """One fake server for a module whose fixtures are module-scoped (trained runs)."""
+    server = FakeAnthropic(responder=correct_responder).start()
+    yield server
+    server.stop()

@@ -36,8 +36,8 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 
 def fake_token_count(text: str) -> int:
@@ -61,7 +61,7 @@ def count_request_tokens(body: dict) -> int:
 def default_responder(body: dict) -> str:
     """Answer with the first label/choice in the prompt in the preset format."""
     text = body["messages"][-1]["content"]
-    m = re.search(r"^\(a\) (.+)$", text, re.M)
+    m = re.search(r"^\(a\) (.+)$", text, re.MULTILINE)
     if m:
         return f"Answer: a) {m.group(1)}\nRationale: The first option fits the question best."
     m = re.search(r"categories: ([^.\n]+)\.", text)
@@ -120,7 +120,7 @@ class FakeAnthropic:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "FakeAnthropic":
+    def start(self) -> FakeAnthropic:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -233,7 +233,7 @@ class FakeAnthropic:
         for name, per_minute in self._limits().items():
             level = max(0.0, self._buckets.get(name, [per_minute / 60 * self.burst_s])[0])
             full_in = (per_minute / 60 * self.burst_s - level) / (per_minute / 60)
-            reset = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=full_in)
+            reset = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=full_in)
             headers[f"anthropic-ratelimit-{name}-limit"] = str(per_minute)
             headers[f"anthropic-ratelimit-{name}-remaining"] = str(int(level))
             headers[f"anthropic-ratelimit-{name}-reset"] = reset.isoformat().replace("+00:00", "Z")
@@ -304,7 +304,7 @@ class FakeAnthropic:
             return self._error(h, 400, "invalid_request_error", "custom_id must match ^[a-zA-Z0-9_-]{1,64}$")
         batch_id = "msgbatch_" + uuid.uuid4().hex[:20]
         batch = {"id": batch_id, "requests": requests, "created": time.monotonic(), "cancel": False,
-                 "created_iso": dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z"), "results": None}
+                 "created_iso": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"), "results": None}
         with self.lock:
             self.batches[batch_id] = batch
             self.batches_created += 1

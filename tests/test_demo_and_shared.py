@@ -3,8 +3,8 @@ import json
 import pytest
 
 from core.demo import ensure_demo
-from core.teacher import import_teacher_outputs
 from core.ingest import ColumnMapping, build_items, read_records
+from core.teacher import import_teacher_outputs
 from tests.conftest import SHARED
 
 

@@ -12,6 +12,7 @@ from core.teacher import label_project
 from tests.conftest import correct_responder, many_tickets
 from tests.fake_anthropic import FakeAnthropic
 
+
 @pytest.fixture
 def server():
     started = []

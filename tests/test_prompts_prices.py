@@ -77,7 +77,7 @@ def test_estimate_scales_sample_to_all_rows(store):
 
 
 # ---- prompt modes, structured output, forecast, budget (issue 3) --------------------------
-from core.prompts import MODES, mode_template  # noqa: E402
+from core.prompts import MODES, mode_template
 
 
 @pytest.mark.parametrize("task, fields", [("classification", ["text"]), ("multiple-choice", ["question"]),
@@ -165,8 +165,8 @@ def test_budget_guard_refuses_p90_over_the_cap_and_never_passes_it_with_requests
     from core.forecast import preflight
     from core.prices import load_prices
     from core.teacher import label_project
-    from tests.fake_anthropic import FakeAnthropic
     from tests.conftest import many_tickets
+    from tests.fake_anthropic import FakeAnthropic
 
     many_tickets(store, 200)
     prices = load_prices()
