@@ -1070,12 +1070,15 @@ class Store:
         """A page of a run's held-out predictions with the row's inputs; `only` is all, wrong or
         disagrees (with the teacher)."""
         where = {"all": "TRUE", "wrong": "p.correct = FALSE", "disagrees": "p.agrees_teacher = FALSE"}[only]
-        return self.query(
+        rows = self.query(
             f"""SELECT p.row_id, i.inputs, p.prediction, p.rationale AS student_rationale, p.gold, p.teacher,
                        i.teacher_rationale, p.correct, p.agrees_teacher
                 FROM student_predictions p JOIN items i ON i.project = p.project AND i.row_id = p.row_id
                 WHERE p.job_id = ? AND {where} ORDER BY i.idx LIMIT ? OFFSET ?""",
             [job_id, limit, offset])
+        for r in rows:
+            r["inputs"] = json.loads(r["inputs"])
+        return rows
 
     def teacher_provenance(self, project: str) -> dict:
         """Which teacher models and template versions produced the project's answers, at what cost."""

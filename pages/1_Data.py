@@ -24,7 +24,7 @@ def mapping_form(columns: list[str], default_project: str) -> tuple[str, str, Co
         submitted = st.form_submit_button("Import", type="primary")
     if not submitted:
         return None
-    pick = lambda v: None if v == NONE else v  # noqa: E731
+    pick = lambda v: None if v == NONE else v
     mapping = ColumnMapping(
         input_fields=input_fields, id_field=pick(id_field), label_field=pick(label_field),
         choices_field=pick(choices_field), split_field=pick(split_field),

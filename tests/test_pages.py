@@ -136,19 +136,60 @@ def test_train_page_starts_a_run(app_store):
     assert jobs.wait(app_store, run["id"], timeout_s=300)["status"] == "completed"
 
 
-def test_results_page_plots_runs(app_store):
-    from core.train import TrainConfig, train
+def test_train_page_starts_a_sweep_and_pauses_it(app_store):
+    at = page("pages/5_Train.py")
+    at.selectbox(key="sweep_student").set_value("tiny-random")
+    at.multiselect(key="sweep_objectives").set_value(["multitask", "standard"])
+    at.multiselect(key="sweep_fractions").set_value([0.5, 1.0])
+    at.number_input(key="sweep_steps").set_value(100000)
+    next(b for b in at.button if b.label == "Start sweep").click().run()
+    assert any("3 runs" in s.value for s in at.success), [e.value for e in at.error]
+    sweep = app_store.list_jobs(DEMO, "sweep")[0]
+    assert {c["config"]["student"] for c in app_store.child_jobs(sweep["id"])} == {"tiny-random"}
+    import time
+
+    deadline = time.monotonic() + 120
+    while not any(m["name"] == "train_loss" for c in app_store.child_jobs(sweep["id"])
+                  for m in app_store.metrics([c["id"]])):
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    at.run()
+    next(b for b in at.button if b.key == f"pause-{sweep['id']}").click().run()
+    assert jobs.wait(app_store, sweep["id"], timeout_s=120)["status"] == "paused"
+    statuses = sorted(c["status"] for c in app_store.child_jobs(sweep["id"]))
+    assert statuses == ["paused", "paused", "paused"]
+    at.run()
+    assert any(b.key == f"resume-{sweep['id']}" for b in at.button)
+
+
+def test_results_page_compares_runs_and_exports(app_store, tmp_path):
+    from dataclasses import asdict
+
+    from core.train import TrainConfig
 
     page("app.py")  # creates the demo project
-    job_id = app_store.create_job(DEMO, "train", {"objective": "multitask", "label_source": "teacher", "alpha": 0.5,
-                                                  "rationale_fraction": 1.0, "max_steps": 2, "student": "tiny-random"})
-    train(app_store, TrainConfig(project=DEMO, student="tiny-random", max_steps=2, batch_size=4, log_every=1,
-                                 eval_limit=8, out_dir=str(app_store.path) + ".run"), job_id=job_id)
-    app_store.update_job(job_id, status="completed")
+    for fraction in (0.5, 1.0):
+        cfg = TrainConfig(project=DEMO, student="tiny-random", max_steps=2, batch_size=4, log_every=1, eval_limit=8,
+                          rationale_fraction=fraction, label_source="teacher")
+        job_id = app_store.create_job(DEMO, "train", asdict(cfg))
+        app_store.update_job(job_id, out_dir=str(jobs.job_dir(app_store, job_id)))
+        jobs.run_job(app_store, job_id)
     at = page("pages/6_Results.py")
-    assert not at.exception
-    assert [s.value for s in at.subheader][:2] == ["Training loss", "Label loss"]
-    assert len(at.dataframe) == 1
+    assert not at.exception, at.exception
+    titles = [s.value for s in at.subheader]
+    assert titles[:5] == ["Run comparison", "Training loss per task", "Accuracy over steps",
+                          "Accuracy against rationale fraction", "Accuracy against teacher spend"]
+    assert len(at.dataframe[0].value) == 2
+    at.radio(key="export_format").set_value("svg")
+    at.button(key="export_prepare").click().run()
+    assert at.session_state["chart_file"][1].lstrip().startswith(b"<svg")
+    at.radio(key="pred_filter").set_value("all").run()
+    predictions = at.dataframe[-1].value
+    assert len(predictions) == 8 and {"prediction", "student_rationale", "teacher"} <= set(predictions.columns)
+    at.text_input(key="export_dir").set_value(str(tmp_path / "student"))
+    at.button(key="export_model").click().run()
+    assert any("Saved" in s.value for s in at.success), [e.value for e in at.error]
+    assert (tmp_path / "student" / "README.md").exists()
 
 
 def test_text_from_data_is_shown_as_text_not_markup(app_store):
