@@ -57,6 +57,27 @@ def job_env() -> dict | None:
     return {"ANTHROPIC_API_KEY": key} if key else None
 
 
+def auth_configured() -> bool:
+    """Streamlit's built-in login (OIDC) is on when secrets hold an [auth] section."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file
+        return False
+
+
+def signed_in_reviewer() -> str | None:
+    """The reviewer's name from Streamlit's login when configured and signed in, else None
+    (the page then asks for a reviewer name). Offers the login button when signed out."""
+    if not auth_configured():
+        return None
+    if not st.user.is_logged_in:
+        st.sidebar.button("Log in to review", on_click=st.login, key="login")
+        return None
+    st.sidebar.caption(plain(f"Signed in as {st.user.get('name') or st.user.get('email')}"))
+    st.sidebar.button("Log out", on_click=st.logout, key="logout")
+    return str(st.user.get("email") or st.user.get("name"))
+
+
 def project_picker(store: Store) -> str | None:
     projects = store.list_projects()
     if not projects:

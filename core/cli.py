@@ -341,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reviewer", required=True)
 
     p = add("export", cmd_export, "Export the labeled dataset with provenance columns.")
-    p.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl")
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet", "hf"], default="jsonl",
+                   help="hf: a Hugging Face datasets folder (datasets.load_from_disk)")
     p.add_argument("out")
 
     p = add("train", cmd_train, "Train a student (foreground, or --background as a job).")

@@ -1108,11 +1108,13 @@ class Store:
                 """
                 SELECT i.row_id, i.split, i.inputs, i.choices, i.gold, i.label, i.rationale,
                        i.teacher_label, i.teacher_rationale, i.flag, i.label_source, i.reviewed, i.reviewer,
-                       c.model AS teacher_model, c.template_hash, t.source AS teacher_source,
+                       i.verdict, i.verdict_reason, i.version AS row_version,
+                       c.model AS teacher_model, c.template_version, c.template_hash, t.source AS teacher_source,
                        coalesce(t.cost_usd, 0) AS teacher_cost_usd
                 FROM items i
                 LEFT JOIN teacher_cache t ON t.request_hash = i.request_hash
-                LEFT JOIN (SELECT row_id, any_value(model) AS model, any_value(template_hash) AS template_hash
+                LEFT JOIN (SELECT row_id, arg_max(model, id) AS model, arg_max(template_hash, id) AS template_hash,
+                                  arg_max(template_version, id) AS template_version
                            FROM teacher_calls WHERE project = ? AND error_type IS NULL GROUP BY row_id) c
                        ON c.row_id = i.row_id
                 WHERE i.project = ? AND i.label IS NOT NULL

@@ -7,7 +7,8 @@ import streamlit as st
 
 from core.review import REASON_CODES, VERDICTS, cohen_kappa, error_estimate, sample_size
 from core.store import REVIEW_FILTERS, REVIEW_SORTS
-from ui import page_setup, plain, project_picker, show_error
+from core.export import FORMATS, export_bytes
+from ui import page_setup, plain, project_picker, show_error, signed_in_reviewer
 
 PAGE_SIZE = 25
 
@@ -32,8 +33,13 @@ def edit_form(store, name: str, project, row: dict) -> None:
     st.text(f"gold: {row['gold']} · teacher: {row['teacher_label']} · status: {row['status']}"
             + (f" · flag: {row['flag']}" if row["flag"] else "") + (f" · error: {row['error']}" if row["error"] else ""))
     options = project.label_set or row["choices"]
+    signed_in = st.session_state.get("signed_in_reviewer")
     with st.form(f"edit-{row['row_id']}"):
-        reviewer = st.text_input("Reviewer", value=st.session_state.get("reviewer", ""), key="reviewer_name")
+        if signed_in:  # Streamlit login: the reviewer is who signed in, not a free-text name
+            reviewer = signed_in
+            st.caption(plain(f"Reviewer: {signed_in}"))
+        else:
+            reviewer = st.text_input("Reviewer", value=st.session_state.get("reviewer", ""), key="reviewer_name")
         if options:
             current = row["label"] if row["label"] in options else options[0]
             label = st.selectbox("Label", options, index=options.index(current), key="review_label")
@@ -120,11 +126,33 @@ def bulk_panel(store, name: str, project, filters, search: str, total: int) -> N
                 show_error(exc)
 
 
+def export_panel(store, name: str) -> None:
+    with st.expander("Export the reviewed dataset"):
+        st.caption("Labeled rows with provenance: label source, reviewer, verdict, teacher model, "
+                   "template version, teacher cost. hf = a Hugging Face datasets folder (zipped).")
+        cols = st.columns([2, 1])
+        fmt = cols[0].radio("Format", FORMATS, horizontal=True, key="dataset_format")
+        if cols[1].button("Prepare export", key="dataset_prepare"):
+            import tempfile
+
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    st.session_state["dataset_file"] = export_bytes(store, name, fmt, tmp)
+            except Exception as exc:
+                show_error(exc)
+        if st.session_state.get("dataset_file"):
+            filename, data = st.session_state["dataset_file"]
+            st.download_button(f"Download {filename}", data, file_name=filename, key="dataset_download")
+
+
 def main() -> None:
     store = page_setup("Review")
     name = project_picker(store)
     if not name:
         return
+    st.session_state["signed_in_reviewer"] = signed_in_reviewer()
+    if st.session_state["signed_in_reviewer"]:
+        st.session_state["reviewer"] = st.session_state["signed_in_reviewer"]
     project = store.get_project(name)
     cols = st.columns([3, 2, 2, 1])
     filters = cols[0].multiselect("Queue filters (combined)", list(REVIEW_FILTERS), default=["unreviewed"],
@@ -149,6 +177,7 @@ def main() -> None:
         except Exception as exc:
             show_error(exc)
     review_stats(store, name)
+    export_panel(store, name)
     if not rows:
         return
     bulk_panel(store, name, project, filters, search, total)

@@ -62,8 +62,25 @@ def test_import_label_review_train_runs_export(tmp_path, fake):
     row3 = next(r for r in rows if r["row_id"] == "3")
     assert (row3["label"], row3["label_source"], row3["reviewer"], row3["teacher_model"]) == (
         "billing", "reviewer", "ana", "claude-haiku-4-5")
-    assert all(r["template_hash"] for r in rows)
+    assert all(r["template_hash"] and r["template_version"] == 1 for r in rows)
     assert "test-key" not in export_path.read_text()
+    import pandas as pd
+    from datasets import load_from_disk
+
+    cli("export", "--db", db, "--project", "t", "--format", "hf", str(tmp_path / "hf"))
+    dataset = load_from_disk(str(tmp_path / "hf"))
+    assert len(dataset) == 6 and {"label_source", "reviewer", "template_version", "teacher_model",
+                                  "teacher_cost_usd"} <= set(dataset.column_names)
+    assert next(r for r in dataset if r["row_id"] == "3")["reviewer"] == "ana"
+    cli("export", "--db", db, "--project", "t", "--format", "parquet", str(tmp_path / "out.parquet"))
+    cli("export", "--db", db, "--project", "t", "--format", "csv", str(tmp_path / "out.csv"))
+    assert len(pd.read_parquet(tmp_path / "out.parquet")) == len(pd.read_csv(tmp_path / "out.csv")) == 6
+    assert not list(tmp_path.glob("*.partial"))
+
+    report, _ = cli("report", "--db", db, "--run", run["job_id"], "--format", "md", str(tmp_path / "report.md"))
+    assert "## Teacher provenance" in (tmp_path / "report.md").read_text()
+    exported, _ = cli("export-model", "--db", db, "--run", run["job_id"], str(tmp_path / "student"))
+    assert "README.md" in exported["files"]
 
     pred, _ = cli("predict", "--model", os.path.join(run["out_dir"], "model"), "my card was charged twice")
     assert len(pred["predictions"]) == 1
@@ -100,7 +117,8 @@ def test_import_teacher_aligns_list_files_and_jsonl_by_id(tmp_path):
 
 def test_help_lists_subcommands():
     proc = subprocess.run([sys.executable, "-m", "core", "--help"], capture_output=True, text=True, cwd=REPO)
-    for sub in ["import", "import-teacher", "estimate", "label", "review", "export", "train", "runs", "predict"]:
+    for sub in ["import", "import-teacher", "estimate", "label", "review", "export", "train", "runs", "predict",
+                "sweep", "pause", "resume", "cancel", "export-model", "report"]:
         assert sub in proc.stdout
 
 

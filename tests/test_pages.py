@@ -124,6 +124,23 @@ def test_review_page_sampling_plan_and_bulk_flag(app_store):
     assert app_store.review_page(DEMO, "flagged by a reviewer")[1] == app_store.review_page(DEMO, "parse errors")[1] > 0
 
 
+def test_review_page_exports_the_dataset_as_a_zipped_hf_folder(app_store):
+    import io
+    import zipfile
+
+    at = page("pages/4_Review.py")
+    at.radio(key="dataset_format").set_value("hf")
+    at.button(key="dataset_prepare").click().run()
+    assert not at.exception and not at.error
+    filename, data = at.session_state["dataset_file"]
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert filename == f"{DEMO}-hf.zip" and f"{DEMO}-hf/dataset_info.json" in names
+    at.radio(key="dataset_format").set_value("jsonl")
+    at.button(key="dataset_prepare").click().run()
+    lines = at.session_state["dataset_file"][1].decode().splitlines()
+    assert len(lines) == len(app_store.export_frame(DEMO)) > 390 and json.loads(lines[0])["teacher_source"] == "recorded-demo"
+
+
 def test_train_page_starts_a_run(app_store):
     at = page("pages/5_Train.py")
     assert not at.exception
