@@ -5,9 +5,9 @@ import json
 import pandas as pd
 import streamlit as st
 
+from core.export import FORMATS, export_bytes
 from core.review import REASON_CODES, VERDICTS, cohen_kappa, error_estimate, sample_size
 from core.store import REVIEW_FILTERS, REVIEW_SORTS
-from core.export import FORMATS, export_bytes
 from ui import page_setup, plain, project_picker, show_error, signed_in_reviewer
 
 PAGE_SIZE = 25
@@ -22,6 +22,22 @@ def row_table(rows: list[dict]) -> pd.DataFrame:
     } for r in rows])
 
 
+def form_version(row: dict) -> tuple[int, str]:
+    """The row version the reviewer's form was filled from, and the suffix of its widget keys.
+
+    A submit is checked against that version, so an edit made on a copy that someone else
+    has since changed is refused as a conflict instead of overwriting theirs. The widget keys
+    carry row and version: another row, or the same row after a change (while no submit is
+    pending), mounts fresh widgets showing the stored values; Streamlit would otherwise keep
+    showing the text typed for the previous row."""
+    seen = st.session_state.get("_form_row")
+    submitting = seen is not None and bool(st.session_state.get(f"review_save:{seen[0]}:{seen[1]}"))
+    if seen is None or seen[0] != row["row_id"] or (seen[1] != row["version"] and not submitting):
+        st.session_state["_form_row"] = (row["row_id"], row["version"])
+    row_id, version = st.session_state["_form_row"]
+    return version, f"{row_id}:{version}"
+
+
 def edit_form(store, name: str, project, row: dict) -> None:
     st.subheader(plain(f"Row {row['row_id']}"))
     for field, value in row["inputs"].items():
@@ -33,6 +49,7 @@ def edit_form(store, name: str, project, row: dict) -> None:
     st.text(f"gold: {row['gold']} · teacher: {row['teacher_label']} · status: {row['status']}"
             + (f" · flag: {row['flag']}" if row["flag"] else "") + (f" · error: {row['error']}" if row["error"] else ""))
     options = project.label_set or row["choices"]
+    expected_version, suffix = form_version(row)
     signed_in = st.session_state.get("signed_in_reviewer")
     with st.form(f"edit-{row['row_id']}"):
         if signed_in:  # Streamlit login: the reviewer is who signed in, not a free-text name
@@ -42,23 +59,23 @@ def edit_form(store, name: str, project, row: dict) -> None:
             reviewer = st.text_input("Reviewer", value=st.session_state.get("reviewer", ""), key="reviewer_name")
         if options:
             current = row["label"] if row["label"] in options else options[0]
-            label = st.selectbox("Label", options, index=options.index(current), key="review_label")
+            label = st.selectbox("Label", options, index=options.index(current), key=f"review_label:{suffix}")
         else:
-            label = st.text_input("Label", value=row["label"] or "", key="review_label_text")
-        rationale = st.text_area("Rationale", value=row["rationale"] or "", key="review_rationale")
-        verdict = st.radio("Verdict", VERDICTS, horizontal=True, key="review_verdict",
+            label = st.text_input("Label", value=row["label"] or "", key=f"review_label_text:{suffix}")
+        rationale = st.text_area("Rationale", value=row["rationale"] or "", key=f"review_rationale:{suffix}")
+        verdict = st.radio("Verdict", VERDICTS, horizontal=True, key=f"review_verdict:{suffix}",
                            format_func=lambda v: v.replace("_", " "),
                            help="accept: teacher right · correct: you changed label or rationale · "
                                 "reject rationale: keep the label, do not train on the rationale · flag: with a reason")
-        reason = st.selectbox("Reason code (for flags)", ("",) + REASON_CODES, key="review_reason")
-        comment = st.text_input("Comment (optional)", key="review_comment")
-        saved = st.form_submit_button("Save review", type="primary")
+        reason = st.selectbox("Reason code (for flags)", ("",) + REASON_CODES, key=f"review_reason:{suffix}")
+        comment = st.text_input("Comment (optional)", key=f"review_comment:{suffix}")
+        saved = st.form_submit_button("Save review", type="primary", key=f"review_save:{suffix}")
     if saved:
         st.session_state["reviewer"] = reviewer
         try:
             changed = label != row["label"] or rationale != (row["rationale"] or "")
             chosen = "correct" if verdict == "accept" and changed else verdict
-            result = store.save_review(name, row["row_id"], reviewer, label, rationale, expected_version=row["version"],
+            result = store.save_review(name, row["row_id"], reviewer, label, rationale, expected_version=expected_version,
                                        reason=reason or None, verdict=chosen, comment=comment or None)
             st.success(f"Saved ({result['changes']} change(s)).")
         except Exception as exc:
@@ -73,7 +90,8 @@ def edit_form(store, name: str, project, row: dict) -> None:
     history = store.audit_trail(name, row["row_id"])
     if history:
         st.caption("History")
-        st.dataframe(pd.DataFrame(history)[["changed_at", "reviewer", "field", "before", "after", "reason"]], hide_index=True)
+        # st.table: a static table whose cells are text, readable by screen readers and tests
+        st.table(pd.DataFrame(history)[["changed_at", "reviewer", "field", "before", "after", "reason"]])
 
 
 def review_stats(store, name: str) -> None:

@@ -2,6 +2,7 @@
 the way the README starts it (`make app`)."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -95,3 +96,73 @@ def test_upload_map_and_import_in_the_browser(app_url, browser, tmp_path):
     page.get_by_text("Imported 6 rows into project 'my_tickets'.").wait_for(timeout=30000)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
+
+
+def _settle(page) -> None:
+    """Wait until Streamlit has finished the rerun an interaction started."""
+    page.wait_for_timeout(400)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60000)
+    page.wait_for_timeout(200)
+
+
+def _pick(page, label: str, option: str) -> None:
+    box = page.get_by_label(label, exact=True).filter(visible=True).first
+    box.click()
+    page.keyboard.type(option)
+    page.get_by_role("option", name=option, exact=True).first.click()
+    page.wait_for_timeout(300)
+
+
+def _save(page, reviewer: str, rationale: str) -> None:
+    page.get_by_label("Reviewer", exact=True).fill(reviewer)
+    page.get_by_label("Rationale", exact=True).fill(rationale)
+    page.keyboard.press("Tab")  # commit the text area before the form is submitted
+    page.wait_for_timeout(300)
+    page.get_by_role("button", name="Save review").click()
+
+
+def _open_parse_errors(page, app_url: str) -> str:
+    """Open Review on the demo project, switch the queue to parse errors, return the open row id."""
+    page.goto(f"{app_url}/Review")
+    page.get_by_role("heading", name="Review").first.wait_for(timeout=60000)
+    _settle(page)
+    queue = page.get_by_label("Queue filters (combined)").first
+    queue.click()
+    page.keyboard.press("Backspace")  # drop the default "unreviewed"
+    page.keyboard.type("parse errors")
+    page.get_by_role("option", name="parse errors", exact=True).first.click()
+    page.keyboard.press("Escape")
+    _settle(page)
+    heading = page.get_by_role("heading", name=re.compile(r"^Row ")).first
+    heading.wait_for(timeout=30000)
+    return heading.inner_text().removeprefix("Row ").strip()
+
+
+def test_review_edit_survives_reload_and_a_stale_edit_sees_a_conflict(app_url, browser):
+    first = browser.new_context()
+    page = first.new_page()
+    row_id = _open_parse_errors(page, app_url)
+    _pick(page, "Label", "returns")
+    _save(page, "ana", "Edited in the browser: the customer wants to send the tent back.")
+    page.get_by_text("Saved (").wait_for(timeout=30000)
+
+    page.reload()
+    assert _open_parse_errors(page, app_url) == row_id  # a reviewed parse error stays in that queue
+    rationale = page.get_by_label("Rationale", exact=True)
+    assert rationale.input_value() == "Edited in the browser: the customer wants to send the tent back."
+    history = page.locator('[data-testid="stTable"]').first.inner_text()
+    assert "ana" in history and "rationale" in history and "returns" in history
+
+    # A second reviewer opens the same row; the first saves again; the second's save is stale.
+    second = browser.new_context()
+    other = second.new_page()
+    assert _open_parse_errors(other, app_url) == row_id
+    _save(page, "ana", "Second edit by ana.")
+    page.get_by_text("Saved (").wait_for(timeout=30000)
+    _save(other, "ben", "Ben's edit, made on a stale copy.")
+    other.get_by_text("Conflict: row").first.wait_for(timeout=30000)
+    other.reload()
+    _open_parse_errors(other, app_url)
+    assert other.get_by_label("Rationale", exact=True).input_value() == "Second edit by ana."  # nothing overwritten
+    first.close()
+    second.close()

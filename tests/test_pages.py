@@ -96,8 +96,9 @@ def test_review_page_saves_an_audited_edit(app_store):
     at.multiselect(key="review_filter").set_value(["all"]).run()
     row_id = at.selectbox(key="review_row").value
     at.text_input(key="reviewer_name").set_value("ana")
-    at.selectbox(key="review_label").set_value("technical")
-    at.text_area(key="review_rationale").set_value("A reviewer's rationale.")
+    version = app_store.get_item(DEMO, row_id)["version"]
+    at.selectbox(key=f"review_label:{row_id}:{version}").set_value("technical")
+    at.text_area(key=f"review_rationale:{row_id}:{version}").set_value("A reviewer's rationale.")
     next(b for b in at.button if b.label == "Save review").click().run()
     assert any("Saved" in s.value for s in at.success), [e.value for e in at.error]
     item = app_store.get_item(DEMO, row_id)
@@ -108,6 +109,23 @@ def test_review_page_saves_an_audited_edit(app_store):
     assert at.selectbox(key="review_row").value != row_id
     next(b for b in at.button if b.label.startswith("Undo ana")).click().run()
     assert app_store.get_item(DEMO, row_id)["reviewed"] is False
+    # Back on the row: the form shows the stored (undone) values, not the text typed before.
+    at.selectbox(key="review_row").set_value(row_id).run()
+    assert next(t for t in at.text_area if t.label == "Rationale").value == app_store.get_item(DEMO, row_id)["rationale"]
+
+
+def test_review_page_refuses_a_stale_edit_as_a_conflict(app_store):
+    at = page("pages/4_Review.py")
+    at.multiselect(key="review_filter").set_value(["all"]).run()
+    row_id = at.selectbox(key="review_row").value
+    app_store.save_review(DEMO, row_id, "ben", None, "Ben got there first.")  # another session saves
+    at.text_input(key="reviewer_name").set_value("ana")
+    at.text_area(key=f"review_rationale:{row_id}:0").set_value("Ana's edit on the old copy.")
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert any("changed by someone else" in e.value for e in at.error), [e.value for e in at.error]
+    assert app_store.get_item(DEMO, row_id)["rationale"] == "Ben got there first."
+    at.run()  # the next rerun shows the stored row
+    assert next(t for t in at.text_area if t.label == "Rationale").value == "Ben got there first."
 
 
 def test_review_page_sampling_plan_and_bulk_flag(app_store):
