@@ -15,8 +15,9 @@ from core.store import Store, default_db_path
 
 @st.cache_resource
 def get_store() -> Store:
-    """One Store per app process; it opens short DuckDB connections per operation."""
-    store = Store(default_db_path())
+    """One Store per app process. It keeps the database open for 0.3 s after the last
+    query, so one page rerun opens the file once; background jobs wait that long at most."""
+    store = Store(default_db_path(), hold_s=0.3)
     ensure_demo(store)
     return store
 

@@ -82,8 +82,22 @@ def main() -> None:
     for _ in range(10):
         for q in queries:
             times += timed(q, 1)
-    save = timed(lambda: store.save_review("big", str(int(time.perf_counter() * 1e6) % args.rows), "bench",
-                                           "billing", "edited"), 20)
+    def save_one(on: Store) -> None:
+        on.save_review("big", str(int(time.perf_counter() * 1e6) % args.rows), "bench", "billing", "edited")
+
+    cold = timed(lambda: save_one(store), 20)  # opens and closes the file itself (CLI, jobs)
+    app_store = Store(db, hold_s=0.3)  # the app's store: the rerun that saves has the file open already
+
+    def save_in_rerun() -> None:
+        app_store.get_project("big")  # the rerun's first query (project picker) opens the file
+        start = time.perf_counter()
+        save_one(app_store)
+        save.append(time.perf_counter() - start)
+        time.sleep(0.5)  # idle past the hold: the next rerun opens the file again
+
+    save: list[float] = []
+    for _ in range(20):
+        save_in_rerun()
 
     os.environ["DISTILL_DB"] = str(db)
     os.chdir(REPO)
@@ -101,12 +115,15 @@ def main() -> None:
     result = {
         "rows": args.rows, "import_s": round(import_s, 2),
         "queue_p50_ms": round(1000 * statistics.median(times), 1), "queue_p95_ms": round(1000 * p95(times), 1),
-        "save_ms": round(1000 * statistics.median(save), 1), "render_s": round(statistics.median(renders), 2),
+        "save_ms": round(1000 * statistics.median(save), 1), "save_cold_ms": round(1000 * statistics.median(cold), 1),
+        "render_s": round(statistics.median(renders), 2),
     }
     print(f"{args.rows:,} rows imported in {result['import_s']} s")
     print(f"filtered queue page: median {result['queue_p50_ms']} ms, p95 {result['queue_p95_ms']} ms "
           f"({len(times)} queries over 4 filter/sort/search mixes)")
-    print(f"save one edit (audit + version check, own connection): median {result['save_ms']} ms")
+    print(f"save one edit (audit + version check) in the app's page rerun: median {result['save_ms']} ms")
+    print(f"save one edit opening and closing the file itself (CLI): median {result['save_cold_ms']} ms "
+          f"({result['save_cold_ms'] / result['save_ms']:.1f}x the in-rerun save)")
     print(f"Review page render through AppTest: median {result['render_s']} s")
     print(json.dumps(result))
 

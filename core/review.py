@@ -58,12 +58,20 @@ def error_estimate(outcomes: list[dict], confidence: float = 0.95) -> dict:
 
 def cohen_kappa(pairs: list[tuple[str, str]]) -> float | None:
     """Agreement of two raters beyond chance: (p_o - p_e) / (1 - p_e)."""
-    if not pairs:
+    return kappa_from_counts([(a, b, n) for (a, b), n in Counter(pairs).items()])
+
+
+def kappa_from_counts(counts: list[tuple[str, str, int]]) -> float | None:
+    """Cohen's kappa from a contingency table given as (label a, label b, count) rows."""
+    n = sum(c for _, _, c in counts)
+    if not n:
         return None
-    n = len(pairs)
-    observed = sum(a == b for a, b in pairs) / n
-    left, right = Counter(a for a, _ in pairs), Counter(b for _, b in pairs)
-    expected = sum(left[c] * right[c] for c in set(left) | set(right)) / (n * n)
+    observed = sum(c for a, b, c in counts if a == b) / n
+    left, right = Counter(), Counter()
+    for a, b, c in counts:
+        left[a] += c
+        right[b] += c
+    expected = sum(left[k] * right[k] for k in set(left) | set(right)) / (n * n)
     if expected == 1:
         return 1.0
     return (observed - expected) / (1 - expected)

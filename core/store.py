@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -339,22 +340,29 @@ def _is_lock_error(exc: Exception) -> bool:
 class Store:
     """Owns one DuckDB file. Cheap to create; connections are opened per operation."""
 
-    def __init__(self, path: str | os.PathLike | None = None, busy_timeout_s: float = 60.0):
+    def __init__(self, path: str | os.PathLike | None = None, busy_timeout_s: float = 60.0, hold_s: float = 0.0):
+        """hold_s > 0 (the app process): keep the database open that long after the last use,
+        so the queries of one page rerun share it; other processes (jobs) wait and retry
+        meanwhile. 0 (jobs, CLI): open and close per operation."""
         self.path = str(path or default_db_path())
         self.busy_timeout_s = busy_timeout_s
+        self.hold_s = hold_s
+        self._held: duckdb.DuckDBPyConnection | None = None
+        self._users = 0
+        self._last_used = 0.0
+        self._hold_lock = threading.Lock()
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._migrated = False
         self.migrate()
 
     # ---- connections -------------------------------------------------------------
-    @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting (with jittered backoff) while another process holds it."""
         deadline = time.monotonic() + self.busy_timeout_s
         delay = 0.005
         while True:
             try:
-                con = duckdb.connect(self.path)
-                break
+                return duckdb.connect(self.path)
             except duckdb.IOException as exc:
                 if not _is_lock_error(exc) or time.monotonic() > deadline:
                     if _is_lock_error(exc):
@@ -365,10 +373,39 @@ class Store:
                     raise
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.1)
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self.hold_s <= 0:
+            con = self._open()
+            try:
+                yield con
+            finally:
+                con.close()
+            return
+        with self._hold_lock:
+            if self._held is None:
+                self._held = self._open()
+                self._last_used = time.monotonic()
+                threading.Thread(target=self._release_when_idle, daemon=True).start()
+            self._users += 1
+            con = self._held.cursor()  # one connection per operation, sharing the open database
         try:
             yield con
         finally:
             con.close()
+            with self._hold_lock:
+                self._users -= 1
+                self._last_used = time.monotonic()
+
+    def _release_when_idle(self) -> None:
+        while True:
+            time.sleep(self.hold_s / 2)
+            with self._hold_lock:
+                if self._users == 0 and time.monotonic() - self._last_used >= self.hold_s:
+                    self._held.close()
+                    self._held = None
+                    return
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -802,15 +839,18 @@ class Store:
             "WHERE s.project = ? AND s.plan = ? AND i.reviewed", [project, plan])
         return total, rows
 
-    def agreement_pairs(self, project: str) -> dict:
-        """Label pairs for kappa: reviewer vs reviewer (double-reviewed rows), reviewer vs teacher."""
+    def agreement_counts(self, project: str) -> dict:
+        """Contingency counts (label a, label b, rows) for kappa, grouped in SQL so that no
+        review rows are loaded: reviewer vs reviewer (double-reviewed rows), reviewer vs teacher."""
         between = self.query(
-            "SELECT a.label AS a, b.label AS b FROM reviews a JOIN reviews b ON a.project = b.project "
-            "AND a.row_id = b.row_id AND a.reviewer < b.reviewer WHERE a.project = ?", [project])
+            "SELECT a.label AS a, b.label AS b, count(*) AS n FROM reviews a JOIN reviews b ON a.project = b.project "
+            "AND a.row_id = b.row_id AND a.reviewer < b.reviewer WHERE a.project = ? GROUP BY ALL", [project])
         teacher = self.query(
-            "SELECT r.label AS a, i.teacher_label AS b FROM reviews r JOIN items i ON i.project = r.project "
-            "AND i.row_id = r.row_id WHERE r.project = ? AND i.teacher_label IS NOT NULL", [project])
-        return {"reviewers": [(r["a"], r["b"]) for r in between], "teacher": [(r["a"], r["b"]) for r in teacher]}
+            "SELECT r.label AS a, i.teacher_label AS b, count(*) AS n FROM reviews r JOIN items i "
+            "ON i.project = r.project AND i.row_id = r.row_id "
+            "WHERE r.project = ? AND i.teacher_label IS NOT NULL GROUP BY ALL", [project])
+        return {"reviewers": [(r["a"], r["b"], r["n"]) for r in between],
+                "teacher": [(r["a"], r["b"], r["n"]) for r in teacher]}
 
     def audit_trail(self, project: str, row_id: str | None = None, limit: int = 100) -> list[dict]:
         if row_id is None:

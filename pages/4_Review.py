@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.export import FORMATS, export_bytes
-from core.review import REASON_CODES, VERDICTS, cohen_kappa, error_estimate, sample_size
+from core.review import REASON_CODES, VERDICTS, error_estimate, kappa_from_counts, sample_size
 from core.store import REVIEW_FILTERS, REVIEW_SORTS
 from ui import page_setup, plain, project_picker, show_error, signed_in_reviewer
 
@@ -119,11 +119,12 @@ def review_stats(store, name: str) -> None:
             if est["reviewed"] >= planned:
                 st.success("The sampling plan is complete: the estimates above hold at the margin you chose. "
                            "You can stop spot-checking.")
-        pairs = store.agreement_pairs(name)
-        kr, kt = cohen_kappa(pairs["reviewers"]), cohen_kappa(pairs["teacher"])
+        counts = store.agreement_counts(name)
+        kr, kt = kappa_from_counts(counts["reviewers"]), kappa_from_counts(counts["teacher"])
+        rows = {k: sum(n for _, _, n in v) for k, v in counts.items()}
         st.text(f"Cohen's kappa, reviewer vs reviewer: {'n/a' if kr is None else f'{kr:.3f}'} "
-                f"({len(pairs['reviewers'])} double-reviewed rows) · reviewer vs teacher: "
-                f"{'n/a' if kt is None else f'{kt:.3f}'} ({len(pairs['teacher'])} reviews)")
+                f"({rows['reviewers']} double-reviewed rows) · reviewer vs teacher: "
+                f"{'n/a' if kt is None else f'{kt:.3f}'} ({rows['teacher']} reviews)")
 
 
 def bulk_panel(store, name: str, project, filters, search: str, total: int) -> None:

@@ -3,7 +3,7 @@
 import pytest
 
 from core.errors import AppError
-from core.review import cohen_kappa, error_estimate, sample_size, wilson_interval
+from core.review import cohen_kappa, error_estimate, kappa_from_counts, sample_size, wilson_interval
 from core.teacher import label_project
 from tests.conftest import import_csv
 
@@ -99,6 +99,8 @@ def test_double_review_gives_kappa_between_reviewers_and_against_teacher(labeled
                            "3": ("shipping", "shipping")}.items():
         labeled.save_review("tickets", row_id, "ana", a, None)
         labeled.save_review("tickets", row_id, "ben", b, None)
-    pairs = labeled.agreement_pairs("tickets")
-    assert len(pairs["reviewers"]) == 3 and cohen_kappa(pairs["reviewers"]) < 1
-    assert len(pairs["teacher"]) == 6
+    counts = labeled.agreement_counts("tickets")
+    assert sum(n for _, _, n in counts["reviewers"]) == 3 and kappa_from_counts(counts["reviewers"]) < 1
+    pairs = [(a, b) for a, b, n in counts["reviewers"] for _ in range(n)]
+    assert kappa_from_counts(counts["reviewers"]) == pytest.approx(cohen_kappa(pairs))
+    assert sum(n for _, _, n in counts["teacher"]) == 6

@@ -89,3 +89,27 @@ def test_connections_wait_for_a_lock_held_by_another_process(tmp_path):
     assert Store(path, busy_timeout_s=20).schema_version() >= 1  # waited instead of failing
     assert time.monotonic() - started > 0.3
     holder.wait()
+
+
+def test_a_held_store_shares_one_open_database_and_releases_it_when_idle(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from core.store import Store
+
+    held = Store(tmp_path / "held.duckdb", hold_s=0.3)
+    held.create_job("p", "train", {})
+    assert held._held is not None  # still open right after the query
+    code = ("import duckdb, time, sys; t = time.monotonic()\n"
+            "while True:\n"
+            "    try:\n"
+            "        duckdb.connect(sys.argv[1]).close(); break\n"
+            "    except duckdb.IOException:\n"
+            "        time.sleep(0.05)\n"
+            "print(time.monotonic() - t)")
+    start = time.monotonic()
+    waited = float(subprocess.run([sys.executable, "-c", code, str(tmp_path / "held.duckdb")],
+                                  capture_output=True, text=True, timeout=60).stdout)
+    assert waited < 5 and held._held is None  # the other process got the file once it was released
+    assert len(held.list_jobs("p")) == 1 and time.monotonic() - start < 10  # and the store reopens on demand
