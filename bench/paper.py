@@ -29,11 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.ingest import ColumnMapping, build_items, read_records  # noqa: E402
-from core.store import Store  # noqa: E402
-from core.students import OFFLINE_DEFAULT  # noqa: E402
-from core.teacher import import_teacher_outputs  # noqa: E402
-from core.train import TrainConfig, train  # noqa: E402
+from core.ingest import ColumnMapping, build_items, read_records
+from core.store import Store
+from core.students import OFFLINE_DEFAULT
+from core.teacher import import_teacher_outputs
+from core.train import TrainConfig, train
 
 SHARED = ROOT.parent / "shared" / "data" / "cqa"
 RUNS = [("multitask", 1.0), ("multitask", 0.5), ("multitask", 0.25), ("standard", 0.0)]

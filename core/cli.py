@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -182,12 +183,41 @@ def cmd_train(args, store: Store) -> dict:
                       approved_rationales_only=args.approved_only, precision=args.precision,
                       checkpoint_every=args.checkpoint_every).validate()
     store.get_project(args.project)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun / accelerate launch
+        return _train_distributed(store, cfg)
     if args.background:
         job_id = jobs.start_job(store, args.project, "train", asdict(cfg))
         return {"job_id": job_id, "status": "started", "config": asdict(cfg)}
     job_id = store.create_job(args.project, "train", asdict(cfg))
     store.update_job(job_id, out_dir=str(jobs.job_dir(store, job_id)))
     result = jobs.run_job(store, job_id)
+    return {"job_id": job_id, **result}
+
+
+def _train_distributed(store: Store, cfg) -> dict:
+    """One process per device: rank 0 owns the job row; every rank trains its share."""
+    from dataclasses import asdict
+
+    import torch
+    import torch.distributed as dist
+
+    from core import jobs
+    from core.train import train
+
+    dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
+    job = [None]
+    if dist.get_rank() == 0:
+        job[0] = store.create_job(cfg.project, "train", asdict(cfg))
+        store.update_job(job[0], out_dir=str(jobs.job_dir(store, job[0])))
+    dist.broadcast_object_list(job, src=0)
+    job_id = job[0]
+    if dist.get_rank() == 0:
+        result = jobs.run_job(store, job_id)
+    else:
+        cfg.out_dir = str(jobs.job_dir(store, job_id) / "output")
+        result = train(store, cfg, job_id=job_id)
+    if dist.is_initialized():
+        dist.destroy_process_group()
     return {"job_id": job_id, **result}
 
 

@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from core.distributed import Replicas
 from core.parsing import (
     format_number,
     labels_equal,
@@ -190,6 +191,8 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           (cfg.device if cfg.device != "auto" else "cpu"))
+    replicas = Replicas(device.type)  # torchrun / accelerate launch: one process per device
+    device = replicas.device(device)
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(device))
 
     items = store.items_by_order(cfg.project, None)
@@ -298,7 +301,7 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
             with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
                 f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
             store.save_predictions(job_key, cfg.project, predictions)
-        store.add_metrics(job_key, [(step, k, v) for k, v in result.items()])
+        store.add_metrics(job_key, [(step, k, v) for k, v in result.items()])  # evaluate runs on rank 0 only
         return result
 
     resolved = asdict(cfg) | {"out_dir": str(out_dir), "device": str(device), "bf16_autocast": bf16,
@@ -307,7 +310,10 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
                               "rationale_loss": ("masked (rows without a rationale add no rationale loss)"
                                                  if cfg.rationale_missing == "mask" else
                                                  "empty target (rows without a rationale learn to emit nothing)")}
-    (out_dir / "train_config.json").write_text(json.dumps(resolved, indent=2))
+    if replicas.world > 1:
+        resolved |= {"processes": replicas.world, "global_batch_size": cfg.batch_size * replicas.world}
+    if replicas.main:
+        (out_dir / "train_config.json").write_text(json.dumps(resolved, indent=2))
 
     # ---- resume -------------------------------------------------------------------
     rng = random.Random(cfg.seed)
@@ -321,9 +327,12 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
         rng.setstate(ckpt["python_rng"])
         torch.set_rng_state(ckpt["torch_rng"])
         batches, first_step, seen, elapsed = ckpt["batches"], ckpt["step"], ckpt["seen"], ckpt["elapsed"]
-        store.truncate_metrics(job_key, first_step)  # steps after the checkpoint are logged again
+        if replicas.main:
+            store.truncate_metrics(job_key, first_step)  # steps after the checkpoint are logged again
 
     def checkpoint(step: int) -> None:
+        if not replicas.main:
+            return
         save_checkpoint(ckpt_path, {
             "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "python_rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "batches": batches,
@@ -335,28 +344,32 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
     t0, status, step = time.monotonic(), "completed", first_step
     for step in range(first_step, cfg.max_steps):
         if not batches:
-            batches = epoch_batches(lengths, cfg.batch_size, rng, cfg.group_by_length)
-        batch_rows = [examples[i] for i in batches.pop(0)]
+            batches = epoch_batches(lengths, cfg.batch_size * replicas.world, rng, cfg.group_by_length)
+        batch_rows = [examples[i] for i in replicas.shard(batches.pop(0))]
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
-        loss, label_loss, rationale_loss = batch_loss(make_batch(batch_rows))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if batch_rows:  # a rank can draw nothing from the last, short batch of an epoch
+            loss, label_loss, rationale_loss = batch_loss(make_batch(batch_rows))
+            loss.backward()
+        replicas.average_gradients(model)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        seen += len(batch_rows)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step + 1}")
-
-        pending_metrics += [(step + 1, "train_loss", loss.item()), (step + 1, "label_loss", label_loss)]
-        if rationale_loss is not None:
-            pending_metrics.append((step + 1, "rationale_loss", rationale_loss))
+        seen += len(batch_rows) * replicas.world
+        if batch_rows:
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss became {loss.item()} at step {step + 1}")
+            # losses of this rank's share (rank 0 writes them): the whole batch when single-process
+            pending_metrics += [(step + 1, "train_loss", loss.item()), (step + 1, "label_loss", label_loss)]
+            if rationale_loss is not None:
+                pending_metrics.append((step + 1, "rationale_loss", rationale_loss))
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps:
             pending_metrics += [(step + 1, "lr", lr_at(step)),
                                 (step + 1, "examples_per_s", seen / (elapsed + time.monotonic() - t0))]
-            store.add_metrics(job_key, pending_metrics)
+            if replicas.main:
+                store.add_metrics(job_key, pending_metrics)
             pending_metrics = []
-            reason = should_stop()
+            reason = replicas.agree(should_stop() if replicas.main else None)
             if reason:
                 status = reason if reason in ("cancelled", "paused") else "cancelled"
                 step += 1
@@ -364,19 +377,24 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
                 break
         if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.max_steps:
             checkpoint(step + 1)
-        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.max_steps:
+        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.max_steps and replicas.main:
             evaluate(step + 1)
     else:
         step = cfg.max_steps
 
+    in_sync = replicas.in_sync(model)
+    replicas.close()
     if status == "paused":  # resumes later from the checkpoint; nothing to evaluate yet
         return {"status": status, "steps": step, "out_dir": str(out_dir)}
+    if not replicas.main:
+        return {"status": status, "steps": step, "out_dir": str(out_dir), "rank": replicas.rank,
+                "replicas_in_sync": in_sync}
     final = evaluate(step, final=True)
     model.save_pretrained(out_dir / "model")
     tokenizer.save_pretrained(out_dir / "model")
     (out_dir / "model" / "train_config.json").write_text(json.dumps(resolved, indent=2))
     return {"status": status, "steps": step, "out_dir": str(out_dir), "final_loss": loss.item() if step > first_step else None,
-            "resumed_from": first_step or None, **final}
+            "resumed_from": first_step or None, "processes": replicas.world, "replicas_in_sync": in_sync, **final}
 
 
 def confusion_matrix(predictions: list[dict]) -> dict:

@@ -3,7 +3,13 @@
 import pytest
 
 from core.errors import AppError
-from core.review import cohen_kappa, error_estimate, kappa_from_counts, sample_size, wilson_interval
+from core.review import (
+    cohen_kappa,
+    error_estimate,
+    kappa_from_counts,
+    sample_size,
+    wilson_interval,
+)
 from core.teacher import label_project
 from tests.conftest import import_csv
 
