@@ -71,7 +71,7 @@ def signed_in_reviewer() -> str | None:
     (the page then asks for a reviewer name). Offers the login button when signed out."""
     if not auth_configured():
         return None
-    if not st.user.is_logged_in:
+    if not st.user.get("is_logged_in", False):
         st.sidebar.button("Log in to review", on_click=st.login, key="login")
         return None
     st.sidebar.caption(plain(f"Signed in as {st.user.get('name') or st.user.get('email')}"))

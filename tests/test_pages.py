@@ -237,3 +237,14 @@ def test_text_from_data_is_shown_as_text_not_markup(app_store):
     assert any(t.value == "<b>bold</b> [click](http://evil.example) :red[x]" for t in at.text)
     from ui import plain
     assert plain("[click](http://e) <b>") == "\\[click\\](http\\://e) \\<b\\>"
+
+
+def test_review_page_offers_login_when_streamlit_auth_is_configured(app_store):
+    at = AppTest.from_file(str(REPO / "pages/4_Review.py"), default_timeout=60)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+                          "client_id": "id", "client_secret": "s",
+                          "server_metadata_url": "https://accounts.example/.well-known/openid-configuration"}
+    at.run()
+    assert not at.exception
+    assert any(b.label == "Log in to review" for b in at.sidebar.button)
+    assert at.text_input(key="reviewer_name") is not None  # signed out: the typed name still works
