@@ -69,7 +69,7 @@ def edit_form(store, name: str, project, row: dict) -> None:
                                 "reject rationale: keep the label, do not train on the rationale · flag: with a reason")
         reason = st.selectbox("Reason code (for flags)", ("",) + REASON_CODES, key=f"review_reason:{suffix}")
         comment = st.text_input("Comment (optional)", key=f"review_comment:{suffix}")
-        saved = st.form_submit_button("Save review", type="primary", key=f"review_save:{suffix}")
+        saved = st.form_submit_button("Save review", type="primary", key=f"review_save:{suffix}", shortcut="Ctrl+Enter")
     if saved:
         st.session_state["reviewer"] = reviewer
         try:
@@ -189,7 +189,7 @@ def main() -> None:
     top = st.columns([4, 1])
     top[0].caption(f"{total} rows match.")
     reviewer = st.session_state.get("reviewer", "")
-    if reviewer and top[1].button(f"Undo {reviewer}'s last change", key="undo"):
+    if reviewer and top[1].button(f"Undo {reviewer}'s last change", key="undo", shortcut="Alt+U"):
         try:
             out = store.undo_last(name, reviewer)
             st.success(f"Undid {out['fields']} field change(s) on {out['rows']} row(s).")
@@ -206,11 +206,11 @@ def main() -> None:
         st.session_state["review_row"] = ids[0]
     nav = st.columns([1, 1, 4])
     current = st.session_state["review_row"]
-    if nav[0].button("◀ Previous", key="prev_row"):
+    if nav[0].button("◀ Previous", key="prev_row", shortcut="Alt+P"):
         prev = store.neighbour(name, current, filters, search, -1, sort)
         if prev in ids:
             st.session_state["review_row"] = prev
-    if nav[1].button("Next ▶", key="next_row"):
+    if nav[1].button("Next ▶", key="next_row", shortcut="Alt+N"):
         nxt = store.neighbour(name, current, filters, search, 1, sort)
         if nxt in ids:
             st.session_state["review_row"] = nxt

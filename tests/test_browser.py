@@ -164,5 +164,9 @@ def test_review_edit_survives_reload_and_a_stale_edit_sees_a_conflict(app_url, b
     other.reload()
     _open_parse_errors(other, app_url)
     assert other.get_by_label("Rationale", exact=True).input_value() == "Second edit by ana."  # nothing overwritten
+    other.get_by_role("heading", name="Review").first.click()  # focus outside the form fields
+    other.keyboard.press("Alt+n")  # keyboard: next row
+    _settle(other)
+    assert other.get_by_role("heading", name=re.compile(r"^Row ")).first.inner_text() != f"Row {row_id}"
     first.close()
     second.close()
