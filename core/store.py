@@ -22,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from core.errors import AppError, DataImportError, NotFound, StoreBusy
+
+_PROCESS_LOCK = threading.RLock()  # see Store.connect
 
 DEFAULT_DB_ENV = "DISTILL_DB"
 DEFAULT_DB_PATH = "workspace/distill.duckdb"
@@ -302,8 +305,6 @@ def _run_with_rows(con, name: str, rows: list[dict], columns: list[str], sql: st
     (DuckDB refuses it while a result is pending)."""
     if not rows:
         return
-    import pandas as pd
-
     con.register(name, pd.DataFrame(rows, columns=columns))
     try:
         con.execute(sql, list(params)).fetchall()
@@ -348,9 +349,7 @@ class Store:
         self.busy_timeout_s = busy_timeout_s
         self.hold_s = hold_s
         self._held: duckdb.DuckDBPyConnection | None = None
-        self._users = 0
-        self._last_used = 0.0
-        self._hold_lock = threading.Lock()
+        self._last_used = time.monotonic()
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._migrated = False
         self.migrate()
@@ -376,33 +375,33 @@ class Store:
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if self.hold_s <= 0:
-            con = self._open()
+        # One database operation at a time per process: DuckDB 2.0 intermittently lost its
+        # pandas_scan function ("Table Function with name pandas_scan does not exist") when a
+        # labeling job's writer thread registered rows while its main thread opened and closed
+        # another connection to the same file. Operations are milliseconds; threads queue.
+        with _PROCESS_LOCK:
+            if self.hold_s <= 0:
+                con = self._open()
+                try:
+                    yield con
+                finally:
+                    con.close()
+                return
+            if self._held is None:
+                self._held = self._open()
+                threading.Thread(target=self._release_when_idle, daemon=True).start()
+            con = self._held.cursor()  # a fresh connection per operation, sharing the open database
             try:
                 yield con
             finally:
                 con.close()
-            return
-        with self._hold_lock:
-            if self._held is None:
-                self._held = self._open()
-                self._last_used = time.monotonic()
-                threading.Thread(target=self._release_when_idle, daemon=True).start()
-            self._users += 1
-            con = self._held.cursor()  # one connection per operation, sharing the open database
-        try:
-            yield con
-        finally:
-            con.close()
-            with self._hold_lock:
-                self._users -= 1
                 self._last_used = time.monotonic()
 
     def _release_when_idle(self) -> None:
         while True:
             time.sleep(self.hold_s / 2)
-            with self._hold_lock:
-                if self._users == 0 and time.monotonic() - self._last_used >= self.hold_s:
+            with _PROCESS_LOCK:
+                if time.monotonic() - self._last_used >= self.hold_s:
                     self._held.close()
                     self._held = None
                     return
