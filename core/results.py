@@ -46,9 +46,11 @@ def run_table(store: Store, project: str) -> list[dict]:
     """One row per training run: its settings, progress, metrics and teacher cost."""
     cost_per_row = store.teacher_provenance(project)["cost_per_row_usd"]
     rows = []
-    for job in store.list_jobs(project, "train"):
+    jobs = store.list_jobs(project, "train")
+    latest_of = store.latest_metrics_for([j["id"] for j in jobs])
+    for job in jobs:
         cfg = resolved_config(job)
-        latest = store.latest_metrics(job["id"])
+        latest = latest_of[job["id"]]
         teacher_rows = cfg.get("teacher_rows_used")
         rows.append({
             "run": job["id"], "status": job["status"], "sweep": job.get("parent_id"),

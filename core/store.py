@@ -1133,6 +1133,22 @@ class Store:
                WHERE i.project = ? AND i.teacher_label IS NOT NULL""", [project])[0]
         return {"calls": calls, **answers}
 
+    def latest_metrics_for(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Latest value of every metric of several runs in one query, plus "step": the last
+        training step logged (pages that list runs call this once per rerun)."""
+        if not job_ids:
+            return {}
+        marks = ", ".join("?" * len(job_ids))
+        rows = self.query(
+            f"SELECT job_id, name, arg_max(value, step) AS value, max(step) AS step FROM run_metrics "
+            f"WHERE job_id IN ({marks}) GROUP BY job_id, name", list(job_ids))
+        out: dict[str, dict[str, float]] = {j: {} for j in job_ids}
+        for r in rows:
+            out[r["job_id"]][r["name"]] = r["value"]
+            if r["name"] == "train_loss":
+                out[r["job_id"]]["step"] = r["step"]
+        return out
+
     def latest_metrics(self, job_id: str) -> dict[str, float]:
         rows = self.query(
             "SELECT name, arg_max(value, step) AS value FROM run_metrics WHERE job_id = ? GROUP BY name", [job_id]

@@ -20,8 +20,9 @@ def run_list(store, name: str) -> None:
         st.caption("No training runs yet.")
         return
     table = []
+    latest_of = store.latest_metrics_for([r["id"] for r in runs])  # one query per refresh
     for run in runs:
-        latest = store.latest_metrics(run["id"])
+        latest = latest_of[run["id"]]
         cfg = run["config"]
         table.append({
             "run": run["id"], "status": run["status"], "sweep": run["parent_id"], "objective": cfg["objective"],
@@ -37,7 +38,7 @@ def run_list(store, name: str) -> None:
                          sweep["done"] / max(1, sweep["total"]))
     for run in runs:
         if run["parent_id"] is None and (run["status"] in jobs.ACTIVE or run["status"] in jobs.RESUMABLE):
-            step = max((m["step"] for m in store.metrics([run["id"]]) if m["name"] == "train_loss"), default=0)
+            step = latest_of[run["id"]].get("step", 0)
             total = run["config"]["max_steps"]
             job_controls(store, run, f"{run['id']}: step {step}/{total} ({run['status']})", step / total)
 

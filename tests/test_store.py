@@ -113,3 +113,14 @@ def test_a_held_store_shares_one_open_database_and_releases_it_when_idle(tmp_pat
                                   capture_output=True, text=True, timeout=60).stdout)
     assert waited < 5 and held._held is None  # the other process got the file once it was released
     assert len(held.list_jobs("p")) == 1 and time.monotonic() - start < 10  # and the store reopens on demand
+
+
+def test_latest_metrics_for_several_runs_in_one_query(tmp_path):
+    from core.store import Store
+
+    store = Store(tmp_path / "m.duckdb")
+    store.add_metrics("a", [(1, "train_loss", 3.0), (2, "train_loss", 2.0), (2, "test_accuracy", 0.5)])
+    store.add_metrics("b", [(1, "train_loss", 4.0)])
+    latest = store.latest_metrics_for(["a", "b", "c"])
+    assert latest == {"a": {"train_loss": 2.0, "test_accuracy": 0.5, "step": 2}, "b": {"train_loss": 4.0, "step": 1},
+                      "c": {}}
