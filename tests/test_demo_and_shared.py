@@ -46,3 +46,20 @@ def test_palm_completions_on_commonsenseqa_and_svamp(store):
     # the parser must read real teacher text well: these are far above chance (0.2 for CQA)
     assert cqa["teacher_accuracy"] >= 0.75 and cqa["flagged"] / cqa["rows"] <= 0.03
     assert svamp["teacher_accuracy"] >= 0.74 and svamp["flagged"] / svamp["rows"] <= 0.04
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is absent")
+def test_paper_bench_imports_cqa_splits_and_grades_a_student_on_the_gold_test_split(store, tmp_path):
+    from bench.paper import import_cqa
+    from core.train import TrainConfig, train
+
+    summary = import_cqa(store, train_rows=40)
+    assert summary["rows"] == 40
+    counts = store.count_items("cqa")
+    assert counts["total"] == 40 + 1221
+    out = train(store, TrainConfig(project="cqa", student="tiny-random", label_source="teacher", max_steps=2,
+                                   batch_size=4, eval_limit=10, out_dir=str(tmp_path / "run")), job_id="paper")
+    assert out["status"] == "completed" and 0 <= out["test_accuracy"] <= 1
+    graded = store.predictions("paper")
+    assert len(graded) == 10 and all(p["gold"] for p in graded)  # the test split, graded against gold
