@@ -37,6 +37,7 @@ class ParseResult:
     rationale: str | None
     flag: str | None = None  # None | unparseable | ambiguous | truncated
     note: str | None = None
+    confidence: float | None = None  # the teacher's own, when its JSON answer carries one (0..1)
 
     @property
     def ok(self) -> bool:
@@ -201,6 +202,28 @@ def parse_response(
     labels: list[str] | None = None,
     stop_reason: str | None = None,
 ) -> ParseResult:
+    result = _parse_answer(text, task, choices, labels, stop_reason)
+    result.confidence = _json_confidence(text)
+    return result
+
+
+def _json_confidence(text: str | None) -> float | None:
+    """A "confidence" in [0, 1] from a JSON answer; percentages are scaled; anything else is unknown."""
+    obj = _json_object(_RUN_ON.split(text or "", maxsplit=1)[0])
+    value = obj.get("confidence") if obj else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = value / 100 if 1 < value <= 100 else value
+    return float(value) if 0 <= value <= 1 else None
+
+
+def _parse_answer(
+    text: str | None,
+    task: str,
+    choices: list[str] | None,
+    labels: list[str] | None,
+    stop_reason: str | None,
+) -> ParseResult:
     if not text or not text.strip():
         return ParseResult(None, None, "unparseable", "empty response")
     body = _RUN_ON.split(text, maxsplit=1)[0].strip()
@@ -229,7 +252,7 @@ def parse_response(
     return ParseResult(label, rationale or None)
 
 
-def _parse_json(body: str) -> tuple[str | None, str | None] | None:
+def _json_object(body: str) -> dict | None:
     stripped = body.strip().removeprefix("```json").removeprefix("```").removesuffix("```").strip()
     if not stripped.startswith("{"):
         return None
@@ -237,7 +260,12 @@ def _parse_json(body: str) -> tuple[str | None, str | None] | None:
         obj = json.loads(stripped)
     except json.JSONDecodeError:
         return None
-    if not isinstance(obj, dict):
+    return obj if isinstance(obj, dict) else None
+
+
+def _parse_json(body: str) -> tuple[str | None, str | None] | None:
+    obj = _json_object(body)
+    if obj is None:
         return None
     label = obj.get("label", obj.get("answer"))
     rationale = obj.get("rationale", obj.get("explanation"))

@@ -122,12 +122,15 @@ def preset_template(task: str, input_fields: list[str]) -> str:
 
 
 def answer_schema(task: str, label_set: list[str] | None) -> dict:
-    """JSON schema for structured output: {"label", "rationale"}."""
+    """JSON schema for structured output: {"label", "rationale", "confidence"}."""
     label: dict = {"type": "string"}
     if task in ("classification", "nli") and label_set:
         label["enum"] = list(label_set)
-    return {"type": "object", "properties": {"label": label, "rationale": {"type": "string"}},
-            "required": ["label", "rationale"], "additionalProperties": False}
+    # confidence: the teacher's own probability that its label is right; the Review page
+    # queues low-confidence answers first
+    return {"type": "object",
+            "properties": {"label": label, "rationale": {"type": "string"}, "confidence": {"type": "number"}},
+            "required": ["label", "rationale", "confidence"], "additionalProperties": False}
 
 
 def placeholders(template: str) -> list[str]:

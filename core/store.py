@@ -246,11 +246,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE jobs ADD COLUMN parent_id VARCHAR;
         """,
     ),
+    (
+        6,
+        """
+        -- The teacher's own confidence in its label, when its (JSON) answer carries one.
+        ALTER TABLE items ADD COLUMN teacher_confidence DOUBLE;
+        """,
+    ),
 ]
 
 ITEM_COLUMNS = (
     "row_id, idx, split, inputs, choices, gold, status, teacher_label, teacher_rationale, "
-    "flag, error, label, rationale, label_source, reviewed, reviewer, version, request_hash, verdict, verdict_reason"
+    "flag, error, label, rationale, label_source, reviewed, reviewer, version, request_hash, verdict, verdict_reason, "
+    "teacher_confidence"
 )
 
 # Review filters: name -> SQL predicate. Predicates are fixed strings; values are parameters.
@@ -265,6 +273,7 @@ REVIEW_FILTERS = {
     "flagged by a reviewer": "verdict = 'flag'",
     "rationale rejected": "verdict = 'reject_rationale'",
     "spot check": "row_id IN (SELECT row_id FROM spot_checks s WHERE s.project = items.project)",
+    "low teacher confidence (< 0.7)": "teacher_confidence IS NOT NULL AND teacher_confidence < 0.7",
     "teacher ≠ student": (
         "row_id IN (SELECT p.row_id FROM student_predictions p WHERE p.project = items.project "
         "AND NOT p.agrees_teacher AND p.job_id = (SELECT arg_max(q.job_id, q.created_at) "
@@ -277,6 +286,7 @@ REVIEW_SORTS = {
     "longest rationale": "length(coalesce(rationale, '')) DESC, idx",
     "shortest rationale": "length(coalesce(rationale, '')), idx",
     "recently changed": "updated_at DESC NULLS LAST, idx",
+    "lowest teacher confidence": "teacher_confidence ASC NULLS LAST, idx",
 }
 
 
@@ -284,7 +294,7 @@ CACHE_COLUMNS = ["request_hash", "model", "request", "response", "input_tokens",
 CALL_COLUMNS = ["row_id", "job_id", "request_hash", "template_hash", "model", "cached", "billed_usd",
                 "input_tokens", "output_tokens", "error_type", "error_message", "attempts", "batch_id",
                 "template_version"]
-RESULT_COLUMNS = ["row_id", "status", "label", "rationale", "flag", "request_hash", "source"]
+RESULT_COLUMNS = ["row_id", "status", "label", "rationale", "flag", "request_hash", "source", "confidence"]
 
 
 @dataclass
@@ -889,7 +899,7 @@ class Store:
             _run_with_rows(
                 con, "result_rows", writes.results, RESULT_COLUMNS,
                 "UPDATE items SET status = r.status, teacher_label = r.label, teacher_rationale = r.rationale, "
-                "flag = r.flag, error = NULL, request_hash = r.request_hash, "
+                "flag = r.flag, error = NULL, request_hash = r.request_hash, teacher_confidence = r.confidence, "
                 "label = CASE WHEN items.reviewed THEN items.label ELSE r.label END, "
                 "rationale = CASE WHEN items.reviewed THEN items.rationale ELSE r.rationale END, "
                 "label_source = CASE WHEN items.reviewed THEN items.label_source ELSE r.source END, "
@@ -1163,7 +1173,7 @@ class Store:
                 """
                 SELECT i.row_id, i.split, i.inputs, i.choices, i.gold, i.label, i.rationale,
                        i.teacher_label, i.teacher_rationale, i.flag, i.label_source, i.reviewed, i.reviewer,
-                       i.verdict, i.verdict_reason, i.version AS row_version,
+                       i.verdict, i.verdict_reason, i.version AS row_version, i.teacher_confidence,
                        c.model AS teacher_model, c.template_version, c.template_hash, t.source AS teacher_source,
                        coalesce(t.cost_usd, 0) AS teacher_cost_usd
                 FROM items i

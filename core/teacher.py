@@ -212,7 +212,7 @@ class TeacherRun:
             parsed = self._parse(item, response)
             w.results.append({"row_id": item["row_id"], "status": "labeled" if parsed.ok else "flagged",
                               "label": parsed.label, "rationale": parsed.rationale, "flag": parsed.flag,
-                              "request_hash": key, "source": "teacher"})
+                              "request_hash": key, "source": "teacher", "confidence": parsed.confidence})
             self.summary.labeled += parsed.ok
             self.summary.flagged += not parsed.ok
             self.summary.recorded_demo += source == DEMO_SOURCE
@@ -507,7 +507,7 @@ def import_teacher_outputs(
         parsed = parse_response(text, proj.task, item.get("choices"), proj.label_set)
         writes.results.append({"row_id": item["row_id"], "status": "labeled" if parsed.ok else "flagged",
                                "label": parsed.label, "rationale": parsed.rationale, "flag": parsed.flag,
-                               "request_hash": key, "source": "imported"})
+                               "request_hash": key, "source": "imported", "confidence": parsed.confidence})
         parsed_n += parsed.ok
         flagged += not parsed.ok
         if item.get("gold") is not None:

@@ -18,7 +18,7 @@ def row_table(rows: list[dict]) -> pd.DataFrame:
         "row_id": r["row_id"],
         "input": " | ".join(r["inputs"].values())[:160],
         "gold": r["gold"], "label": r["label"], "rationale": r["rationale"],
-        "status": r["status"], "flag": r["flag"], "reviewed": r["reviewed"],
+        "status": r["status"], "flag": r["flag"], "reviewed": r["reviewed"], "confidence": r["teacher_confidence"],
     } for r in rows])
 
 
@@ -46,7 +46,8 @@ def edit_form(store, name: str, project, row: dict) -> None:
     if row["choices"]:
         st.caption("choices")
         st.text("\n".join(row["choices"]))
-    st.text(f"gold: {row['gold']} · teacher: {row['teacher_label']} · status: {row['status']}"
+    sure = "" if row["teacher_confidence"] is None else f" (confidence {row['teacher_confidence']:.2f})"
+    st.text(f"gold: {row['gold']} · teacher: {row['teacher_label']}{sure} · status: {row['status']}"
             + (f" · flag: {row['flag']}" if row["flag"] else "") + (f" · error: {row['error']}" if row["error"] else ""))
     options = project.label_set or row["choices"]
     expected_version, suffix = form_version(row)

@@ -316,8 +316,10 @@ class FakeAnthropic:
             # structured output: the same answer as a {"label", "rationale"} object
             answer = re.search(r"Answer:\s*(.+)", text)
             why = re.search(r"Rationale:\s*(.+)", text)
+            sure = re.search(r"Confidence:\s*([0-9.]+)", text)  # a responder may state one
             text = json.dumps({"label": answer.group(1).strip() if answer else "",
-                               "rationale": why.group(1).strip() if why else ""})
+                               "rationale": why.group(1).strip() if why else "",
+                               "confidence": float(sure.group(1)) if sure else 0.9})
         stop_reason = "end_turn"
         output_tokens = fake_token_count(text)
         max_tokens = int(body.get("max_tokens", 1024))

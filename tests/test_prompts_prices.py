@@ -112,6 +112,7 @@ def test_json_output_goes_through_output_config_and_never_temperature():
     schema = req["output_config"]["format"]["schema"]
     assert req["output_config"]["format"]["type"] == "json_schema"
     assert schema["properties"]["label"]["enum"] == ["billing", "shipping"] and "temperature" not in req
+    assert schema["required"] == ["label", "rationale", "confidence"]
 
 
 def test_json_mode_labels_through_the_fake_server(tickets, fake):
@@ -121,6 +122,25 @@ def test_json_mode_labels_through_the_fake_server(tickets, fake):
     summary = label_project(tickets, "tickets", api_key="k", base_url=fake.url)
     assert summary.labeled == 6 and "output_config" in fake.requests[0]["body"]
     assert tickets.teacher_accuracy("tickets") == 1.0
+
+
+def test_teacher_confidence_from_json_answers_feeds_a_review_queue(tickets, fake):
+    from core.parsing import parse_response
+    from core.teacher import label_project
+    from tests.conftest import correct_responder
+
+    # the fake teacher is unsure about lost parcels
+    fake.responder = lambda body: correct_responder(body) + (
+        "\nConfidence: 0.35" if "lost" in body["messages"][-1]["content"].lower() else "")
+    tickets.update_project("tickets", output_format="json")
+    label_project(tickets, "tickets", api_key="k", base_url=fake.url)
+    low, _ = tickets.review_page("tickets", ["low teacher confidence (< 0.7)"])
+    assert [r["inputs"]["text"] for r in low] == ["The courier lost my package"]
+    first, _ = tickets.review_page("tickets", ["all"], sort="lowest teacher confidence")
+    assert first[0]["teacher_confidence"] == 0.35 and first[1]["teacher_confidence"] == 0.9
+    assert parse_response('{"label": "billing", "rationale": "r", "confidence": 85}', "classification",
+                          labels=["billing"]).confidence == 0.85
+    assert parse_response("Answer: billing\nRationale: r", "classification", labels=["billing"]).confidence is None
 
 
 def test_templates_are_versioned_and_calls_record_their_version(tickets, fake):
