@@ -6,7 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from core.export import FORMATS, export_bytes
-from core.review import REASON_CODES, VERDICTS, error_estimate, kappa_from_counts, sample_size
+from core.review import (
+    REASON_CODES,
+    VERDICTS,
+    error_estimate,
+    kappa_from_counts,
+    sample_size,
+)
 from core.store import REVIEW_FILTERS, REVIEW_SORTS
 from ui import page_setup, plain, project_picker, show_error, signed_in_reviewer
 

@@ -77,7 +77,7 @@ def test_import_label_review_train_runs_export(tmp_path, fake):
     assert len(pd.read_parquet(tmp_path / "out.parquet")) == len(pd.read_csv(tmp_path / "out.csv")) == 6
     assert not list(tmp_path.glob("*.partial"))
 
-    report, _ = cli("report", "--db", db, "--run", run["job_id"], "--format", "md", str(tmp_path / "report.md"))
+    cli("report", "--db", db, "--run", run["job_id"], "--format", "md", str(tmp_path / "report.md"))
     assert "## Teacher provenance" in (tmp_path / "report.md").read_text()
     exported, _ = cli("export-model", "--db", db, "--run", run["job_id"], str(tmp_path / "student"))
     assert "README.md" in exported["files"]

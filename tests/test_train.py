@@ -53,7 +53,7 @@ def test_rationale_fraction_zero_masks_rationale_loss_to_label_loss(labeled, tmp
 def test_split_uses_test_split_or_seeded_holdout_and_label_sources():
     items = [{"row_id": str(i), "split": "train", "inputs": {"t": f"x{i}"}, "choices": None, "gold": "g",
               "teacher_label": "t", "label": "r", "rationale": "why"} for i in range(10)]
-    train_rows, test_rows = split_rows(items, 0.2, seed=1)
+    test_rows = split_rows(items, 0.2, seed=1)[1]
     assert len(test_rows) == 2 and split_rows(items, 0.2, seed=1)[1] == test_rows
     items[0]["split"] = "test"
     assert [r["row_id"] for r in split_rows(items, 0.2, 1)[1]] == ["0"]
