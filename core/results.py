@@ -116,7 +116,7 @@ def fraction_chart(table: list[dict]):
     base = alt.Chart(_frame(rows), title="Accuracy against rationale fraction")
     points = base.mark_point(filled=True, size=70).encode(
         x=alt.X("rationale_fraction:Q", scale=alt.Scale(domain=[0, 1]), title="rationale fraction"),
-        y=alt.Y("test_accuracy:Q", title="test accuracy"), color="objective:N",
+        y=alt.Y("test_accuracy:Q", title="test accuracy", scale=alt.Scale(domain=[0, 1])), color="objective:N",
         tooltip=["run", "objective", "rationale_fraction", "seed", alt.Tooltip("test_accuracy:Q", format=".3f")])
     mean = base.mark_line().encode(x="rationale_fraction:Q", y="mean(test_accuracy):Q", color="objective:N")
     return points + mean
@@ -130,7 +130,8 @@ def cost_chart(table: list[dict]):
     if not rows:
         return None
     return alt.Chart(_frame(rows), title="Accuracy against teacher spend").mark_point(filled=True, size=70).encode(
-        x=alt.X("teacher_usd:Q", title="teacher $ behind the training rows"), y=alt.Y("test_accuracy:Q", title="test accuracy"),
+        x=alt.X("teacher_usd:Q", title="teacher $ behind the training rows"),
+        y=alt.Y("test_accuracy:Q", title="test accuracy", scale=alt.Scale(domain=[0, 1])),
         color="objective:N", shape="label_source:N",
         tooltip=["run", "objective", "label_source", "rationale_fraction", alt.Tooltip("teacher_usd:Q", format="$.4f"),
                  alt.Tooltip("test_accuracy:Q", format=".3f")])
