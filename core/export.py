@@ -45,6 +45,13 @@ def _write(frame, fmt: str, path: Path) -> None:
         raise AppError(f"Unknown export format {fmt!r}: use {', '.join(FORMATS)}.")
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def export_project(store: Store, project: str, fmt: str, out: str) -> dict:
     """Write the labeled rows to `out` (a file; a folder for hf, loadable with datasets.load_from_disk)."""
     if fmt not in FORMATS:
@@ -55,11 +62,11 @@ def export_project(store: Store, project: str, fmt: str, out: str) -> dict:
         raise AppError(f"{path} exists and is not an empty folder; choose a new folder for the hf export.")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+    _remove(tmp)
     try:
         _write(frame, fmt, tmp)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise
     if fmt == "hf" and path.exists():
         path.rmdir()

@@ -186,16 +186,12 @@ def wait(store: Store, job_id: str, timeout_s: float = 600) -> dict:
 
 
 # ---- inside the job process -------------------------------------------------------
-def run_job(store: Store, job_id: str) -> dict:
-    job = store.get_job(job_id)
-    store.update_job(job_id, status="running", pid=os.getpid(), started_at=_now(), heartbeat_at=_now())
-    state = {"signal": False, "checked": 0.0, "reason": None}
+def requested_stop(store: Store, job_id: str):
+    """A function returning 'cancelled' or 'paused' once the job's row asks for it, else None.
+    The row is read at most twice a second: it is called before every request or step."""
+    state = {"checked": 0.0, "reason": None}
 
-    def should_stop() -> str | None:
-        """'cancelled' or 'paused' once asked (SIGTERM or a flag in the jobs row), else None.
-        The row is read at most twice a second: this is called before every request."""
-        if state["signal"]:
-            return "cancelled"
+    def check() -> str | None:
         now = time.monotonic()
         if state["reason"] is None and now - state["checked"] > 0.5:
             state["checked"] = now
@@ -203,7 +199,20 @@ def run_job(store: Store, job_id: str) -> dict:
             state["reason"] = "cancelled" if row["cancel_requested"] else "paused" if row["pause_requested"] else None
         return state["reason"]
 
-    signal.signal(signal.SIGTERM, lambda *_: state.__setitem__("signal", True))
+    return check
+
+
+def run_job(store: Store, job_id: str) -> dict:
+    job = store.get_job(job_id)
+    store.update_job(job_id, status="running", pid=os.getpid(), started_at=_now(), heartbeat_at=_now())
+    signalled = {"term": False}
+    signal.signal(signal.SIGTERM, lambda *_: signalled.__setitem__("term", True))
+    flags = requested_stop(store, job_id)
+
+    def should_stop() -> str | None:
+        """'cancelled' or 'paused' once asked (SIGTERM or a flag in the jobs row), else None."""
+        return "cancelled" if signalled["term"] else flags()
+
     try:
         if job["kind"] == "label":
             result = _run_label(store, job, should_stop)
@@ -269,18 +278,10 @@ def _run_sweep(store: Store, sweep: dict, should_stop) -> dict:
             continue
         store.update_job(child["id"], status="running", pid=os.getpid(), started_at=_now(), heartbeat_at=_now(),
                          error=None, finished_at=None)
-        checked = {"t": 0.0, "reason": None}
+        own_flags = requested_stop(store, child["id"])  # a run of the sweep can be stopped on its own
 
-        def child_stop(child_id=child["id"], checked=checked) -> str | None:
-            reason = should_stop()
-            if reason:
-                return reason
-            if checked["reason"] is None and time.monotonic() - checked["t"] > 0.5:
-                checked["t"] = time.monotonic()
-                row = store.get_job(child_id)
-                checked["reason"] = ("cancelled" if row["cancel_requested"] else
-                                     "paused" if row["pause_requested"] else None)
-            return checked["reason"]
+        def child_stop(own_flags=own_flags) -> str | None:
+            return should_stop() or own_flags()
 
         try:
             result = _run_train(store, store.get_job(child["id"]), child_stop)

@@ -44,10 +44,14 @@ def resolved_config(job: dict) -> dict:
 
 def run_table(store: Store, project: str) -> list[dict]:
     """One row per training run: its settings, progress, metrics and teacher cost."""
-    cost_per_row = store.teacher_provenance(project)["cost_per_row_usd"]
-    rows = []
     jobs = store.list_jobs(project, "train")
+    return _rows(store, project, jobs)
+
+
+def _rows(store: Store, project: str, jobs: list[dict]) -> list[dict]:
+    cost_per_row = store.teacher_provenance(project)["cost_per_row_usd"]
     latest_of = store.latest_metrics_for([j["id"] for j in jobs])
+    rows = []
     for job in jobs:
         cfg = resolved_config(job)
         latest = latest_of[job["id"]]
@@ -174,7 +178,7 @@ def run_facts(store: Store, run_id: str) -> dict:
     job = _job(store, run_id)
     project = store.get_project(job["project"])
     provenance = store.teacher_provenance(job["project"])
-    row = next(r for r in run_table(store, job["project"]) if r["run"] == run_id)
+    row = _rows(store, job["project"], [job])[0]
     return {"job": job, "project": project, "config": resolved_config(job), "provenance": provenance,
             "metrics": store.latest_metrics(run_id), "summary": row, "confusion": confusion(job)}
 

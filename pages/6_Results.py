@@ -17,8 +17,8 @@ CHARTS = {
 
 def comparison(store, table: list[dict], chosen: list[str]) -> None:
     picked = [r for r in table if r["run"] in chosen]
-    for title, make in CHARTS.items():
-        chart = make(store, chosen, picked)
+    charts = {title: make(store, chosen, picked) for title, make in CHARTS.items()}  # built once per rerun
+    for title, chart in charts.items():
         st.subheader(title)
         if chart is None:
             st.caption("Nothing to plot yet: no finished evaluation among the chosen runs.")
@@ -28,7 +28,7 @@ def comparison(store, table: list[dict], chosen: list[str]) -> None:
         cols = st.columns([3, 1, 2])
         name = cols[0].selectbox("Chart", list(CHARTS), key="export_chart")
         fmt = cols[1].radio("Format", ["svg", "png"], horizontal=True, key="export_format")
-        chart = CHARTS[name](store, chosen, picked)
+        chart = charts[name]
         if chart is not None and cols[2].button("Prepare file", key="export_prepare"):
             st.session_state["chart_file"] = (f"{name.lower().replace(' ', '_')}.{fmt}",
                                               results.chart_bytes(chart, fmt), fmt)
