@@ -8,9 +8,9 @@ import re
 
 import streamlit as st
 
+from core.db import Store, default_db_path
 from core.demo import ensure_demo
 from core.errors import AppError
-from core.store import Store, default_db_path
 
 
 @st.cache_resource

@@ -19,9 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from core.db import Store
 from core.demo import ensure_demo
-from core.store import Store
-from core.train import TrainConfig, train
+from core.train import TrainConfig, train_project
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
                               max_steps=args.steps, batch_size=args.batch_size, device=args.device,
                               out_dir=str(Path(tmp) / objective))
             started = time.perf_counter()
-            result = train(store, cfg, job_id=objective)
+            result = train_project(store, cfg, job_id=objective)
             seconds = time.perf_counter() - started
             out[objective] = {"seconds": round(seconds, 1), "test_accuracy": round(result.get("test_accuracy", 0), 4),
                               "teacher_agreement": round(result.get("teacher_agreement", 0), 4),

@@ -23,14 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.db import Store
 from core.forecast import forecast, pilot_rows
 from core.ingest import ColumnMapping, build_items, read_records
 from core.prices import load_prices
 from core.prompts import mode_template
-from core.store import Store
 from core.teacher import TeacherRun, import_teacher_outputs
-from tests.conftest import correct_responder
 from tests.fake_anthropic import FakeAnthropic
+from tests.helpers import correct_responder
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 WORDS = ["my card was charged twice for the same order last week", "the app crashes when I open the settings",
@@ -78,7 +78,7 @@ def cqa_token_ratio() -> dict | None:
     if not (SHARED / "cqa" / "cqa_train.jsonl").exists():
         return None
     from core.cost import request_tokens
-    from core.teacher import demonstrations, request_for
+    from core.prompts import demonstrations, request_for
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "cqa.duckdb")

@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.db import Store
 from core.prompts import build_request
-from core.store import Store
 from core.teacher import TeacherRun
-from tests.conftest import correct_responder, many_tickets
 from tests.fake_anthropic import FakeAnthropic
+from tests.helpers import correct_responder, many_tickets
 
 
 def server(rpm: int, seed: int) -> FakeAnthropic:

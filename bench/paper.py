@@ -29,11 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from core.db import Store
 from core.ingest import ColumnMapping, build_items, read_records
-from core.store import Store
 from core.students import OFFLINE_DEFAULT
 from core.teacher import import_teacher_outputs
-from core.train import TrainConfig, train
+from core.train import TrainConfig, train_project
 
 SHARED = ROOT.parent / "shared" / "data" / "cqa"
 RUNS = [("multitask", 1.0), ("multitask", 0.5), ("multitask", 0.25), ("standard", 0.0)]
@@ -83,7 +83,7 @@ def main() -> None:
                               eval_limit=args.eval_limit or 10**9, rationale_samples=0, checkpoint_every=0,
                               log_every=max(1, args.steps // 10), out_dir=str(Path(tmp) / f"{objective}-{fraction}"))
             started = time.monotonic()
-            out = train(store, cfg, job_id=f"{objective}-{fraction}")
+            out = train_project(store, cfg, job_id=f"{objective}-{fraction}")
             results.append({"objective": objective, "rationale_fraction": fraction,
                             "test_accuracy": round(out["test_accuracy"], 4),
                             "teacher_agreement": round(out["teacher_agreement"], 4) if "teacher_agreement" in out else None,

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd
 
-from core.store import Store, TeacherWrites
+from core.db import Store, TeacherWrites
 
 
 def fresh_store(tmp: Path, name: str, rows: int) -> Store:

@@ -23,15 +23,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.db import Store
 from core.demo import ensure_demo
-from core.store import Store
 from core.students import OFFLINE_DEFAULT, load_student
 from core.train import (
     LABEL_PREFIX,
     RATIONALE_PREFIX,
+    Report,
     TrainConfig,
     split_rows,
     train,
+    training_data,
     training_examples,
 )
 
@@ -94,14 +96,13 @@ def reference(store: Store, project: str, steps: int, batch_size: int, lr: float
 
 def ours(store: Store, project: str, steps: int, batch_size: int, lr: float, student: str, out: Path,
          precision: str = "auto") -> dict:
-    job = f"bench-ours-{precision}"
     cfg = TrainConfig(project=project, student=student, max_steps=steps, batch_size=batch_size, learning_rate=lr,
                       log_every=steps, eval_limit=1, rationale_samples=0, checkpoint_every=0, out_dir=str(out),
                       precision=precision)
-    result = train(store, cfg, job_id=job)
-    rows = store.metrics([job])
-    losses = [r["value"] for r in rows if r["name"] == "train_loss"]
-    speed = [r["value"] for r in rows if r["name"] == "examples_per_s"][-1]
+    report = Report()  # metrics kept in memory: the loop needs no store
+    result = train(cfg, training_data(store, project), report)
+    losses = [value for _, name, value in report.rows if name == "train_loss"]
+    speed = [value for _, name, value in report.rows if name == "examples_per_s"][-1]
     config = json.loads((out / "train_config.json").read_text())
     return {"examples_per_s": speed, "final_loss": sum(losses) / len(losses), "last_loss": losses[-1],
             "bf16": config["bf16_autocast"], "steps": result["steps"]}

@@ -10,8 +10,9 @@ import os
 import sys
 from pathlib import Path
 
+from core.db import Store, default_db_path
 from core.errors import AppError
-from core.store import Store, default_db_path
+from core.tasks import TASKS
 
 
 def _out(args, payload: dict, human: str | None = None) -> None:
@@ -91,16 +92,25 @@ def cmd_estimate(args, store: Store) -> dict:
 
 
 def cmd_pilot(args, store: Store) -> dict:
+    from core import jobs
     from core.forecast import forecast, pilot_rows, preflight
     from core.prices import load_prices
-    from core.teacher import TeacherRun
+    from core.teacher import LabelConfig
 
     prices = load_prices()
     rows = pilot_rows(store, args.project, args.fraction, args.floor)
     preflight(store, args.project, prices, model=args.model, override=args.override_budget, n_rows=len(rows))
-    summary = TeacherRun(store, args.project, model=args.model, concurrency=args.concurrency, row_ids=rows).run()
+    cfg = LabelConfig(args.project, model=args.model, concurrency=args.concurrency, row_ids=rows).validate()
+    job_id, summary = jobs.run_foreground(store, args.project, "label", cfg.as_job_config())
     after = forecast(store, args.project, prices, model=args.model)
-    return {"pilot": summary.as_dict(), "forecast": after.as_dict()}
+    return {"job_id": job_id, "pilot": _summary_fields(summary), "forecast": after.as_dict()}
+
+
+def _summary_fields(result: dict) -> dict:
+    """A labeling job's result as the CLI has always printed it (LabelSummary's fields), plus its status."""
+    from core.teacher import LabelSummary
+
+    return {k: v for k, v in result.items() if k in LabelSummary.__dataclass_fields__ or k in ("status", "stop_reason")}
 
 
 def cmd_budget(args, store: Store) -> dict:
@@ -114,17 +124,16 @@ def cmd_budget(args, store: Store) -> dict:
 
 
 def cmd_label(args, store: Store) -> dict:
+    from core import jobs
     from core.forecast import preflight
     from core.prices import load_prices
-    from core.teacher import TeacherRun
+    from core.teacher import LabelConfig
 
     store.get_project(args.project)
+    cfg = LabelConfig(args.project, model=args.model, concurrency=args.concurrency, limit=args.limit,
+                      budget_usd=args.budget, batch=args.batch, poll_interval_s=args.poll_interval).validate()
     preflight(store, args.project, load_prices(), model=args.model, batch=args.batch, override=args.override_budget,
               n_rows=args.limit)
-    job_id = store.create_job(args.project, "label", {"model": args.model, "concurrency": args.concurrency,
-                                                      "limit": args.limit, "budget_usd": args.budget,
-                                                      "batch": args.batch})
-    store.update_job(job_id, status="running")
     bar = None
     if not args.json and sys.stderr.isatty() or args.progress:
         from tqdm import tqdm
@@ -139,29 +148,25 @@ def cmd_label(args, store: Store) -> dict:
             bar.refresh()
 
     try:
-        summary = TeacherRun(store, args.project, model=args.model, concurrency=args.concurrency, limit=args.limit,
-                             budget_usd=args.budget, job_id=job_id, on_progress=on_progress, batch=args.batch,
-                             poll_interval_s=args.poll_interval).run()
-    except BaseException as exc:
-        store.update_job(job_id, status="failed", error=str(exc)[:500])
-        raise
+        job_id, result = jobs.run_foreground(store, args.project, "label", cfg.as_job_config(), on_progress)
     finally:
         if bar is not None:
             bar.close()
-    result = summary.as_dict()
-    store.update_job(job_id, status="completed", done=summary.rows, total=summary.rows, cost_usd=summary.cost_usd,
-                     message=json.dumps(result))
-    return {"job_id": job_id, **result}
+    return {"job_id": job_id, **_summary_fields(result)}
 
 
 def cmd_review(args, store: Store) -> dict:
-    return store.save_review(args.project, args.row_id, args.reviewer, args.label, args.rationale,
-                             expected_version=args.expected_version, reason=args.reason, verdict=args.verdict,
-                             comment=args.comment)
+    from core import review
+
+    return review.save_review(store, args.project, args.row_id, args.reviewer, args.label, args.rationale,
+                              verdict=args.verdict, reason=args.reason, comment=args.comment,
+                              expected_version=args.expected_version)
 
 
 def cmd_undo(args, store: Store) -> dict:
-    return store.undo_last(args.project, args.reviewer)
+    from core import review
+
+    return review.undo_last(store, args.project, args.reviewer)
 
 
 def cmd_export(args, store: Store) -> dict:
@@ -188,9 +193,7 @@ def cmd_train(args, store: Store) -> dict:
     if args.background:
         job_id = jobs.start_job(store, args.project, "train", asdict(cfg))
         return {"job_id": job_id, "status": "started", "config": asdict(cfg)}
-    job_id = store.create_job(args.project, "train", asdict(cfg))
-    store.update_job(job_id, out_dir=str(jobs.job_dir(store, job_id)))
-    result = jobs.run_job(store, job_id)
+    job_id, result = jobs.run_foreground(store, args.project, "train", asdict(cfg))
     return {"job_id": job_id, **result}
 
 
@@ -202,20 +205,19 @@ def _train_distributed(store: Store, cfg) -> dict:
     import torch.distributed as dist
 
     from core import jobs
-    from core.train import train
+    from core.train import train_project
 
     dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
     job = [None]
     if dist.get_rank() == 0:
-        job[0] = store.create_job(cfg.project, "train", asdict(cfg))
-        store.update_job(job[0], out_dir=str(jobs.job_dir(store, job[0])))
+        job[0] = jobs.create_job(store, cfg.project, "train", asdict(cfg))
     dist.broadcast_object_list(job, src=0)
     job_id = job[0]
     if dist.get_rank() == 0:
         result = jobs.run_job(store, job_id)
     else:
-        cfg.out_dir = str(jobs.job_dir(store, job_id) / "output")
-        result = train(store, cfg, job_id=job_id)
+        cfg.out_dir = str(jobs.run_dir(store.get_job(job_id)))
+        result = train_project(store, cfg, job_id=job_id)
     if dist.is_initialized():
         dist.destroy_process_group()
     return {"job_id": job_id, **result}
@@ -296,6 +298,11 @@ def cmd_run_job(args, store: Store) -> dict:
 
 # ---- parser -----------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    from core.review import VERDICTS
+    from core.teacher import LabelConfig
+    from core.train import LABEL_SOURCES, OBJECTIVES
+    from core.train import TrainConfig as T  # noqa: N814  (defaults come from the dataclass)
+
     parser = argparse.ArgumentParser(prog="python -m core", description="Zero-shot step-by-step distillation.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -309,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("import", cmd_import, "Import a CSV, JSONL or Parquet file into a project (one transaction).")
-    p.add_argument("--task", required=True, choices=["classification", "multiple-choice", "nli", "numeric"])
+    p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--id-field")
     p.add_argument("--input-fields", help="comma-separated input columns")
     p.add_argument("--label-field", help="gold label column (optional)")
@@ -340,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model")
     p.add_argument("--fraction", type=float, default=0.02)
     p.add_argument("--floor", type=int, default=20)
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--concurrency", type=int, default=LabelConfig.concurrency)
     p.add_argument("--override-budget", action="store_true")
 
     p = add("budget", cmd_budget, "Set (or clear, without --usd) the project's teacher budget cap.")
@@ -348,12 +355,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("label", cmd_label, "Run the teacher over unlabeled rows (cached, retried, errors recorded per row).")
     p.add_argument("--model")
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--concurrency", type=int, default=LabelConfig.concurrency)
     p.add_argument("--limit", type=int)
     p.add_argument("--budget", type=float, help="stop before spend could pass this many USD")
     p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     p.add_argument("--batch", action="store_true", help="use the Message Batches API (50%% cheaper; resumable)")
-    p.add_argument("--poll-interval", type=float, default=10.0, help="seconds between batch status polls")
+    p.add_argument("--poll-interval", type=float, default=LabelConfig.poll_interval_s,
+                   help="seconds between batch status polls")
     p.add_argument("--override-budget", action="store_true",
                    help="start even when the P90 forecast exceeds the remaining project budget")
 
@@ -364,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rationale")
     p.add_argument("--reason")
     p.add_argument("--expected-version", type=int)
-    p.add_argument("--verdict", choices=["accept", "correct", "reject_rationale", "flag"])
+    p.add_argument("--verdict", choices=VERDICTS, help="accept with an edited label or rationale is stored as correct")
     p.add_argument("--comment")
 
     p = add("undo", cmd_undo, "Undo the reviewer's last change (itself recorded in the audit trail).")
@@ -376,34 +384,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out")
 
     p = add("train", cmd_train, "Train a student (foreground, or --background as a job).")
-    p.add_argument("--objective", choices=["multitask", "standard"], default="multitask")
-    p.add_argument("--label-source", choices=["gold", "teacher", "reviewed"], default="reviewed")
-    p.add_argument("--alpha", type=float, default=0.5)
-    p.add_argument("--rationale-fraction", type=float, default=1.0)
-    p.add_argument("--student", default="offline:minilm-bert2bert")
-    p.add_argument("--max-steps", type=int, default=120)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--rationale-missing", choices=["mask", "empty"], default="mask",
+    p.add_argument("--objective", choices=OBJECTIVES, default=T.objective)
+    p.add_argument("--label-source", choices=LABEL_SOURCES, default=T.label_source)
+    p.add_argument("--alpha", type=float, default=T.alpha)
+    p.add_argument("--rationale-fraction", type=float, default=T.rationale_fraction)
+    p.add_argument("--student", default=T.student)
+    p.add_argument("--max-steps", type=int, default=T.max_steps)
+    p.add_argument("--batch-size", type=int, default=T.batch_size)
+    p.add_argument("--lr", type=float, default=T.learning_rate)
+    p.add_argument("--seed", type=int, default=T.seed)
+    p.add_argument("--device", default=T.device)
+    p.add_argument("--rationale-missing", choices=["mask", "empty"], default=T.rationale_missing,
                    help="rows without a rationale: no rationale loss (mask) or an empty target (the seed code)")
     p.add_argument("--approved-only", action="store_true", help="use only rationales a reviewer approved")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
-    p.add_argument("--checkpoint-every", type=int, default=50)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=T.precision)
+    p.add_argument("--checkpoint-every", type=int, default=T.checkpoint_every)
     p.add_argument("--background", action="store_true")
 
     p = add("sweep", cmd_sweep, "Run a grid of training runs one after another in one background process.")
-    p.add_argument("--objective", nargs="+", choices=["multitask", "standard"], default=["multitask", "standard"])
-    p.add_argument("--rationale-fraction", nargs="+", type=float, default=[1.0])
-    p.add_argument("--seed", nargs="+", type=int, default=[0])
-    p.add_argument("--alpha", nargs="+", type=float, default=[0.5])
-    p.add_argument("--label-source", nargs="+", choices=["gold", "teacher", "reviewed"], default=["reviewed"])
-    p.add_argument("--student", default="offline:minilm-bert2bert")
-    p.add_argument("--max-steps", type=int, default=120)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--objective", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES))
+    p.add_argument("--rationale-fraction", nargs="+", type=float, default=[T.rationale_fraction])
+    p.add_argument("--seed", nargs="+", type=int, default=[T.seed])
+    p.add_argument("--alpha", nargs="+", type=float, default=[T.alpha])
+    p.add_argument("--label-source", nargs="+", choices=LABEL_SOURCES, default=[T.label_source])
+    p.add_argument("--student", default=T.student)
+    p.add_argument("--max-steps", type=int, default=T.max_steps)
+    p.add_argument("--batch-size", type=int, default=T.batch_size)
+    p.add_argument("--lr", type=float, default=T.learning_rate)
+    p.add_argument("--device", default=T.device)
     p.add_argument("--background", action="store_true", help="return at once; the sweep runs on")
 
     for action in ("pause", "resume", "cancel"):

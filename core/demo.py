@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.db import Store, TeacherWrites
 from core.ingest import ColumnMapping, build_items, read_records
-from core.store import Store, TeacherWrites
 from core.teacher import DEMO_SOURCE, TeacherRun
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"

@@ -13,8 +13,8 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from core.db import Store
 from core.errors import AppError
-from core.store import Store
 
 FORMATS = ("jsonl", "csv", "parquet", "hf")
 

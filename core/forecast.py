@@ -20,17 +20,17 @@ import statistics
 from dataclasses import asdict, dataclass, field
 
 from core.cost import request_tokens
+from core.db import Store
 from core.prices import PriceTable
 from core.prompts import (
-    EXPECTED_OUTPUT_TOKENS,
-    LABEL_ONLY_OUTPUT_TOKENS,
     MODES,
+    demonstrations,
+    expected_output_tokens,
     mode_template,
+    request_for,
     request_hash,
     validate_template,
 )
-from core.store import Store
-from core.teacher import demonstrations, request_for
 
 Z90 = 1.2816  # one-sided 90% normal quantile
 OFFLINE_TOKENIZER_SD = 0.12  # relative error of the offline estimator against Claude's tokenizer
@@ -159,8 +159,8 @@ def token_profile(store: Store, project_name: str, mode: str | None = None, rati
 
     # --- output tokens: observed mean (for this mode's answers) or the preset's length
     outs = [o["output_tokens"] for o in observed if o["output_tokens"] is not None]
-    expected_full = EXPECTED_OUTPUT_TOKENS.get(project.task, 50)
-    expected_label = LABEL_ONLY_OUTPUT_TOKENS.get(project.task, 10)
+    expected_full = expected_output_tokens(project.task)
+    expected_label = expected_output_tokens(project.task, label_only=True)
     if len(outs) >= 5 and mode == project.mode:
         mean_out_full, sd_out = _mean_sd([float(x) for x in outs])
         out_source = "observed"

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from core.errors import DataImportError
-from core.tasks import NLI_LABELS, TASKS, normalize_gold
+from core.tasks import get_task
 
 FORMATS = ("csv", "jsonl", "parquet")
 
@@ -149,8 +149,7 @@ def build_items(
     records: list[tuple[int, dict]], task: str, mapping: ColumnMapping, default_split: str = "train"
 ) -> tuple[pd.DataFrame, list[str] | None]:
     """Validate records against the mapping and return (items frame, label set)."""
-    if task not in TASKS:
-        raise DataImportError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
+    kind = get_task(task)
     if not records:
         raise DataImportError("The file has no rows.")
     if not mapping.input_fields:
@@ -164,8 +163,8 @@ def build_items(
             raise DataImportError(
                 f"The {role} column {col!r} is not in the file. Columns: {', '.join(sorted(columns))}."
             )
-    if task == "multiple-choice" and not mapping.choices_field:
-        raise DataImportError("A multiple-choice task needs a choices column.")
+    if kind.needs_choices and not mapping.choices_field:
+        raise DataImportError(f"A {task} task needs a choices column.")
 
     rows = []
     seen_ids: dict[str, int] = {}
@@ -185,7 +184,7 @@ def build_items(
         choices = _choices(rec.get(mapping.choices_field), lineno, mapping.choices_field) if mapping.choices_field else None
         gold = _text(rec.get(mapping.label_field)) if mapping.label_field else None
         if gold is not None:
-            gold = normalize_gold(gold, task, choices, lineno, mapping.label_field)
+            gold = kind.normalize_gold(gold, choices, lineno, mapping.label_field)
         split = (_text(rec.get(mapping.split_field)) if mapping.split_field else None) or default_split
         rows.append(
             {
@@ -197,24 +196,5 @@ def build_items(
             }
         )
     frame = pd.DataFrame(rows, columns=["row_id", "split", "inputs", "choices", "gold"])
-    label_set = _label_set(task, frame, mapping)
+    label_set = kind.label_set(sorted(set(frame["gold"].dropna())), mapping.labels)
     return frame, label_set
-
-
-def _label_set(task: str, frame: pd.DataFrame, mapping: ColumnMapping) -> list[str] | None:
-    if task == "nli":
-        return list(NLI_LABELS)
-    if task != "classification":
-        return None
-    if mapping.labels:
-        labels = [label.strip() for label in mapping.labels if label.strip()]
-        unknown = sorted(set(frame["gold"].dropna()) - set(labels))
-        if unknown:
-            raise DataImportError(f"Gold labels not in the label set: {', '.join(unknown[:10])}.")
-        return labels
-    labels = sorted(set(frame["gold"].dropna()))
-    if len(labels) < 2:
-        raise DataImportError(
-            "A classification task needs a label set: map a label column with at least two labels, or list the labels."
-        )
-    return labels

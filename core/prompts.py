@@ -15,7 +15,7 @@ import json
 import string
 
 from core.errors import TemplateError
-from core.tasks import format_choices
+from core.tasks import TASK_TYPES, format_choices, get_task
 
 SYSTEM_PROMPT = (
     "You are an expert annotator. Follow the output format exactly. "
@@ -23,51 +23,11 @@ SYSTEM_PROMPT = (
 )
 SPECIAL_FIELDS = ("choices", "labels")
 
-# Each preset asks for the label and a one-sentence rationale (zero-shot, as in
-# Vöge et al. 2024). `{inputs}` is expanded to one placeholder per input field.
-_PRESETS = {
-    "classification": (
-        "Classify the text below into exactly one of these categories: {labels}.\n\n"
-        "{inputs}\n\n"
-        "Reply in exactly this format:\n"
-        "Answer: <category>\n"
-        "Rationale: <one sentence explaining which evidence in the text decides the category>"
-    ),
-    "multiple-choice": (
-        "Answer the question by choosing one of the options.\n\n"
-        "{inputs}\n"
-        "Answer Choices:\n{choices}\n\n"
-        "Reply in exactly this format:\n"
-        "Answer: <letter>) <option text>\n"
-        "Rationale: <one sentence explaining why this option is right>"
-    ),
-    "nli": (
-        "Decide whether the premise entails the hypothesis, contradicts it, or neither (neutral).\n\n"
-        "{inputs}\n\n"
-        "Reply in exactly this format:\n"
-        "Answer: <entailment|neutral|contradiction>\n"
-        "Rationale: <one sentence explaining the relation>"
-    ),
-    "numeric": (
-        "Solve the problem.\n\n"
-        "{inputs}\n\n"
-        "Reply in exactly this format:\n"
-        "Rationale: <one sentence with the steps of the calculation>\n"
-        "Answer: <the arithmetic expression that gives the result, e.g. (12 + 3) * 4>"
-    ),
-}
-# Expected output length of each preset, in tokens, used before real usage is observed.
-EXPECTED_OUTPUT_TOKENS = {"classification": 45, "multiple-choice": 50, "nli": 45, "numeric": 60}
-LABEL_ONLY_OUTPUT_TOKENS = {"classification": 8, "multiple-choice": 10, "nli": 6, "numeric": 14}
+# The presets (one per task type, in core.tasks) ask for the label and a one-sentence
+# rationale (zero-shot, as in Vöge et al. 2024). `{inputs}` expands to one placeholder per input field.
 MODES = ("zero-shot", "explain-label", "few-shot", "label-only")
 OUTPUT_FORMATS = ("text", "json")
 
-_GIVEN = {
-    "multiple-choice": "{inputs}\nAnswer Choices:\n{choices}\n\nThe correct answer is: {gold}.",
-    "classification": "{inputs}\n\nThe correct category (one of: {labels}) is: {gold}.",
-    "nli": "{inputs}\n\nThe correct relation is: {gold}.",
-    "numeric": "{inputs}\n\nThe correct answer is: {gold}.",
-}
 _EXPLAIN = (
     "{given}\n\nExplain in one sentence why this answer is correct.\n\n"
     "Reply in exactly this format:\nAnswer: <the given answer>\nRationale: <one sentence>"
@@ -86,7 +46,7 @@ def mode_template(task: str, input_fields: list[str], mode: str = "zero-shot") -
     if mode == "label-only":
         return base.split("Reply in exactly this format:")[0].rstrip() + "\n\n" + _LABEL_ONLY_FORMAT
     if mode == "explain-label":
-        given = _GIVEN[task].replace("{inputs}", _inputs_block(input_fields))
+        given = get_task(task).given.replace("{inputs}", _inputs_block(input_fields))
         return _EXPLAIN.replace("{given}", given)
     raise TemplateError(f"Unknown prompt mode {mode!r}; choose one of {', '.join(MODES)}.")
 
@@ -102,7 +62,7 @@ def format_demonstrations(demos: list[dict], input_fields: list[str], task: str)
     blocks = []
     for item in demos:
         lines = [("" if len(input_fields) == 1 else f"{f}: ") + str(item["inputs"].get(f, "")) for f in input_fields]
-        if task == "multiple-choice" and item.get("choices"):
+        if get_task(task).needs_choices and item.get("choices"):
             lines.append("Answer Choices:\n" + format_choices(item["choices"]))
         reasoning = item.get("rationale") or item.get("teacher_rationale") or ""
         lines.append(f"Reasoning: {reasoning}".rstrip())
@@ -112,19 +72,15 @@ def format_demonstrations(demos: list[dict], input_fields: list[str], task: str)
 
 
 def preset_template(task: str, input_fields: list[str]) -> str:
-    if task not in _PRESETS:
+    if task not in TASK_TYPES:
         raise TemplateError(f"No preset for task {task!r}.")
-    if len(input_fields) == 1:
-        inputs = "{" + input_fields[0] + "}"
-    else:
-        inputs = "\n".join(f"{f.replace('_', ' ').capitalize()}: {{{f}}}" for f in input_fields)
-    return _PRESETS[task].replace("{inputs}", inputs)
+    return TASK_TYPES[task].preset.replace("{inputs}", _inputs_block(input_fields))
 
 
 def answer_schema(task: str, label_set: list[str] | None) -> dict:
     """JSON schema for structured output: {"label", "rationale", "confidence"}."""
     label: dict = {"type": "string"}
-    if task in ("classification", "nli") and label_set:
+    if task in TASK_TYPES and TASK_TYPES[task].enum_labels and label_set:
         label["enum"] = list(label_set)
     # confidence: the teacher's own probability that its label is right; the Review page
     # queues low-confidence answers first
@@ -157,7 +113,7 @@ def validate_template(template: str, input_fields: list[str], task: str, mode: s
     if mode not in MODES:
         raise TemplateError(f"Unknown prompt mode {mode!r}; choose one of {', '.join(MODES)}.")
     names = placeholders(template)
-    allowed = set(input_fields) | {"labels"} | ({"choices"} if task == "multiple-choice" else set())
+    allowed = set(input_fields) | {"labels"} | ({"choices"} if get_task(task).needs_choices else set())
     allowed |= {"gold"} if mode == "explain-label" else {"examples"} if mode == "few-shot" else set()
     if mode == "explain-label" and "gold" not in names:
         raise TemplateError("An explain-label template must show the given answer with {gold}.")
@@ -206,3 +162,25 @@ def request_hash(request: dict) -> str:
 
 def template_hash(template: str) -> str:
     return hashlib.sha256(template.encode("utf-8")).hexdigest()[:12]
+
+
+def expected_output_tokens(task: str, label_only: bool = False) -> int:
+    """Answer length of the preset before real usage is observed."""
+    kind = get_task(task)
+    return kind.label_only_output_tokens if label_only else kind.expected_output_tokens
+
+
+# ---- assembling a project's requests ----------------------------------------------
+def demonstrations(store, project) -> str:
+    """The few-shot block: the user's chosen rows, or k sampled rows with a gold label."""
+    if project.mode != "few-shot":
+        return ""
+    rows = (store.get_items(project.name, project.demo_rows) if project.demo_rows
+            else store.demo_candidates(project.name, project.shots))
+    return format_demonstrations(rows, project.input_fields, project.task)
+
+
+def request_for(project, item: dict, model: str, examples: str = "", max_tokens: int | None = None) -> dict:
+    """The request a project sends for one row (the teacher and the forecast both use it)."""
+    return build_request(project.template, item, project.label_set, model, max_tokens or project.max_tokens,
+                         output_format=project.output_format, task=project.task, examples=examples)

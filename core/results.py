@@ -13,30 +13,17 @@ import os
 import shutil
 from pathlib import Path
 
+from core.db import Store
 from core.errors import ConfigError, NotFound
-from core.store import Store
+from core.jobs import run_dir
 
 LOSSES = {"train_loss": "total", "label_loss": "label", "rationale_loss": "rationale"}
 
 
 # ---- runs ---------------------------------------------------------------------------
-def run_output_dir(job: dict) -> Path | None:
-    """The folder with the run's model, predictions and confusion matrix."""
-    if job.get("message"):
-        try:
-            out = json.loads(job["message"]).get("out_dir")
-            if out:
-                return Path(out)
-        except json.JSONDecodeError:
-            pass
-    if job["config"].get("out_dir"):
-        return Path(job["config"]["out_dir"])
-    return Path(job["out_dir"]) / "output" if job.get("out_dir") else None
-
-
 def resolved_config(job: dict) -> dict:
     """The config the run saved (with row counts and device), else the one it was started with."""
-    out = run_output_dir(job)
+    out = run_dir(job)
     if out and (out / "train_config.json").exists():
         return json.loads((out / "train_config.json").read_text())
     return dict(job["config"])
@@ -70,7 +57,7 @@ def _rows(store: Store, project: str, jobs: list[dict]) -> list[dict]:
 
 
 def confusion(job: dict) -> dict | None:
-    out = run_output_dir(job)
+    out = run_dir(job)
     path = out / "confusion.json" if out else None
     return json.loads(path.read_text()) if path and path.exists() else None
 
@@ -257,7 +244,7 @@ def export_model(store: Store, run_id: str, out: str, push_to: str | None = None
     """Copy the run's save_pretrained folder (weights, config, tokenizer) to `out` with a model
     card carrying the provenance; optionally push it to the Hugging Face Hub."""
     facts = run_facts(store, run_id)
-    src = run_output_dir(facts["job"])
+    src = run_dir(facts["job"])
     if not src or not (src / "model" / "config.json").exists():
         raise NotFound(f"Run {run_id} has no saved model yet (status {facts['job']['status']}).")
     dest = Path(out)

@@ -1,5 +1,9 @@
-"""Review statistics: sample sizes for spot checks, error-rate estimates with confidence
-intervals, and agreement (Cohen's kappa). Pure functions; the data comes from core.store."""
+"""Review rules and statistics.
+
+Rules: what a verdict means, who may save, bulk and undo; the Review page and the CLI both
+go through `save_review`, `bulk_review` and `undo_last` here, and storage (core.db.review)
+only applies the result. Statistics: sample sizes for spot checks, error-rate estimates
+with confidence intervals, and agreement (Cohen's kappa), as pure functions."""
 
 from __future__ import annotations
 
@@ -7,8 +11,72 @@ import math
 from collections import Counter
 from statistics import NormalDist
 
+from core.errors import AppError
+
 VERDICTS = ("accept", "correct", "reject_rationale", "flag")
 REASON_CODES = ("wrong label", "unfaithful rationale", "right label, wrong reason", "unclear input", "other")
+BULK_ACTIONS = ("accept", "set_label", "flag")
+
+
+# ---- rules ----------------------------------------------------------------------------
+def require_reviewer(reviewer: str | None) -> str:
+    """Every change names who made it (the signed-in user, or the name typed in)."""
+    name = (reviewer or "").strip()
+    if not name:
+        raise AppError("Enter a reviewer name before saving.")
+    return name
+
+
+def decide_verdict(chosen: str | None, label_changed: bool, rationale_changed: bool) -> str:
+    """The verdict stored for a save. An edit is a correction: "accept" with a changed label
+    or rationale is stored as "correct"; no verdict means accept, or correct after an edit."""
+    if chosen is not None and chosen not in VERDICTS:
+        raise AppError(f"Unknown verdict {chosen!r}; choose one of {', '.join(VERDICTS)}.")
+    edited = label_changed or rationale_changed
+    if chosen in (None, "accept"):
+        return "correct" if edited else "accept"
+    return chosen
+
+
+def save_review(store, project: str, row_id: str, reviewer: str | None, label: str | None,
+                rationale: str | None, *, verdict: str | None = None, reason: str | None = None,
+                comment: str | None = None, expected_version: int | None = None) -> dict:
+    """Save one reviewer's judgment of one row (page and CLI alike).
+
+    The verdict is decided against the row as read, and the save is pinned to that row's
+    version: if someone changed the row in between, it is refused as a conflict instead of
+    being judged on stale text."""
+    reviewer = require_reviewer(reviewer)
+    if verdict == "flag" and not reason:
+        raise AppError("Flagging needs a reason code.")
+    row = store.get_item(project, row_id)
+    version = row["version"] if expected_version is None else expected_version
+    final = decide_verdict(verdict, label is not None and label != row["label"],
+                           rationale is not None and rationale != (row["rationale"] or ""))
+    return store.save_review(project, row_id, reviewer, label, rationale, expected_version=version,
+                             reason=reason, verdict=final, comment=comment)
+
+
+def bulk_review(store, project: str, filters, reviewer: str | None, action: str, *, label: str | None = None,
+                reason: str | None = None, search: str = "") -> int:
+    """Accept, set the label of, or flag every row of a queue, as one undoable change."""
+    reviewer = require_reviewer(reviewer)
+    if action not in BULK_ACTIONS:
+        raise AppError(f"Unknown bulk action {action!r}.")
+    if action == "set_label" and not label:
+        raise AppError("Choose the label to set.")
+    if action == "flag" and not reason:
+        raise AppError("Flagging needs a reason code.")
+    return store.bulk_review(project, filters, reviewer, action, label=label, reason=reason, search=search)
+
+
+def undo_last(store, project: str, reviewer: str | None) -> dict:
+    """Revert the reviewer's own most recent change that is not undone yet; nobody undoes
+    someone else's work."""
+    return store.undo_last(project, require_reviewer(reviewer))
+
+
+# ---- statistics -------------------------------------------------------------------------
 
 
 def z_score(confidence: float) -> float:

@@ -24,19 +24,54 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from core.cost import request_tokens
+from core.db import Store, TeacherWrites
 from core.errors import ConfigError
 from core.parsing import parse_response
 from core.prices import PriceTable, load_prices
 from core.prompts import (
-    build_request,
-    format_demonstrations,
+    demonstrations,
+    request_for,
     request_hash,
     template_hash,
     validate_template,
 )
-from core.store import Store, TeacherWrites
 
 DEMO_SOURCE = "recorded-demo"
+
+
+@dataclass
+class LabelConfig:
+    """One labeling run, as stored in its job row. The CLI's flags and the Label page's
+    widgets take their defaults from here."""
+
+    project: str
+    model: str | None = None           # teacher model (None: the project's)
+    concurrency: int = 8               # requests in flight at once
+    limit: int | None = None           # label at most this many rows (None: all that are due)
+    budget_usd: float | None = None    # this run's cap; the project's cap binds as well
+    batch: bool = False                # Message Batches API: half price, results within 24 h
+    poll_interval_s: float = 10.0      # seconds between batch status polls
+    row_ids: list[str] | None = None   # only these rows (a pilot)
+
+    def validate(self) -> LabelConfig:
+        if self.concurrency < 1:
+            raise ConfigError("concurrency must be at least 1.")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError("limit must be at least 1 row (or none).")
+        if self.budget_usd is not None and self.budget_usd < 0:
+            raise ConfigError("a budget must be zero or more dollars.")
+        if self.poll_interval_s <= 0:
+            raise ConfigError("the poll interval must be positive.")
+        return self
+
+    @classmethod
+    def from_job(cls, job: dict) -> LabelConfig:
+        """The config of a job row (older rows lack the project and some fields)."""
+        known = {k: v for k, v in job["config"].items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "project": job["project"]}).validate()
+
+    def as_job_config(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "project"}
 
 
 @dataclass
@@ -120,21 +155,13 @@ def _attempts_of_request(request) -> int | None:
         return None
 
 
-def demonstrations(store: Store, project) -> str:
-    """The few-shot block: the user's chosen rows, or k sampled rows with a gold label."""
-    if project.mode != "few-shot":
-        return ""
-    rows = (store.get_items(project.name, project.demo_rows) if project.demo_rows
-            else store.demo_candidates(project.name, project.shots))
-    return format_demonstrations(rows, project.input_fields, project.task)
-
-
-def request_for(project, item: dict, model: str, examples: str = "", max_tokens: int | None = None) -> dict:
-    return build_request(project.template, item, project.label_set, model, max_tokens or project.max_tokens,
-                         output_format=project.output_format, task=project.task, examples=examples)
-
-
 class TeacherRun:
+    @classmethod
+    def from_config(cls, store: Store, cfg: LabelConfig, **kwargs) -> TeacherRun:
+        return cls(store, cfg.project, model=cfg.model, concurrency=cfg.concurrency, limit=cfg.limit,
+                   budget_usd=cfg.budget_usd, batch=cfg.batch, poll_interval_s=cfg.poll_interval_s,
+                   row_ids=cfg.row_ids, **kwargs)
+
     def __init__(
         self, store: Store, project: str, *, model: str | None = None, concurrency: int = 8,
         limit: int | None = None, budget_usd: float | None = None, api_key: str | None = None,

@@ -24,20 +24,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core.distributed import Replicas
-from core.parsing import (
-    format_number,
-    labels_equal,
-    match_choice,
-    match_label,
-    match_nli,
-    numeric_value,
-)
-from core.store import Store
 from core.students import OFFLINE_DEFAULT, load_student
-from core.tasks import student_input
+from core.tasks import get_task, student_input
 
 LABEL_PREFIX = "[label] "
 RATIONALE_PREFIX = "[rationale] "
+
+
+OBJECTIVES = ("multitask", "standard")           # label + rationale | label only
+LABEL_SOURCES = ("reviewed", "teacher", "gold")  # reviewed = teacher labels with reviewer corrections
 
 
 @dataclass
@@ -45,7 +40,7 @@ class TrainConfig:
     project: str
     student: str = OFFLINE_DEFAULT     # hub id, local folder, offline default, or tiny-random
     objective: str = "multitask"       # multitask (label + rationale) | standard (label only)
-    label_source: str = "teacher"      # gold | teacher | reviewed (teacher with reviewer corrections)
+    label_source: str = "reviewed"     # gold | teacher | reviewed (teacher with reviewer corrections)
     alpha: float = 0.5                 # weight of the label loss; (1 - alpha) goes to the rationale loss
     rationale_fraction: float = 1.0    # share of training rows that keep their rationale
     rationale_missing: str = "mask"    # rows without a rationale: "mask" (no rationale loss) or "empty"
@@ -74,9 +69,9 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         from core.errors import ConfigError
 
-        if self.objective not in ("multitask", "standard"):
+        if self.objective not in OBJECTIVES:
             raise ConfigError(f"objective must be multitask or standard, not {self.objective!r}.")
-        if self.label_source not in ("gold", "teacher", "reviewed"):
+        if self.label_source not in LABEL_SOURCES:
             raise ConfigError(f"label source must be gold, teacher or reviewed, not {self.label_source!r}.")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError("alpha must be between 0 and 1.")
@@ -123,19 +118,6 @@ def training_examples(rows: list[dict], cfg: TrainConfig) -> list[dict]:
     return out
 
 
-def normalize_prediction(text: str, item: dict, task: str, label_set: list[str] | None) -> str:
-    """Map a generated label onto the label space (choice text, NLI label, number)."""
-    text = text.strip()
-    if task == "multiple-choice":
-        return match_choice(text, item.get("choices") or []) or text
-    if task == "nli":
-        return match_nli(text) or text
-    if task == "numeric":
-        value = numeric_value(text)
-        return format_number(value) if value is not None else text
-    return match_label(text, label_set or []) or text
-
-
 # ---- batching and checkpoints ------------------------------------------------------
 def epoch_batches(lengths: list[int], batch_size: int, rng: random.Random, group_by_length: bool) -> list[list[int]]:
     """One epoch of batches as example indices. Length grouping: shuffle, sort each window of
@@ -177,7 +159,34 @@ def load_checkpoint(path: Path) -> dict | None:
 
 
 # ---- the run ----------------------------------------------------------------------
-def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop=lambda: None) -> dict:
+@dataclass
+class TrainingData:
+    """What a run trains and evaluates on: the project's rows and its task."""
+
+    task: str
+    label_set: list[str] | None
+    items: list[dict]   # rows as core.db returns them (inputs, choices, gold, labels, rationales, verdict)
+
+
+class Report:
+    """Where a run reports: metrics as (step, name, value), the final held-out predictions, and
+    a rewind to a checkpoint's step on resume. This one keeps them in memory (bench, notebooks)."""
+
+    def __init__(self):
+        self.rows: list[tuple[int, str, float]] = []
+        self.predictions: list[dict] = []
+
+    def metrics(self, rows: list[tuple[int, str, float]]) -> None:
+        self.rows += rows
+
+    def save_predictions(self, rows: list[dict]) -> None:
+        self.predictions = rows
+
+    def rewind(self, after_step: int) -> None:
+        self.rows = [r for r in self.rows if r[0] <= after_step]
+
+
+def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, should_stop=lambda: None) -> dict:
     """Train (or resume, when out_dir holds a checkpoint) and evaluate. `should_stop()` returns
     a truthy reason ("cancelled" or "paused") to stop at the next logging step."""
     import torch
@@ -185,9 +194,9 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
     cfg.validate()
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    project = store.get_project(cfg.project)
-    job_key = job_id or "adhoc"
-    out_dir = Path(cfg.out_dir or f"workspace/runs/{job_key}")
+    report = report if report is not None else Report()
+    kind = get_task(data.task)
+    out_dir = Path(cfg.out_dir or "workspace/runs/adhoc")
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           (cfg.device if cfg.device != "auto" else "cpu"))
@@ -195,8 +204,7 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
     device = replicas.device(device)
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(device))
 
-    items = store.items_by_order(cfg.project, None)
-    train_rows, test_rows = split_rows(items, cfg.test_fraction, cfg.seed)
+    train_rows, test_rows = split_rows(data.items, cfg.test_fraction, cfg.seed)
     examples = training_examples(train_rows, cfg)
     if not examples:
         from core.errors import ConfigError
@@ -281,12 +289,12 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
                 if final and cfg.objective == "multitask" and start < cfg.rationale_samples:
                     rationales = generate([RATIONALE_PREFIX + t[len(LABEL_PREFIX):] for t in texts], cfg.max_rationale_len)
                 for it, raw, rat in zip(chunk, generate(texts, cfg.max_label_len), rationales):
-                    pred = normalize_prediction(raw, it, project.task, project.label_set)
+                    pred = kind.normalize_prediction(raw, it.get("choices"), data.label_set)
                     predictions.append({
                         "row_id": it["row_id"], "prediction": pred, "raw": raw, "rationale": rat,
                         "gold": it["gold"], "teacher": it["teacher_label"],
-                        "correct": labels_equal(pred, it["gold"], project.task) if it["gold"] is not None else None,
-                        "agrees_teacher": (labels_equal(pred, it["teacher_label"], project.task)
+                        "correct": kind.labels_equal(pred, it["gold"]) if it["gold"] is not None else None,
+                        "agrees_teacher": (kind.labels_equal(pred, it["teacher_label"])
                                            if it["teacher_label"] is not None else None)})
         model.train()
         graded = [p["correct"] for p in predictions if p["correct"] is not None]
@@ -300,8 +308,8 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
             (out_dir / "confusion.json").write_text(json.dumps(confusion_matrix(predictions), indent=2, ensure_ascii=False))
             with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
                 f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
-            store.save_predictions(job_key, cfg.project, predictions)
-        store.add_metrics(job_key, [(step, k, v) for k, v in result.items()])  # evaluate runs on rank 0 only
+            report.save_predictions(predictions)
+        report.metrics([(step, k, v) for k, v in result.items()])  # evaluate runs on rank 0 only
         return result
 
     resolved = asdict(cfg) | {"out_dir": str(out_dir), "device": str(device), "bf16_autocast": bf16,
@@ -328,7 +336,7 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
         torch.set_rng_state(ckpt["torch_rng"])
         batches, first_step, seen, elapsed = ckpt["batches"], ckpt["step"], ckpt["seen"], ckpt["elapsed"]
         if replicas.main:
-            store.truncate_metrics(job_key, first_step)  # steps after the checkpoint are logged again
+            report.rewind(first_step)  # steps after the checkpoint are logged again
 
     def checkpoint(step: int) -> None:
         if not replicas.main:
@@ -367,7 +375,7 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
             pending_metrics += [(step + 1, "lr", lr_at(step)),
                                 (step + 1, "examples_per_s", seen / (elapsed + time.monotonic() - t0))]
             if replicas.main:
-                store.add_metrics(job_key, pending_metrics)
+                report.metrics(pending_metrics)
             pending_metrics = []
             reason = replicas.agree(should_stop() if replicas.main else None)
             if reason:
@@ -395,6 +403,37 @@ def train(store: Store, cfg: TrainConfig, job_id: str | None = None, should_stop
     (out_dir / "model" / "train_config.json").write_text(json.dumps(resolved, indent=2))
     return {"status": status, "steps": step, "out_dir": str(out_dir), "final_loss": loss.item() if step > first_step else None,
             "resumed_from": first_step or None, "processes": replicas.world, "replicas_in_sync": in_sync, **final}
+
+
+# ---- running on a project's rows ------------------------------------------------------
+class StoreReport(Report):
+    """Reports into DuckDB: run_metrics and student_predictions of one job."""
+
+    def __init__(self, store, job_id: str, project: str):
+        super().__init__()
+        self.store, self.job_id, self.project = store, job_id, project
+
+    def metrics(self, rows):
+        self.store.add_metrics(self.job_id, rows)
+
+    def save_predictions(self, rows):
+        self.store.save_predictions(self.job_id, self.project, rows)
+
+    def rewind(self, after_step):
+        self.store.truncate_metrics(self.job_id, after_step)
+
+
+def training_data(store, project_name: str) -> TrainingData:
+    project = store.get_project(project_name)
+    return TrainingData(project.task, project.label_set, store.items_by_order(project_name, None))
+
+
+def train_project(store, cfg: TrainConfig, job_id: str | None = None, should_stop=lambda: None) -> dict:
+    """train() on a project's rows, reporting into the store under `job_id`."""
+    job_key = job_id or "adhoc"
+    if not cfg.out_dir:
+        cfg.out_dir = f"workspace/runs/{job_key}"
+    return train(cfg, training_data(store, cfg.project), StoreReport(store, job_key, cfg.project), should_stop)
 
 
 def confusion_matrix(predictions: list[dict]) -> dict:

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.ingest import ColumnMapping, build_items, columns_of, read_records
 from core.prompts import preset_template
-from core.tasks import TASKS
+from core.tasks import TASK_TYPES, TASKS
 from ui import page_setup, plain, project_picker, show_error
 
 NONE = "(none)"
@@ -14,7 +14,7 @@ NONE = "(none)"
 def mapping_form(columns: list[str], default_project: str) -> tuple[str, str, ColumnMapping] | None:
     with st.form("mapping"):
         project = st.text_input("Project name", value=default_project)
-        task = st.selectbox("Task type", TASKS, help="classification over a label set, multiple-choice QA, NLI, or a numeric answer")
+        task = st.selectbox("Task type", TASKS, help=" · ".join(f"{t}: {TASK_TYPES[t].help}" for t in TASKS))
         id_field = st.selectbox("Id column", [NONE] + columns)
         input_fields = st.multiselect("Input columns", columns, default=[c for c in columns if c in ("text", "question", "input", "premise", "hypothesis", "body", "subject")][:2])
         label_field = st.selectbox("Gold label column (optional)", [NONE] + columns)

@@ -10,8 +10,16 @@ from core import jobs
 from core.errors import AppError
 from core.forecast import cost_table, count_tokens_sample, forecast, pilot_rows
 from core.prices import load_prices, prices_path, save_prices
-from core.prompts import MODES, OUTPUT_FORMATS, mode_template, validate_template
-from core.teacher import demonstrations, request_for
+from core.prompts import (
+    MODES,
+    OUTPUT_FORMATS,
+    demonstrations,
+    mode_template,
+    request_for,
+    validate_template,
+)
+from core.tasks import get_task
+from core.teacher import LabelConfig
 from ui import api_key, job_env, page_setup, plain, project_picker, show_error
 
 MODE_HELP = {
@@ -43,7 +51,7 @@ def prompt_editor(store, name, project, prices):
                                 height=260, key="template_text")
         extra = {"explain-label": ", {gold}", "few-shot": ", {examples}"}.get(mode, "")
         st.caption("Placeholders: " + ", ".join("{" + f + "}" for f in project.input_fields) + ", {labels}"
-                   + (", {choices}" if project.task == "multiple-choice" else "") + extra)
+                   + (", {choices}" if get_task(project.task).needs_choices else "") + extra)
     if st.button("Save prompt", type="primary"):
         try:
             validate_template(template, project.input_fields, project.task, mode)
@@ -110,8 +118,8 @@ def budget_panel(store, name, project, prices, model):
     if p[2].button("Label a stratified pilot", help="Then this forecast uses the pilot's observed usage."):
         try:
             rows = pilot_rows(store, name, pct / 100, int(floor))
-            job_id = jobs.start_job(store, name, "label", {"model": model, "row_ids": rows, "concurrency": 8},
-                                    env=job_env())
+            cfg = LabelConfig(name, model=model, row_ids=rows).validate()
+            job_id = jobs.start_job(store, name, "label", cfg.as_job_config(), env=job_env())
             st.success(f"Pilot job {job_id} started on {len(rows)} rows; follow it on the Label page.")
         except Exception as exc:
             show_error(exc)

@@ -6,6 +6,7 @@ import streamlit as st
 from core import jobs
 from core.forecast import preflight
 from core.prices import load_prices
+from core.teacher import LabelConfig
 from ui import api_key, job_env, page_setup, plain, project_picker, show_error
 
 
@@ -71,7 +72,7 @@ def main() -> None:
                "Rows with an identical request are answered from the cache and never billed twice.")
     with st.form("label"):
         cols = st.columns(3)
-        concurrency = cols[0].number_input("Concurrent requests", 1, 64, 8)
+        concurrency = cols[0].number_input("Concurrent requests", 1, 64, LabelConfig.concurrency)
         limit = cols[1].number_input("Rows (0 = all unlabeled)", 0, 1_000_000, 0)
         budget = cols[2].number_input("Budget cap for this run, USD (0 = none)", 0.0, 100000.0, 0.0)
         batch = st.checkbox("Use the Message Batches API (50% cheaper, results within 24 h)", key="label_batch")
@@ -84,12 +85,9 @@ def main() -> None:
                 st.warning(f"{project.model} has no price; the run will refuse to make live calls.")
             preflight(store, name, load_prices(), model=project.model, batch=bool(batch), override=override,
                       n_rows=int(limit) or None)
-            job_id = jobs.start_job(
-                store, name, "label",
-                {"model": project.model, "concurrency": int(concurrency), "limit": int(limit) or None,
-                 "budget_usd": float(budget) or None, "batch": bool(batch)},
-                env=job_env(),
-            )
+            cfg = LabelConfig(name, model=project.model, concurrency=int(concurrency), limit=int(limit) or None,
+                              budget_usd=float(budget) or None, batch=bool(batch)).validate()
+            job_id = jobs.start_job(store, name, "label", cfg.as_job_config(), env=job_env())
             st.success(f"Started job {job_id}. You can leave this page; the job keeps running.")
         except Exception as exc:
             show_error(exc)

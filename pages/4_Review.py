@@ -5,15 +5,17 @@ import json
 import pandas as pd
 import streamlit as st
 
+from core import review
+from core.db import REVIEW_FILTERS, REVIEW_SORTS
 from core.export import FORMATS, export_bytes
 from core.review import (
+    BULK_ACTIONS,
     REASON_CODES,
     VERDICTS,
     error_estimate,
     kappa_from_counts,
     sample_size,
 )
-from core.store import REVIEW_FILTERS, REVIEW_SORTS
 from ui import page_setup, plain, project_picker, show_error, signed_in_reviewer
 
 PAGE_SIZE = 25
@@ -80,10 +82,9 @@ def edit_form(store, name: str, project, row: dict) -> None:
     if saved:
         st.session_state["reviewer"] = reviewer
         try:
-            changed = label != row["label"] or rationale != (row["rationale"] or "")
-            chosen = "correct" if verdict == "accept" and changed else verdict
-            result = store.save_review(name, row["row_id"], reviewer, label, rationale, expected_version=expected_version,
-                                       reason=reason or None, verdict=chosen, comment=comment or None)
+            result = review.save_review(store, name, row["row_id"], reviewer, label, rationale, verdict=verdict,
+                                        reason=reason or None, comment=comment or None,
+                                        expected_version=expected_version)
             st.success(f"Saved ({result['changes']} change(s)).")
         except Exception as exc:
             show_error(exc)
@@ -137,16 +138,16 @@ def review_stats(store, name: str) -> None:
 def bulk_panel(store, name: str, project, filters, search: str, total: int) -> None:
     with st.expander(f"Bulk action on the {total} rows of this queue"):
         c = st.columns(3)
-        action = c[0].selectbox("Action", ("accept", "set_label", "flag"), key="bulk_action")
+        action = c[0].selectbox("Action", BULK_ACTIONS, key="bulk_action")
         options = project.label_set or []
         label = c[1].selectbox("Label", options, key="bulk_label") if options else c[1].text_input("Label", key="bulk_label_text")
         reason = c[2].selectbox("Reason code", REASON_CODES, key="bulk_reason")
         confirm = st.checkbox(f"Yes, apply '{action}' to all {total} rows", key="bulk_confirm")
         if st.button("Apply", disabled=not confirm, key="bulk_apply"):
             try:
-                n = store.bulk_review(name, filters, st.session_state.get("reviewer", ""), action,
-                                      label=label if action == "set_label" else None,
-                                      reason=reason if action == "flag" else None, search=search)
+                n = review.bulk_review(store, name, filters, st.session_state.get("reviewer", ""), action,
+                                       label=label if action == "set_label" else None,
+                                       reason=reason if action == "flag" else None, search=search)
                 st.success(f"Applied to {n} rows (one audit record each; one undo reverts it).")
             except Exception as exc:
                 show_error(exc)
@@ -198,7 +199,7 @@ def main() -> None:
     reviewer = st.session_state.get("reviewer", "")
     if reviewer and top[1].button(f"Undo {reviewer}'s last change", key="undo", shortcut="Alt+U"):
         try:
-            out = store.undo_last(name, reviewer)
+            out = review.undo_last(store, name, reviewer)
             st.success(f"Undid {out['fields']} field change(s) on {out['rows']} row(s).")
         except Exception as exc:
             show_error(exc)

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import jobs
 from core.students import OFFLINE_DEFAULT, available_students
-from core.train import TrainConfig
+from core.train import LABEL_SOURCES, OBJECTIVES, TrainConfig
 from ui import page_setup, project_picker, show_error
 
 CUSTOM = "Other (hub id or local folder)…"
@@ -67,15 +67,15 @@ def sweep_form(store, name: str, options: list[str], labels: dict) -> None:
         with st.form("sweep"):
             student = st.selectbox("Student", options[:-1], format_func=lambda s: labels.get(s, s), key="sweep_student")
             cols = st.columns(4)
-            objectives = cols[0].multiselect("Objectives", ["multitask", "standard"], ["multitask", "standard"],
-                                             key="sweep_objectives")
+            objectives = cols[0].multiselect("Objectives", OBJECTIVES, list(OBJECTIVES), key="sweep_objectives")
             fractions = cols[1].multiselect("Rationale fractions", [0.0, 0.1, 0.25, 0.5, 0.75, 1.0], [0.25, 0.5, 1.0],
                                             key="sweep_fractions")
             seeds = cols[2].multiselect("Seeds", list(range(10)), [0], key="sweep_seeds")
-            label_source = cols[3].selectbox("Labels from", ["reviewed", "teacher", "gold"], key="sweep_labels")
+            label_source = cols[3].selectbox("Labels from", LABEL_SOURCES, LABEL_SOURCES.index(TrainConfig.label_source),
+                                             key="sweep_labels")
             cols = st.columns(2)
-            steps = cols[0].number_input("Steps per run", 1, 100000, 120, key="sweep_steps")
-            batch = cols[1].number_input("Batch size", 1, 256, 8, key="sweep_batch")
+            steps = cols[0].number_input("Steps per run", 1, 100000, TrainConfig.max_steps, key="sweep_steps")
+            batch = cols[1].number_input("Batch size", 1, 256, TrainConfig.batch_size, key="sweep_batch")
             go = st.form_submit_button("Start sweep")
         if go:
             try:
@@ -102,18 +102,19 @@ def main() -> None:
         student = cols[0].selectbox("Student", options, index=options.index(OFFLINE_DEFAULT) if OFFLINE_DEFAULT in options else 0,
                                     format_func=lambda s: labels.get(s, s), key="student")
         custom = cols[0].text_input("Hub id or local folder (for Other)", placeholder="google/flan-t5-small")
-        objective = cols[1].radio("Objective", ["multitask", "standard"], horizontal=True,
+        objective = cols[1].radio("Objective", OBJECTIVES, OBJECTIVES.index(TrainConfig.objective), horizontal=True,
                                   format_func=lambda o: {"multitask": "Multi-task: label + rationale",
                                                          "standard": "Label only"}[o])
-        label_source = cols[1].selectbox("Labels from", ["reviewed", "teacher", "gold"],
+        label_source = cols[1].selectbox("Labels from", LABEL_SOURCES, LABEL_SOURCES.index(TrainConfig.label_source),
                                          help="reviewed = teacher labels with reviewer corrections")
         cols = st.columns(4)
-        alpha = cols[0].slider("α (label weight)", 0.0, 1.0, 0.5, 0.05)
-        fraction = cols[1].slider("Rationale fraction", 0.0, 1.0, 1.0, 0.05)
-        steps = cols[2].number_input("Steps", 1, 100000, 120, key="steps")
-        batch = cols[3].number_input("Batch size", 1, 256, 8)
+        alpha = cols[0].slider("α (label weight)", 0.0, 1.0, TrainConfig.alpha, 0.05)
+        fraction = cols[1].slider("Rationale fraction", 0.0, 1.0, TrainConfig.rationale_fraction, 0.05)
+        steps = cols[2].number_input("Steps", 1, 100000, TrainConfig.max_steps, key="steps")
+        batch = cols[3].number_input("Batch size", 1, 256, TrainConfig.batch_size)
         cols = st.columns(2)
-        missing = cols[0].radio("Rows without a rationale", ["mask", "empty"], horizontal=True, key="rationale_missing",
+        missing = cols[0].radio("Rows without a rationale", ["mask", "empty"], ["mask", "empty"].index(TrainConfig.rationale_missing),
+                                horizontal=True, key="rationale_missing",
                                 format_func={"mask": "no rationale loss (masked)",
                                              "empty": "train on an empty rationale (the seed paper's code)"}.get)
         approved = cols[1].checkbox("Use only rationales a reviewer approved", key="approved_only")

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import REPO, TICKETS_CSV
+from tests.helpers import REPO, TICKETS_CSV
 
 CHROMIUM = "/usr/bin/chromium"
 PAGES = [("", "Distill"), ("Data", "Data"), ("Prompt_and_budget", "Prompt & budget"), ("Label", "Label"),

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import REPO, TICKETS_CSV
+from tests.helpers import REPO, TICKETS_CSV
 
 
 def cli(*args, env=None, check=True):

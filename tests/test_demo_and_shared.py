@@ -5,7 +5,7 @@ import pytest
 from core.demo import ensure_demo
 from core.ingest import ColumnMapping, build_items, read_records
 from core.teacher import import_teacher_outputs
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 
 
 def test_demo_is_labeled_entirely_from_the_recorded_cache_without_a_key(store):
@@ -52,13 +52,13 @@ def test_palm_completions_on_commonsenseqa_and_svamp(store):
 @pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is absent")
 def test_paper_bench_imports_cqa_splits_and_grades_a_student_on_the_gold_test_split(store, tmp_path):
     from bench.paper import import_cqa
-    from core.train import TrainConfig, train
+    from core.train import TrainConfig, train_project
 
     summary = import_cqa(store, train_rows=40)
     assert summary["rows"] == 40
     counts = store.count_items("cqa")
     assert counts["total"] == 40 + 1221
-    out = train(store, TrainConfig(project="cqa", student="tiny-random", label_source="teacher", max_steps=2,
+    out = train_project(store, TrainConfig(project="cqa", student="tiny-random", label_source="teacher", max_steps=2,
                                    batch_size=4, eval_limit=10, out_dir=str(tmp_path / "run")), job_id="paper")
     assert out["status"] == "completed" and 0 <= out["test_accuracy"] <= 1
     graded = store.predictions("paper")

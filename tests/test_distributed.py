@@ -5,8 +5,8 @@ import os
 import subprocess
 import sys
 
-from core.store import Store
-from tests.conftest import REPO, many_tickets
+from core.db import Store
+from tests.helpers import REPO, many_tickets
 
 
 def test_torchrun_two_cpu_processes_train_one_run_with_replicas_in_sync(tmp_path):

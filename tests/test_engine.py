@@ -9,8 +9,8 @@ import pytest
 
 from core import jobs
 from core.teacher import label_project
-from tests.conftest import correct_responder, many_tickets
 from tests.fake_anthropic import FakeAnthropic
+from tests.helpers import correct_responder, many_tickets
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core.store import Store
-from tests.conftest import REPO, import_csv
+from core import jobs, review
+from core.db import Store
+from tests.helpers import REPO, import_csv
 
 DEMO = "support-tickets-demo"
 
@@ -118,7 +118,7 @@ def test_review_page_refuses_a_stale_edit_as_a_conflict(app_store):
     at = page("pages/4_Review.py")
     at.multiselect(key="review_filter").set_value(["all"]).run()
     row_id = at.selectbox(key="review_row").value
-    app_store.save_review(DEMO, row_id, "ben", None, "Ben got there first.")  # another session saves
+    review.save_review(app_store, DEMO, row_id, "ben", None, "Ben got there first.")  # another session saves
     at.text_input(key="reviewer_name").set_value("ana")
     at.text_area(key=f"review_rationale:{row_id}:0").set_value("Ana's edit on the old copy.")
     next(b for b in at.button if b.label == "Save review").click().run()
@@ -248,3 +248,34 @@ def test_review_page_offers_login_when_streamlit_auth_is_configured(app_store):
     assert not at.exception
     assert any(b.label == "Log in to review" for b in at.sidebar.button)
     assert at.text_input(key="reviewer_name") is not None  # signed out: the typed name still works
+
+
+def test_cli_and_review_page_store_the_same_verdict_for_accept_with_an_edit(app_store):
+    """The rule "accept plus an edit is a correction" lives in core.review, for both."""
+    import subprocess
+    import sys
+
+    at = page("pages/4_Review.py")
+    at.multiselect(key="review_filter").set_value(["all"]).run()
+    row_id = at.selectbox(key="review_row").value
+    item = app_store.get_item(DEMO, row_id)
+    labels = app_store.get_project(DEMO).label_set
+    at.text_input(key="reviewer_name").set_value("ana")
+    suffix = f"{row_id}:{item['version']}"
+    at.selectbox(key=f"review_label:{suffix}").set_value(next(x for x in labels if x != item["label"]))
+    at.radio(key=f"review_verdict:{suffix}").set_value("accept")
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert any("Saved" in s.value for s in at.success), [e.value for e in at.error]
+
+    other = next(r for r in at.selectbox(key="review_row").options if r != row_id)
+    other_label = next(x for x in labels if x != app_store.get_item(DEMO, other)["label"])
+    proc = subprocess.run([sys.executable, "-m", "core", "review", "--db", app_store.path, "--project", DEMO,
+                           "--row-id", other, "--reviewer", "ben", "--verdict", "accept", "--label", other_label,
+                           "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert app_store.get_item(DEMO, row_id)["verdict"] == app_store.get_item(DEMO, other)["verdict"] == "correct"
+    plain_accept = next(r for r in at.selectbox(key="review_row").options if r not in (row_id, other))
+    subprocess.run([sys.executable, "-m", "core", "review", "--db", app_store.path, "--project", DEMO, "--row-id",
+                    plain_accept, "--reviewer", "ben", "--verdict", "accept", "--json"], cwd=REPO, check=True,
+                   capture_output=True, timeout=120)
+    assert app_store.get_item(DEMO, plain_accept)["verdict"] == "accept"  # no edit: stays an accept

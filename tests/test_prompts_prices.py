@@ -65,7 +65,7 @@ def test_saving_a_bad_price_file_keeps_the_good_one(tmp_path):
 
 def test_estimate_scales_sample_to_all_rows(store):
     from core.forecast import forecast
-    from tests.conftest import many_tickets
+    from tests.helpers import many_tickets
 
     many_tickets(store, 1000)  # more rows than the 200-row sample
     prices = load_prices()
@@ -127,7 +127,7 @@ def test_json_mode_labels_through_the_fake_server(tickets, fake):
 def test_teacher_confidence_from_json_answers_feeds_a_review_queue(tickets, fake):
     from core.parsing import parse_response
     from core.teacher import label_project
-    from tests.conftest import correct_responder
+    from tests.helpers import correct_responder
 
     # the fake teacher is unsure about lost parcels
     fake.responder = lambda body: correct_responder(body) + (
@@ -160,7 +160,7 @@ def test_forecast_gives_p50_below_p90_and_calibrates_on_a_pilot(store, fake):
     from core.forecast import forecast, pilot_rows
     from core.prices import load_prices
     from core.teacher import label_project
-    from tests.conftest import many_tickets
+    from tests.helpers import many_tickets
 
     many_tickets(store, 300)
     prices = load_prices()
@@ -185,8 +185,8 @@ def test_budget_guard_refuses_p90_over_the_cap_and_never_passes_it_with_requests
     from core.forecast import preflight
     from core.prices import load_prices
     from core.teacher import label_project
-    from tests.conftest import many_tickets
     from tests.fake_anthropic import FakeAnthropic
+    from tests.helpers import many_tickets
 
     many_tickets(store, 200)
     prices = load_prices()

@@ -23,8 +23,8 @@ from core.train import TrainConfig, predict
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, fake_module):
-    from core.store import Store
-    from tests.conftest import many_tickets
+    from core.db import Store
+    from tests.helpers import many_tickets
 
     store = Store(tmp_path_factory.mktemp("results") / "r.duckdb")
     many_tickets(store, 30)

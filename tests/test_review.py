@@ -2,6 +2,7 @@
 
 import pytest
 
+from core import review
 from core.errors import AppError
 from core.review import (
     cohen_kappa,
@@ -11,7 +12,7 @@ from core.review import (
     wilson_interval,
 )
 from core.teacher import label_project
-from tests.conftest import import_csv
+from tests.helpers import import_csv
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def test_wilson_interval_and_error_estimate():
 
 
 def test_filters_combine_sort_and_search(labeled):
-    labeled.save_review("tickets", "1", "ana", "technical", "Long " * 30, verdict="correct")
+    review.save_review(labeled, "tickets", "1", "ana", "technical", "Long " * 30, verdict="correct")
     rows, total = labeled.review_page("tickets", ["reviewed", "disagrees with gold"])
     assert total == 1 and rows[0]["row_id"] == "1"
     rows, _ = labeled.review_page("tickets", "all", sort="longest rationale")
@@ -59,28 +60,28 @@ def test_filters_combine_sort_and_search(labeled):
 
 def test_undo_reverts_the_last_change_and_keeps_history(labeled):
     before = labeled.get_item("tickets", "2")
-    labeled.save_review("tickets", "2", "ana", "billing", "Changed my mind.")
-    labeled.save_review("tickets", "3", "ben", "billing", None)  # another reviewer's change stays
-    out = labeled.undo_last("tickets", "ana")
+    review.save_review(labeled, "tickets", "2", "ana", "billing", "Changed my mind.")
+    review.save_review(labeled, "tickets", "3", "ben", "billing", None)  # another reviewer's change stays
+    out = review.undo_last(labeled, "tickets", "ana")
     after = labeled.get_item("tickets", "2")
     assert (after["label"], after["rationale"], after["reviewed"]) == (before["label"], before["rationale"], False)
     assert labeled.get_item("tickets", "3")["label"] == "billing"
     trail = labeled.audit_trail("tickets", "2")
     assert sum(a["reason"] == "undo" for a in trail) == out["fields"] and len(trail) == 2 * out["fields"]
     with pytest.raises(AppError, match="no change left"):
-        labeled.undo_last("tickets", "ana")
+        review.undo_last(labeled, "tickets", "ana")
 
 
 def test_bulk_action_is_audited_per_row_and_undoable_as_one(labeled):
-    n = labeled.bulk_review("tickets", "unreviewed", "ana", "flag", reason="unclear input")
+    n = review.bulk_review(labeled, "tickets", "unreviewed", "ana", "flag", reason="unclear input")
     assert n == 6
     audit = labeled.query("SELECT DISTINCT change_id, reason FROM audit_log WHERE field = 'verdict'")
     assert len(audit) == 1 and audit[0]["reason"] == "bulk flag: unclear input"
     assert labeled.review_page("tickets", "flagged by a reviewer")[1] == 6
-    labeled.undo_last("tickets", "ana")
+    review.undo_last(labeled, "tickets", "ana")
     assert labeled.review_page("tickets", "flagged by a reviewer")[1] == 0
     with pytest.raises(AppError, match="reason"):
-        labeled.bulk_review("tickets", "all", "ana", "flag")
+        review.bulk_review(labeled, "tickets", "all", "ana", "flag")
 
 
 def test_spot_check_plan_and_live_error_estimate(store, fake):
@@ -92,8 +93,8 @@ def test_spot_check_plan_and_live_error_estimate(store, fake):
     assert 14 <= n <= 16
     rows, total = store.review_page("tickets", "spot check", page_size=100)
     assert total == n and {r["teacher_label"] for r in rows} == {"billing", "technical"}
-    store.save_review("tickets", rows[0]["row_id"], "ana", "shipping", None)
-    store.save_review("tickets", rows[1]["row_id"], "ana", None, None, verdict="reject_rationale")
+    review.save_review(store, "tickets", rows[0]["row_id"], "ana", "shipping", None)
+    review.save_review(store, "tickets", rows[1]["row_id"], "ana", None, None, verdict="reject_rationale")
     planned, outcomes = store.spot_check_outcomes("tickets")
     est = error_estimate(outcomes)
     assert planned == n and est["reviewed"] == 2 and est["label_error"]["errors"] == 1
@@ -103,8 +104,8 @@ def test_spot_check_plan_and_live_error_estimate(store, fake):
 def test_double_review_gives_kappa_between_reviewers_and_against_teacher(labeled):
     for row_id, (a, b) in {"1": ("billing", "billing"), "2": ("technical", "billing"),
                            "3": ("shipping", "shipping")}.items():
-        labeled.save_review("tickets", row_id, "ana", a, None)
-        labeled.save_review("tickets", row_id, "ben", b, None)
+        review.save_review(labeled, "tickets", row_id, "ana", a, None)
+        review.save_review(labeled, "tickets", row_id, "ben", b, None)
     counts = labeled.agreement_counts("tickets")
     assert sum(n for _, _, n in counts["reviewers"]) == 3 and kappa_from_counts(counts["reviewers"]) < 1
     pairs = [(a, b) for a, b, n in counts["reviewers"] for _ in range(n)]

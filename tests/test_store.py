@@ -1,14 +1,15 @@
 import duckdb
 import pytest
 
+from core import review
+from core.db import Store, TeacherWrites
 from core.errors import AppError, DataImportError, NotFound
-from core.store import Store, TeacherWrites
-from tests.conftest import import_csv
+from tests.helpers import import_csv
 
 
 def test_migrations_are_numbered_and_idempotent(tmp_path):
     path = tmp_path / "m.duckdb"
-    from core.store import MIGRATIONS
+    from core.db import MIGRATIONS
 
     latest = max(v for v, _ in MIGRATIONS)
     assert [v for v, _ in MIGRATIONS] == list(range(1, latest + 1))
@@ -37,7 +38,7 @@ def test_import_into_project_of_other_task_is_refused(store):
 def test_review_edit_writes_audit_and_detects_stale_version(tickets):
     store = tickets
     row = store.get_item("tickets", "1")
-    out = store.save_review("tickets", "1", "ana", "technical", "It is about the app.", expected_version=row["version"])
+    out = review.save_review(store, "tickets", "1", "ana", "technical", "It is about the app.", expected_version=row["version"])
     assert out["changes"] == 4  # label, rationale, verdict, reviewed
     item = store.get_item("tickets", "1")
     assert (item["label"], item["label_source"], item["reviewed"], item["reviewer"]) == ("technical", "reviewer", True, "ana")
@@ -47,15 +48,15 @@ def test_review_edit_writes_audit_and_detects_stale_version(tickets):
         ("verdict", None, "correct", "ana"), ("reviewed", "false", "true", "ana")}
     # a second reviewer still holding the old version is told, not silently overwritten
     with pytest.raises(AppError, match="changed by someone else"):
-        store.save_review("tickets", "1", "ben", "billing", None, expected_version=row["version"])
+        review.save_review(store, "tickets", "1", "ben", "billing", None, expected_version=row["version"])
     assert store.get_item("tickets", "1")["label"] == "technical"
 
 
 def test_review_needs_reviewer_and_existing_row(tickets):
     with pytest.raises(AppError, match="reviewer"):
-        tickets.save_review("tickets", "1", " ", "billing", None)
+        review.save_review(tickets, "tickets", "1", " ", "billing", None)
     with pytest.raises(NotFound):
-        tickets.save_review("tickets", "nope", "ana", "billing", None)
+        review.save_review(tickets, "tickets", "nope", "ana", "billing", None)
 
 
 def test_review_filters_and_pagination(tickets):
@@ -96,7 +97,7 @@ def test_a_held_store_shares_one_open_database_and_releases_it_when_idle(tmp_pat
     import sys
     import time
 
-    from core.store import Store
+    from core.db import Store
 
     held = Store(tmp_path / "held.duckdb", hold_s=0.3)
     held.create_job("p", "train", {})
@@ -116,7 +117,7 @@ def test_a_held_store_shares_one_open_database_and_releases_it_when_idle(tmp_pat
 
 
 def test_latest_metrics_for_several_runs_in_one_query(tmp_path):
-    from core.store import Store
+    from core.db import Store
 
     store = Store(tmp_path / "m.duckdb")
     store.add_metrics("a", [(1, "train_loss", 3.0), (2, "train_loss", 2.0), (2, "test_accuracy", 0.5)])

@@ -32,7 +32,7 @@ def test_429_529_500_are_retried_by_the_sdk(tickets, fake):
 
 
 def test_identical_request_is_never_sent_or_billed_twice(store, fake):
-    from tests.conftest import import_csv
+    from tests.helpers import import_csv
 
     import_csv(store, "id,text,label\n1,charged twice,billing\n2,charged twice,billing\n3,app crash,technical\n")
     first = label_project(store, "tickets", api_key="k", base_url=fake.url)

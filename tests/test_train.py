@@ -2,8 +2,18 @@ import json
 
 import pytest
 
+from core import review
 from core.teacher import label_project
-from core.train import TrainConfig, predict, split_rows, train, training_examples
+from core.train import (
+    Report,
+    TrainConfig,
+    TrainingData,
+    predict,
+    split_rows,
+    train,
+    train_project,
+    training_examples,
+)
 
 
 @pytest.fixture
@@ -18,7 +28,7 @@ def cfg(**kw):
 
 
 def test_tiny_multitask_run_streams_metrics_and_saves_a_loadable_model(labeled, tmp_path):
-    result = train(labeled, cfg(out_dir=str(tmp_path / "run")), job_id="run-1")
+    result = train_project(labeled, cfg(out_dir=str(tmp_path / "run")), job_id="run-1")
     assert result["status"] == "completed" and result["steps"] == 6
     names = {m["name"] for m in labeled.metrics(["run-1"])}
     assert {"train_loss", "label_loss", "rationale_loss", "lr", "examples_per_s", "test_accuracy"} <= names
@@ -34,14 +44,14 @@ def test_tiny_multitask_run_streams_metrics_and_saves_a_loadable_model(labeled, 
 
 def test_multitask_loss_combines_label_and_rationale_with_alpha(labeled, tmp_path):
     # One step, same seed: the logged total must equal alpha*label + (1-alpha)*rationale.
-    train(labeled, cfg(max_steps=1, log_every=1, alpha=0.3, out_dir=str(tmp_path / "a")), job_id="a")
+    train_project(labeled, cfg(max_steps=1, log_every=1, alpha=0.3, out_dir=str(tmp_path / "a")), job_id="a")
     m = {x["name"]: x["value"] for x in labeled.metrics(["a"]) if x["step"] == 1}
     assert m["train_loss"] == pytest.approx(0.3 * m["label_loss"] + 0.7 * m["rationale_loss"], rel=1e-5)
 
 
 def test_rationale_fraction_zero_masks_rationale_loss_to_label_loss(labeled, tmp_path):
-    train(labeled, cfg(max_steps=2, log_every=1, rationale_fraction=0.0, out_dir=str(tmp_path / "f0")), job_id="f0")
-    train(labeled, cfg(max_steps=2, log_every=1, objective="standard", out_dir=str(tmp_path / "std")), job_id="std")
+    train_project(labeled, cfg(max_steps=2, log_every=1, rationale_fraction=0.0, out_dir=str(tmp_path / "f0")), job_id="f0")
+    train_project(labeled, cfg(max_steps=2, log_every=1, objective="standard", out_dir=str(tmp_path / "std")), job_id="std")
     f0 = {(x["step"], x["name"]): x["value"] for x in labeled.metrics(["f0"])}
     std = {(x["step"], x["name"]): x["value"] for x in labeled.metrics(["std"])}
     assert not any(name == "rationale_loss" for _, name in f0)
@@ -75,7 +85,7 @@ def test_bad_config_is_rejected():
 
 
 def test_empty_target_option_trains_rowswithout_rationale_on_an_empty_rationale(labeled, tmp_path):
-    train(labeled, cfg(max_steps=1, log_every=1, rationale_fraction=0.0, rationale_missing="empty",
+    train_project(labeled, cfg(max_steps=1, log_every=1, rationale_fraction=0.0, rationale_missing="empty",
                        out_dir=str(tmp_path / "e")), job_id="e")
     m = {x["name"]: x["value"] for x in labeled.metrics(["e"]) if x["step"] == 1}
     assert "rationale_loss" in m and m["train_loss"] != pytest.approx(m["label_loss"])
@@ -84,7 +94,7 @@ def test_empty_target_option_trains_rowswithout_rationale_on_an_empty_rationale(
 
 
 def test_rejected_rationales_are_never_trained_on(labeled):
-    labeled.save_review("tickets", "1", "ana", None, None, verdict="reject_rationale")
+    review.save_review(labeled, "tickets", "1", "ana", None, None, verdict="reject_rationale")
     rows = labeled.items_by_order("tickets", None)
     examples = {e["text"]: e for e in training_examples(rows, cfg())}
     rejected = labeled.get_item("tickets", "1")
@@ -95,7 +105,7 @@ def test_rejected_rationales_are_never_trained_on(labeled):
 
 
 def test_final_evaluation_writes_a_confusion_matrix(labeled, tmp_path):
-    train(labeled, cfg(out_dir=str(tmp_path / "c")), job_id="c")
+    train_project(labeled, cfg(out_dir=str(tmp_path / "c")), job_id="c")
     confusion = json.loads((tmp_path / "c" / "confusion.json").read_text())
     total = sum(sum(row.values()) for row in confusion["counts"].values())
     assert total == 2 and set(confusion["per_class_accuracy"]) <= set(confusion["labels"])
@@ -103,18 +113,18 @@ def test_final_evaluation_writes_a_confusion_matrix(labeled, tmp_path):
 
 def test_resuming_from_a_checkpoint_reproduces_the_next_steps(labeled, tmp_path):
     # Uninterrupted: 5 steps. Interrupted: stopped after step 2 (checkpoint), then resumed.
-    train(labeled, cfg(max_steps=5, log_every=1, batch_size=2, out_dir=str(tmp_path / "whole")), job_id="whole")
+    train_project(labeled, cfg(max_steps=5, log_every=1, batch_size=2, out_dir=str(tmp_path / "whole")), job_id="whole")
     calls = {"n": 0}
 
     def stop_after_two():
         calls["n"] += 1
         return "paused" if calls["n"] == 2 else None
 
-    first = train(labeled, cfg(max_steps=5, log_every=1, batch_size=2, out_dir=str(tmp_path / "split")),
+    first = train_project(labeled, cfg(max_steps=5, log_every=1, batch_size=2, out_dir=str(tmp_path / "split")),
                   job_id="split", should_stop=stop_after_two)
     assert first["status"] == "paused" and first["steps"] == 2
     assert (tmp_path / "split" / "checkpoint.pt").exists() and not (tmp_path / "split" / "model").exists()
-    second = train(labeled, cfg(max_steps=5, log_every=1, batch_size=2, out_dir=str(tmp_path / "split")),
+    second = train_project(labeled, cfg(max_steps=5, log_every=1, batch_size=2, out_dir=str(tmp_path / "split")),
                    job_id="split")
     assert second["status"] == "completed" and second["resumed_from"] == 2
     whole = {(m["step"], m["name"]): m["value"] for m in labeled.metrics(["whole"])}
@@ -138,9 +148,21 @@ def test_length_grouped_batches_cover_every_example_once_per_epoch():
 
 
 def test_final_evaluation_stores_predictions_and_student_rationales(labeled, tmp_path):
-    train(labeled, cfg(out_dir=str(tmp_path / "p")), job_id="p")
+    train_project(labeled, cfg(out_dir=str(tmp_path / "p")), job_id="p")
     rows = labeled.predictions("p")
     assert len(rows) == 2 and all(r["student_rationale"] is not None for r in rows)
     assert all(r["correct"] is not None and r["agrees_teacher"] is not None for r in rows)
     disagree = labeled.review_count("tickets", ["teacher ≠ student"])
     assert disagree == sum(1 for r in rows if not r["agrees_teacher"])
+
+
+def test_train_needs_no_store_and_reports_through_a_callback(labeled, tmp_path):
+    project = labeled.get_project("tickets")
+    data = TrainingData(project.task, project.label_set, labeled.items_by_order("tickets", None))
+    report = Report()  # in memory: a notebook or a bench script needs no database
+    result = train(cfg(out_dir=str(tmp_path / "free")), data, report)
+    assert result["status"] == "completed" and result["steps"] == 6
+    assert sorted({step for step, name, _ in report.rows if name == "train_loss"}) == [1, 2, 3, 4, 5, 6]
+    assert "test_accuracy" in {name for _, name, _ in report.rows}
+    assert report.predictions and {p["row_id"] for p in report.predictions} <= {"1", "2", "3", "4", "5", "6"}
+    assert labeled.metrics(["adhoc"]) == []  # nothing was written to the store

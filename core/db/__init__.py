@@ -1,0 +1,62 @@
+"""The one package that owns the DuckDB database: connection, schema, migrations, queries.
+
+DuckDB lets only one *process* open a database file at a time. The app, the CLI and
+background jobs (labeling, training) are separate processes, so nobody keeps the
+file open: every operation opens a short-lived connection, runs inside a
+transaction, and closes it. A process that finds the file locked retries with
+backoff for up to `busy_timeout_s`. All SQL is parameterised.
+
+Who owns what:
+  connection.py  Database: connections, transactions, migrations (migrations/NNNN_*.sql)
+  schema.py      the schema snapshot schema.sql (`python -m core.db.schema` regenerates it)
+  projects.py    projects, prompt_templates
+  items.py       items (import, sampling, lookup, export)
+  review.py      audit_log, reviews, spot_checks (and the review columns of items)
+  teacher.py     teacher_cache, teacher_calls, token_counts (and the teacher columns of items)
+  batches.py     teacher_batches, teacher_batch_requests
+  runs.py        jobs, run_metrics, student_predictions
+"""
+
+from core.db.batches import BatchTables
+from core.db.connection import (
+    DEFAULT_DB_ENV,
+    DEFAULT_DB_PATH,
+    MIGRATIONS,
+    Database,
+    default_db_path,
+    migrations,
+)
+from core.db.items import ITEM_COLUMNS, ItemTables
+from core.db.projects import Project, ProjectTables
+from core.db.review import REVIEW_FILTERS, REVIEW_SORTS, ReviewTables
+from core.db.runs import RunTables
+from core.db.teacher import (
+    CACHE_COLUMNS,
+    CALL_COLUMNS,
+    RESULT_COLUMNS,
+    TeacherTables,
+    TeacherWrites,
+)
+
+
+class Store(ProjectTables, ItemTables, ReviewTables, TeacherTables, BatchTables, RunTables, Database):
+    """Owns one DuckDB file: the connection handling of Database plus the queries of every
+    group of tables. Cheap to create; connections are opened per operation."""
+
+
+__all__ = [
+    "CACHE_COLUMNS",
+    "CALL_COLUMNS",
+    "DEFAULT_DB_ENV",
+    "DEFAULT_DB_PATH",
+    "ITEM_COLUMNS",
+    "MIGRATIONS",
+    "RESULT_COLUMNS",
+    "REVIEW_FILTERS",
+    "REVIEW_SORTS",
+    "Project",
+    "Store",
+    "TeacherWrites",
+    "default_db_path",
+    "migrations",
+]

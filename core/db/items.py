@@ -1,0 +1,159 @@
+"""The rows to label: import, sampling, lookup, export. Owns the table `items`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from core.errors import DataImportError, NotFound
+
+ITEM_COLUMNS = (
+    "row_id, idx, split, inputs, choices, gold, status, teacher_label, teacher_rationale, "
+    "flag, error, label, rationale, label_source, reviewed, reviewer, version, request_hash, verdict, verdict_reason, "
+    "teacher_confidence"
+)
+
+
+class ItemTables:
+    def import_items(
+        self,
+        project: str,
+        task: str,
+        input_fields: list[str],
+        label_set: list[str] | None,
+        records: Any,  # pandas DataFrame with the items columns
+        template: str,
+        model: str,
+        replace: bool = False,
+    ) -> int:
+        """Create or extend a project and insert rows, all in one transaction."""
+        with self.transaction() as con:
+            existing = con.execute("SELECT task, input_fields FROM projects WHERE name = ?", [project]).fetchone()
+            if existing is None:
+                con.execute(
+                    "INSERT INTO projects(name, task, input_fields, label_set, template, model) VALUES (?,?,?,?,?,?)",
+                    [project, task, json.dumps(input_fields), json.dumps(label_set) if label_set else None, template, model],
+                )
+                start = 0
+            else:
+                if existing[0] != task:
+                    raise DataImportError(
+                        f"Project {project!r} is a {existing[0]} project; this import says {task}."
+                    )
+                if label_set:
+                    old = con.execute("SELECT label_set FROM projects WHERE name = ?", [project]).fetchone()[0]
+                    merged = sorted(set(json.loads(old) if old else []) | set(label_set))
+                    con.execute("UPDATE projects SET label_set = ? WHERE name = ?", [json.dumps(merged), project])
+                start = con.execute("SELECT coalesce(max(idx) + 1, 0) FROM items WHERE project = ?", [project]).fetchall()[0][0]
+            records = records.copy()
+            records["idx"] = range(start, start + len(records))
+            con.register("records", records)
+            dupes = con.execute(
+                "SELECT i.row_id FROM items i JOIN records r ON i.row_id = r.row_id WHERE i.project = ? LIMIT 5",
+                [project],
+            ).fetchall()
+            if dupes:
+                raise DataImportError(
+                    "These ids already exist in the project: " + ", ".join(str(d[0]) for d in dupes)
+                )
+            con.execute(
+                "INSERT INTO items(project, row_id, idx, split, inputs, choices, gold) "
+                "SELECT ?, row_id, idx, split, inputs, choices, gold FROM records",
+                [project],
+            )
+            return len(records)
+
+    def count_items(self, project: str) -> dict:
+        rows = self.query(
+            "SELECT split, status, count(*) AS n FROM items WHERE project = ? GROUP BY ALL ORDER BY ALL", [project]
+        )
+        out: dict = {"total": 0, "by_split": {}, "by_status": {}}
+        for r in rows:
+            out["total"] += r["n"]
+            out["by_split"][r["split"]] = out["by_split"].get(r["split"], 0) + r["n"]
+            out["by_status"][r["status"]] = out["by_status"].get(r["status"], 0) + r["n"]
+        out["with_gold"] = self.scalar("SELECT count(*) FROM items WHERE project = ? AND gold IS NOT NULL", [project])
+        out["reviewed"] = self.scalar("SELECT count(*) FROM items WHERE project = ? AND reviewed", [project])
+        return out
+
+    def sample_items(self, project: str, n: int, seed: int = 0, unlabeled_only: bool = False) -> list[dict]:
+        # Deterministic sample: order by a hash of (seed, row_id).
+        status = " AND status IN ('unlabeled', 'error')" if unlabeled_only else ""
+        rows = self._items(f"WHERE project = ?{status} ORDER BY hash(row_id || ?) LIMIT ?", [project, str(seed), n])
+        if not rows and unlabeled_only:  # everything labeled: estimate from all rows
+            return self.sample_items(project, n, seed)
+        return rows
+
+    def _items(self, where_sql: str, params: Sequence[Any]) -> list[dict]:
+        rows = self.query(f"SELECT {ITEM_COLUMNS} FROM items {where_sql}", params)
+        for r in rows:
+            r["inputs"] = json.loads(r["inputs"])
+            r["choices"] = json.loads(r["choices"]) if r["choices"] else None
+        return rows
+
+    def get_item(self, project: str, row_id: str) -> dict:
+        rows = self._items("WHERE project = ? AND row_id = ?", [project, row_id])
+        if not rows:
+            raise NotFound(f"No row {row_id!r} in project {project!r}.")
+        return rows[0]
+
+    def get_items(self, project: str, row_ids: Sequence[str]) -> list[dict]:
+        if not row_ids:
+            return []
+        return self._items("WHERE project = ? AND list_contains(?, row_id)", [project, list(row_ids)])
+
+    def items_to_label(self, project: str, limit: int | None = None, row_ids: Sequence[str] | None = None) -> list[dict]:
+        sql = "WHERE project = ? AND status IN ('unlabeled', 'error')"
+        params: list[Any] = [project]
+        if row_ids is not None:
+            sql += " AND list_contains(?, row_id)"
+            params.append(list(row_ids))
+        sql += " ORDER BY idx"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return self._items(sql, params)
+
+    def demo_candidates(self, project: str, k: int, seed: int = 0) -> list[dict]:
+        """k rows with a gold label to use as demonstrations, those with a rationale first."""
+        return self._items("WHERE project = ? AND gold IS NOT NULL "
+                           "ORDER BY (coalesce(rationale, teacher_rationale) IS NULL), hash(row_id || ?) LIMIT ?",
+                           [project, str(seed), k])
+
+    def stratified_sample(self, project: str, n: int, seed: int = 0, unlabeled_only: bool = True) -> list[str]:
+        """About n row ids, spread over gold labels in proportion (random when there is no gold)."""
+        where = "project = ?" + (" AND status IN ('unlabeled', 'error')" if unlabeled_only else "")
+        rows = self.query(
+            f"SELECT row_id FROM (SELECT row_id, row_number() OVER (PARTITION BY coalesce(gold, '') "
+            f"ORDER BY hash(row_id || ?)) AS rank, count(*) OVER (PARTITION BY coalesce(gold, '')) AS size, "
+            f"count(*) OVER () AS total FROM items WHERE {where}) WHERE rank <= greatest(1, round(? * size / total)) "
+            "ORDER BY row_id", [str(seed), project, n])
+        return [r["row_id"] for r in rows]
+
+    def items_by_order(self, project: str, split: str | None) -> list[dict]:
+        if split:
+            return self._items("WHERE project = ? AND split = ? ORDER BY idx", [project, split])
+        return self._items("WHERE project = ? ORDER BY idx", [project])
+
+    def export_frame(self, project: str):
+        """Labeled rows with provenance: label source, reviewer, template, teacher model, cost."""
+        with self.connect() as con:
+            return con.execute(
+                """
+                SELECT i.row_id, i.split, i.inputs, i.choices, i.gold, i.label, i.rationale,
+                       i.teacher_label, i.teacher_rationale, i.flag, i.label_source, i.reviewed, i.reviewer,
+                       i.verdict, i.verdict_reason, i.version AS row_version, i.teacher_confidence,
+                       c.model AS teacher_model, c.template_version, c.template_hash, t.source AS teacher_source,
+                       coalesce(t.cost_usd, 0) AS teacher_cost_usd
+                FROM items i
+                LEFT JOIN teacher_cache t ON t.request_hash = i.request_hash
+                LEFT JOIN (SELECT row_id, arg_max(model, id) AS model, arg_max(template_hash, id) AS template_hash,
+                                  arg_max(template_version, id) AS template_version
+                           FROM teacher_calls WHERE project = ? AND error_type IS NULL GROUP BY row_id) c
+                       ON c.row_id = i.row_id
+                WHERE i.project = ? AND i.label IS NOT NULL
+                ORDER BY i.idx
+                """,
+                [project, project],
+            ).df()

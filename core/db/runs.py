@@ -1,0 +1,151 @@
+"""Background jobs and what training runs record. Owns the tables `jobs`, `run_metrics`
+and `student_predictions`."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from core.db.connection import run_with_rows
+from core.errors import NotFound
+
+
+class RunTables:
+    def create_job(self, project: str, kind: str, config: dict, out_dir: str | None = None,
+                   parent_id: str | None = None) -> str:
+        job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        with self.transaction() as con:
+            con.execute(
+                "INSERT INTO jobs(id, project, kind, config, status, out_dir, parent_id) "
+                "VALUES (?,?,?,?, 'queued', ?, ?)",
+                [job_id, project, kind, json.dumps(config), out_dir, parent_id],
+            )
+        return job_id
+
+    def get_job(self, job_id: str) -> dict:
+        rows = self.query("SELECT * FROM jobs WHERE id = ?", [job_id])
+        if not rows:
+            raise NotFound(f"No job {job_id!r}.")
+        job = rows[0]
+        job["config"] = json.loads(job["config"])
+        return job
+
+    def list_jobs(self, project: str, kind: str | None = None) -> list[dict]:
+        if kind:
+            rows = self.query("SELECT * FROM jobs WHERE project = ? AND kind = ? ORDER BY created_at DESC", [project, kind])
+        else:
+            rows = self.query("SELECT * FROM jobs WHERE project = ? ORDER BY created_at DESC", [project])
+        for r in rows:
+            r["config"] = json.loads(r["config"])
+        return rows
+
+    def child_jobs(self, parent_id: str) -> list[dict]:
+        rows = self.query("SELECT * FROM jobs WHERE parent_id = ? ORDER BY created_at, id", [parent_id])
+        for r in rows:
+            r["config"] = json.loads(r["config"])
+        return rows
+
+    # Columns a job's own process or its controls may set; `status` is not among them:
+    # it changes only through transition_job, which core.jobs alone calls.
+    JOB_FIELDS = frozenset({
+        "pid", "done", "total", "cost_usd", "message", "error", "out_dir", "cancel_requested",
+        "pause_requested", "started_at", "finished_at", "heartbeat_at", "stop_reason",
+    })
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        bad = set(fields) - self.JOB_FIELDS
+        if bad:
+            raise ValueError(f"cannot update {sorted(bad)}")
+        sets = ", ".join(f"{k} = ?" for k in fields)  # keys from the allow-list only
+        with self.transaction() as con:
+            con.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*fields.values(), job_id])
+
+    def transition_job(self, job_id: str, status: str, allowed_from: Sequence[str], expect_pid: int | None = None,
+                       **fields: Any) -> bool:
+        """Set status (and fields) only if the job is in one of `allowed_from` (and, when given,
+        still belongs to `expect_pid`), in one statement: two processes cannot both win.
+        True when the row changed."""
+        bad = set(fields) - self.JOB_FIELDS
+        if bad:
+            raise ValueError(f"cannot update {sorted(bad)}")
+        sets = "".join(f", {k} = ?" for k in fields)  # keys from the allow-list only
+        sql = f"UPDATE jobs SET status = ?{sets} WHERE id = ? AND list_contains(?, status)"
+        params = [status, *fields.values(), job_id, list(allowed_from)]
+        if expect_pid is not None:
+            sql += " AND pid = ?"
+            params.append(expect_pid)
+        with self.transaction() as con:
+            return con.execute(sql + " RETURNING id", params).fetchall() != []
+
+    def add_metrics(self, job_id: str, rows: Sequence[tuple[int, str, float]]) -> None:
+        if not rows:
+            return
+        with self.transaction() as con:
+            con.executemany(
+                "INSERT INTO run_metrics(job_id, step, name, value) VALUES (?,?,?,?)",
+                [[job_id, step, name, float(value)] for step, name, value in rows],
+            )
+            con.execute("UPDATE jobs SET heartbeat_at = current_timestamp WHERE id = ?", [job_id])
+
+    def metrics(self, job_ids: Sequence[str]) -> list[dict]:
+        if not job_ids:
+            return []
+        marks = ", ".join("?" * len(job_ids))
+        return self.query(
+            f"SELECT job_id, step, name, value FROM run_metrics WHERE job_id IN ({marks}) ORDER BY job_id, step",
+            list(job_ids),
+        )
+
+    def truncate_metrics(self, job_id: str, after_step: int) -> None:
+        """Drop metrics logged after a checkpoint: a resumed run logs those steps again."""
+        with self.transaction() as con:
+            con.execute("DELETE FROM run_metrics WHERE job_id = ? AND step > ?", [job_id, after_step])
+
+    def save_predictions(self, job_id: str, project: str, rows: list[dict]) -> None:
+        """Replace a run's held-out predictions in one transaction."""
+        columns = ["row_id", "prediction", "raw", "rationale", "gold", "teacher", "correct", "agrees_teacher"]
+        with self.transaction() as con:
+            con.execute("DELETE FROM student_predictions WHERE job_id = ?", [job_id])
+            if rows:
+                run_with_rows(con, "new_predictions", rows, columns,
+                              f"INSERT INTO student_predictions(job_id, project, {', '.join(columns)}) "
+                              f"SELECT ?, ?, {', '.join(columns)} FROM new_predictions", [job_id, project])
+
+    def predictions(self, job_id: str, only: str = "all", limit: int = 50, offset: int = 0) -> list[dict]:
+        """A page of a run's held-out predictions with the row's inputs; `only` is all, wrong or
+        disagrees (with the teacher)."""
+        where = {"all": "TRUE", "wrong": "p.correct = FALSE", "disagrees": "p.agrees_teacher = FALSE"}[only]
+        rows = self.query(
+            f"""SELECT p.row_id, i.inputs, p.prediction, p.rationale AS student_rationale, p.gold, p.teacher,
+                       i.teacher_rationale, p.correct, p.agrees_teacher
+                FROM student_predictions p JOIN items i ON i.project = p.project AND i.row_id = p.row_id
+                WHERE p.job_id = ? AND {where} ORDER BY i.idx LIMIT ? OFFSET ?""",
+            [job_id, limit, offset])
+        for r in rows:
+            r["inputs"] = json.loads(r["inputs"])
+        return rows
+
+    def latest_metrics_for(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Latest value of every metric of several runs in one query, plus "step": the last
+        training step logged (pages that list runs call this once per rerun)."""
+        if not job_ids:
+            return {}
+        marks = ", ".join("?" * len(job_ids))
+        rows = self.query(
+            f"SELECT job_id, name, arg_max(value, step) AS value, max(step) AS step FROM run_metrics "
+            f"WHERE job_id IN ({marks}) GROUP BY job_id, name", list(job_ids))
+        out: dict[str, dict[str, float]] = {j: {} for j in job_ids}
+        for r in rows:
+            out[r["job_id"]][r["name"]] = r["value"]
+            if r["name"] == "train_loss":
+                out[r["job_id"]]["step"] = r["step"]
+        return out
+
+    def latest_metrics(self, job_id: str) -> dict[str, float]:
+        rows = self.query(
+            "SELECT name, arg_max(value, step) AS value FROM run_metrics WHERE job_id = ? GROUP BY name", [job_id]
+        )
+        return {r["name"]: r["value"] for r in rows}

@@ -1,0 +1,166 @@
+"""Teacher answers, their cost and provenance. Owns the tables `teacher_cache`,
+`teacher_calls` and `token_counts`, and writes the teacher columns of `items`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.db.connection import run_with_rows
+from core.tasks import get_task
+
+CACHE_COLUMNS = ["request_hash", "model", "request", "response", "input_tokens", "output_tokens", "cost_usd", "source"]
+
+CALL_COLUMNS = ["row_id", "job_id", "request_hash", "template_hash", "model", "cached", "billed_usd",
+                "input_tokens", "output_tokens", "error_type", "error_message", "attempts", "batch_id",
+                "template_version"]
+
+RESULT_COLUMNS = ["row_id", "status", "label", "rationale", "flag", "request_hash", "source", "confidence"]
+
+
+@dataclass
+class TeacherWrites:
+    """Rows to write for a batch of teacher answers (see Store.write_teacher)."""
+
+    cache: list[dict] = field(default_factory=list)    # CACHE_COLUMNS; request/response as JSON text
+    calls: list[dict] = field(default_factory=list)    # CALL_COLUMNS
+    results: list[dict] = field(default_factory=list)  # RESULT_COLUMNS
+    errors: list[dict] = field(default_factory=list)   # row_id, error
+    collected_batches: list[str] = field(default_factory=list)  # batch ids whose results these are
+
+
+class TeacherTables:
+    def cached_responses(self, hashes: Sequence[str]) -> dict[str, dict]:
+        if not hashes:
+            return {}
+        with self.connect() as con:
+            con.execute("CREATE TEMP TABLE wanted(h VARCHAR)")
+            con.executemany("INSERT INTO wanted VALUES (?)", [[h] for h in set(hashes)])
+            rows = con.execute(
+                "SELECT request_hash, response, source, cost_usd FROM teacher_cache JOIN wanted ON request_hash = h"
+            ).fetchall()
+        return {h: {"response": json.loads(resp), "source": src, "cost_usd": cost} for h, resp, src, cost in rows}
+
+    def write_teacher(self, project: str, writes: TeacherWrites) -> None:
+        """Write one batch of teacher results in a single transaction, with set-based SQL
+        (one statement per table, not one per row)."""
+        with self.transaction() as con:
+            run_with_rows(
+                con, "cache_rows", writes.cache, CACHE_COLUMNS,
+                f"INSERT INTO teacher_cache({', '.join(CACHE_COLUMNS)}) SELECT {', '.join(CACHE_COLUMNS)} "
+                "FROM (SELECT DISTINCT ON (request_hash) * FROM cache_rows) ON CONFLICT DO NOTHING")
+            run_with_rows(
+                con, "call_rows", writes.calls, CALL_COLUMNS,
+                f"INSERT INTO teacher_calls(project, {', '.join(CALL_COLUMNS)}) "
+                f"SELECT ?, {', '.join(CALL_COLUMNS)} FROM call_rows", [project])
+            # A reviewed row keeps the reviewer's label; the teacher columns are still updated.
+            run_with_rows(
+                con, "result_rows", writes.results, RESULT_COLUMNS,
+                "UPDATE items SET status = r.status, teacher_label = r.label, teacher_rationale = r.rationale, "
+                "flag = r.flag, error = NULL, request_hash = r.request_hash, teacher_confidence = r.confidence, "
+                "label = CASE WHEN items.reviewed THEN items.label ELSE r.label END, "
+                "rationale = CASE WHEN items.reviewed THEN items.rationale ELSE r.rationale END, "
+                "label_source = CASE WHEN items.reviewed THEN items.label_source ELSE r.source END, "
+                "updated_at = current_timestamp "
+                "FROM result_rows r WHERE items.project = ? AND items.row_id = r.row_id", [project])
+            run_with_rows(
+                con, "error_rows", writes.errors, ["row_id", "error"],
+                "UPDATE items SET status = 'error', error = r.error, updated_at = current_timestamp "
+                "FROM error_rows r WHERE items.project = ? AND items.row_id = r.row_id "
+                "AND items.status IN ('unlabeled', 'error')", [project])
+            for batch_id in writes.collected_batches:
+                # in the same transaction as the results: a batch is collected exactly once
+                con.execute("UPDATE teacher_batches SET status = 'collected', collected_at = current_timestamp "
+                            "WHERE batch_id = ?", [batch_id]).fetchall()
+
+    def spend(self, project: str) -> float:
+        return self.scalar("SELECT coalesce(sum(billed_usd), 0) FROM teacher_calls WHERE project = ?", [project])
+
+    def save_token_counts(self, model: str, counts: list[tuple[str, int, int]]) -> None:
+        """(request_hash, counted input tokens, offline estimate) from count_tokens."""
+        with self.transaction() as con:
+            con.executemany("INSERT INTO token_counts(request_hash, model, input_tokens, offline_tokens) "
+                            "VALUES (?,?,?,?) ON CONFLICT DO NOTHING", [[h, model, n, o] for h, n, o in counts])
+
+    def token_counts(self, hashes: Sequence[str]) -> dict[str, tuple[int, int]]:
+        if not hashes:
+            return {}
+        rows = self.query("SELECT request_hash, input_tokens, offline_tokens FROM token_counts "
+                          "WHERE list_contains(?, request_hash)", [list(hashes)])
+        return {r["request_hash"]: (r["input_tokens"], r["offline_tokens"]) for r in rows}
+
+    def observed_usage(self, project: str, template_version: int | None = None, limit: int = 1000) -> list[dict]:
+        """Billed calls with their usage and request (for calibrating the estimator): a fixed
+        sample of at most `limit`, so a large labeled project stays cheap to forecast."""
+        sql = ("SELECT c.row_id, c.input_tokens, c.output_tokens, c.attempts, c.batch_id, t.request, i.status "
+               "FROM teacher_calls c JOIN teacher_cache t USING (request_hash) "
+               "JOIN items i ON i.project = c.project AND i.row_id = c.row_id "
+               "WHERE c.project = ? AND NOT c.cached AND c.error_type IS NULL AND t.source IN ('live', 'batch')")
+        params: list[Any] = [project]
+        if template_version is not None:
+            sql += " AND c.template_version = ?"
+            params.append(template_version)
+        return self.query(sql + " ORDER BY hash(c.id) LIMIT ?", params + [limit])
+
+    def call_outcomes(self, project: str) -> dict:
+        return self.query(
+            "SELECT count(*) FILTER (WHERE error_type IS NULL AND NOT cached) AS ok, "
+            "count(*) FILTER (WHERE error_type IS NOT NULL) AS failed, "
+            "coalesce(sum(attempts - 1) FILTER (WHERE attempts > 1), 0) AS retries "
+            "FROM teacher_calls WHERE project = ?", [project])[0]
+
+    def job_spend(self, job_id: str) -> float:
+        """Dollars billed by a job over all its runs (a resumed job keeps its total)."""
+        return self.scalar("SELECT coalesce(sum(billed_usd), 0) FROM teacher_calls WHERE job_id = ?", [job_id])
+
+    def teacher_stats(self, project: str) -> dict:
+        row = self.query(
+            "SELECT count(*) AS calls, count(*) FILTER (WHERE NOT cached AND error_type IS NULL) AS billed_calls, "
+            "count(*) FILTER (WHERE cached) AS cache_hits, count(*) FILTER (WHERE error_type IS NOT NULL) AS errors, "
+            "coalesce(sum(billed_usd), 0) AS spend_usd, avg(output_tokens) FILTER (WHERE error_type IS NULL) AS mean_output_tokens "
+            "FROM teacher_calls WHERE project = ?",
+            [project],
+        )[0]
+        row["teacher_accuracy"] = self.teacher_accuracy(project)
+        return row
+
+    def teacher_accuracy(self, project: str) -> float | None:
+        """Share of gold-labeled rows the teacher got right, computed in DuckDB with the task's
+        own equality rule (the same one core.tasks applies in Python)."""
+        same = get_task(self.get_project(project).task).sql_equal("teacher_label", "gold")
+        return self.scalar(
+            f"SELECT avg(CASE WHEN {same} THEN 1.0 ELSE 0.0 END) FROM items "
+            "WHERE project = ? AND gold IS NOT NULL AND status IN ('labeled', 'flagged')",
+            [project],
+        )
+
+    def recent_errors(self, project: str, limit: int = 20) -> list[dict]:
+        return self.query(
+            "SELECT row_id, error_type, error_message, attempts, created_at FROM teacher_calls "
+            "WHERE project = ? AND error_type IS NOT NULL ORDER BY id DESC LIMIT ?",
+            [project, limit],
+        )
+
+    def last_call_for_row(self, project: str, row_id: str) -> dict | None:
+        rows = self.query(
+            "SELECT c.*, t.response, t.request, t.source FROM teacher_calls c "
+            "LEFT JOIN teacher_cache t USING (request_hash) WHERE c.project = ? AND c.row_id = ? ORDER BY c.id DESC LIMIT 1",
+            [project, row_id],
+        )
+        return rows[0] if rows else None
+
+    def teacher_provenance(self, project: str) -> dict:
+        """Which teacher models and template versions produced the project's answers, at what cost."""
+        calls = self.query(
+            """SELECT model, template_version, count(*) AS calls, count(*) FILTER (WHERE cached) AS cached,
+                      count(*) FILTER (WHERE error_type IS NOT NULL) AS errors, sum(billed_usd) AS billed_usd
+               FROM teacher_calls WHERE project = ? GROUP BY ALL ORDER BY calls DESC""", [project])
+        answers = self.query(
+            """SELECT count(*) AS rows, coalesce(sum(t.cost_usd), 0) AS answer_cost_usd,
+                      coalesce(avg(coalesce(t.cost_usd, 0)), 0) AS cost_per_row_usd,
+                      any_value(t.source) AS source
+               FROM items i JOIN teacher_cache t ON t.request_hash = i.request_hash
+               WHERE i.project = ? AND i.teacher_label IS NOT NULL""", [project])[0]
+        return {"calls": calls, **answers}

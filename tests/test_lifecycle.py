@@ -1,0 +1,114 @@
+"""One job lifecycle for every run: the CLI's foreground runs are jobs like background ones,
+the state machine refuses impossible moves, and a stopped run says why."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from core import jobs
+from core.db import Store
+from core.errors import AppError
+from tests.fake_anthropic import FakeAnthropic
+from tests.helpers import REPO, correct_responder, many_tickets
+
+
+def start_cli(*args, env=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "core", *args, "--json"], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+
+
+def wait_for_label_job(store: Store, project: str, done_at_least: int = 1, timeout_s: float = 60) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = store.list_jobs(project, "label")
+        if found and found[0]["status"] == "running" and (found[0]["done"] or 0) >= done_at_least:
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no running label job with {done_at_least} rows done: {found}")
+
+
+@pytest.fixture
+def slow_fake():
+    server = FakeAnthropic(responder=correct_responder, latency_s=0.2).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def big(tmp_path):
+    db = tmp_path / "cli.duckdb"
+    store = Store(db)
+    many_tickets(store, 200)
+    return store
+
+
+def test_a_foreground_label_run_honours_cancel_from_another_process(big, slow_fake):
+    env = {"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": slow_fake.url}
+    proc = start_cli("label", "--db", big.path, "--project", "tickets", "--concurrency", "2", env=env)
+    job = wait_for_label_job(big, "tickets", done_at_least=2)
+    assert job["pid"] == proc.pid  # the CLI process itself runs the job
+    cancel = subprocess.run([sys.executable, "-m", "core", "cancel", "--db", big.path, job["id"], "--json"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert cancel.returncode == 0, cancel.stderr
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["job_id"] == job["id"] and summary["status"] == "cancelled" and summary["stopped"] == "cancelled"
+    assert summary["rows"] == 200 and summary["labeled"] < 200
+    row = big.get_job(job["id"])
+    assert row["status"] == "cancelled" and row["finished_at"] is not None
+
+
+def test_a_killed_foreground_run_shows_failed_and_resumes(big, slow_fake, monkeypatch):
+    env = {"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": slow_fake.url}
+    proc = start_cli("label", "--db", big.path, "--project", "tickets", "--concurrency", "2", env=env)
+    job = wait_for_label_job(big, "tickets", done_at_least=2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    seen = jobs.refresh(big, big.get_job(job["id"]))
+    assert seen["status"] == "failed" and "unexpectedly" in seen["error"]
+    answered = big.count_items("tickets")["by_status"].get("labeled", 0)
+    assert 0 < answered < 200
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", slow_fake.url)
+    billed_before = sum(slow_fake.billed.values())
+    jobs.resume_job(big, job["id"])
+    done = jobs.wait(big, job["id"], timeout_s=240)
+    assert done["status"] == "completed", done["error"]
+    assert big.count_items("tickets")["by_status"] == {"labeled": 200}
+    # the resumed run asked only for the rows the killed one had not stored
+    assert sum(slow_fake.billed.values()) - billed_before <= 200 - answered
+    # only the requests in flight when the process died (at most --concurrency) could be paid twice
+    assert sum(1 for n in slow_fake.billed.values() if n > 1) <= 2
+
+
+def test_a_run_stopped_by_the_budget_is_stopped_not_completed(big, fake, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+    job_id, result = jobs.run_foreground(big, "tickets", "label", {"budget_usd": 0.0005, "concurrency": 1})
+    row = big.get_job(job_id)
+    assert result["stopped"] == "budget"
+    assert (row["status"], row["stop_reason"]) == ("stopped", "budget")
+    assert row["status"] in jobs.RESUMABLE
+
+
+def test_the_state_machine_refuses_impossible_moves(tickets):
+    job_id = jobs.create_job(tickets, "tickets", "label", {})
+    assert tickets.get_job(job_id)["status"] == "queued"
+    assert not jobs._move(tickets, job_id, "completed")  # a queued job never ran
+    assert tickets.get_job(job_id)["status"] == "queued"
+    jobs.cancel_job(tickets, job_id)  # no process yet: cancelled at once
+    assert tickets.get_job(job_id)["status"] == "cancelled"
+    assert not jobs._move(tickets, job_id, "running")
+    done = jobs.create_job(tickets, "tickets", "label", {})
+    assert jobs._move(tickets, done, "running") and jobs._move(tickets, done, "completed")
+    with pytest.raises(AppError, match="only a paused, stopped, failed or cancelled"):
+        jobs.resume_job(tickets, done)
+    assert tickets.get_job(done)["status"] == "completed"
+    assert set(jobs.ALLOWED_FROM) == set(jobs.STATUSES)  # every status has its one rule
