@@ -98,6 +98,7 @@ def cmd_pilot(args, store: Store) -> dict:
     from core.teacher import LabelConfig
 
     prices = load_prices()
+    jobs.ensure_labeling_free(store, args.project)  # the lease message, before sampling and the preflight
     rows = pilot_rows(store, args.project, args.fraction, args.floor)
     preflight(store, args.project, prices, model=args.model, override=args.override_budget, n_rows=len(rows))
     cfg = LabelConfig(args.project, model=args.model, concurrency=args.concurrency, row_ids=rows).validate()
@@ -110,7 +111,8 @@ def _summary_fields(result: dict) -> dict:
     """A labeling job's result as the CLI has always printed it (LabelSummary's fields), plus its status."""
     from core.teacher import LabelSummary
 
-    return {k: v for k, v in result.items() if k in LabelSummary.__dataclass_fields__ or k in ("status", "stop_reason")}
+    return {k: v for k, v in result.items()
+            if k in LabelSummary.__dataclass_fields__ or k in ("status", "stop_reason", "parse_failure_share")}
 
 
 def cmd_budget(args, store: Store) -> dict:
@@ -118,9 +120,9 @@ def cmd_budget(args, store: Store) -> dict:
     if args.usd is not None and args.usd < 0:
         raise AppError("A budget must be zero or more dollars.")
     store.update_project(args.project, budget_usd=args.usd)
-    spent = store.spend(args.project)
-    return {"project": args.project, "budget_usd": args.usd, "spent_usd": spent,
-            "remaining_usd": None if args.usd is None else args.usd - spent}
+    spent, reserved = store.spend(args.project), store.reserved_spend(args.project)
+    return {"project": args.project, "budget_usd": args.usd, "spent_usd": spent, "reserved_usd": reserved,
+            "remaining_usd": None if args.usd is None else args.usd - spent - reserved}
 
 
 def cmd_label(args, store: Store) -> dict:
@@ -130,6 +132,7 @@ def cmd_label(args, store: Store) -> dict:
     from core.teacher import LabelConfig
 
     store.get_project(args.project)
+    jobs.ensure_labeling_free(store, args.project)  # the lease message, before the preflight's
     cfg = LabelConfig(args.project, model=args.model, concurrency=args.concurrency, limit=args.limit,
                       budget_usd=args.budget, batch=args.batch, poll_interval_s=args.poll_interval).validate()
     preflight(store, args.project, load_prices(), model=args.model, batch=args.batch, override=args.override_budget,
@@ -248,7 +251,7 @@ def cmd_job(args, store: Store) -> dict:
 
     action = {"pause": jobs.pause_job, "resume": jobs.resume_job, "cancel": jobs.cancel_job}[args.action]
     action(store, args.job_id)
-    job = store.get_job(args.job_id)
+    job = jobs.refresh(store, store.get_job(args.job_id))
     return {"job_id": args.job_id, "action": args.action, "status": job["status"]}
 
 
@@ -368,14 +371,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("review", cmd_review, "Save a reviewer's label and/or rationale for one row, with an audit record.")
     p.add_argument("--row-id", required=True)
     p.add_argument("--reviewer", required=True)
-    p.add_argument("--label")
+    p.add_argument("--label", help="one of the project's labels or the row's choices (a choice letter or another "
+                                   "capitalisation is mapped to it; anything else is refused)")
     p.add_argument("--rationale")
     p.add_argument("--reason")
     p.add_argument("--expected-version", type=int)
     p.add_argument("--verdict", choices=VERDICTS, help="accept with an edited label or rationale is stored as correct")
     p.add_argument("--comment")
 
-    p = add("undo", cmd_undo, "Undo the reviewer's last change (itself recorded in the audit trail).")
+    p = add("undo", cmd_undo, "Undo the reviewer's last change (itself recorded in the audit trail); refused when "
+                              "a row of it was changed since.")
     p.add_argument("--reviewer", required=True)
 
     p = add("export", cmd_export, "Export the labeled dataset with provenance columns.")

@@ -12,11 +12,21 @@ two processes cannot both win a race).
        │          ▼   ╲─▶ failed                              resumable
        │       stopping ─▶ paused | cancelled                 resumable
        └──────────────────▶ paused | cancelled | failed
+
+A job's process is identified by its pid, its start time and a fingerprint of its command
+line (from /proc), recorded when the process takes the job: a pid the kernel gave to another
+process since never makes a dead job look alive, nor gets that process signalled.
+
+Labeling jobs of one project run one at a time: queueing or starting one takes the project's
+labeling lease in the same transaction that checks no other labeling job of the project is
+alive (`label_leases`); a move to any non-active status drops it, and the lease of a job whose
+process is gone is taken over.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import signal
@@ -28,6 +38,7 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
+from core.db.runs import LeaseClaim, LeaseHeld
 from core.errors import AppError
 
 ACTIVE = ("queued", "running", "stopping")
@@ -45,6 +56,28 @@ ALLOWED_FROM = {
     "failed": ("queued", "running", "stopping"),
 }
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# A lease taken for a job whose process is still being started (no pid recorded yet) counts as
+# held this long; spawning takes milliseconds, so only a starter that died leaves it that long.
+LEASE_GRACE_S = 60.0
+# A labeling run with at least this share of its answers unparseable is shown as a problem.
+PARSE_FAILURE_ALERT = 0.20
+STOP_REASON_TEXT = {"budget": "budget reached"}
+
+
+class LabelingBusy(AppError):
+    """Another labeling job of the project is running; `job_id` names it (the pages link to it)."""
+
+    kind = "busy"
+
+    def __init__(self, job: dict):
+        since = job.get("started_at") or job.get("created_at")
+        when = f" since {since:%Y-%m-%d %H:%M:%S}" if since else ""
+        super().__init__(
+            f"Labeling job {job['id']} is already {job['status']} on project {job['project']!r}{when}. "
+            "A project labels with one run at a time, so that two runs never spend its budget twice. "
+            f"Open it on the Label page to follow, pause or cancel it (CLI: `python -m core pause {job['id']}` "
+            f"or `python -m core cancel {job['id']}`), or start again once it has finished.")
+        self.job_id = job["id"]
 
 
 def _now() -> dt.datetime:
@@ -76,36 +109,90 @@ def run_dir(job: dict) -> Path | None:
 
 
 # ---- the state machine -------------------------------------------------------------
-def _move(store, job_id: str, status: str, **fields) -> bool:
+def _move(store, job_id: str, status: str, lease: bool = False, **fields) -> bool:
     """Set a job's status if the state machine allows it from the status it has now.
-    Returns False (and changes nothing) when the job is already elsewhere."""
+    Returns False (and changes nothing) when the job is already elsewhere. `lease`: the move
+    also takes the project's labeling lease (LabelingBusy while another labeling job is alive);
+    a move to a non-active status releases it."""
     if status not in ALLOWED_FROM:
         raise AppError(f"unknown job status {status!r}")
     if status in ("completed", "stopped", "paused", "cancelled", "failed"):
         fields.setdefault("finished_at", _now())
-    return store.transition_job(job_id, status, ALLOWED_FROM[status], **fields)
+    try:
+        return store.transition_job(job_id, status, ALLOWED_FROM[status], lease=_claim() if lease else None,
+                                    release_lease=status not in ACTIVE, **fields)
+    except LeaseHeld as exc:
+        raise LabelingBusy(exc.holder) from None
 
 
-def create_job(store, project: str, kind: str, config: dict, parent_id: str | None = None) -> str:
-    job_id = store.create_job(project, kind, config, parent_id=parent_id)
+def create_job(store, project: str, kind: str, config: dict, parent_id: str | None = None,
+               lease: bool = False, **fields) -> str:
+    """Record a queued job. `lease`: it takes its project's labeling lease in the same
+    transaction, or nothing is recorded and LabelingBusy names the labeling job still alive."""
+    try:
+        job_id = store.create_job(project, kind, config, parent_id=parent_id, lease=_claim() if lease else None,
+                                  **fields)
+    except LeaseHeld as exc:
+        raise LabelingBusy(exc.holder) from None
     store.update_job(job_id, out_dir=str(job_dir(store, job_id)))
     return job_id
+
+
+# ---- one labeling run per project -----------------------------------------------------
+def _holds_project(job: dict, lease_taken_at: dt.datetime | None) -> bool:
+    """Whether an active labeling job still counts as labeling its project: its process is
+    verified alive, or (no process recorded yet) its lease was taken moments ago."""
+    if job["status"] not in ACTIVE:
+        return False
+    if job["pid"]:
+        return _alive(job)
+    return lease_taken_at is not None and (_now() - lease_taken_at).total_seconds() < LEASE_GRACE_S
+
+
+def _claim() -> LeaseClaim:
+    return LeaseClaim(active=ACTIVE, running=_holds_project, now=_now())
+
+
+def running_label_job(store, project: str) -> dict | None:
+    """The labeling job now running on `project`, if any (jobs whose process is gone are
+    marked failed on the way)."""
+    lease = store.label_lease(project)
+    for job in jobs_for(store, project, "label"):
+        if _holds_project(job, lease["taken_at"] if lease and lease["job_id"] == job["id"] else None):
+            return job
+    return None
+
+
+def ensure_labeling_free(store, project: str) -> None:
+    """Refuse early (LabelingBusy) when a labeling job runs on the project, before a caller
+    does other work (a preflight, a pilot sample). Not atomic: starting the job still takes
+    the lease, which is."""
+    job = running_label_job(store, project)
+    if job is not None:
+        raise LabelingBusy(job)
 
 
 # ---- starting, stopping, resuming ----------------------------------------------------
 def start_job(store, project: str, kind: str, config: dict, env: dict | None = None) -> str:
     """Record a job and start its process. `env` adds variables (e.g. an API key from
-    Streamlit secrets) to the child's environment only; they are never stored."""
-    job_id = create_job(store, project, kind, config)
-    _spawn(store, job_id, env)
+    Streamlit secrets) to the child's environment only; they are never stored. A labeling
+    job is refused (LabelingBusy) while another one runs on the project."""
+    if kind == "label":
+        jobs_for(store, project, "label")  # a dead holder shows as failed, not just taken over
+    job_id = create_job(store, project, kind, config, lease=kind == "label")
+    _start_process(store, job_id, env)
     return job_id
 
 
 def run_foreground(store, project: str, kind: str, config: dict, on_progress=None) -> tuple[str, dict]:
     """Record a job and run it in this process (the CLI without --background). It is a job
     like any other: `core pause|cancel` reach it, and a killed run shows as failed and resumes.
-    `on_progress` also receives a labeling run's progress (the CLI's progress bar)."""
-    job_id = create_job(store, project, kind, config)
+    `on_progress` also receives a labeling run's progress (the CLI's progress bar). A labeling
+    job is refused (LabelingBusy) while another one runs on the project."""
+    if kind == "label":
+        jobs_for(store, project, "label")
+    # this process runs it: recorded at once, so the lease is never held by a job without a process
+    job_id = create_job(store, project, kind, config, lease=kind == "label", **_identity(os.getpid()))
     return job_id, run_job(store, job_id, on_progress)
 
 
@@ -117,10 +204,13 @@ def resume_job(store, job_id: str, env: dict | None = None) -> None:
     if job["status"] not in RESUMABLE:
         raise AppError(f"Job {job_id} is {job['status']}; only a paused, stopped, failed or cancelled job "
                        "can be resumed.")
-    if not _move(store, job_id, "queued", pid=None, pause_requested=False, cancel_requested=False, error=None,
+    if job["kind"] == "label":
+        jobs_for(store, job["project"], "label")
+    if not _move(store, job_id, "queued", lease=job["kind"] == "label", pid=None, proc_start_ticks=None,
+                 proc_cmdline_sha=None, pause_requested=False, cancel_requested=False, error=None,
                  stop_reason=None, finished_at=None):
         raise AppError(f"Job {job_id} was resumed by someone else meanwhile.")
-    _spawn(store, job_id, env)
+    _start_process(store, job_id, env)
 
 
 def pause_job(store, job_id: str) -> None:
@@ -135,18 +225,26 @@ def pause_job(store, job_id: str) -> None:
 def cancel_job(store, job_id: str) -> None:
     """Ask a job to stop for good; a job whose process is gone is marked cancelled at once."""
     job = refresh(store, store.get_job(job_id))
-    store.update_job(job_id, cancel_requested=True)
-    if job["status"] not in ACTIVE:
-        return
-    if job["pid"] and _alive(job["pid"]):
+    if job["status"] in ACTIVE and job["pid"] and _alive(job):
         _move(store, job_id, "stopping")
         if job["parent_id"] is None:  # a sweep's run shares the sweep's process: its flag stops it alone
-            try:
-                os.kill(job["pid"], signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    elif job["status"] == "queued" and not job["pid"]:
+            # The signal goes before the flag: a process that saw the flag first could finish and
+            # be shutting down (Python's default SIGTERM action restored) when the signal lands.
+            _signal_verified(job, signal.SIGTERM)
+        store.update_job(job_id, cancel_requested=True)
+        return
+    store.update_job(job_id, cancel_requested=True)
+    if job["status"] == "queued" and not job["pid"]:
         _move(store, job_id, "cancelled")
+
+
+def _start_process(store, job_id: str, env: dict | None) -> None:
+    """_spawn, and a job whose process could not even start fails (dropping its lease)."""
+    try:
+        _spawn(store, job_id, env)
+    except Exception as exc:
+        _move(store, job_id, "failed", error=f"its process could not start: {_error_text(exc)}")
+        raise
 
 
 def _spawn(store, job_id: str, env: dict | None) -> None:
@@ -161,36 +259,111 @@ def _spawn(store, job_id: str, env: dict | None) -> None:
         env=child_env, start_new_session=True,  # not killed with the app's process group
     )
     log.close()
-    store.update_job(job_id, pid=proc.pid)
+    # Popen returns once the child has exec'd, so /proc already shows its own command line.
+    store.update_job(job_id, **_identity(proc.pid))
     threading.Thread(target=proc.wait, daemon=True).start()  # reap it so it never lingers as a zombie
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
+# ---- which process runs a job -------------------------------------------------------
+def _proc_available() -> bool:
+    return os.path.exists("/proc/self/stat")
+
+
+def _proc_identity(pid: int) -> tuple[int, str] | None:
+    """(start time in clock ticks, command-line fingerprint) of a process, from /proc; None when
+    there is no such process or no /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        # the command name (field 2) may hold spaces and ')': count fields after its last ')'
+        after_comm = stat.rsplit(b")", 1)[1].split()
+        return int(after_comm[19]), hashlib.sha256(cmdline).hexdigest()[:32]  # field 22 = 3 + 19
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _identity(pid: int) -> dict:
+    """The jobs-row fields that identify process `pid` (identity NULL where /proc cannot tell)."""
+    found = _proc_identity(pid)
+    return {"pid": pid, "proc_start_ticks": found[0] if found else None,
+            "proc_cmdline_sha": found[1] if found else None}
+
+
+def _pid_running(pid: int) -> bool:
+    """Some process (not a zombie) has this pid; which one, only /proc can tell."""
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
 
 
+def _alive(job: dict) -> bool:
+    """Whether the job's process is still running: its pid, start time and command line all
+    match a live process. Rows without an identity (no /proc when recorded, or recorded before
+    identities were) and hosts without /proc fall back to the pid alone."""
+    pid = job.get("pid")
+    if not pid or not _pid_running(pid):
+        return False
+    if job.get("proc_start_ticks") is None or not _proc_available():
+        return True
+    return _proc_identity(pid) == (job["proc_start_ticks"], job["proc_cmdline_sha"])
+
+
+def _signal_verified(job: dict, sig: int) -> bool:
+    """Send `sig` to the job's process only if it still is that process. Through a pidfd where
+    the OS has them: the check and the signal then address the same process even if the pid
+    is reused in between. True when sent."""
+    pid = job["pid"]
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd here, or no such process (then _alive says so)
+        fd = None
+    try:
+        if not _alive(job):
+            return False
+        if fd is None:
+            os.kill(pid, sig)
+        else:
+            signal.pidfd_send_signal(fd, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def refresh(store, job: dict) -> dict:
-    """Mark a job failed if its process is gone without finishing."""
-    if job["status"] in ACTIVE and job["pid"] and not _alive(job["pid"]):
+    """Mark a job failed if its process is gone without finishing (or its pid now belongs to
+    another process)."""
+    if job["status"] in ACTIVE and job["pid"] and not _alive(job):
+        reused = _pid_running(job["pid"])
         # Conditional on the pid: the process may have written its final status after we read the row.
-        store.transition_job(job["id"], "failed", ALLOWED_FROM["failed"], expect_pid=job["pid"],
-                             error="the job's process ended unexpectedly", finished_at=_now())
+        store.transition_job(job["id"], "failed", ALLOWED_FROM["failed"], expect_pid=job["pid"], release_lease=True,
+                             error="the job's process ended unexpectedly"
+                                   + (" (its pid now belongs to another process)" if reused else ""),
+                             finished_at=_now())
         job = store.get_job(job["id"])
     return job
 
 
 def jobs_for(store, project: str, kind: str | None = None) -> list[dict]:
     return [refresh(store, j) for j in store.list_jobs(project, kind)]
+
+
+def job_to_show(jobs: list[dict], wanted: str | None = None) -> dict | None:
+    """Of a project's jobs (newest first): the one asked for by id, else the one still active
+    (a refused start links to it), else the newest."""
+    return (next((j for j in jobs if j["id"] == wanted), None)
+            or next((j for j in jobs if j["status"] in ACTIVE), None)
+            or (jobs[0] if jobs else None))
 
 
 def wait(store, job_id: str, timeout_s: float = 600) -> dict:
@@ -204,12 +377,45 @@ def wait(store, job_id: str, timeout_s: float = 600) -> dict:
 
 
 def throughput(job: dict) -> float | None:
-    """Rows per second since the job (last) started, from its own heartbeat."""
+    """Rows per second answered by live requests in the job's current run, since it (last)
+    started, from its own heartbeat. Cache hits (instant) and rows of a resumed job's earlier
+    runs are not counted: they would flatter the rate."""
     start, beat = job.get("started_at"), job.get("heartbeat_at")
-    if not (start and beat and job.get("done")):
+    if not (start and beat and job.get("live_rows")):
         return None
     seconds = (beat - start).total_seconds()
-    return job["done"] / seconds if seconds > 0 else None
+    return job["live_rows"] / seconds if seconds > 0 else None
+
+
+def _result(job: dict) -> dict:
+    try:
+        return json.loads(job["message"]) if job.get("message") else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def progress_text(job: dict) -> str:
+    """A labeling job's one-line progress: its status (with why it stopped), rows, spend, rate.
+    Only a completed job says "completed"."""
+    status = job["status"]
+    if job.get("stop_reason"):
+        status += ": " + STOP_REASON_TEXT.get(job["stop_reason"], job["stop_reason"])
+    rate = throughput(job)
+    return (f"Job {job['id']}: {status} · {job['done'] or 0}/{job['total'] or 0} rows · ${job['cost_usd'] or 0:.4f}"
+            + (f" · {rate:.1f} rows/s" if rate else ""))
+
+
+def parse_failures(job: dict) -> tuple[float, str] | None:
+    """(share, sentence) of a finished labeling run's answers that could not be parsed
+    (flagged / answered), or None before there is a result with answers."""
+    result = _result(job)
+    share = result.get("parse_failure_share")
+    if share is None:
+        return None
+    flagged = result.get("flagged", 0)
+    return share, (f"{share:.0%} of the answers could not be parsed ({flagged} rows flagged)"
+                   + (": check the prompt's answer format before labeling more." if share >= PARSE_FAILURE_ALERT
+                      else "."))
 
 
 # ---- sweeps -------------------------------------------------------------------------
@@ -286,7 +492,13 @@ def _finish(store, job_id: str, result: dict) -> None:
 
 def run_job(store, job_id: str, on_progress=None) -> dict:
     job = store.get_job(job_id)
-    if not _move(store, job_id, "running", pid=os.getpid(), started_at=_now(), heartbeat_at=_now()):
+    try:  # a labeling job (re)takes its lease here: one queued by an old app version holds none
+        started = _move(store, job_id, "running", lease=job["kind"] == "label", started_at=_now(),
+                        heartbeat_at=_now(), live_rows=0, **_identity(os.getpid()))
+    except LabelingBusy as exc:
+        _move(store, job_id, "failed", error=str(exc))
+        raise
+    if not started:
         job = store.get_job(job_id)
         if job["status"] == "stopping":  # cancelled or paused before its process got going
             status = "cancelled" if job["cancel_requested"] else "paused"
@@ -327,19 +539,32 @@ def _run_label(store, job: dict, should_stop, observer=None) -> dict:
         now = time.monotonic()
         if now - last["t"] > 0.5 or p["done"] >= p["total"]:
             last["t"] = now
-            store.update_job(job["id"], done=p["done"], total=p["total"], cost_usd=store.job_spend(job["id"]),
-                             heartbeat_at=_now())
+            store.update_job(job["id"], done=_answered(p), total=p["total"], live_rows=_live_rows(p),
+                             cost_usd=store.job_spend(job["id"]), heartbeat_at=_now())
 
     run = TeacherRun.from_config(store, cfg, job_id=job["id"], on_progress=on_progress, should_stop=should_stop)
     summary = run.run().as_dict()
-    store.update_job(job["id"], done=summary["rows"] - summary["errors"], total=summary["rows"],
-                     cost_usd=store.job_spend(job["id"]))
+    answered = _answered(summary)
+    summary["parse_failure_share"] = round(summary["flagged"] / answered, 4) if answered else None
+    summary["live_rows"] = _live_rows(summary)
+    store.update_job(job["id"], done=answered, total=summary["rows"], live_rows=summary["live_rows"],
+                     cost_usd=store.job_spend(job["id"]), heartbeat_at=_now())
     stopped = summary["stopped"]
     if stopped in ("cancelled", "paused"):
         return {**summary, "status": stopped}
     if stopped:  # the budget, or another reason the run could not finish its rows
         return {**summary, "status": "stopped", "stop_reason": stopped}
     return {**summary, "status": "completed"}
+
+
+def _answered(summary: dict) -> int:
+    """Rows of this run with an answer (parsed or flagged); failed calls are not answers."""
+    return summary["labeled"] + summary["flagged"]
+
+
+def _live_rows(summary: dict) -> int:
+    """Rows of this run answered by requests it sent, not served from the response cache."""
+    return max(0, _answered(summary) - summary["cache_hits"])
 
 
 def _run_train(store, job: dict, should_stop, observer=None) -> dict:
@@ -364,7 +589,7 @@ def _run_sweep(store, sweep: dict, should_stop, observer=None) -> dict:
         if child["status"] in RESUMABLE:
             _move(store, child["id"], "queued", pause_requested=False, cancel_requested=False, error=None,
                   stop_reason=None, finished_at=None)
-        if not _move(store, child["id"], "running", pid=os.getpid(), started_at=_now(), heartbeat_at=_now()):
+        if not _move(store, child["id"], "running", started_at=_now(), heartbeat_at=_now(), **_identity(os.getpid())):
             outcomes[child["id"]] = store.get_job(child["id"])["status"]
             continue
         own_flags = requested_stop(store, child["id"])  # a run of the sweep can be stopped on its own

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from statistics import NormalDist
 
 from core.errors import AppError
+from core.tasks import get_task
 
 VERDICTS = ("accept", "correct", "reject_rationale", "flag")
 REASON_CODES = ("wrong label", "unfaithful rationale", "right label, wrong reason", "unclear input", "other")
@@ -38,18 +40,53 @@ def decide_verdict(chosen: str | None, label_changed: bool, rationale_changed: b
     return chosen
 
 
+def label_options(project, row: dict | None = None) -> list[str]:
+    """The labels a reviewer may choose from: the project's label set, else the row's answer
+    choices; empty when any answer goes (numeric tasks). The Review page offers the same list."""
+    return list(project.label_set or (row or {}).get("choices") or [])
+
+
+def checked_label(project, label: str | None, row: dict | None = None) -> str | None:
+    """A label a reviewer gave, as the canonical option it names (a choice letter or a case
+    variant becomes the option's text). Anything that names no option is refused: a typo must
+    not become a label the student is trained on."""
+    options = label_options(project, row)
+    if label is None or not options:
+        return label
+    canonical = get_task(project.task).normalize(label, (row or {}).get("choices"), project.label_set)
+    if canonical not in options:
+        raise AppError(f"{label!r} is not one of the labels: {', '.join(options)}.")
+    return canonical
+
+
+def require_label_choice(project, row: dict, label: str | None, verdict: str | None) -> None:
+    """A row whose label is missing or outside the options cannot be accepted or corrected
+    without a label picked explicitly (nothing may stand in for one). Flagging needs no label:
+    that is how a reviewer says the row cannot be decided."""
+    options = label_options(project, row)
+    if label is None and options and row["label"] not in options and verdict != "flag":
+        current = "has no label" if row["label"] is None else f"has the label {row['label']!r}, not an option"
+        raise AppError(f"Pick a label for row {row['row_id']}: it {current}. Choose one of "
+                       f"{', '.join(options)}, or flag the row with a reason. Nothing was saved.")
+
+
 def save_review(store, project: str, row_id: str, reviewer: str | None, label: str | None,
                 rationale: str | None, *, verdict: str | None = None, reason: str | None = None,
-                comment: str | None = None, expected_version: int | None = None) -> dict:
+                comment: str | None = None, expected_version: int | None = None,
+                row: dict | None = None, spec=None) -> dict:
     """Save one reviewer's judgment of one row (page and CLI alike).
 
-    The verdict is decided against the row as read, and the save is pinned to that row's
-    version: if someone changed the row in between, it is refused as a conflict instead of
-    being judged on stale text."""
+    The verdict is decided against the row as read (`row` and `spec`, the row and its project,
+    when the caller has just read them, as the page has), and the save is pinned to that
+    row's version: if someone changed the row in between, it is refused as a conflict
+    instead of being judged on stale text."""
     reviewer = require_reviewer(reviewer)
     if verdict == "flag" and not reason:
         raise AppError("Flagging needs a reason code.")
-    row = store.get_item(project, row_id)
+    row = row if row is not None and row["row_id"] == row_id else store.get_item(project, row_id)
+    spec = spec if spec is not None else store.get_project(project)
+    label = checked_label(spec, label, row)
+    require_label_choice(spec, row, label, verdict)
     version = row["version"] if expected_version is None else expected_version
     final = decide_verdict(verdict, label is not None and label != row["label"],
                            rationale is not None and rationale != (row["rationale"] or ""))
@@ -58,21 +95,39 @@ def save_review(store, project: str, row_id: str, reviewer: str | None, label: s
 
 
 def bulk_review(store, project: str, filters, reviewer: str | None, action: str, *, label: str | None = None,
-                reason: str | None = None, search: str = "") -> int:
-    """Accept, set the label of, or flag every row of a queue, as one undoable change."""
+                reason: str | None = None, search: str = "", row_ids: Mapping[str, int] | None = None) -> dict:
+    """Accept, set the label of, or flag rows of a queue, as one undoable change.
+
+    `row_ids` (row id -> version seen) are the rows the user confirmed: the action applies to
+    exactly those, not to rows that entered the queue since; a row among them that changed
+    since it was counted (its version moved) is skipped and reported in `skipped`, so a bulk
+    action never overwrites an edit its user did not see. Without `row_ids`, every row that
+    matches the filters when it runs (one transaction). Returns applied, skipped, change_id."""
     reviewer = require_reviewer(reviewer)
     if action not in BULK_ACTIONS:
         raise AppError(f"Unknown bulk action {action!r}.")
-    if action == "set_label" and not label:
-        raise AppError("Choose the label to set.")
+    if action == "set_label":
+        label = bulk_label(store.get_project(project), label)
     if action == "flag" and not reason:
         raise AppError("Flagging needs a reason code.")
-    return store.bulk_review(project, filters, reviewer, action, label=label, reason=reason, search=search)
+    return store.bulk_review(project, filters, reviewer, action, label=label, reason=reason, search=search,
+                             row_ids=row_ids)
+
+
+def bulk_label(project, label: str | None) -> str:
+    """The label a bulk action sets: one of the project's label set. Multiple-choice rows each
+    have their own choices, so one label cannot be right for all of them."""
+    if not label:
+        raise AppError("Choose the label to set.")
+    if get_task(project.task).needs_choices:
+        raise AppError("Set labels one row at a time in a multiple-choice project: each row has its own choices.")
+    return checked_label(project, label)
 
 
 def undo_last(store, project: str, reviewer: str | None) -> dict:
     """Revert the reviewer's own most recent change that is not undone yet; nobody undoes
-    someone else's work."""
+    someone else's work, and an undo is refused (changing nothing) when a row of that change
+    was changed since by anyone, a new teacher answer included."""
     return store.undo_last(project, require_reviewer(reviewer))
 
 

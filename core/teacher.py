@@ -19,10 +19,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
+from core.batch_mode import BatchMode, BatchRowError, PendingRequest
 from core.cost import request_tokens
 from core.db import Store, TeacherWrites
 from core.errors import ConfigError
@@ -37,6 +40,7 @@ from core.prompts import (
 )
 
 DEMO_SOURCE = "recorded-demo"
+SPOOL_NAME = "answers.spool.jsonl"
 
 
 @dataclass
@@ -88,15 +92,12 @@ class LabelSummary:
     recorded_demo: int = 0   # rows answered by the recorded demo teacher
     batches: int = 0         # batches submitted by this run (batch mode)
     rate_limited: int = 0    # 429 answers seen (each was waited out and retried by the SDK)
+    replayed: int = 0        # paid answers of an earlier run recovered from its spool, not asked again
+    adopted_batches: int = 0  # batches created by an interrupted run, found at the API and adopted
+    held_by_batches: int = 0  # rows skipped because an open batch may still answer them
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class _Pending:
-    request: dict
-    rows: list[dict] = field(default_factory=list)
 
 
 def resolve_api_key(explicit: str | None = None) -> str | None:
@@ -155,7 +156,7 @@ def _attempts_of_request(request) -> int | None:
         return None
 
 
-class TeacherRun:
+class TeacherRun(BatchMode):
     @classmethod
     def from_config(cls, store: Store, cfg: LabelConfig, **kwargs) -> TeacherRun:
         return cls(store, cfg.project, model=cfg.model, concurrency=cfg.concurrency, limit=cfg.limit,
@@ -168,7 +169,7 @@ class TeacherRun:
         base_url: str | None = None, max_retries: int = 4, timeout_s: float = 60.0, job_id: str | None = None,
         prices: PriceTable | None = None, on_progress: Callable[[dict], None] | None = None,
         should_stop: Callable[[], str | bool | None] | None = None, batch: bool = False,
-        poll_interval_s: float = 10.0, row_ids: list[str] | None = None,
+        poll_interval_s: float = 10.0, row_ids: list[str] | None = None, spool_path: str | None = None,
     ):
         self.store, self.project_name = store, project
         self.project = store.get_project(project)
@@ -179,15 +180,20 @@ class TeacherRun:
             raise ConfigError("The project has no prompt template yet; set one on the Prompt page.")
         validate_template(self.project.template, self.project.input_fields, self.project.task, self.project.mode)
         self.row_ids = row_ids
+        # Every paid answer is appended here before the database write, so that an answer
+        # the store could not take is replayed on resume instead of being bought again.
+        if spool_path is None and job_id is not None:
+            from core.jobs import job_dir
+
+            spool_path = job_dir(store, job_id) / SPOOL_NAME
+        self.spool = Path(spool_path) if spool_path else None
         self.template_version = store.template_version(project)
         self.examples = demonstrations(store, self.project)
         self.prices = prices or load_prices()
         self.concurrency = max(1, concurrency)
         self.limit = limit
-        # The project's cap binds every run: this run may spend at most what is left of it.
-        if self.project.budget_usd is not None:
-            left = max(0.0, self.project.budget_usd - store.spend(project))
-            budget_usd = left if budget_usd is None else min(budget_usd, left)
+        # This run's own cap; the project's cap is checked in the spend ledger at every
+        # reservation, against what every process has spent and has in flight.
         self.budget_usd = budget_usd
         self.api_key, self.base_url = resolve_api_key(api_key), base_url
         self.max_retries, self.timeout_s, self.job_id = max_retries, timeout_s, job_id
@@ -196,19 +202,20 @@ class TeacherRun:
         self.template_hash = template_hash(self.project.template)
         self.summary = LabelSummary()
         self._done = 0
-        self._in_flight_worst = 0.0
+        self._in_flight_worst = 0.0   # reserved by this run and not yet settled in the store
+        self._money = threading.Lock()  # the writer thread settles, the event loop reserves
 
     # ---- planning --------------------------------------------------------------
-    def plan(self) -> tuple[dict[str, _Pending], dict[str, dict]]:
+    def plan(self) -> tuple[dict[str, PendingRequest], dict[str, dict]]:
         items = self.store.items_to_label(self.project_name, self.limit, self.row_ids)
         if self.project.mode == "explain-label":
             items = [it for it in items if it.get("gold") is not None]  # the label to explain must exist
         self.summary.rows = len(items)
-        pending: dict[str, _Pending] = {}
+        pending: dict[str, PendingRequest] = {}
         for item in items:
             req = request_for(self.project, item, self.model, self.examples)
             key = request_hash(req)
-            pending.setdefault(key, _Pending(req)).rows.append(item)
+            pending.setdefault(key, PendingRequest(req)).rows.append(item)
         cached = self.store.cached_responses(list(pending))
         return pending, cached
 
@@ -219,7 +226,7 @@ class TeacherRun:
             response.get("stop_reason"),
         )
 
-    def _write_success(self, w: TeacherWrites, key: str, pending: _Pending, response: dict, *, cached: bool,
+    def _write_success(self, w: TeacherWrites, key: str, pending: PendingRequest, response: dict, *, cached: bool,
                        source: str, cost: float | None, attempts: int | None) -> None:
         usage = response.get("usage") or {}
         if not cached:
@@ -246,7 +253,7 @@ class TeacherRun:
         self.summary.cost_usd += 0.0 if cached else (cost or 0.0)
         self._done += len(pending.rows)
 
-    def _write_error(self, w: TeacherWrites, key: str, pending: _Pending, exc: BaseException,
+    def _write_error(self, w: TeacherWrites, key: str, pending: PendingRequest, exc: BaseException,
                      attempts: int | None) -> None:
         etype, message = _error_type(exc), str(exc)[:500]
         for item in pending.rows:
@@ -267,6 +274,13 @@ class TeacherRun:
     # ---- running ---------------------------------------------------------------
     def run(self) -> LabelSummary:
         started = time.monotonic()
+        self._replay_spool()
+        if self.store.batch_intents(self.project_name):
+            self._require_key("A batch whose creation was interrupted must be looked up at the API")
+            import anthropic
+
+            with anthropic.Anthropic(**self._client_kwargs()) as client:
+                self._resolve_intents(client)
         pending, cached = self.plan()
         hits = {k: v for k, v in pending.items() if k in cached}
         misses = {k: v for k, v in pending.items() if k not in cached}
@@ -278,8 +292,9 @@ class TeacherRun:
                 self.summary.cache_hits += len(p.rows)
             self.store.write_teacher(self.project_name, writes)
             self._progress()
-        if self.batch:
-            misses = {k: v for k, v in misses.items() if k not in self.store.open_batch_hashes(self.project_name)}
+        held = self.store.open_batch_hashes(self.project_name)  # a batch may still answer them
+        self.summary.held_by_batches = sum(len(v.rows) for k, v in misses.items() if k in held)
+        misses = {k: v for k, v in misses.items() if k not in held}
         if misses or (self.batch and self.store.open_batches(self.project_name)):
             if self.prices.get(self.model) is None:
                 raise ConfigError(
@@ -304,6 +319,11 @@ class TeacherRun:
         return self.prices.cost(self.model, int(request_tokens(request) * 1.25) + 50, request["max_tokens"],
                                 batch=self.batch) or 0.0
 
+    def _require_key(self, why: str) -> None:
+        if not self.api_key:
+            raise ConfigError(f"{why}, but no API key is set. Set ANTHROPIC_API_KEY in the environment or in "
+                              "Streamlit secrets.")
+
     def _stop_reason(self) -> str | None:
         if not self.should_stop:
             return None
@@ -314,7 +334,24 @@ class TeacherRun:
         return {"api_key": self.api_key, "base_url": self.base_url, "max_retries": self.max_retries,
                 "timeout": self.timeout_s}
 
-    async def _run_live(self, misses: dict[str, _Pending]) -> None:
+    def _reservation_expiry_s(self) -> float:
+        # long enough for every attempt the SDK may make, with retry-after waits in between;
+        # after that a reservation of a process that died mid-request stops counting
+        return 2 * self.timeout_s * (self.max_retries + 1) + 120
+
+    def _reserve(self, wanted: list[tuple[str, float]]) -> list[int]:
+        """Reserve worst cases in the shared ledger (one transaction for all of `wanted`);
+        returns the ids made, a prefix of `wanted`."""
+        with self._money:
+            room = None if self.budget_usd is None else self.budget_usd - self.summary.cost_usd - self._in_flight_worst
+        ids = self.store.reserve_spend(self.project_name, self.job_id, [w for _, w in wanted],
+                                       self._reservation_expiry_s(), run_room=room,
+                                       request_hashes=[k for k, _ in wanted])
+        with self._money:
+            self._in_flight_worst += sum(w for _, w in wanted[:len(ids)])
+        return ids
+
+    async def _run_live(self, misses: dict[str, PendingRequest]) -> None:
         import anthropic
 
         from core.ratelimit import AdaptiveLimiter
@@ -324,8 +361,10 @@ class TeacherRun:
         results: asyncio.Queue = asyncio.Queue()
         semaphore = asyncio.Semaphore(self.concurrency)
         stop = asyncio.Event()
+        reserver = _Reserver(self._reserve)
+        writer_failed: list[BaseException] = []
 
-        async def call(key: str, p: _Pending) -> None:
+        async def call(key: str, p: PendingRequest) -> None:
             async with semaphore:
                 if stop.is_set():
                     return
@@ -335,21 +374,25 @@ class TeacherRun:
                     stop.set()
                     return
                 worst = self._worst_case(p.request)
-                if self.budget_usd is not None and self.summary.cost_usd + self._in_flight_worst + worst > self.budget_usd:
-                    self.summary.stopped = "budget"
+                reservation = await reserver.reserve(key, worst)
+                if reservation is None:  # the project's or this run's cap has no room for it
+                    self.summary.stopped = self.summary.stopped or "budget"
                     stop.set()
                     return
-                self._in_flight_worst += worst
+                if stop.is_set():  # the writer failed while we waited: send nothing more
+                    self.store.release_spend([reservation])
+                    with self._money:
+                        self._in_flight_worst -= worst
+                    return
                 self.summary.requests += 1
                 try:
                     raw = await client.messages.with_raw_response.create(**p.request)
                     message = await raw.parse()
                     response = message.model_dump(mode="json", exclude_none=True)
-                    await results.put((key, p, response, None, _attempts_of_request(raw.http_request)))
+                    await results.put((key, p, response, None, _attempts_of_request(raw.http_request),
+                                       reservation, worst))
                 except Exception as exc:  # every failure becomes a per-row record
-                    await results.put((key, p, None, exc, _attempts(exc)))
-                finally:
-                    self._in_flight_worst -= worst
+                    await results.put((key, p, None, exc, _attempts(exc), reservation, worst))
 
         async def writer() -> None:
             while True:
@@ -361,7 +404,13 @@ class TeacherRun:
                     batch.append(results.get_nowait())
                 done = any(b is None for b in batch)
                 batch = [b for b in batch if b is not None]
-                await asyncio.to_thread(self._flush, batch)
+                try:
+                    await asyncio.to_thread(self._flush, batch)
+                except Exception as exc:  # stop sending: answers that cannot be stored must not be bought
+                    writer_failed.append(exc)
+                    self.summary.stopped = "writer failed"
+                    stop.set()
+                    return
                 self._progress()
                 if done:
                     return
@@ -374,118 +423,107 @@ class TeacherRun:
             await writer_task
             await client.close()
             self.summary.rate_limited = limiter.stats.rate_limited
+        if writer_failed:
+            raise WriterFailed(f"Storing teacher answers failed ({type(writer_failed[0]).__name__}: "
+                               f"{writer_failed[0]}); labeling stopped so that no more answers are paid for "
+                               "without being stored. Resume the job to continue.") from writer_failed[0]
 
     def _flush(self, batch: list) -> None:
         writes = TeacherWrites()
-        for key, p, response, exc, attempts in batch:
+        for key, p, response, exc, attempts, reservation, _ in batch:
             if exc is None:
                 cost = call_cost(self.prices, self.model, response.get("usage") or {})
                 self._write_success(writes, key, p, response, cached=False, source="live", cost=cost, attempts=attempts)
+                writes.settled.append((reservation, cost or 0.0))
             else:
                 self._write_error(writes, key, p, exc, attempts)
+                if _unbilled(exc):
+                    writes.released.append(reservation)
+                # else: the API may have billed it (a timeout, a broken body): the reservation
+                # keeps counting until it expires
+        self._append_to_spool([b for b in batch if b[3] is None])
         self.store.write_teacher(self.project_name, writes)
+        with self._money:
+            self._in_flight_worst -= sum(b[6] for b in batch)
 
-    # ---- batch mode ----------------------------------------------------------------
-    def _run_batches(self, misses: dict[str, _Pending]) -> None:
-        import anthropic
+    # ---- the spool: paid answers survive a failed write or a kill ----------------------
+    def _append_to_spool(self, answered: list) -> None:
+        if self.spool is None or not answered:
+            return
+        lines = [json.dumps({"key": key, "request": p.request, "response": response,
+                             "row_ids": [it["row_id"] for it in p.rows], "attempts": attempts,
+                             "reservation": reservation}) + "\n"
+                 for key, p, response, _, attempts, reservation, _ in answered]
+        self.spool.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.spool, "a", encoding="utf-8") as f:
+            f.writelines(lines)
+            f.flush()
+            os.fsync(f.fileno())
 
-        client = anthropic.Anthropic(**self._client_kwargs())
-        try:
-            self._submit_batches(client, misses)
-            self._poll_batches(client)
-        finally:
-            client.close()
-
-    def _submit_batches(self, client, misses: dict[str, _Pending], chunk: int = 10_000) -> None:
-        keys = list(misses)
-        if self.budget_usd is not None:
-            # A batch cannot be stopped half-way, so the whole worst case must fit the budget, after
-            # what earlier batches still being processed may bill. (budget_usd is already what is
-            # left of the project's cap: spend must not be subtracted a second time.)
-            room = self.budget_usd - self.store.open_batch_worst_case(self.project_name)
-            fitting = []
-            for key in keys:
-                worst = self._worst_case(misses[key].request)
-                if worst > room:
-                    self.summary.stopped = "budget"
-                    break
-                room -= worst
-                fitting.append(key)
-            keys = fitting
-        for start in range(0, len(keys), chunk):
-            reason = self._stop_reason()
-            if reason:
-                self.summary.stopped = reason
-                return
-            part = keys[start:start + chunk]
-            batch = client.messages.batches.create(
-                requests=[{"custom_id": key, "params": misses[key].request} for key in part])
-            # Stored before polling: a restart resumes this batch instead of paying for it again.
-            self.store.add_batch(self.project_name, batch.id, self.job_id, self.model, [
-                {"custom_id": key, "request_hash": key, "request": json.dumps(misses[key].request),
-                 "row_ids": json.dumps([it["row_id"] for it in misses[key].rows]),
-                 "worst_usd": self._worst_case(misses[key].request)} for key in part])
-            self.summary.batches += 1
-            self.summary.requests += len(part)
-
-    def _poll_batches(self, client) -> None:
-        while True:
-            open_batches = self.store.open_batches(self.project_name)
-            if not open_batches:
-                return
-            reason = self._stop_reason()
-            if reason == "paused":
-                self.summary.stopped = "paused"  # the batches keep running; resume polls them
-                return
-            for batch_id in open_batches:
-                if reason == "cancelled":
-                    client.messages.batches.cancel(batch_id)
-                view = client.messages.batches.retrieve(batch_id)
-                if view.processing_status == "ended":
-                    self._collect_batch(client, batch_id)
-            if reason == "cancelled":
-                self.summary.stopped = "cancelled"
-            self._progress()
-            if self.store.open_batches(self.project_name):
-                time.sleep(self.poll_interval_s)
-
-    def _collect_batch(self, client, batch_id: str) -> None:
-        entries = {e["custom_id"]: e for e in self.store.batch_requests(batch_id)}
-        items = {it["row_id"]: it for it in self.store.get_items(
-            self.project_name, [rid for e in entries.values() for rid in json.loads(e["row_ids"])])}
-        writes = TeacherWrites(collected_batches=[batch_id])
-        seen = set()
-        for result in client.messages.batches.results(batch_id):
-            entry = entries.get(result.custom_id)
-            if entry is None or result.custom_id in seen:
+    def _replay_spool(self) -> None:
+        """Store the spooled answers the database does not have yet, before anything is sent."""
+        if self.spool is None or not self.spool.exists():
+            return
+        entries = []
+        for line in self.spool.read_text(encoding="utf-8").splitlines():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut short by a kill: its answer was not complete
                 continue
-            seen.add(result.custom_id)
-            pending = _Pending(json.loads(entry["request"]),
-                               [items[r] for r in json.loads(entry["row_ids"]) if r in items])
-            outcome = result.result
-            if outcome.type == "succeeded":
-                response = outcome.message.model_dump(mode="json", exclude_none=True)
-                cost = call_cost(self.prices, self.model, response.get("usage") or {}, batch=True)
-                self._write_success(writes, entry["request_hash"], pending, response, cached=False,
-                                    source="batch", cost=cost, attempts=1)
-            else:
-                detail = getattr(getattr(getattr(outcome, "error", None), "error", None), "message", "")
-                self._write_error(writes, entry["request_hash"], pending,
-                                  BatchRowError(f"batch_{outcome.type}", detail or f"request {outcome.type}"), 1)
-        for custom_id in set(entries) - seen:  # a result the API never returned is retried later
-            entry = entries[custom_id]
-            pending = _Pending(json.loads(entry["request"]),
-                               [items[r] for r in json.loads(entry["row_ids"]) if r in items])
-            self._write_error(writes, entry["request_hash"], pending, BatchRowError("batch_missing", "no result"), None)
-        for call in writes.calls:
-            call["batch_id"] = batch_id
+        stored = self.store.cached_responses([e["key"] for e in entries])
+        todo = {e["key"]: e for e in entries if e["key"] not in stored}
+        if not todo:
+            return
+        items = {it["row_id"]: it for it in self.store.get_items(
+            self.project_name, [r for e in todo.values() for r in e["row_ids"]])}
+        writes, done = TeacherWrites(), self._done
+        for key, e in todo.items():
+            pending = PendingRequest(e["request"], [items[r] for r in e["row_ids"] if r in items])
+            cost = call_cost(self.prices, e["request"]["model"], e["response"].get("usage") or {})
+            self._write_success(writes, key, pending, e["response"], cached=False, source="live", cost=cost,
+                                attempts=e["attempts"])
+            if e.get("reservation") is not None:
+                writes.settled.append((e["reservation"], cost or 0.0))
+            self.summary.replayed += len(pending.rows)
         self.store.write_teacher(self.project_name, writes)
+        self._done = done  # progress counts the rows this run sets out to label, planned next
+
+class WriterFailed(ConfigError):
+    """The store refused the run's answers; the run stops sending."""
 
 
-class BatchRowError(Exception):
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
+class _Reserver:
+    """Reserves spend for requests about to be sent. Requests that ask while a reservation is
+    being written wait and are reserved together, so the ledger costs one transaction per
+    group of requests, not one per request."""
+
+    def __init__(self, reserve_many):
+        self.reserve_many = reserve_many
+        self.waiting: list[tuple[str, float, asyncio.Future]] = []
+        self.lock = asyncio.Lock()
+
+    async def reserve(self, key: str, worst: float) -> int | None:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append((key, worst, future))
+        async with self.lock:
+            if not future.done():
+                group, self.waiting = self.waiting, []
+                try:
+                    ids = await asyncio.to_thread(self.reserve_many, [(k, w) for k, w, _ in group])
+                except Exception as exc:  # every request of the group learns why
+                    for _, _, f in group:
+                        f.set_exception(exc)
+                else:
+                    for n, (_, _, f) in enumerate(group):
+                        f.set_result(ids[n] if n < len(ids) else None)
+        return future.result()
+
+
+def _unbilled(exc: BaseException) -> bool:
+    """Whether a failed call was certainly not billed: the API answered with an error status."""
+    import anthropic
+
+    return isinstance(exc, anthropic.APIStatusError)
 
 
 def label_project(store: Store, project: str, **kwargs) -> LabelSummary:

@@ -100,16 +100,20 @@ def budget_panel(store, name, project, prices, model):
                    f"SDK retries per call {fc.retry_rate or 0:.2f}.")
 
     st.subheader("Budget")
-    spent = store.spend(name)
-    b = st.columns([2, 1, 1])
+    spent, reserved = store.spend(name), store.reserved_spend(name)
+    b = st.columns([2, 1, 1, 1])
     cap = b[0].number_input("Project budget cap, USD (0 = none)", 0.0, 1e6, float(project.budget_usd or 0.0),
                             key="budget_cap")
     if b[1].button("Save cap"):
         store.update_project(name, budget_usd=float(cap) or None)
         st.success("Budget saved. Labeling refuses to start when its P90 forecast exceeds what is left.")
     b[2].metric("Spent", f"${spent:.4f}", help="billed teacher calls in this project")
+    b[3].metric("Reserved", f"${reserved:.4f}",
+                help="the worst case of requests in flight and of batches still running, in every process; "
+                     "the cap counts it until the real cost is known")
     if project.budget_usd:
-        st.progress(min(1.0, spent / project.budget_usd), text=f"${spent:.4f} of ${project.budget_usd:.2f}")
+        st.progress(min(1.0, (spent + reserved) / project.budget_usd),
+                    text=f"${spent:.4f} spent + ${reserved:.4f} reserved of ${project.budget_usd:.2f}")
 
     st.subheader("Pilot")
     p = st.columns([1, 1, 2])
@@ -117,12 +121,16 @@ def budget_panel(store, name, project, prices, model):
     floor = p[1].number_input("At least rows", 1, 10_000, 20, key="pilot_floor")
     if p[2].button("Label a stratified pilot", help="Then this forecast uses the pilot's observed usage."):
         try:
+            jobs.ensure_labeling_free(store, name)  # a pilot is a labeling run: one at a time per project
             rows = pilot_rows(store, name, pct / 100, int(floor))
             cfg = LabelConfig(name, model=model, row_ids=rows).validate()
             job_id = jobs.start_job(store, name, "label", cfg.as_job_config(), env=job_env())
             st.success(f"Pilot job {job_id} started on {len(rows)} rows; follow it on the Label page.")
         except Exception as exc:
             show_error(exc)
+            if isinstance(exc, jobs.LabelingBusy):
+                st.page_link("pages/3_Label.py", label=f"Open job {exc.job_id}", icon="▶",
+                             query_params={"job": exc.job_id})
     if api_key() and st.button("Calibrate with exact count_tokens (20 rows, free)"):
         try:
             st.success(f"Counted {count_tokens_sample(store, name, api_key(), model=model)} requests.")

@@ -10,13 +10,28 @@ from core.teacher import LabelConfig
 from ui import api_key, job_env, page_setup, plain, project_picker, show_error
 
 
+def show_job(job_id: str) -> None:
+    st.query_params["job"] = job_id
+
+
+def show_start_error(exc: Exception) -> None:
+    """The error, and for a refusal because a labeling job runs already, a button that shows
+    that job below (the page's view of a job follows ?job=…)."""
+    show_error(exc)
+    if isinstance(exc, jobs.LabelingBusy):
+        st.button(f"Open job {exc.job_id}", key="open-running-job", on_click=show_job, args=(exc.job_id,))
+
+
 @st.fragment(run_every=1.0)
 def live_status(store, name: str) -> None:
-    """Re-renders every second without rerunning the page."""
+    """Re-renders every second without rerunning the page. Shows the job a link asked for
+    (?job=…), else the one running, else the latest."""
     label_jobs = jobs.jobs_for(store, name, "label")
+    job = jobs.job_to_show(label_jobs, st.query_params.get("job"))
+    failures = jobs.parse_failures(job) if job else None
     stats = store.teacher_stats(name)
     counts = store.count_items(name)
-    cols = st.columns(5)
+    cols = st.columns(6)
     budget = store.get_project(name).budget_usd
     cols[0].metric("Spend (billed)", f"${stats['spend_usd']:.4f}",
                    help=f"of a ${budget:.2f} project budget" if budget else "no project budget set")
@@ -24,15 +39,17 @@ def live_status(store, name: str) -> None:
     cols[2].metric("Served from cache", stats["cache_hits"])
     cols[3].metric("Unlabeled", counts["by_status"].get("unlabeled", 0))
     cols[4].metric("Errors", counts["by_status"].get("error", 0))
-    if not label_jobs:
+    cols[5].metric("Unparseable answers", f"{failures[0]:.0%}" if failures else "–",
+                   help="share of the shown job's answers that could not be parsed (flagged for review)")
+    if job is None:
         st.caption("No labeling job yet.")
         return
-    job = label_jobs[0]
     total = job["total"] or 0
-    rate = jobs.throughput(job)
-    st.progress(min(1.0, job["done"] / total) if total else 0.0,
-                text=f"Job {job['id']}: {job['status']} · {job['done']}/{total} rows · "
-                     f"${job['cost_usd'] or 0:.4f}" + (f" · {rate:.1f} rows/s" if rate else ""))
+    st.progress(min(1.0, (job["done"] or 0) / total) if total else 0.0, text=plain(jobs.progress_text(job)))
+    if failures and failures[0] >= jobs.PARSE_FAILURE_ALERT:
+        st.error(plain(failures[1]))
+    elif failures and failures[0] > 0:
+        st.caption(plain(failures[1]))
     if job["status"] == "failed":
         st.error(plain(f"The job failed: {job['error']}"))
     batches = store.list_batches(name)
@@ -54,7 +71,7 @@ def live_status(store, name: str) -> None:
                 jobs.resume_job(store, job["id"], env=job_env())
                 st.toast("Resumed")
             except Exception as exc:
-                show_error(exc)
+                show_start_error(exc)
 
 
 def main() -> None:
@@ -81,6 +98,7 @@ def main() -> None:
         start = st.form_submit_button("Start labeling", type="primary")
     if start:
         try:
+            jobs.ensure_labeling_free(store, name)  # before the preflight: the running job is the news
             if load_prices().get(project.model) is None:
                 st.warning(f"{project.model} has no price; the run will refuse to make live calls.")
             preflight(store, name, load_prices(), model=project.model, batch=bool(batch), override=override,
@@ -88,9 +106,10 @@ def main() -> None:
             cfg = LabelConfig(name, model=project.model, concurrency=int(concurrency), limit=int(limit) or None,
                               budget_usd=float(budget) or None, batch=bool(batch)).validate()
             job_id = jobs.start_job(store, name, "label", cfg.as_job_config(), env=job_env())
+            st.query_params.pop("job", None)  # show the new job, not one an earlier link asked for
             st.success(f"Started job {job_id}. You can leave this page; the job keeps running.")
         except Exception as exc:
-            show_error(exc)
+            show_start_error(exc)
     live_status(store, name)
     errors = store.recent_errors(name)
     if errors:

@@ -46,6 +46,17 @@ def form_version(row: dict) -> tuple[int, str]:
     return version, f"{row_id}:{version}"
 
 
+def label_picker(options: list[str], stored: str | None, suffix: str) -> str | None:
+    """The label selectbox. A missing or out-of-set label leaves it empty: defaulting to the
+    first option would let Ctrl+Enter store that option as the reviewer's correction. Saving
+    without a pick is then refused by core.review (unless the row is flagged)."""
+    if stored in options:
+        return st.selectbox("Label", options, index=options.index(stored), key=f"review_label:{suffix}")
+    st.caption(plain("This row has no label; pick one." if stored is None else
+                     f"The stored label {stored!r} is not one of the options; pick one."))
+    return st.selectbox("Label", options, index=None, placeholder="Pick a label", key=f"review_label:{suffix}")
+
+
 def edit_form(store, name: str, project, row: dict) -> None:
     st.subheader(plain(f"Row {row['row_id']}"))
     for field, value in row["inputs"].items():
@@ -57,7 +68,7 @@ def edit_form(store, name: str, project, row: dict) -> None:
     sure = "" if row["teacher_confidence"] is None else f" (confidence {row['teacher_confidence']:.2f})"
     st.text(f"gold: {row['gold']} · teacher: {row['teacher_label']}{sure} · status: {row['status']}"
             + (f" · flag: {row['flag']}" if row["flag"] else "") + (f" · error: {row['error']}" if row["error"] else ""))
-    options = project.label_set or row["choices"]
+    options = review.label_options(project, row)
     expected_version, suffix = form_version(row)
     signed_in = st.session_state.get("signed_in_reviewer")
     with st.form(f"edit-{row['row_id']}"):
@@ -67,8 +78,7 @@ def edit_form(store, name: str, project, row: dict) -> None:
         else:
             reviewer = st.text_input("Reviewer", value=st.session_state.get("reviewer", ""), key="reviewer_name")
         if options:
-            current = row["label"] if row["label"] in options else options[0]
-            label = st.selectbox("Label", options, index=options.index(current), key=f"review_label:{suffix}")
+            label = label_picker(options, row["label"], suffix)
         else:
             label = st.text_input("Label", value=row["label"] or "", key=f"review_label_text:{suffix}")
         rationale = st.text_area("Rationale", value=row["rationale"] or "", key=f"review_rationale:{suffix}")
@@ -84,7 +94,7 @@ def edit_form(store, name: str, project, row: dict) -> None:
         try:
             result = review.save_review(store, name, row["row_id"], reviewer, label, rationale, verdict=verdict,
                                         reason=reason or None, comment=comment or None,
-                                        expected_version=expected_version)
+                                        expected_version=expected_version, row=row, spec=project)
             st.success(f"Saved ({result['changes']} change(s)).")
         except Exception as exc:
             show_error(exc)
@@ -135,20 +145,54 @@ def review_stats(store, name: str) -> None:
                 f"{'n/a' if kt is None else f'{kt:.3f}'} ({rows['teacher']} reviews)")
 
 
-def bulk_panel(store, name: str, project, filters, search: str, total: int) -> None:
-    with st.expander(f"Bulk action on the {total} rows of this queue"):
+def confirmed_rows(name: str, filters, search: str, queue: dict[str, int]) -> dict[str, int]:
+    """The rows (id -> version) the bulk confirmation counts: the queue as rendered while the box
+    is unchecked, frozen from the rerun in which it gets checked. So Apply changes exactly the
+    rows the user saw counted, not rows that entered the queue since. Another queue (project,
+    filters or search changed), or no rows kept from when it was checked, unchecks the box: it
+    was confirmed for other rows."""
+    query = (name, tuple(filters), search)
+    held = st.session_state.get("_bulk_rows")
+    if held is None or held[0] != query:
+        st.session_state["bulk_confirm"] = False  # before the checkbox is drawn in this run
+    if not st.session_state.get("bulk_confirm"):
+        held = (query, queue)
+        st.session_state["_bulk_rows"] = held
+    return held[1]
+
+
+def bulk_message(action: str, out: dict, confirmed: dict[str, int], queue: dict[str, int]) -> str:
+    text = (f"Applied to {out['applied']} of the {len(confirmed)} rows you confirmed ('{action}'; one audit "
+            "record each; one undo reverts it).")
+    if out["skipped"]:
+        shown = ", ".join(plain(r) for r in out["skipped"][:10]) + (" …" if len(out["skipped"]) > 10 else "")
+        text += (f" Skipped {len(out['skipped'])} row(s) changed since you confirmed (someone else's edit or "
+                 f"a new teacher answer), left as they are: {shown}.")
+    entered = len(queue.keys() - confirmed.keys())
+    if entered:
+        text += f" {entered} row(s) that entered this queue after you confirmed were left alone."
+    return text
+
+
+def bulk_panel(store, name: str, project, filters, search: str, queue: dict[str, int]) -> None:
+    confirmed = confirmed_rows(name, filters, search, queue)
+    with st.expander(f"Bulk action on the {len(queue)} rows of this queue"):
         c = st.columns(3)
         action = c[0].selectbox("Action", BULK_ACTIONS, key="bulk_action")
         options = project.label_set or []
         label = c[1].selectbox("Label", options, key="bulk_label") if options else c[1].text_input("Label", key="bulk_label_text")
         reason = c[2].selectbox("Reason code", REASON_CODES, key="bulk_reason")
-        confirm = st.checkbox(f"Yes, apply '{action}' to all {total} rows", key="bulk_confirm")
+        confirm = st.checkbox(f"Yes, apply '{action}' to these {len(confirmed)} rows", key="bulk_confirm",
+                              help="The rows counted when you tick this; rows entering the queue later are left "
+                                   "out, and rows someone changes meanwhile are skipped.")
         if st.button("Apply", disabled=not confirm, key="bulk_apply"):
             try:
-                n = review.bulk_review(store, name, filters, st.session_state.get("reviewer", ""), action,
-                                       label=label if action == "set_label" else None,
-                                       reason=reason if action == "flag" else None, search=search)
-                st.success(f"Applied to {n} rows (one audit record each; one undo reverts it).")
+                out = review.bulk_review(store, name, filters, st.session_state.get("reviewer", ""), action,
+                                         label=label if action == "set_label" else None,
+                                         reason=reason if action == "flag" else None, search=search,
+                                         row_ids=confirmed)
+                st.session_state.pop("_bulk_rows", None)  # done: the next rerun unchecks the box
+                st.success(bulk_message(action, out, confirmed, queue))
             except Exception as exc:
                 show_error(exc)
 
@@ -187,7 +231,8 @@ def main() -> None:
     sort = cols[1].selectbox("Sort", list(REVIEW_SORTS), key="review_sort")
     search = cols[2].text_input("Search inputs and rationales")
     try:
-        total = store.review_count(name, filters, search)
+        queue = store.review_ids(name, filters, search)  # one read for the count and the bulk confirmation
+        total = len(queue)
         pages = max(1, -(-total // PAGE_SIZE))
         page = cols[3].number_input(f"Page (of {pages})", 1, pages, 1) - 1
         rows, _ = store.review_page(name, filters, search, page=page, page_size=PAGE_SIZE, sort=sort, total=total)
@@ -207,7 +252,7 @@ def main() -> None:
     export_panel(store, name)
     if not rows:
         return
-    bulk_panel(store, name, project, filters, search, total)
+    bulk_panel(store, name, project, filters, search, queue)
     st.dataframe(row_table(rows), hide_index=True)
     ids = [r["row_id"] for r in rows]
     if st.session_state.get("review_row") not in ids:

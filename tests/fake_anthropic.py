@@ -87,6 +87,7 @@ class FakeAnthropic:
         burst_s: float = 1.0,
         batch_delay_s: float = 0.2,
         batch_fault_for: Callable[[str], str | None] | None = None,
+        batch_create_delay_s: float = 0.0,
     ):
         self.responder = responder
         self.latency_s, self.latency_jitter_s = latency_s, latency_jitter_s
@@ -99,6 +100,7 @@ class FakeAnthropic:
         self.lock = threading.Lock()
         self.requests: list[dict] = []  # every request received, with the outcome
         self.billed: Counter = Counter()  # successful message responses per request content
+        self.usage: list[dict] = []  # the server's own ledger: model and usage of every billed response
         self._server: ThreadingHTTPServer | None = None
         self.rpm, self.itpm, self.burst_s = rpm, itpm, burst_s
         self._buckets: dict[str, list[float]] = {}  # name -> [level, last refill time]
@@ -106,7 +108,15 @@ class FakeAnthropic:
         self.admitted_at: list[float] = []  # monotonic admission times of message requests
         self.batch_delay_s, self.batch_fault_for = batch_delay_s, batch_fault_for
         self.batches: dict[str, dict] = {}
+        # the batch exists (and will be billed) before its creation response is sent: a client
+        # killed meanwhile never learns its id
+        self.batch_create_delay_s = batch_create_delay_s
         self.batches_created = 0
+
+    def billed_usd(self, prices) -> float:
+        """What this server billed, priced from its own usage records (not the client's)."""
+        with self.lock:
+            return sum(prices.cost(u["model"], u["input_tokens"], u["output_tokens"]) for u in self.usage)
 
     # ---- control ---------------------------------------------------------------
     def script(self, *faults: str) -> None:
@@ -242,6 +252,9 @@ class FakeAnthropic:
     # ---- message batches -----------------------------------------------------------
     def _batch_view(self, batch: dict) -> dict:
         self._maybe_finish(batch)
+        return self._batch_view_unlocked(batch)
+
+    def _batch_view_unlocked(self, batch: dict) -> dict:
         counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         if batch["results"] is None:
             counts["processing"] = len(batch["requests"])
@@ -283,6 +296,13 @@ class FakeAnthropic:
     def _handle_get(self, h: BaseHTTPRequestHandler) -> None:
         if not (h.headers.get("x-api-key") or h.headers.get("authorization")):
             return self._error(h, 401, "authentication_error", "missing api key")
+        if h.path.split("?")[0] == "/v1/messages/batches":  # the account's batches, newest first
+            with self.lock:
+                views = [self._batch_view_unlocked(b) for b in self.batches.values()]
+            views.sort(key=lambda v: v["created_at"], reverse=True)
+            return self._send(h, 200, json.dumps({"data": views, "has_more": False,
+                                                  "first_id": views[0]["id"] if views else None,
+                                                  "last_id": views[-1]["id"] if views else None}).encode())
         m = re.fullmatch(r"/v1/messages/batches/([\w-]+)(/results)?", h.path.split("?")[0])
         batch = self.batches.get(m.group(1)) if m else None
         if batch is None:
@@ -308,6 +328,8 @@ class FakeAnthropic:
         with self.lock:
             self.batches[batch_id] = batch
             self.batches_created += 1
+        if self.batch_create_delay_s:
+            time.sleep(self.batch_create_delay_s)
         self._send(h, 200, json.dumps(self._batch_view(batch)).encode())
 
     def _message(self, body: dict, fault: str | None) -> tuple[dict, str]:
@@ -396,4 +418,5 @@ class FakeAnthropic:
             return self._send(h, 200, payload[: len(payload) // 2], content_length=len(payload))
         with self.lock:
             self.billed[key] += 1
+            self.usage.append({"model": body.get("model"), **message["usage"]})
         self._send(h, 200, payload, limit_headers)

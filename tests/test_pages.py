@@ -90,6 +90,38 @@ def test_label_page_starts_a_background_job(app_store, fake, monkeypatch):
     assert "test-key" not in json.dumps([m.value for m in at.markdown] + [c.value for c in at.caption])
 
 
+def test_label_page_refuses_a_second_run_and_opens_the_running_one(app_store):
+    import_csv(app_store)
+    holder = jobs.create_job(app_store, "tickets", "label", {}, lease=True, **jobs._identity(os.getpid()))
+    jobs._move(app_store, holder, "running")
+    newer = jobs.create_job(app_store, "tickets", "label", {})  # listed first: the page must find the running one
+    jobs._move(app_store, newer, "cancelled")
+    try:
+        at = page("pages/3_Label.py", "tickets")
+        at.button[0].click().run()  # Start labeling (form submit)
+        assert any(f"Labeling job {holder} is already running" in e.value for e in at.error), [e.value for e in at.error]
+        assert len(app_store.list_jobs("tickets", "label")) == 2  # nothing new was recorded
+        next(b for b in at.button if b.label == f"Open job {holder}").click().run()
+        assert at.query_params["job"] in (holder, [holder])
+        assert at.get("progress")[0].proto.text.replace("\\", "").startswith(f"Job {holder}: running")
+    finally:
+        jobs._move(app_store, holder, "cancelled")
+
+
+def test_label_page_shows_why_a_job_stopped_and_its_parse_failures(app_store):
+    import_csv(app_store)
+    job_id = jobs.create_job(app_store, "tickets", "label", {})
+    jobs._move(app_store, job_id, "running")
+    app_store.update_job(job_id, done=142, total=262)
+    jobs._finish(app_store, job_id, {"status": "stopped", "stop_reason": "budget", "labeled": 71, "flagged": 71,
+                                     "parse_failure_share": 0.5})
+    at = page("pages/3_Label.py", "tickets")
+    text = at.get("progress")[0].proto.text.replace("\\", "")
+    assert "stopped: budget reached · 142/262 rows" in text and "completed" not in text
+    assert {m.label: m.value for m in at.metric}["Unparseable answers"] == "50%"
+    assert any("50% of the answers could not be parsed (71 rows flagged)" in e.value for e in at.error)
+
+
 def test_review_page_saves_an_audited_edit(app_store):
     at = page("pages/4_Review.py")
     assert not at.exception
@@ -118,14 +150,75 @@ def test_review_page_refuses_a_stale_edit_as_a_conflict(app_store):
     at = page("pages/4_Review.py")
     at.multiselect(key="review_filter").set_value(["all"]).run()
     row_id = at.selectbox(key="review_row").value
+    version = app_store.get_item(DEMO, row_id)["version"]  # the version ana's form was filled from
     review.save_review(app_store, DEMO, row_id, "ben", None, "Ben got there first.")  # another session saves
     at.text_input(key="reviewer_name").set_value("ana")
-    at.text_area(key=f"review_rationale:{row_id}:0").set_value("Ana's edit on the old copy.")
+    at.text_area(key=f"review_rationale:{row_id}:{version}").set_value("Ana's edit on the old copy.")
     next(b for b in at.button if b.label == "Save review").click().run()
     assert any("changed by someone else" in e.value for e in at.error), [e.value for e in at.error]
     assert app_store.get_item(DEMO, row_id)["rationale"] == "Ben got there first."
     at.run()  # the next rerun shows the stored row
     assert next(t for t in at.text_area if t.label == "Rationale").value == "Ben got there first."
+
+
+def test_review_page_refuses_a_form_opened_before_a_new_teacher_answer(app_store):
+    from core.db import TeacherWrites
+
+    at = page("pages/4_Review.py")
+    at.multiselect(key="review_filter").set_value(["all"]).run()
+    row_id = at.selectbox(key="review_row").value
+    version = app_store.get_item(DEMO, row_id)["version"]
+    app_store.write_teacher(DEMO, TeacherWrites(results=[{  # a labeling job writes a fresh answer meanwhile
+        "row_id": row_id, "status": "labeled", "label": "returns", "rationale": "The teacher's new answer.",
+        "flag": None, "request_hash": None, "source": "teacher", "confidence": None}]))
+    at.text_input(key="reviewer_name").set_value("ana")
+    at.text_area(key=f"review_rationale:{row_id}:{version}").set_value("Judged on the old answer.")
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert any("changed by someone else" in e.value for e in at.error), [e.value for e in at.error]
+    item = app_store.get_item(DEMO, row_id)
+    assert (item["rationale"], item["reviewed"]) == ("The teacher's new answer.", False)
+
+
+def test_review_page_leaves_a_missing_label_unpicked_and_refuses_to_save_it(app_store):
+    at = page("pages/4_Review.py")
+    at.multiselect(key="review_filter").set_value(["parse errors"]).run()
+    row_id = at.selectbox(key="review_row").value
+    item = app_store.get_item(DEMO, row_id)
+    assert item["label"] is None
+    picker = at.selectbox(key=f"review_label:{row_id}:{item['version']}")
+    assert picker.value is None and picker.placeholder == "Pick a label"
+    at.text_input(key="reviewer_name").set_value("ana")
+    next(b for b in at.button if b.label == "Save review").click().run()  # Ctrl+Enter with nothing picked
+    assert any("Pick a label" in e.value for e in at.error), [e.value for e in at.error]
+    assert app_store.get_item(DEMO, row_id) == item and not app_store.audit_trail(DEMO, row_id)
+    at.selectbox(key=f"review_label:{row_id}:{item['version']}").set_value("returns")
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert any("Saved" in s.value for s in at.success), [e.value for e in at.error]
+    assert app_store.get_item(DEMO, row_id)["label"] == "returns"
+
+
+def test_review_page_bulk_action_applies_to_the_rows_it_counted(app_store):
+    import_csv(app_store)  # six unlabeled tickets
+    at = page("pages/4_Review.py", "tickets")
+    at.multiselect(key="review_filter").set_value(["unlabeled"]).run()
+    at.text_input(key="reviewer_name").set_value("ana")  # ana reviews row 1 first, which names her
+    at.selectbox(key="review_label:1:0").set_value("billing")
+    next(b for b in at.button if b.label == "Save review").click().run()
+    at.selectbox(key="bulk_action").set_value("flag").run()
+    at.checkbox(key="bulk_confirm").check().run()
+    assert "6 rows" in at.checkbox(key="bulk_confirm").label
+    # after the confirmation: two rows enter the queue, and ben corrects one of the six
+    import_csv(app_store, "id,text,label\n7,Refund not received,billing\n8,Parcel damaged,shipping\n")
+    review.save_review(app_store, "tickets", "2", "ben", "technical", None)
+    next(b for b in at.button if b.key == "bulk_apply").click().run()
+    flagged = {r["row_id"] for r in app_store.review_page("tickets", "flagged by a reviewer")[0]}
+    assert flagged == {"1", "3", "4", "5", "6"}, [e.value for e in at.error]
+    assert app_store.get_item("tickets", "2")["label"] == "technical"  # ben's correction stands
+    message = next(s.value for s in at.success if "Applied" in s.value)
+    assert "Applied to 5 of the 6 rows you confirmed" in message and "Skipped 1 row(s)" in message, message
+    assert "2 row(s) that entered this queue after you confirmed were left alone" in message
+    at.run()
+    assert at.checkbox(key="bulk_confirm").value is False  # done: a next bulk action is confirmed anew
 
 
 def test_review_page_sampling_plan_and_bulk_flag(app_store):

@@ -73,8 +73,8 @@ def test_undo_reverts_the_last_change_and_keeps_history(labeled):
 
 
 def test_bulk_action_is_audited_per_row_and_undoable_as_one(labeled):
-    n = review.bulk_review(labeled, "tickets", "unreviewed", "ana", "flag", reason="unclear input")
-    assert n == 6
+    out = review.bulk_review(labeled, "tickets", "unreviewed", "ana", "flag", reason="unclear input")
+    assert (out["applied"], out["skipped"]) == (6, [])
     audit = labeled.query("SELECT DISTINCT change_id, reason FROM audit_log WHERE field = 'verdict'")
     assert len(audit) == 1 and audit[0]["reason"] == "bulk flag: unclear input"
     assert labeled.review_page("tickets", "flagged by a reviewer")[1] == 6
@@ -93,7 +93,8 @@ def test_spot_check_plan_and_live_error_estimate(store, fake):
     assert 14 <= n <= 16
     rows, total = store.review_page("tickets", "spot check", page_size=100)
     assert total == n and {r["teacher_label"] for r in rows} == {"billing", "technical"}
-    review.save_review(store, "tickets", rows[0]["row_id"], "ana", "shipping", None)
+    other = next(x for x in ("billing", "technical") if x != rows[0]["teacher_label"])  # the project's labels
+    review.save_review(store, "tickets", rows[0]["row_id"], "ana", other, None)
     review.save_review(store, "tickets", rows[1]["row_id"], "ana", None, None, verdict="reject_rationale")
     planned, outcomes = store.spot_check_outcomes("tickets")
     est = error_estimate(outcomes)

@@ -9,6 +9,8 @@ import core.db.connection
 from core.db import Store, migrations
 from core.db.schema import SCHEMA_FILE, schema_file_text
 
+LATEST = max(v for v, _ in migrations())
+
 
 def _applied(path) -> list[tuple]:
     con = duckdb.connect(str(path))
@@ -47,7 +49,7 @@ def test_existing_workspace_database_opens_and_gets_new_migrations(tmp_path):
     con.close()
 
     store = Store(path)
-    assert store.schema_version() == 7
+    assert store.schema_version() == LATEST
     assert store.get_project("tickets").label_set == ["billing", "shipping"]
     assert store.get_item("tickets", "1")["label"] == "billing"
     job = store.get_job("label-1")
@@ -66,7 +68,7 @@ def test_migrating_twice_changes_nothing(tmp_path):
     store = Store(path)
     before = _applied(path)
     assert [v for v, _ in before] == [v for v, _ in migrations()]
-    assert store.migrate() == 7
+    assert store.migrate() == LATEST
     Store(path)
     assert _applied(path) == before
 
@@ -76,7 +78,7 @@ def test_a_failing_migration_rolls_back_alone(tmp_path, monkeypatch):
     nothing of the broken one remains."""
     folder = tmp_path / "migrations"
     shutil.copytree(core.db.connection.MIGRATIONS_DIR, folder)
-    (folder / "0008_broken.sql").write_text(
+    (folder / f"{LATEST + 1:04d}_broken.sql").write_text(
         "CREATE TABLE half_done (x INTEGER);\n"
         "ALTER TABLE jobs ADD COLUMN half_column VARCHAR;\n"
         "SELECT * FROM no_such_table;\n", encoding="utf-8")
@@ -86,7 +88,7 @@ def test_a_failing_migration_rolls_back_alone(tmp_path, monkeypatch):
         Store(path)
     con = duckdb.connect(str(path))
     try:
-        assert con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 7
+        assert con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == LATEST
         assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'half_done'").fetchone()[0] == 0
         assert con.execute("SELECT count(*) FROM duckdb_columns() WHERE table_name = 'jobs' "
                            "AND column_name = 'half_column'").fetchone()[0] == 0

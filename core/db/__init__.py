@@ -13,6 +13,7 @@ Who owns what:
   items.py       items (import, sampling, lookup, export)
   review.py      audit_log, reviews, spot_checks (and the review columns of items)
   teacher.py     teacher_cache, teacher_calls, token_counts (and the teacher columns of items)
+  ledger.py      spend_ledger (reservations that make a budget cap hold across processes)
   batches.py     teacher_batches, teacher_batch_requests
   runs.py        jobs, run_metrics, student_predictions
 """
@@ -27,6 +28,7 @@ from core.db.connection import (
     migrations,
 )
 from core.db.items import ITEM_COLUMNS, ItemTables
+from core.db.ledger import LedgerTables
 from core.db.projects import Project, ProjectTables
 from core.db.review import REVIEW_FILTERS, REVIEW_SORTS, ReviewTables
 from core.db.runs import RunTables
@@ -39,7 +41,8 @@ from core.db.teacher import (
 )
 
 
-class Store(ProjectTables, ItemTables, ReviewTables, TeacherTables, BatchTables, RunTables, Database):
+class Store(ProjectTables, ItemTables, ReviewTables, TeacherTables, LedgerTables, BatchTables, RunTables,
+            Database):
     """Owns one DuckDB file: the connection handling of Database plus the queries of every
     group of tables. Cheap to create; connections are opened per operation."""
 

@@ -32,6 +32,17 @@ DEFAULT_DB_ENV = "DISTILL_DB"
 DEFAULT_DB_PATH = "workspace/distill.duckdb"
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_WAITING = ".waiting."  # <db>.waiting.<pid>: a process is waiting for the file
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -72,12 +83,14 @@ def _is_lock_error(exc: Exception) -> bool:
 class Database:
     """Owns one DuckDB file. Cheap to create; connections are opened per operation."""
 
-    def __init__(self, path: str | os.PathLike | None = None, busy_timeout_s: float = 60.0, hold_s: float = 0.0):
+    def __init__(self, path: str | os.PathLike | None = None, busy_timeout_s: float | None = None,
+                 hold_s: float = 0.0):
         """hold_s > 0 (the app process): keep the database open that long after the last use,
         so the queries of one page rerun share it; other processes (jobs) wait and retry
         meanwhile. 0 (jobs, CLI): open and close per operation."""
         self.path = str(path or default_db_path())
-        self.busy_timeout_s = busy_timeout_s
+        self.busy_timeout_s = (busy_timeout_s if busy_timeout_s is not None
+                               else float(os.environ.get("DISTILL_BUSY_TIMEOUT_S", "60")))
         self.hold_s = hold_s
         self._held: duckdb.DuckDBPyConnection | None = None
         self._last_used = time.monotonic()
@@ -85,22 +98,43 @@ class Database:
         self.migrate()
 
     def _open(self) -> duckdb.DuckDBPyConnection:
-        """Open the file, waiting (with jittered backoff) while another process holds it."""
+        """Open the file, waiting (with jittered backoff) while another process holds it. While it
+        waits it leaves a marker next to the file, so that a process holding the file for
+        convenience (the app) lets go at once instead of starving it."""
         deadline = time.monotonic() + self.busy_timeout_s
         delay = 0.005
-        while True:
-            try:
-                return duckdb.connect(self.path)
-            except duckdb.IOException as exc:
-                if not _is_lock_error(exc) or time.monotonic() > deadline:
-                    if _is_lock_error(exc):
-                        raise StoreBusy(
-                            f"The database {self.path} stayed locked by another process for "
-                            f"{self.busy_timeout_s:.0f} s."
-                        ) from exc
-                    raise
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.1)
+        marker: Path | None = None
+        try:
+            while True:
+                try:
+                    return duckdb.connect(self.path)
+                except duckdb.IOException as exc:
+                    if not _is_lock_error(exc) or time.monotonic() > deadline:
+                        if _is_lock_error(exc):
+                            raise StoreBusy(
+                                f"The database {self.path} stayed locked by another process for "
+                                f"{self.busy_timeout_s:.0f} s."
+                            ) from exc
+                        raise
+                    if marker is None:
+                        marker = Path(f"{self.path}{_WAITING}{os.getpid()}")
+                        marker.touch()
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.1)
+        finally:
+            if marker is not None:
+                marker.unlink(missing_ok=True)
+
+    def _others_waiting(self) -> bool:
+        """Whether another live process is waiting for the file (see _open)."""
+        for marker in Path(self.path).parent.glob(Path(self.path).name + _WAITING + "*"):
+            pid = marker.name.rsplit(".", 1)[-1]
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            if _pid_alive(int(pid)):
+                return True
+            marker.unlink(missing_ok=True)  # left by a process that died waiting
+        return False
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -117,6 +151,7 @@ class Database:
                     con.close()
                 return
             if self._held is None:
+                self._yield_to_waiters()
                 self._held = self._open()
                 threading.Thread(target=self._release_when_idle, daemon=True).start()
             con = self._held.cursor()  # a fresh connection per operation, sharing the open database
@@ -125,11 +160,22 @@ class Database:
             finally:
                 con.close()
                 self._last_used = time.monotonic()
+                if self._others_waiting():  # a job is waiting: let go now, not after hold_s
+                    self._held.close()
+                    self._held = None
+
+    def _yield_to_waiters(self, max_s: float = 1.0) -> None:
+        """Before the app opens the file, give a waiting job its turn (at most max_s)."""
+        deadline = time.monotonic() + max_s
+        while self._others_waiting() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def _release_when_idle(self) -> None:
         while True:
             time.sleep(self.hold_s / 2)
             with _PROCESS_LOCK:
+                if self._held is None:  # already let go for a waiting process
+                    return
                 if time.monotonic() - self._last_used >= self.hold_s:
                     self._held.close()
                     self._held = None

@@ -5,8 +5,10 @@ writes the review columns of `items`."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
+from core.db.connection import run_with_rows
 from core.errors import AppError, NotFound
 from core.tasks import get_task
 
@@ -64,6 +66,15 @@ class ReviewTables:
         where, params = self._review_where(project, filter_name, search)
         return self.scalar(f"SELECT count(*) FROM items {where}", params)
 
+    def review_ids(self, project: str, filters="all", search: str = "") -> dict[str, int]:
+        """Every row of a queue as row id -> version, in import order: what the page counts and a
+        bulk confirmation then applies to (the versions tell which rows changed in between).
+        Fetched as columns: about 35 ms for 100,000 rows, against 70 ms row by row."""
+        where, params = self._review_where(project, filters, search)
+        with self.connect() as con:
+            cols = con.execute(f"SELECT row_id, version FROM items {where} ORDER BY idx", params).fetchnumpy()
+        return dict(zip(cols["row_id"].tolist(), cols["version"].tolist()))
+
     def review_page(
         self, project: str, filter_name="all", search: str = "", page: int = 0, page_size: int = 25,
         sort: str = "import order", total: int | None = None,
@@ -119,10 +130,11 @@ class ReviewTables:
             if not was_reviewed:
                 changes.append(("reviewed", "false", "true"))
             note = " · ".join(x for x in (reason, comment) if x) or None
-            for field, before, after in changes:
+            for field, before, after in changes:  # row_version: the version this save leaves the row at
                 con.execute(
-                    "INSERT INTO audit_log(project, row_id, reviewer, field, before, after, reason, change_id) "
-                    "VALUES (?,?,?,?,?,?,?,?)", [project, row_id, reviewer, field, before, after, note, change_id])
+                    "INSERT INTO audit_log(project, row_id, reviewer, field, before, after, reason, change_id, "
+                    "row_version) VALUES (?,?,?,?,?,?,?,?,?)",
+                    [project, row_id, reviewer, field, before, after, note, change_id, version + 1])
             con.execute(
                 "UPDATE items SET label = coalesce(?, label), rationale = coalesce(?, rationale), "
                 "label_source = CASE WHEN ? THEN 'reviewer' ELSE label_source END, verdict = ?, verdict_reason = ?, "
@@ -138,7 +150,8 @@ class ReviewTables:
 
     def undo_last(self, project: str, reviewer: str) -> dict:
         """Revert the reviewer's most recent change that is not undone yet. The undo is itself
-        an audit record; nothing is deleted."""
+        an audit record; nothing is deleted. Refused, changing nothing, when any row of that
+        change was changed since (see `_changed_since`): the undo would wipe out that change."""
         with self.transaction() as con:
             last = con.execute(
                 "SELECT change_id FROM audit_log WHERE project = ? AND reviewer = ? AND undone_by IS NULL "
@@ -146,6 +159,9 @@ class ReviewTables:
                 [project, reviewer]).fetchone()
             if last is None:
                 raise AppError(f"{reviewer} has no change left to undo.")
+            stale = _changed_since(con, project, last[0])
+            if stale:
+                raise AppError(_undo_refusal(reviewer, stale))
             entries = con.execute(
                 "SELECT row_id, field, before, after FROM audit_log WHERE change_id = ? ORDER BY id DESC",
                 [last[0]]).fetchall()
@@ -162,31 +178,43 @@ class ReviewTables:
                 elif field == "reviewed":
                     con.execute("UPDATE items SET reviewed = ? WHERE project = ? AND row_id = ?",
                                 [before == "true", project, row_id])
+                # the version is bumped once per row below, so this undo leaves the row at version + 1
                 con.execute(
-                    "INSERT INTO audit_log(project, row_id, reviewer, field, before, after, reason, change_id) "
-                    "VALUES (?,?,?,?,?,?, 'undo', ?)", [project, row_id, reviewer, field, after, before, undo_id])
+                    "INSERT INTO audit_log(project, row_id, reviewer, field, before, after, reason, change_id, "
+                    "row_version) SELECT ?,?,?,?,?,?, 'undo', ?, version + 1 FROM items WHERE project = ? AND row_id = ?",
+                    [project, row_id, reviewer, field, after, before, undo_id, project, row_id])
             con.execute("UPDATE audit_log SET undone_by = ? WHERE change_id = ?", [undo_id, last[0]])
             con.execute("UPDATE items SET version = version + 1, updated_at = current_timestamp "
                         "WHERE project = ? AND list_contains(?, row_id)", [project, sorted(rows)])
             return {"undone": last[0], "rows": len(rows), "fields": len(entries)}
 
     def bulk_review(self, project: str, filters, reviewer: str, action: str, label: str | None = None,
-                    reason: str | None = None, search: str = "") -> int:
-        """Apply a bulk action (checked by core.review) to every row matching the filters, in one
-        transaction, with an audit record per row under one change id (so one undo reverts it)."""
-        where, params = self._review_where(project, filters, search)
+                    reason: str | None = None, search: str = "",
+                    row_ids: Mapping[str, int] | None = None) -> dict:
+        """Apply a bulk action (checked by core.review) in one transaction, with an audit record
+        per row under one change id (so one undo reverts it).
+
+        Without `row_ids`: every row matching the filters now. With `row_ids` (row id -> the
+        version the user saw when confirming): exactly those rows, whatever the queue holds now;
+        one whose version moved since (someone else's edit, a new teacher answer) is skipped and
+        reported, never overwritten. Returns applied (rows changed), skipped (row ids), change_id."""
+        where, params = self._review_where(project, filters, search) if row_ids is None else ("", [])
         change_id = uuid.uuid4().hex[:12]
         field, after = {"accept": ("verdict", "accept"), "set_label": ("label", label), "flag": ("verdict", "flag")}[action]
         with self.transaction() as con:
-            con.execute(f"CREATE TEMP TABLE bulk AS SELECT row_id, label, verdict, reviewed FROM items {where}", params)
-            n = con.execute("SELECT count(*) FROM bulk").fetchone()[0]
+            if row_ids is None:
+                con.execute("CREATE TEMP TABLE bulk AS SELECT row_id, label, verdict, reviewed, version "
+                            f"FROM items {where}", params)
+            else:
+                _bulk_rows_unchanged(con, project, row_ids)
+            applied = {r[0] for r in con.execute("SELECT row_id FROM bulk").fetchall()}
             con.execute(
-                f"INSERT INTO audit_log(project, row_id, reviewer, field, before, after, reason, change_id) "
-                f"SELECT ?, row_id, ?, ?, {field}, ?, ?, ? FROM bulk",
+                f"INSERT INTO audit_log(project, row_id, reviewer, field, before, after, reason, change_id, row_version) "
+                f"SELECT ?, row_id, ?, ?, {field}, ?, ?, ?, version + 1 FROM bulk",
                 [project, reviewer, field, after, f"bulk {action}" + (f": {reason}" if reason else ""), change_id])
             con.execute(
-                "INSERT INTO audit_log(project, row_id, reviewer, field, before, after, reason, change_id) "
-                "SELECT ?, row_id, ?, 'reviewed', 'false', 'true', ?, ? FROM bulk WHERE NOT reviewed",
+                "INSERT INTO audit_log(project, row_id, reviewer, field, before, after, reason, change_id, row_version) "
+                "SELECT ?, row_id, ?, 'reviewed', 'false', 'true', ?, ?, version + 1 FROM bulk WHERE NOT reviewed",
                 [project, reviewer, f"bulk {action}", change_id])
             sets = {"accept": "verdict = 'accept'",
                     "set_label": "label = ?, label_source = 'reviewer', verdict = 'correct'",
@@ -197,7 +225,8 @@ class ReviewTables:
                 "updated_at = current_timestamp WHERE project = ? AND row_id IN (SELECT row_id FROM bulk)",
                 extra + [reviewer, project])
             con.execute("DROP TABLE bulk")
-            return n
+            skipped = [r for r in (row_ids or {}) if r not in applied]
+            return {"applied": len(applied), "skipped": skipped, "change_id": change_id}
 
     def create_spot_check(self, project: str, n: int, stratified: bool = True, seed: int = 0,
                           plan: str = "default") -> int:
@@ -251,3 +280,63 @@ class ReviewTables:
             "SELECT * FROM audit_log WHERE project = ? AND row_id = ? ORDER BY id DESC LIMIT ?",
             [project, row_id, limit],
         )
+
+
+def _bulk_rows_unchanged(con, project: str, row_ids: Mapping[str, int]) -> None:
+    """The temp table `bulk`: the confirmed rows still at the version the user saw."""
+    con.execute("CREATE TEMP TABLE bulk AS SELECT row_id, label, verdict, reviewed, version FROM items WHERE FALSE")
+    run_with_rows(con, "seen", [{"row_id": r, "version": v} for r, v in row_ids.items()], ["row_id", "version"],
+                  "INSERT INTO bulk SELECT i.row_id, i.label, i.verdict, i.reviewed, i.version FROM items i "
+                  "JOIN seen s ON s.row_id = i.row_id AND s.version = i.version WHERE i.project = ?", [project])
+
+
+# Which rows of a change were changed after it, and by whom. Every write bumps a row's version
+# by one: a save, one row of a bulk action, an undo, a teacher answer. A later change that was
+# itself undone (with its undo) leaves the row as this change left it, two versions on; anything
+# else is a change that the undo would wipe out. `after` is NULL for records older than
+# migration 8: for them only the audit trail is checked.
+_CHANGED_SINCE = """
+WITH mine AS (
+    SELECT row_id, max(id) AS last_id, max(row_version) AS after
+    FROM audit_log WHERE project = ? AND change_id = ? GROUP BY row_id),
+later AS (
+    SELECT a.row_id, a.change_id, any_value(a.reviewer) AS reviewer,
+           bool_or(coalesce(a.reason, '') = 'undo') AS is_undo, any_value(a.undone_by) AS undone_by
+    FROM audit_log a JOIN mine m ON a.row_id = m.row_id AND a.id > m.last_id
+    WHERE a.project = ? GROUP BY a.row_id, a.change_id),
+judged AS (
+    SELECT *, NOT is_undo AND undone_by IS NOT NULL AS reverted,
+           CASE WHEN is_undo THEN NOT EXISTS (SELECT 1 FROM later d WHERE d.row_id = later.row_id
+                                              AND d.undone_by = later.change_id)
+                ELSE undone_by IS NULL END AS live
+    FROM later),
+per_row AS (
+    SELECT m.row_id, i.version - m.after AS moved,
+           count(j.change_id) FILTER (WHERE j.reverted) AS reverted,
+           count(j.change_id) FILTER (WHERE j.live) AS live,
+           coalesce(list(DISTINCT j.reviewer ORDER BY j.reviewer) FILTER (WHERE j.live), []) AS reviewers
+    FROM mine m JOIN items i ON i.project = ? AND i.row_id = m.row_id
+    LEFT JOIN judged j ON j.row_id = m.row_id
+    GROUP BY m.row_id, i.version, m.after)
+SELECT row_id, reviewers, coalesce(moved - 2 * reverted - live <> 0, FALSE) AS unaudited
+FROM per_row WHERE live > 0 OR moved <> 2 * reverted ORDER BY row_id
+"""
+
+
+def _changed_since(con, project: str, change_id: str) -> list[tuple[str, list[str], bool]]:
+    """(row id, reviewers whose later changes are in effect, whether writes without an audit
+    record moved the version too) for each row of the change that was changed after it."""
+    return con.execute(_CHANGED_SINCE, [project, change_id, project, project]).fetchall()
+
+
+def _undo_refusal(reviewer: str, stale: list[tuple[str, list[str], bool]], shown: int = 5) -> str:
+    def who(reviewers: list[str], unaudited: bool) -> str:
+        # writes without an audit record: a teacher answer, or a save that changed no field
+        parts = ([", ".join(reviewers)] if reviewers else []) + (
+            ["a new teacher answer or a save that changed no field"] if unaudited else [])
+        return " and ".join(parts)
+
+    listed = "; ".join(f"row {row_id} by {who(names, unaudited)}" for row_id, names, unaudited in stale[:shown])
+    more = f"; and {len(stale) - shown} more row(s)" if len(stale) > shown else ""
+    return (f"Cannot undo {reviewer}'s last change: it would overwrite later changes ({listed}{more}). "
+            "Nothing was undone; open those rows and edit them directly.")

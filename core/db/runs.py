@@ -1,21 +1,53 @@
-"""Background jobs and what training runs record. Owns the tables `jobs`, `run_metrics`
-and `student_predictions`."""
+"""Background jobs and what training runs record. Owns the tables `jobs`, `label_leases`,
+`run_metrics` and `student_predictions`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from core.db.connection import run_with_rows
-from core.errors import NotFound
+from core.errors import AppError, NotFound
+
+
+@dataclass(frozen=True)
+class LeaseClaim:
+    """What taking a project's labeling lease needs from the job lifecycle (core.jobs owns
+    both rules: which statuses are active, and whether a job's process is verifiably alive)."""
+
+    active: Sequence[str]                                   # statuses of a job that may still label
+    running: Callable[[dict, dt.datetime | None], bool]     # (job row, its lease's taken_at or None)
+    now: dt.datetime
+
+
+class LeaseHeld(AppError):
+    """Another labeling job of the project is alive; `holder` is its jobs row. (core.jobs turns
+    it into the message users see.)"""
+
+    kind = "busy"
+
+    def __init__(self, holder: dict):
+        super().__init__(f"Labeling job {holder['id']} is {holder['status']} on project {holder['project']!r}.")
+        self.holder = holder
+
+
+def _dicts(cur) -> list[dict]:
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
 class RunTables:
     def create_job(self, project: str, kind: str, config: dict, out_dir: str | None = None,
-                   parent_id: str | None = None) -> str:
+                   parent_id: str | None = None, lease: LeaseClaim | None = None, **fields: Any) -> str:
+        """Insert a queued job (with `fields`, e.g. the pid of a foreground run). With `lease`,
+        the job also takes its project's labeling lease in the same transaction, or nothing is
+        written and LeaseHeld names the labeling job still alive."""
+        self._check_fields(fields)
         job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         with self.transaction() as con:
             con.execute(
@@ -23,6 +55,11 @@ class RunTables:
                 "VALUES (?,?,?,?, 'queued', ?, ?)",
                 [job_id, project, kind, json.dumps(config), out_dir, parent_id],
             )
+            if fields:
+                sets = ", ".join(f"{k} = ?" for k in fields)  # keys from the allow-list only
+                con.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*fields.values(), job_id])
+            if lease is not None:
+                self._take_label_lease(con, project, job_id, lease)
         return job_id
 
     def get_job(self, job_id: str) -> dict:
@@ -53,24 +90,28 @@ class RunTables:
     JOB_FIELDS = frozenset({
         "pid", "done", "total", "cost_usd", "message", "error", "out_dir", "cancel_requested",
         "pause_requested", "started_at", "finished_at", "heartbeat_at", "stop_reason",
+        "proc_start_ticks", "proc_cmdline_sha", "live_rows",
     })
 
-    def update_job(self, job_id: str, **fields: Any) -> None:
+    def _check_fields(self, fields: dict) -> None:
         bad = set(fields) - self.JOB_FIELDS
         if bad:
             raise ValueError(f"cannot update {sorted(bad)}")
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        self._check_fields(fields)
         sets = ", ".join(f"{k} = ?" for k in fields)  # keys from the allow-list only
         with self.transaction() as con:
             con.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*fields.values(), job_id])
 
     def transition_job(self, job_id: str, status: str, allowed_from: Sequence[str], expect_pid: int | None = None,
-                       **fields: Any) -> bool:
+                       lease: LeaseClaim | None = None, release_lease: bool = False, **fields: Any) -> bool:
         """Set status (and fields) only if the job is in one of `allowed_from` (and, when given,
-        still belongs to `expect_pid`), in one statement: two processes cannot both win.
-        True when the row changed."""
-        bad = set(fields) - self.JOB_FIELDS
-        if bad:
-            raise ValueError(f"cannot update {sorted(bad)}")
+        still belongs to `expect_pid`), in one transaction: two processes cannot both win.
+        With `lease`, the move also takes the project's labeling lease (LeaseHeld, and nothing
+        changes, while another labeling job is alive); `release_lease` drops the job's lease
+        (a move to a non-active status). True when the row changed."""
+        self._check_fields(fields)
         sets = "".join(f", {k} = ?" for k in fields)  # keys from the allow-list only
         sql = f"UPDATE jobs SET status = ?{sets} WHERE id = ? AND list_contains(?, status)"
         params = [status, *fields.values(), job_id, list(allowed_from)]
@@ -78,7 +119,38 @@ class RunTables:
             sql += " AND pid = ?"
             params.append(expect_pid)
         with self.transaction() as con:
-            return con.execute(sql + " RETURNING id", params).fetchall() != []
+            changed = con.execute(sql + " RETURNING project", params).fetchall()
+            if not changed:
+                return False
+            if lease is not None:
+                self._take_label_lease(con, changed[0][0], job_id, lease)
+            if release_lease:
+                con.execute("DELETE FROM label_leases WHERE job_id = ?", [job_id])
+            return True
+
+    def _take_label_lease(self, con, project: str, job_id: str, claim: LeaseClaim) -> None:
+        """Inside a transaction: give `project`'s labeling lease to `job_id`, unless another
+        labeling job of the project is active and `claim.running` says it is alive (then
+        LeaseHeld). A lease whose job is gone is taken over."""
+        lease = con.execute("SELECT job_id, taken_at FROM label_leases WHERE project = ?", [project]).fetchone()
+        holder_id, taken_at = lease if lease else (None, None)
+        others = _dicts(con.execute(
+            "SELECT * FROM jobs WHERE project = ? AND kind = 'label' AND id <> ? AND list_contains(?, status) "
+            "ORDER BY id = ? DESC, created_at DESC", [project, job_id, list(claim.active), holder_id]))
+        for other in others:  # every active one, not only the holder: jobs queued before leases existed
+            if claim.running(other, taken_at if other["id"] == holder_id else None):
+                raise LeaseHeld(other)
+        if lease is None:
+            con.execute("INSERT INTO label_leases(project, job_id, taken_at) VALUES (?, ?, ?)",
+                        [project, job_id, claim.now])
+        else:
+            con.execute("UPDATE label_leases SET job_id = ?, taken_at = ? WHERE project = ?",
+                        [job_id, claim.now, project])
+
+    def label_lease(self, project: str) -> dict | None:
+        """The project's labeling lease (job_id, taken_at), if any job holds one."""
+        rows = self.query("SELECT job_id, taken_at FROM label_leases WHERE project = ?", [project])
+        return rows[0] if rows else None
 
     def add_metrics(self, job_id: str, rows: Sequence[tuple[int, str, float]]) -> None:
         if not rows:

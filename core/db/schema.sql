@@ -1,23 +1,26 @@
 -- Generated from a freshly migrated database; do not edit.
 -- Regenerate after adding a migration to core/db/migrations/: python -m core.db.schema
--- Schema version 7.
+-- Schema version 10.
 
 CREATE SEQUENCE audit_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
+
+CREATE SEQUENCE spend_ledger_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 
 CREATE SEQUENCE teacher_calls_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 
 CREATE TABLE audit_log (
-    id         BIGINT NOT NULL DEFAULT nextval('audit_id'),
-    project    VARCHAR NOT NULL,
-    row_id     VARCHAR NOT NULL,
-    reviewer   VARCHAR NOT NULL,
-    changed_at TIMESTAMP DEFAULT current_timestamp,
-    field      VARCHAR NOT NULL,
-    before     VARCHAR,
-    after      VARCHAR,
-    reason     VARCHAR,
-    change_id  VARCHAR,
-    undone_by  VARCHAR,
+    id          BIGINT NOT NULL DEFAULT nextval('audit_id'),
+    project     VARCHAR NOT NULL,
+    row_id      VARCHAR NOT NULL,
+    reviewer    VARCHAR NOT NULL,
+    changed_at  TIMESTAMP DEFAULT current_timestamp,
+    field       VARCHAR NOT NULL,
+    before      VARCHAR,
+    after       VARCHAR,
+    reason      VARCHAR,
+    change_id   VARCHAR,
+    undone_by   VARCHAR,
+    row_version INTEGER,
     PRIMARY KEY(id)
 );
 
@@ -69,7 +72,17 @@ CREATE TABLE jobs (
     pause_requested  BOOLEAN DEFAULT false,
     parent_id        VARCHAR,
     stop_reason      VARCHAR,
+    proc_start_ticks BIGINT,
+    proc_cmdline_sha VARCHAR,
+    live_rows        INTEGER DEFAULT 0,
     PRIMARY KEY(id)
+);
+
+CREATE TABLE label_leases (
+    project  VARCHAR NOT NULL,
+    job_id   VARCHAR NOT NULL,
+    taken_at TIMESTAMP NOT NULL,
+    PRIMARY KEY(project)
 );
 
 CREATE TABLE projects (
@@ -125,6 +138,21 @@ CREATE TABLE schema_migrations (
     version    INTEGER NOT NULL,
     applied_at TIMESTAMP DEFAULT current_timestamp,
     PRIMARY KEY("version")
+);
+
+CREATE TABLE spend_ledger (
+    id           BIGINT NOT NULL DEFAULT nextval('spend_ledger_id'),
+    project      VARCHAR NOT NULL,
+    job_id       VARCHAR,
+    pid          INTEGER,
+    request_hash VARCHAR,
+    reserved_usd DOUBLE NOT NULL,
+    state        VARCHAR NOT NULL,
+    settled_usd  DOUBLE,
+    created_at   TIMESTAMP DEFAULT current_timestamp,
+    expires_at   TIMESTAMP NOT NULL,
+    closed_at    TIMESTAMP,
+    PRIMARY KEY(id)
 );
 
 CREATE TABLE spot_checks (
@@ -215,3 +243,5 @@ CREATE TABLE token_counts (
 );
 
 CREATE INDEX items_status ON items(project, status);
+
+CREATE INDEX spend_ledger_open ON spend_ledger(project, state);

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.db.connection import run_with_rows
+from core.db.ledger import close_reservations
 from core.tasks import get_task
 
 CACHE_COLUMNS = ["request_hash", "model", "request", "response", "input_tokens", "output_tokens", "cost_usd", "source"]
@@ -29,6 +30,8 @@ class TeacherWrites:
     results: list[dict] = field(default_factory=list)  # RESULT_COLUMNS
     errors: list[dict] = field(default_factory=list)   # row_id, error
     collected_batches: list[str] = field(default_factory=list)  # batch ids whose results these are
+    settled: list[tuple[int, float]] = field(default_factory=list)  # (reservation id, real cost)
+    released: list[int] = field(default_factory=list)  # reservations of calls that failed unbilled
 
 
 class TeacherTables:
@@ -56,6 +59,8 @@ class TeacherTables:
                 f"INSERT INTO teacher_calls(project, {', '.join(CALL_COLUMNS)}) "
                 f"SELECT ?, {', '.join(CALL_COLUMNS)} FROM call_rows", [project])
             # A reviewed row keeps the reviewer's label; the teacher columns are still updated.
+            # Every row written gets a new version, so a review form opened on the previous
+            # answer is refused as stale instead of being saved over this one.
             run_with_rows(
                 con, "result_rows", writes.results, RESULT_COLUMNS,
                 "UPDATE items SET status = r.status, teacher_label = r.label, teacher_rationale = r.rationale, "
@@ -63,17 +68,22 @@ class TeacherTables:
                 "label = CASE WHEN items.reviewed THEN items.label ELSE r.label END, "
                 "rationale = CASE WHEN items.reviewed THEN items.rationale ELSE r.rationale END, "
                 "label_source = CASE WHEN items.reviewed THEN items.label_source ELSE r.source END, "
-                "updated_at = current_timestamp "
+                "version = items.version + 1, updated_at = current_timestamp "
                 "FROM result_rows r WHERE items.project = ? AND items.row_id = r.row_id", [project])
             run_with_rows(
                 con, "error_rows", writes.errors, ["row_id", "error"],
-                "UPDATE items SET status = 'error', error = r.error, updated_at = current_timestamp "
+                "UPDATE items SET status = 'error', error = r.error, version = items.version + 1, "
+                "updated_at = current_timestamp "
                 "FROM error_rows r WHERE items.project = ? AND items.row_id = r.row_id "
                 "AND items.status IN ('unlabeled', 'error')", [project])
             for batch_id in writes.collected_batches:
                 # in the same transaction as the results: a batch is collected exactly once
                 con.execute("UPDATE teacher_batches SET status = 'collected', collected_at = current_timestamp "
                             "WHERE batch_id = ?", [batch_id]).fetchall()
+            # the reservations close in the transaction that writes their real cost: the cap never
+            # sees a call as neither reserved nor spent
+            close_reservations(con, [i for i, _ in writes.settled], "settled", [c for _, c in writes.settled])
+            close_reservations(con, writes.released, "released")
 
     def spend(self, project: str) -> float:
         return self.scalar("SELECT coalesce(sum(billed_usd), 0) FROM teacher_calls WHERE project = ?", [project])
