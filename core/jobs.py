@@ -259,8 +259,7 @@ def _spawn(store, job_id: str, env: dict | None) -> None:
         env=child_env, start_new_session=True,  # not killed with the app's process group
     )
     log.close()
-    # Popen returns once the child has exec'd, so /proc already shows its own command line.
-    store.update_job(job_id, **_identity(proc.pid))
+    store.update_job(job_id, **_identity_of_child(proc.pid))
     threading.Thread(target=proc.wait, daemon=True).start()  # reap it so it never lingers as a zombie
 
 
@@ -271,7 +270,8 @@ def _proc_available() -> bool:
 
 def _proc_identity(pid: int) -> tuple[int, str] | None:
     """(start time in clock ticks, command-line fingerprint) of a process, from /proc; None when
-    there is no such process or no /proc."""
+    there is no such process, no /proc, or no command line to read (a process in the middle of
+    exec or of exiting shows an empty one)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -279,9 +279,10 @@ def _proc_identity(pid: int) -> tuple[int, str] | None:
             cmdline = f.read()
         # the command name (field 2) may hold spaces and ')': count fields after its last ')'
         after_comm = stat.rsplit(b")", 1)[1].split()
-        return int(after_comm[19]), hashlib.sha256(cmdline).hexdigest()[:32]  # field 22 = 3 + 19
+        start_ticks = int(after_comm[19])  # field 22 = 3 + 19
     except (OSError, IndexError, ValueError):
         return None
+    return (start_ticks, hashlib.sha256(cmdline).hexdigest()[:32]) if cmdline else None
 
 
 def _identity(pid: int) -> dict:
@@ -289,6 +290,17 @@ def _identity(pid: int) -> dict:
     found = _proc_identity(pid)
     return {"pid": pid, "proc_start_ticks": found[0] if found else None,
             "proc_cmdline_sha": found[1] if found else None}
+
+
+def _identity_of_child(pid: int, timeout_s: float = 5.0) -> dict:
+    """_identity of a process just spawned. Popen returns when exec closes the child's
+    close-on-exec pipe, a moment before the kernel has set up the new command line (empty till
+    then), so wait for it. A child that dies first is recorded by pid alone (and then found
+    dead); the child records its own identity again when it takes the job."""
+    deadline = time.monotonic() + timeout_s
+    while _proc_available() and _proc_identity(pid) is None and _pid_running(pid) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return _identity(pid)
 
 
 def _pid_running(pid: int) -> bool:

@@ -83,6 +83,20 @@ def test_identity_is_pid_start_time_and_command_line(sleeper):
     assert not jobs._alive({**me, "proc_cmdline_sha": "0" * 32})
 
 
+def test_a_spawned_childs_identity_is_read_after_exec_has_set_its_command_line():
+    """Popen returns a moment before the new command line shows in /proc (empty till then);
+    recorded too early, a healthy child would look like a stranger on its own pid."""
+    for _ in range(50):
+        child = subprocess.Popen(["sleep", "30"])
+        try:
+            recorded = jobs._identity_of_child(child.pid)
+            time.sleep(0.002)
+            assert recorded == jobs._identity(child.pid) and recorded["proc_cmdline_sha"] is not None
+        finally:
+            child.kill()
+            child.wait()
+
+
 def test_without_proc_the_pid_alone_is_checked(monkeypatch, sleeper):
     stranger = {"pid": sleeper.pid, "proc_start_ticks": 1, "proc_cmdline_sha": "x"}
     assert not jobs._alive(stranger)
