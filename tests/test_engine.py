@@ -147,7 +147,8 @@ def test_sigkill_mid_run_then_resume_loses_nothing_and_rerequests_nothing_answer
     # The only requests billed twice are those whose answers died with the process: in flight,
     # or received but not yet committed. Without idempotency keys no client can avoid that.
     twice = sum(n - 1 for n in fake.billed.values() if n > 1)
-    assert twice == lost and lost <= 4 + 16
+    # answers spooled before the kill are replayed on resume, so at most the lost ones are paid twice
+    assert twice <= lost and lost <= 4 + 16
     assert store.scalar("SELECT count(*) FROM teacher_calls WHERE NOT cached AND error_type IS NULL") == len(fake.billed)
 
 
