@@ -26,7 +26,6 @@ process is gone is taken over.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import signal
@@ -38,6 +37,7 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
+from core import processes
 from core.db.runs import LeaseClaim, LeaseHeld
 from core.errors import AppError
 
@@ -145,7 +145,7 @@ def _holds_project(job: dict, lease_taken_at: dt.datetime | None) -> bool:
     if job["status"] not in ACTIVE:
         return False
     if job["pid"]:
-        return _alive(job)
+        return processes.alive(job)
     return lease_taken_at is not None and (_now() - lease_taken_at).total_seconds() < LEASE_GRACE_S
 
 
@@ -192,7 +192,7 @@ def run_foreground(store, project: str, kind: str, config: dict, on_progress=Non
     if kind == "label":
         jobs_for(store, project, "label")
     # this process runs it: recorded at once, so the lease is never held by a job without a process
-    job_id = create_job(store, project, kind, config, lease=kind == "label", **_identity(os.getpid()))
+    job_id = create_job(store, project, kind, config, lease=kind == "label", **processes.identity(os.getpid()))
     return job_id, run_job(store, job_id, on_progress)
 
 
@@ -225,12 +225,12 @@ def pause_job(store, job_id: str) -> None:
 def cancel_job(store, job_id: str) -> None:
     """Ask a job to stop for good; a job whose process is gone is marked cancelled at once."""
     job = refresh(store, store.get_job(job_id))
-    if job["status"] in ACTIVE and job["pid"] and _alive(job):
+    if job["status"] in ACTIVE and job["pid"] and processes.alive(job):
         _move(store, job_id, "stopping")
         if job["parent_id"] is None:  # a sweep's run shares the sweep's process: its flag stops it alone
             # The signal goes before the flag: a process that saw the flag first could finish and
             # be shutting down (Python's default SIGTERM action restored) when the signal lands.
-            _signal_verified(job, signal.SIGTERM)
+            processes.signal_verified(job, signal.SIGTERM)
         store.update_job(job_id, cancel_requested=True)
         return
     store.update_job(job_id, cancel_requested=True)
@@ -259,104 +259,16 @@ def _spawn(store, job_id: str, env: dict | None) -> None:
         env=child_env, start_new_session=True,  # not killed with the app's process group
     )
     log.close()
-    store.update_job(job_id, **_identity_of_child(proc.pid))
+    store.update_job(job_id, **processes.identity_of_child(proc.pid))
     threading.Thread(target=proc.wait, daemon=True).start()  # reap it so it never lingers as a zombie
 
 
 # ---- which process runs a job -------------------------------------------------------
-def _proc_available() -> bool:
-    return os.path.exists("/proc/self/stat")
-
-
-def _proc_identity(pid: int) -> tuple[int, str] | None:
-    """(start time in clock ticks, command-line fingerprint) of a process, from /proc; None when
-    there is no such process, no /proc, or no command line to read (a process in the middle of
-    exec or of exiting shows an empty one)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read()
-        # the command name (field 2) may hold spaces and ')': count fields after its last ')'
-        after_comm = stat.rsplit(b")", 1)[1].split()
-        start_ticks = int(after_comm[19])  # field 22 = 3 + 19
-    except (OSError, IndexError, ValueError):
-        return None
-    return (start_ticks, hashlib.sha256(cmdline).hexdigest()[:32]) if cmdline else None
-
-
-def _identity(pid: int) -> dict:
-    """The jobs-row fields that identify process `pid` (identity NULL where /proc cannot tell)."""
-    found = _proc_identity(pid)
-    return {"pid": pid, "proc_start_ticks": found[0] if found else None,
-            "proc_cmdline_sha": found[1] if found else None}
-
-
-def _identity_of_child(pid: int, timeout_s: float = 5.0) -> dict:
-    """_identity of a process just spawned. Popen returns when exec closes the child's
-    close-on-exec pipe, a moment before the kernel has set up the new command line (empty till
-    then), so wait for it. A child that dies first is recorded by pid alone (and then found
-    dead); the child records its own identity again when it takes the job."""
-    deadline = time.monotonic() + timeout_s
-    while _proc_available() and _proc_identity(pid) is None and _pid_running(pid) and time.monotonic() < deadline:
-        time.sleep(0.002)
-    return _identity(pid)
-
-
-def _pid_running(pid: int) -> bool:
-    """Some process (not a zombie) has this pid; which one, only /proc can tell."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _alive(job: dict) -> bool:
-    """Whether the job's process is still running: its pid, start time and command line all
-    match a live process. Rows without an identity (no /proc when recorded, or recorded before
-    identities were) and hosts without /proc fall back to the pid alone."""
-    pid = job.get("pid")
-    if not pid or not _pid_running(pid):
-        return False
-    if job.get("proc_start_ticks") is None or not _proc_available():
-        return True
-    return _proc_identity(pid) == (job["proc_start_ticks"], job["proc_cmdline_sha"])
-
-
-def _signal_verified(job: dict, sig: int) -> bool:
-    """Send `sig` to the job's process only if it still is that process. Through a pidfd where
-    the OS has them: the check and the signal then address the same process even if the pid
-    is reused in between. True when sent."""
-    pid = job["pid"]
-    try:
-        fd = os.pidfd_open(pid)
-    except (AttributeError, OSError):  # no pidfd here, or no such process (then _alive says so)
-        fd = None
-    try:
-        if not _alive(job):
-            return False
-        if fd is None:
-            os.kill(pid, sig)
-        else:
-            signal.pidfd_send_signal(fd, sig)
-        return True
-    except ProcessLookupError:
-        return False
-    finally:
-        if fd is not None:
-            os.close(fd)
-
-
 def refresh(store, job: dict) -> dict:
     """Mark a job failed if its process is gone without finishing (or its pid now belongs to
     another process)."""
-    if job["status"] in ACTIVE and job["pid"] and not _alive(job):
-        reused = _pid_running(job["pid"])
+    if job["status"] in ACTIVE and job["pid"] and not processes.alive(job):
+        reused = processes.pid_running(job["pid"])
         # Conditional on the pid: the process may have written its final status after we read the row.
         store.transition_job(job["id"], "failed", ALLOWED_FROM["failed"], expect_pid=job["pid"], release_lease=True,
                              error="the job's process ended unexpectedly"
@@ -506,7 +418,7 @@ def run_job(store, job_id: str, on_progress=None) -> dict:
     job = store.get_job(job_id)
     try:  # a labeling job (re)takes its lease here: one queued by an old app version holds none
         started = _move(store, job_id, "running", lease=job["kind"] == "label", started_at=_now(),
-                        heartbeat_at=_now(), live_rows=0, **_identity(os.getpid()))
+                        heartbeat_at=_now(), live_rows=0, **processes.identity(os.getpid()))
     except LabelingBusy as exc:
         _move(store, job_id, "failed", error=str(exc))
         raise
@@ -601,7 +513,7 @@ def _run_sweep(store, sweep: dict, should_stop, observer=None) -> dict:
         if child["status"] in RESUMABLE:
             _move(store, child["id"], "queued", pause_requested=False, cancel_requested=False, error=None,
                   stop_reason=None, finished_at=None)
-        if not _move(store, child["id"], "running", started_at=_now(), heartbeat_at=_now(), **_identity(os.getpid())):
+        if not _move(store, child["id"], "running", started_at=_now(), heartbeat_at=_now(), **processes.identity(os.getpid())):
             outcomes[child["id"]] = store.get_job(child["id"])["status"]
             continue
         own_flags = requested_stop(store, child["id"])  # a run of the sweep can be stopped on its own

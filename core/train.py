@@ -155,7 +155,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def load_checkpoint(path: Path) -> dict | None:
     import torch
 
-    return torch.load(path, weights_only=False) if path.exists() else None
+    # weights_only: a checkpoint someone else could write must not run code when loaded
+    return torch.load(path, weights_only=True) if path.exists() else None
 
 
 # ---- the run ----------------------------------------------------------------------

@@ -44,3 +44,26 @@ def correct_responder(body: dict) -> str:
     label = ("billing" if ("charged" in text or "billed" in text) else
              "technical" if ("crash" in text or "error" in text) else "shipping")
     return f"Answer: {label}\nRationale: The ticket mentions {label} problems."
+
+
+def start_cli(*args, env=None):
+    """`python -m core ARGS --json` as a separate process (stdout, stderr piped)."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "core", *args, "--json"], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+
+
+def running_label_job(store: Store, project: str = "tickets", done_at_least: int = 1, timeout_s: float = 60) -> dict:
+    """The project's running labeling job once it has answered `done_at_least` rows."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = [j for j in store.list_jobs(project, "label") if j["status"] == "running"]
+        if found and (found[0]["done"] or 0) >= done_at_least:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no running label job with {done_at_least} rows done: {store.list_jobs(project, 'label')}")

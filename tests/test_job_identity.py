@@ -13,26 +13,18 @@ import time
 
 import pytest
 
-from core import jobs
+from core import jobs, processes
 from core.db import Store
 from tests.fake_anthropic import FakeAnthropic
-from tests.helpers import REPO, TICKETS_CSV, correct_responder, import_csv, many_tickets
-
-
-def start_cli(*args, env=None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "core", *args, "--json"], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
-
-
-def running_label_job(store: Store, project: str = "tickets", done_at_least: int = 1, timeout_s: float = 60) -> dict:
-    deadline = time.monotonic() + timeout_s
-    found = []
-    while time.monotonic() < deadline:
-        found = [j for j in store.list_jobs(project, "label") if j["status"] == "running"]
-        if found and (found[0]["done"] or 0) >= done_at_least:
-            return found[0]
-        time.sleep(0.05)
-    raise AssertionError(f"no running label job with {done_at_least} rows done: {store.list_jobs(project, 'label')}")
+from tests.helpers import (
+    REPO,
+    TICKETS_CSV,
+    correct_responder,
+    import_csv,
+    many_tickets,
+    running_label_job,
+    start_cli,
+)
 
 
 def last_json(out: str) -> dict:
@@ -41,7 +33,7 @@ def last_json(out: str) -> dict:
 
 def wait_gone(pid: int, timeout_s: float = 10) -> None:
     deadline = time.monotonic() + timeout_s
-    while jobs._pid_running(pid):
+    while processes.pid_running(pid):
         assert time.monotonic() < deadline, f"process {pid} still there"
         time.sleep(0.05)
 
@@ -72,15 +64,15 @@ def sleeper():
 
 # ---- process identity ----------------------------------------------------------------
 def test_identity_is_pid_start_time_and_command_line(sleeper):
-    me = jobs._identity(os.getpid())
+    me = processes.identity(os.getpid())
     with open(f"/proc/{os.getpid()}/stat") as f:
         start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22
     assert me["pid"] == os.getpid() and me["proc_start_ticks"] == start_ticks
-    assert me["proc_cmdline_sha"] != jobs._identity(sleeper.pid)["proc_cmdline_sha"]
-    assert jobs._alive(me) and jobs._alive({"pid": sleeper.pid, **jobs._identity(sleeper.pid)})
+    assert me["proc_cmdline_sha"] != processes.identity(sleeper.pid)["proc_cmdline_sha"]
+    assert processes.alive(me) and processes.alive({"pid": sleeper.pid, **processes.identity(sleeper.pid)})
     # the same pid with another process's start time or command line is not this process
-    assert not jobs._alive({**me, "proc_start_ticks": me["proc_start_ticks"] + 1})
-    assert not jobs._alive({**me, "proc_cmdline_sha": "0" * 32})
+    assert not processes.alive({**me, "proc_start_ticks": me["proc_start_ticks"] + 1})
+    assert not processes.alive({**me, "proc_cmdline_sha": "0" * 32})
 
 
 def test_a_spawned_childs_identity_is_read_after_exec_has_set_its_command_line():
@@ -89,9 +81,9 @@ def test_a_spawned_childs_identity_is_read_after_exec_has_set_its_command_line()
     for _ in range(50):
         child = subprocess.Popen(["sleep", "30"])
         try:
-            recorded = jobs._identity_of_child(child.pid)
+            recorded = processes.identity_of_child(child.pid)
             time.sleep(0.002)
-            assert recorded == jobs._identity(child.pid) and recorded["proc_cmdline_sha"] is not None
+            assert recorded == processes.identity(child.pid) and recorded["proc_cmdline_sha"] is not None
         finally:
             child.kill()
             child.wait()
@@ -99,13 +91,13 @@ def test_a_spawned_childs_identity_is_read_after_exec_has_set_its_command_line()
 
 def test_without_proc_the_pid_alone_is_checked(monkeypatch, sleeper):
     stranger = {"pid": sleeper.pid, "proc_start_ticks": 1, "proc_cmdline_sha": "x"}
-    assert not jobs._alive(stranger)
-    monkeypatch.setattr(jobs, "_proc_available", lambda: False)
-    assert jobs._alive(stranger)  # as before identities were recorded
-    assert jobs._alive({"pid": sleeper.pid, "proc_start_ticks": None, "proc_cmdline_sha": None})
+    assert not processes.alive(stranger)
+    monkeypatch.setattr(processes, "proc_available", lambda: False)
+    assert processes.alive(stranger)  # as before identities were recorded
+    assert processes.alive({"pid": sleeper.pid, "proc_start_ticks": None, "proc_cmdline_sha": None})
     sleeper.kill()
     sleeper.wait()
-    assert not jobs._alive({"pid": sleeper.pid})
+    assert not processes.alive({"pid": sleeper.pid})
 
 
 def test_a_reused_pid_shows_the_job_failed_and_cancel_leaves_that_process_alone(big, slow_fake, monkeypatch, sleeper):
@@ -127,11 +119,11 @@ def test_a_reused_pid_shows_the_job_failed_and_cancel_leaves_that_process_alone(
 
 
 def test_cancel_signals_only_a_verified_process(sleeper):
-    other = jobs._identity(os.getpid())
-    assert not jobs._signal_verified({**other, "pid": sleeper.pid}, signal.SIGTERM)
+    other = processes.identity(os.getpid())
+    assert not processes.signal_verified({**other, "pid": sleeper.pid}, signal.SIGTERM)
     time.sleep(0.1)
     assert sleeper.poll() is None
-    assert jobs._signal_verified(jobs._identity(sleeper.pid), signal.SIGTERM)
+    assert processes.signal_verified(processes.identity(sleeper.pid), signal.SIGTERM)
     assert sleeper.wait(timeout=10) == -signal.SIGTERM
 
 
@@ -192,7 +184,7 @@ def test_a_stale_lease_of_a_killed_run_is_taken_over(big, slow_fake, fake, monke
 
 
 def test_resume_and_the_app_start_take_the_lease_too(tickets, monkeypatch):
-    holder = jobs.create_job(tickets, "tickets", "label", {}, lease=True, **jobs._identity(os.getpid()))
+    holder = jobs.create_job(tickets, "tickets", "label", {}, lease=True, **processes.identity(os.getpid()))
     assert jobs._move(tickets, holder, "running")
     stopped = jobs.create_job(tickets, "tickets", "label", {})
     assert jobs._move(tickets, stopped, "running") and jobs._move(tickets, stopped, "paused")
@@ -225,7 +217,7 @@ def test_the_prompt_pages_pilot_is_refused_with_a_link_to_the_running_job(ticket
 
     monkeypatch.setenv("DISTILL_DB", tickets.path)
     st.cache_resource.clear()
-    holder = jobs.create_job(tickets, "tickets", "label", {}, lease=True, **jobs._identity(os.getpid()))
+    holder = jobs.create_job(tickets, "tickets", "label", {}, lease=True, **processes.identity(os.getpid()))
     jobs._move(tickets, holder, "running")
     try:
         at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)

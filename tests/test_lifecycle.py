@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -14,22 +13,13 @@ from core import jobs
 from core.db import Store
 from core.errors import AppError
 from tests.fake_anthropic import FakeAnthropic
-from tests.helpers import REPO, correct_responder, many_tickets
-
-
-def start_cli(*args, env=None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "core", *args, "--json"], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
-
-
-def wait_for_label_job(store: Store, project: str, done_at_least: int = 1, timeout_s: float = 60) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = store.list_jobs(project, "label")
-        if found and found[0]["status"] == "running" and (found[0]["done"] or 0) >= done_at_least:
-            return found[0]
-        time.sleep(0.1)
-    raise AssertionError(f"no running label job with {done_at_least} rows done: {found}")
+from tests.helpers import (
+    REPO,
+    correct_responder,
+    many_tickets,
+    running_label_job,
+    start_cli,
+)
 
 
 @pytest.fixture
@@ -50,7 +40,7 @@ def big(tmp_path):
 def test_a_foreground_label_run_honours_cancel_from_another_process(big, slow_fake):
     env = {"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": slow_fake.url}
     proc = start_cli("label", "--db", big.path, "--project", "tickets", "--concurrency", "2", env=env)
-    job = wait_for_label_job(big, "tickets", done_at_least=2)
+    job = running_label_job(big, "tickets", done_at_least=2)
     assert job["pid"] == proc.pid  # the CLI process itself runs the job
     cancel = subprocess.run([sys.executable, "-m", "core", "cancel", "--db", big.path, job["id"], "--json"],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -67,7 +57,7 @@ def test_a_foreground_label_run_honours_cancel_from_another_process(big, slow_fa
 def test_a_killed_foreground_run_shows_failed_and_resumes(big, slow_fake, monkeypatch):
     env = {"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": slow_fake.url}
     proc = start_cli("label", "--db", big.path, "--project", "tickets", "--concurrency", "2", env=env)
-    job = wait_for_label_job(big, "tickets", done_at_least=2)
+    job = running_label_job(big, "tickets", done_at_least=2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     seen = jobs.refresh(big, big.get_job(job["id"]))

@@ -7,7 +7,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core import jobs, review
+from core import jobs, processes, review
 from core.db import Store
 from tests.helpers import REPO, import_csv
 
@@ -92,7 +92,7 @@ def test_label_page_starts_a_background_job(app_store, fake, monkeypatch):
 
 def test_label_page_refuses_a_second_run_and_opens_the_running_one(app_store):
     import_csv(app_store)
-    holder = jobs.create_job(app_store, "tickets", "label", {}, lease=True, **jobs._identity(os.getpid()))
+    holder = jobs.create_job(app_store, "tickets", "label", {}, lease=True, **processes.identity(os.getpid()))
     jobs._move(app_store, holder, "running")
     newer = jobs.create_job(app_store, "tickets", "label", {})  # listed first: the page must find the running one
     jobs._move(app_store, newer, "cancelled")

@@ -12,6 +12,7 @@ once, inside its own transaction, and is recorded in `schema_migrations`.
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
 import threading
@@ -94,6 +95,7 @@ class Database:
         self.hold_s = hold_s
         self._held: duckdb.DuckDBPyConnection | None = None
         self._last_used = time.monotonic()
+        self._close_registered = False
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.migrate()
 
@@ -154,6 +156,9 @@ class Database:
                 self._yield_to_waiters()
                 self._held = self._open()
                 threading.Thread(target=self._release_when_idle, daemon=True).start()
+                if not self._close_registered:  # a daemon thread must not be mid-close at exit
+                    atexit.register(self.release)
+                    self._close_registered = True
             con = self._held.cursor()  # a fresh connection per operation, sharing the open database
             try:
                 yield con
@@ -169,6 +174,13 @@ class Database:
         deadline = time.monotonic() + max_s
         while self._others_waiting() and time.monotonic() < deadline:
             time.sleep(0.02)
+
+    def release(self) -> None:
+        """Close a held database now (at exit, so no daemon thread closes it mid-shutdown)."""
+        with _PROCESS_LOCK:
+            if self._held is not None:
+                self._held.close()
+                self._held = None
 
     def _release_when_idle(self) -> None:
         while True:
