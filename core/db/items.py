@@ -28,6 +28,9 @@ class ItemTables:
         replace: bool = False,
     ) -> int:
         """Create or extend a project and insert rows, all in one transaction."""
+        from core.names import check_project_name
+
+        project = check_project_name(project)
         with self.transaction() as con:
             existing = con.execute("SELECT task, input_fields FROM projects WHERE name = ?", [project]).fetchone()
             if existing is None:
