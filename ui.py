@@ -3,6 +3,7 @@ picker, the API key lookup, and the single place where typed errors are rendered
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 
@@ -11,6 +12,8 @@ import streamlit as st
 from core.db import Store, default_db_path
 from core.demo import ensure_demo
 from core.errors import AppError
+
+log = logging.getLogger("distill.app")
 
 
 @st.cache_resource
@@ -35,9 +38,9 @@ def show_error(exc: Exception) -> None:
     """Render an error. AppErrors carry a message meant for the user; anything else is a bug."""
     if isinstance(exc, AppError):
         st.error(plain(exc))
-    else:
+    else:  # the traceback goes to the server's log only: visitors never see code or paths
+        log.error("unexpected error on a page", exc_info=exc)
         st.error(f"Unexpected error ({type(exc).__name__}). Details are in the app log.")
-        st.exception(exc)
 
 
 def api_key() -> str | None:
@@ -66,17 +69,24 @@ def auth_configured() -> bool:
         return False
 
 
-def signed_in_reviewer() -> str | None:
-    """The reviewer's name from Streamlit's login when configured and signed in, else None
-    (the page then asks for a reviewer name). Offers the login button when signed out."""
+def signed_in_user() -> str | None:
+    """Who signed in through Streamlit's login, when [auth] is configured; else None."""
+    if not auth_configured() or not st.user.get("is_logged_in", False):
+        return None
+    return str(st.user.get("email") or st.user.get("name"))
+
+
+def require_sign_in() -> None:
+    """With [auth] configured, a signed-out visitor sees only the sign-in, on every page:
+    no data, no typed reviewer name, no paid actions. Signed in, the sidebar offers log-out."""
     if not auth_configured():
-        return None
+        return
     if not st.user.get("is_logged_in", False):
-        st.sidebar.button("Log in to review", on_click=st.login, key="login")
-        return None
+        st.info("This app requires signing in.")
+        st.button("Log in", on_click=st.login, key="login", type="primary")
+        st.stop()
     st.sidebar.caption(plain(f"Signed in as {st.user.get('name') or st.user.get('email')}"))
     st.sidebar.button("Log out", on_click=st.logout, key="logout")
-    return str(st.user.get("email") or st.user.get("name"))
 
 
 def project_picker(store: Store) -> str | None:
@@ -100,4 +110,5 @@ def project_picker(store: Store) -> str | None:
 def page_setup(title: str) -> Store:
     st.set_page_config(page_title=f"{title} · Distill", layout="wide")
     st.title(title)
+    require_sign_in()
     return get_store()

@@ -45,30 +45,20 @@ def cmd_import(args, store: Store) -> dict:
 
 
 def cmd_import_teacher(args, store: Store) -> dict:
-    from core.errors import DataImportError
-    from core.ingest import read_records
-    from core.teacher import import_teacher_outputs
+    from core.answers import import_teacher_outputs, read_completions
+    from core.parsing import parse_label_words
 
-    completions: list[tuple[str | None, str]] = []
-    for name in args.files:
-        path = Path(name)
-        if not path.exists():
-            raise DataImportError(f"No such file: {path}")
-        text = path.read_text(encoding="utf-8")
-        if text.lstrip().startswith("["):
-            try:
-                values = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataImportError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno}).") from exc
-            if not all(isinstance(v, str) for v in values):
-                raise DataImportError(f"{path}: expected a JSON list of strings.")
-            completions += [(None, v) for v in values]
-        else:
-            for lineno, obj in read_records(path.read_bytes(), path.name + ".jsonl"):
-                if args.id_field not in obj or args.response_field not in obj:
-                    raise DataImportError(f"{path} line {lineno}: needs {args.id_field!r} and {args.response_field!r}.")
-                completions.append((str(obj[args.id_field]), str(obj[args.response_field])))
-    return import_teacher_outputs(store, args.project, completions, split=args.split)
+    completions = read_completions(args.files, args.id_field, args.response_field)
+    words = parse_label_words(args.label_words) if args.label_words else None
+    return import_teacher_outputs(store, args.project, completions, split=args.split, label_words=words)
+
+
+def cmd_label_words(args, store: Store) -> dict:
+    from core.answers import save_label_words
+
+    if args.spec is None:
+        return {"project": args.project, "label_words": store.get_project(args.project).label_words}
+    return save_label_words(store, args.project, args.spec)
 
 
 def cmd_estimate(args, store: Store) -> dict:
@@ -175,7 +165,7 @@ def cmd_undo(args, store: Store) -> dict:
 def cmd_export(args, store: Store) -> dict:
     from core.export import export_project
 
-    return export_project(store, args.project, args.format, args.out)
+    return export_project(store, args.project, args.format, args.out, force=args.force)
 
 
 def cmd_train(args, store: Store) -> dict:
@@ -258,7 +248,7 @@ def cmd_job(args, store: Store) -> dict:
 def cmd_export_model(args, store: Store) -> dict:
     from core.results import export_model
 
-    return export_model(store, args.run, args.out, push_to=args.push_to)
+    return export_model(store, args.run, args.out, push_to=args.push_to, public=args.public)
 
 
 def cmd_report(args, store: Store) -> dict:
@@ -304,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     from core.review import VERDICTS
     from core.teacher import LabelConfig
     from core.train import LABEL_SOURCES, OBJECTIVES
-    from core.train import TrainConfig as T  # noqa: N814  (defaults come from the dataclass)
+    from core.train import TrainConfig as T
 
     parser = argparse.ArgumentParser(prog="python -m core", description="Zero-shot step-by-step distillation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -334,7 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="align list files with the rows of this split")
     p.add_argument("--id-field", default="id")
     p.add_argument("--response-field", default="response")
+    p.add_argument("--label-words", help="the words the answers use, mapped onto the label set: "
+                   "true=entailment,false=contradiction,inconclusive=neutral (default: the project's)")
     p.add_argument("files", nargs="+")
+
+    p = add("label-words", cmd_label_words, "Show or set the words the prompt asks the teacher for, mapped onto "
+            "the label set; stored answers are read again with them (no calls, no cost).")
+    p.add_argument("spec", nargs="?", help="true=entailment,false=contradiction,inconclusive=neutral ('' clears)")
 
     p = add("estimate", cmd_estimate, "Forecast tokens and dollars (P50 and P90) for the rows still unlabeled.")
     p.add_argument("--model")
@@ -386,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("export", cmd_export, "Export the labeled dataset with provenance columns.")
     p.add_argument("--format", choices=["jsonl", "csv", "parquet", "hf"], default="jsonl",
                    help="hf: a Hugging Face datasets folder (datasets.load_from_disk)")
+    p.add_argument("--force", action="store_true", help="replace an existing export file (never a database)")
     p.add_argument("out")
 
     p = add("train", cmd_train, "Train a student (foreground, or --background as a job).")
@@ -428,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
             project=False)
     p.add_argument("--run", required=True)
     p.add_argument("--push-to", help="Hugging Face Hub repo id; needs HF_TOKEN and network")
+    p.add_argument("--public", action="store_true", help="push to a public repo (default: private only)")
     p.add_argument("out")
 
     p = add("report", cmd_report, "Write a run report (config, provenance, metrics).", project=False)

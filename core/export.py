@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -52,17 +53,43 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def export_project(store: Store, project: str, fmt: str, out: str) -> dict:
+def _is_duckdb_file(path: Path) -> bool:
+    """DuckDB files carry the magic bytes 'DUCK' at offset 8."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(12)[8:12] == b"DUCK"
+    except OSError:
+        return False
+
+
+def check_destination(store: Store, path: Path, fmt: str, force: bool = False) -> None:
+    """Refuse to write over the open database (or any DuckDB file, its WAL included), and over
+    an existing file unless `force`: an export never destroys what it did not create."""
+    db = Path(store.path).resolve()
+    target = path.resolve()
+    if target in (db, db.with_name(db.name + ".wal")) or target == db.parent:
+        raise AppError(f"{path} is the app's database; choose another file for the export.")
+    if path.is_file() and _is_duckdb_file(path):
+        raise AppError(f"{path} is a DuckDB database; an export never overwrites one.")
+    if fmt == "hf":
+        if path.exists() and (path.is_file() or any(path.iterdir())):
+            raise AppError(f"{path} exists and is not an empty folder; choose a new folder for the hf export.")
+    elif path.is_dir():
+        raise AppError(f"{path} is a folder; give a file name for the {fmt} export.")
+    elif path.exists() and not force:
+        raise AppError(f"{path} already exists; choose a new file name, or pass --force to replace it.")
+
+
+def export_project(store: Store, project: str, fmt: str, out: str, force: bool = False) -> dict:
     """Write the labeled rows to `out` (a file; a folder for hf, loadable with datasets.load_from_disk)."""
     if fmt not in FORMATS:
         raise AppError(f"Unknown export format {fmt!r}: use {', '.join(FORMATS)}.")
-    frame = _frame(store, project)
     path = Path(out)
-    if fmt == "hf" and path.exists() and (path.is_file() or any(path.iterdir())):
-        raise AppError(f"{path} exists and is not an empty folder; choose a new folder for the hf export.")
+    check_destination(store, path, fmt, force)
+    frame = _frame(store, project)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    _remove(tmp)
+    # a fresh hidden name: never a file of the user's, and a crash leaves no half-written export
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
         _write(frame, fmt, tmp)
     except BaseException:
@@ -77,8 +104,11 @@ def export_project(store: Store, project: str, fmt: str, out: str) -> dict:
 
 def export_bytes(store: Store, project: str, fmt: str, tmp_dir: str) -> tuple[str, bytes]:
     """(file name, content) for a browser download; the hf folder comes zipped."""
-    name = f"{project}.{fmt}" if fmt != "hf" else f"{project}-hf"
-    out = Path(tmp_dir) / name
+    from core.names import check_project_name, inside
+
+    stem = check_project_name(project)  # the name becomes a file name: no separators, no '..'
+    name = f"{stem}.{fmt}" if fmt != "hf" else f"{stem}-hf"
+    out = inside(Path(tmp_dir), name)
     export_project(store, project, fmt, str(out))
     if fmt != "hf":
         return name, out.read_bytes()

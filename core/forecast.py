@@ -121,7 +121,7 @@ def token_profile(store: Store, project_name: str, mode: str | None = None, rati
 
     def offline(which: str) -> tuple[list[float], list[dict]]:
         proj = _with(project, template=_template_for(project, which), mode=which)
-        validate_template(proj.template, proj.input_fields, proj.task, which)
+        validate_template(proj.template, proj.input_fields, proj.task, which, proj.label_words)
         examples = demonstrations(store, proj)
         requests = [request_for(proj, it, model, examples) for it in sample]
         return [float(request_tokens(r)) for r in requests], requests

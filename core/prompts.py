@@ -77,11 +77,17 @@ def preset_template(task: str, input_fields: list[str]) -> str:
     return TASK_TYPES[task].preset.replace("{inputs}", _inputs_block(input_fields))
 
 
-def answer_schema(task: str, label_set: list[str] | None) -> dict:
+def answer_words(label_set: list[str] | None, label_words: dict[str, str] | None) -> list[str]:
+    """The words the teacher is asked to answer with: the label words when the project has
+    them (its verbalizer), else the label set."""
+    return list(label_words) if label_words else list(label_set or [])
+
+
+def answer_schema(task: str, label_set: list[str] | None, label_words: dict[str, str] | None = None) -> dict:
     """JSON schema for structured output: {"label", "rationale", "confidence"}."""
     label: dict = {"type": "string"}
-    if task in TASK_TYPES and TASK_TYPES[task].enum_labels and label_set:
-        label["enum"] = list(label_set)
+    if task in TASK_TYPES and TASK_TYPES[task].enum_labels and (label_set or label_words):
+        label["enum"] = answer_words(label_set, label_words)
     # confidence: the teacher's own probability that its label is right; the Review page
     # queues low-confidence answers first
     return {"type": "object",
@@ -106,15 +112,19 @@ def placeholders(template: str) -> list[str]:
     return names
 
 
-def validate_template(template: str, input_fields: list[str], task: str, mode: str = "zero-shot") -> list[str]:
+def validate_template(template: str, input_fields: list[str], task: str, mode: str = "zero-shot",
+                      label_words: dict[str, str] | None = None) -> list[str]:
     """Raise TemplateError naming any unknown placeholder; return the placeholders used."""
     if not template.strip():
         raise TemplateError("The template is empty.")
     if mode not in MODES:
         raise TemplateError(f"Unknown prompt mode {mode!r}; choose one of {', '.join(MODES)}.")
     names = placeholders(template)
-    allowed = set(input_fields) | {"labels"} | ({"choices"} if get_task(task).needs_choices else set())
+    allowed = set(input_fields) | {"labels", "label_words"} | ({"choices"} if get_task(task).needs_choices else set())
     allowed |= {"gold"} if mode == "explain-label" else {"examples"} if mode == "few-shot" else set()
+    if "label_words" in names and not label_words:
+        raise TemplateError("The template uses {label_words} but the project has no label words; set them "
+                            "(for example true=entailment, false=contradiction) or use {labels}.")
     if mode == "explain-label" and "gold" not in names:
         raise TemplateError("An explain-label template must show the given answer with {gold}.")
     if mode == "few-shot" and "examples" not in names:
@@ -130,8 +140,10 @@ def validate_template(template: str, input_fields: list[str], task: str, mode: s
     return names
 
 
-def render(template: str, item: dict, label_set: list[str] | None, examples: str = "") -> str:
+def render(template: str, item: dict, label_set: list[str] | None, examples: str = "",
+           label_words: dict[str, str] | None = None) -> str:
     values = dict(item["inputs"])
+    values["label_words"] = ", ".join(label_words or {})
     values["choices"] = format_choices(item["choices"]) if item.get("choices") else ""
     values["labels"] = ", ".join(label_set or [])
     values["gold"] = item.get("gold") if item.get("gold") is not None else ""
@@ -140,17 +152,18 @@ def render(template: str, item: dict, label_set: list[str] | None, examples: str
 
 
 def build_request(template: str, item: dict, label_set: list[str] | None, model: str, max_tokens: int, *,
-                  output_format: str = "text", task: str | None = None, examples: str = "") -> dict:
+                  output_format: str = "text", task: str | None = None, examples: str = "",
+                  label_words: dict[str, str] | None = None) -> dict:
     """The exact Messages API body for one row. No temperature: newer models reject it.
     Structured JSON output goes through `output_config`."""
     request = {
         "model": model,
         "max_tokens": max_tokens,
         "system": SYSTEM_PROMPT,
-        "messages": [{"role": "user", "content": render(template, item, label_set, examples)}],
+        "messages": [{"role": "user", "content": render(template, item, label_set, examples, label_words)}],
     }
     if output_format == "json":
-        request["output_config"] = {"format": {"type": "json_schema", "schema": answer_schema(task or "", label_set)}}
+        request["output_config"] = {"format": {"type": "json_schema", "schema": answer_schema(task or "", label_set, label_words)}}
     return request
 
 
@@ -183,4 +196,5 @@ def demonstrations(store, project) -> str:
 def request_for(project, item: dict, model: str, examples: str = "", max_tokens: int | None = None) -> dict:
     """The request a project sends for one row (the teacher and the forecast both use it)."""
     return build_request(project.template, item, project.label_set, model, max_tokens or project.max_tokens,
-                         output_format=project.output_format, task=project.task, examples=examples)
+                         output_format=project.output_format, task=project.task, examples=examples,
+                         label_words=project.label_words)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -225,7 +226,17 @@ def run_report(store: Store, run_id: str, fmt: str = "md") -> str:
     raise ConfigError(f"report format must be md or html, not {fmt!r}")
 
 
+def _public(value):
+    """A config value fit for a published card: local paths (a student folder, a data
+    file) become their last component, so a card never shows the server's file layout."""
+    if isinstance(value, str) and (value.startswith(("/", "~", "./", "../")) or re.match(r"^[A-Za-z]:[\\/]", value)
+                                   or os.sep in value and Path(value).exists()):
+        return f"<local>/{Path(value).name}"
+    return value
+
+
 def model_card(facts: dict) -> str:
+    facts = {**facts, "config": {k: _public(v) for k, v in facts["config"].items()}}
     cfg = facts["config"]
     front = ["---", "library_name: transformers", "pipeline_tag: text2text-generation",
              "tags: [distillation, distilling-step-by-step]", "---", ""]
@@ -240,9 +251,23 @@ def model_card(facts: dict) -> str:
     return "\n".join(front + intro + usage + [""]) + _markdown(_sections(facts))
 
 
-def export_model(store: Store, run_id: str, out: str, push_to: str | None = None) -> dict:
+def models_folder(store: Store, typed: str) -> str:
+    """`typed` confined to the workspace's models folder (for a shared app): a relative name,
+    or a path already inside it; anything that would leave it is refused."""
+    from core.jobs import workspace_dir
+    from core.names import inside
+
+    base = workspace_dir(store) / "models"
+    typed = typed.strip()
+    relative = Path(typed).relative_to(base) if Path(typed).is_absolute() and Path(typed).is_relative_to(base) \
+        else Path(typed.removeprefix("workspace/models/"))
+    return str(inside(base, str(relative)))
+
+
+def export_model(store: Store, run_id: str, out: str, push_to: str | None = None, public: bool = False) -> dict:
     """Copy the run's save_pretrained folder (weights, config, tokenizer) to `out` with a model
-    card carrying the provenance; optionally push it to the Hugging Face Hub."""
+    card carrying the provenance; optionally push it to the Hugging Face Hub, into a private
+    repo unless `public` (an existing public repo is refused unless `public`)."""
     facts = run_facts(store, run_id)
     src = run_dir(facts["job"])
     if not src or not (src / "model" / "config.json").exists():
@@ -262,10 +287,24 @@ def export_model(store: Store, run_id: str, out: str, push_to: str | None = None
         token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
         if not token:
             raise ConfigError("Pushing to the Hub needs HF_TOKEN in the environment; the folder was saved locally.")
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=token)
-        api.create_repo(push_to, exist_ok=True, private=True)
-        api.upload_folder(folder_path=str(dest), repo_id=push_to)
+        push_folder(dest, push_to, token, public)
         result["pushed"] = push_to
     return result
+
+
+def push_folder(folder: Path, repo_id: str, token: str, public: bool = False) -> None:
+    """Upload to a Hub repo: created private unless `public`; an existing public repo is
+    refused unless `public` (a student trained on private data must not go public by accident)."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    api = HfApi(token=token)
+    try:
+        info = api.repo_info(repo_id)
+    except RepositoryNotFoundError:
+        api.create_repo(repo_id, private=not public)
+    else:
+        if not info.private and not public:
+            raise ConfigError(f"The Hub repo {repo_id} is public; pushing there would publish the student. "
+                              "Choose a private repo, or confirm a public push (--public).")
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id)

@@ -178,7 +178,8 @@ class TeacherRun(BatchMode):
             raise ConfigError("Choose a teacher model.")
         if not self.project.template:
             raise ConfigError("The project has no prompt template yet; set one on the Prompt page.")
-        validate_template(self.project.template, self.project.input_fields, self.project.task, self.project.mode)
+        validate_template(self.project.template, self.project.input_fields, self.project.task, self.project.mode,
+                          self.project.label_words)
         self.row_ids = row_ids
         # Every paid answer is appended here before the database write, so that an answer
         # the store could not take is replayed on resume instead of being bought again.
@@ -224,6 +225,7 @@ class TeacherRun(BatchMode):
         return parse_response(
             response_text(response), self.project.task, item.get("choices"), self.project.label_set,
             response.get("stop_reason"),
+            **({"label_words": self.project.label_words} if self.project.label_words else {}),  # TEMP until parser lands
         )
 
     def _write_success(self, w: TeacherWrites, key: str, pending: PendingRequest, response: dict, *, cached: bool,
@@ -530,56 +532,4 @@ def label_project(store: Store, project: str, **kwargs) -> LabelSummary:
     return TeacherRun(store, project, **kwargs).run()
 
 
-def import_teacher_outputs(
-    store: Store, project: str, completions: list[tuple[str | None, str]], split: str | None = None,
-) -> dict:
-    """Store completions obtained elsewhere and parse them like live responses.
-
-    `completions` are (row_id or None, text); None ids are aligned with the project's
-    rows in import order (optionally within `split`)."""
-    from core.errors import DataImportError
-    from core.parsing import labels_equal
-
-    proj = store.get_project(project)
-    items = store.items_by_order(project, split)
-    by_id = {it["row_id"]: it for it in items}
-    pairs = []
-    if all(rid is None for rid, _ in completions):
-        if len(completions) > len(items):
-            raise DataImportError(
-                f"{len(completions)} completions but only {len(items)} rows"
-                + (f" in split {split!r}" if split else "") + "; they cannot be aligned."
-            )
-        pairs = list(zip(items, (text for _, text in completions)))
-    else:
-        for n, (rid, text) in enumerate(completions, start=1):
-            if rid not in by_id:
-                raise DataImportError(f"record {n}: id {rid!r} is not in project {project!r}.")
-            pairs.append((by_id[rid], text))
-    parsed_n = flagged = right = with_gold = 0
-    writes = TeacherWrites()
-    for item, text in pairs:
-        response = {"type": "message", "role": "assistant", "model": "imported",
-                    "content": [{"type": "text", "text": text}], "stop_reason": "end_turn"}
-        key = request_hash({"imported": True, "project": project, "row_id": item["row_id"], "text": text})
-        writes.cache.append({"request_hash": key, "model": "imported",
-                             "request": json.dumps({"imported": True, "row_id": item["row_id"]}),
-                             "response": json.dumps(response), "input_tokens": None, "output_tokens": None,
-                             "cost_usd": None, "source": "imported"})
-        writes.calls.append({"row_id": item["row_id"], "job_id": None, "request_hash": key, "template_hash": None,
-                             "model": "imported", "cached": True, "billed_usd": 0.0, "input_tokens": None,
-                             "output_tokens": None, "error_type": None, "error_message": None, "attempts": None})
-        parsed = parse_response(text, proj.task, item.get("choices"), proj.label_set)
-        writes.results.append({"row_id": item["row_id"], "status": "labeled" if parsed.ok else "flagged",
-                               "label": parsed.label, "rationale": parsed.rationale, "flag": parsed.flag,
-                               "request_hash": key, "source": "imported", "confidence": parsed.confidence})
-        parsed_n += parsed.ok
-        flagged += not parsed.ok
-        if item.get("gold") is not None:
-            with_gold += 1
-            right += labels_equal(parsed.label, item["gold"], proj.task)
-    store.write_teacher(project, writes)
-    return {
-        "rows": len(pairs), "parsed": parsed_n, "flagged": flagged,
-        "teacher_accuracy": round(right / with_gold, 4) if with_gold else None,
-    }
+from core.answers import import_teacher_outputs  # noqa: E402,F401  TEMPORARY re-export; callers move to core.answers

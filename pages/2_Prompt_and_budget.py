@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import jobs
+from core import answers, jobs
 from core.errors import AppError
 from core.forecast import cost_table, count_tokens_sample, forecast, pilot_rows
 from core.prices import load_prices, prices_path, save_prices
@@ -50,18 +50,35 @@ def prompt_editor(store, name, project, prices):
         template = st.text_area("Template", value=st.session_state.get("template_text", project.template or ""),
                                 height=260, key="template_text")
         extra = {"explain-label": ", {gold}", "few-shot": ", {examples}"}.get(mode, "")
+        words_text = ""
+        if get_task(project.task).enum_labels:  # a label set the prompt may name in other words
+            words_text = st.text_input(
+                "Label words (optional)", value=answers.format_label_words(project.label_words), key="label_words",
+                help="When the prompt asks for other words than the labels, map them: "
+                     "true=entailment, false=contradiction, inconclusive=neutral. Answers are read through them; "
+                     "{label_words} lists the words in the prompt.")
         st.caption("Placeholders: " + ", ".join("{" + f + "}" for f in project.input_fields) + ", {labels}"
+                   + (", {label_words}" if words_text else "")
                    + (", {choices}" if get_task(project.task).needs_choices else "") + extra)
     if st.button("Save prompt", type="primary"):
-        try:
-            validate_template(template, project.input_fields, project.task, mode)
-            store.update_project(name, template=template, model=model, max_tokens=int(max_tokens), mode=mode,
-                                 output_format=output_format, shots=int(shots))
-            st.success(f"Saved as template version {store.template_version(name)}. Rows labeled with an older "
-                       "version keep their answers and record which version produced them.")
-        except Exception as exc:
-            show_error(exc)
+        save_prompt(store, name, project, template, words_text, model=model, max_tokens=int(max_tokens), mode=mode,
+                    output_format=output_format, shots=int(shots))
     return template, mode, output_format, int(shots), model, int(max_tokens)
+
+
+def save_prompt(store, name, project, template, words_text, **settings):
+    try:
+        words = answers.label_words_from(project, words_text)
+        validate_template(template, project.input_fields, project.task, settings["mode"], words)
+        store.update_project(name, template=template, label_words=words, **settings)
+        st.success(f"Saved as template version {store.template_version(name)}. Rows labeled with an older "
+                   "version keep their answers and record which version produced them.")
+        if words != project.label_words:
+            out = answers.reparse_answers(store, name)
+            st.info(f"Read {out['answers']} stored answers again with the new label words (no calls, no cost): "
+                    f"{out['parsed_after']} now parse, {out['parsed_before']} did before.")
+    except Exception as exc:
+        show_error(exc)
 
 
 def preview(store, name, project, template, mode, output_format, shots, model, max_tokens):
@@ -189,7 +206,8 @@ def main() -> None:
         return
     price = prices.get(model)
     if price is None:
-        st.warning(f"{model} has no price in the price file: its cost cannot be estimated or tracked. Add it below.")
+        st.warning(plain(f"{model} has no price in the price file: its cost cannot be estimated or tracked. "
+                         "Add it below."))
     try:
         budget_panel(store, name, store.get_project(name), prices, model)
         table_panel(store, name, prices)

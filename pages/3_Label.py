@@ -84,9 +84,9 @@ def main() -> None:
         st.info("This demo project is labeled by a **recorded demo teacher**: its responses are stored "
                 "Messages-API replies served through the response cache, not a live model. Changing the prompt "
                 "makes new requests that need an API key.")
-    st.caption(f"Teacher model: {project.model}. Key: {'set' if api_key() else 'not set'} "
-               "(ANTHROPIC_API_KEY in the environment or Streamlit secrets). "
-               "Rows with an identical request are answered from the cache and never billed twice.")
+    st.caption(plain(f"Teacher model: {project.model}. Key: {'set' if api_key() else 'not set'} "
+                     "(ANTHROPIC_API_KEY in the environment or Streamlit secrets). "
+                     "Rows with an identical request are answered from the cache and never billed twice."))
     with st.form("label"):
         cols = st.columns(3)
         concurrency = cols[0].number_input("Concurrent requests", 1, 64, LabelConfig.concurrency)
@@ -100,7 +100,7 @@ def main() -> None:
         try:
             jobs.ensure_labeling_free(store, name)  # before the preflight: the running job is the news
             if load_prices().get(project.model) is None:
-                st.warning(f"{project.model} has no price; the run will refuse to make live calls.")
+                st.warning(plain(f"{project.model} has no price; the run will refuse to make live calls."))
             preflight(store, name, load_prices(), model=project.model, batch=bool(batch), override=override,
                       n_rows=int(limit) or None)
             cfg = LabelConfig(name, model=project.model, concurrency=int(concurrency), limit=int(limit) or None,

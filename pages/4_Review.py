@@ -16,7 +16,7 @@ from core.review import (
     kappa_from_counts,
     sample_size,
 )
-from ui import page_setup, plain, project_picker, show_error, signed_in_reviewer
+from ui import page_setup, plain, project_picker, show_error, signed_in_user
 
 PAGE_SIZE = 25
 
@@ -70,12 +70,12 @@ def edit_form(store, name: str, project, row: dict) -> None:
             + (f" · flag: {row['flag']}" if row["flag"] else "") + (f" · error: {row['error']}" if row["error"] else ""))
     options = review.label_options(project, row)
     expected_version, suffix = form_version(row)
-    signed_in = st.session_state.get("signed_in_reviewer")
+    signed_in = st.session_state.get("signed_in_user")
     with st.form(f"edit-{row['row_id']}"):
         if signed_in:  # Streamlit login: the reviewer is who signed in, not a free-text name
             reviewer = signed_in
             st.caption(plain(f"Reviewer: {signed_in}"))
-        else:
+        else:  # no login configured: a typed name (README: configure [auth] for accountable reviews)
             reviewer = st.text_input("Reviewer", value=st.session_state.get("reviewer", ""), key="reviewer_name")
         if options:
             label = label_picker(options, row["label"], suffix)
@@ -108,8 +108,9 @@ def edit_form(store, name: str, project, row: dict) -> None:
     history = store.audit_trail(name, row["row_id"])
     if history:
         st.caption("History")
-        # st.table: a static table whose cells are text, readable by screen readers and tests
-        st.table(pd.DataFrame(history)[["changed_at", "reviewer", "field", "before", "after", "reason"]])
+        # st.dataframe, not st.table: st.table renders Markdown (links, remote images) in its cells
+        st.dataframe(pd.DataFrame(history)[["changed_at", "reviewer", "field", "before", "after", "reason"]],
+                     hide_index=True)
 
 
 def review_stats(store, name: str) -> None:
@@ -221,9 +222,9 @@ def main() -> None:
     name = project_picker(store)
     if not name:
         return
-    st.session_state["signed_in_reviewer"] = signed_in_reviewer()
-    if st.session_state["signed_in_reviewer"]:
-        st.session_state["reviewer"] = st.session_state["signed_in_reviewer"]
+    st.session_state["signed_in_user"] = signed_in_user()
+    if st.session_state["signed_in_user"]:
+        st.session_state["reviewer"] = st.session_state["signed_in_user"]
     project = store.get_project(name)
     cols = st.columns([3, 2, 2, 1])
     filters = cols[0].multiselect("Queue filters (combined)", list(REVIEW_FILTERS), default=["unreviewed"],
@@ -242,7 +243,7 @@ def main() -> None:
     top = st.columns([4, 1])
     top[0].caption(f"{total} rows match.")
     reviewer = st.session_state.get("reviewer", "")
-    if reviewer and top[1].button(f"Undo {reviewer}'s last change", key="undo", shortcut="Alt+U"):
+    if reviewer and top[1].button(plain(f"Undo {reviewer}'s last change"), key="undo", shortcut="Alt+U"):
         try:
             out = review.undo_last(store, name, reviewer)
             st.success(f"Undid {out['fields']} field change(s) on {out['rows']} row(s).")

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core import jobs, results
-from ui import page_setup, project_picker, show_error
+from ui import auth_configured, page_setup, plain, project_picker, show_error
 
 CHARTS = {
     "Training loss per task": lambda store, ids, table: results.loss_chart(store, ids),
@@ -71,11 +71,14 @@ def run_detail(store, run: dict) -> None:
         show_error(exc)
     target = cols[1].text_input("Save the student to folder", value=f"workspace/models/{run['id']}", key="export_dir")
     push = cols[2].text_input("Push to Hub repo (optional, needs HF_TOKEN)", key="push_to")
+    public = cols[2].checkbox("Public repo (default: private)", key="push_public")
     if cols[1].button("Save student", key="export_model"):
         try:
-            done = results.export_model(store, run["id"], target, push_to=push.strip() or None)
-            st.success(f"Saved {len(done['files'])} files to {done['out']}"
-                       + (f" and pushed to {done['pushed']}" if done["pushed"] else ""))
+            # a shared (signed-in) app writes only under its workspace; a local one where its user says
+            folder = results.models_folder(store, target) if auth_configured() else target
+            done = results.export_model(store, run["id"], folder, push_to=push.strip() or None, public=public)
+            st.success(plain(f"Saved {len(done['files'])} files to {done['out']}"
+                             + (f" and pushed to {done['pushed']}" if done["pushed"] else "")))
         except Exception as exc:
             show_error(exc)
 

@@ -24,6 +24,7 @@ class Project:
     shots: int = 6
     demo_rows: list[str] | None = None
     budget_usd: float | None = None
+    label_words: dict[str, str] | None = None  # the prompt's answer words -> labels (a verbalizer)
 
 
 class ProjectTables:
@@ -49,22 +50,23 @@ class ProjectTables:
             shots=r["shots"] if r["shots"] is not None else 6,
             demo_rows=json.loads(r["demo_rows"]) if r["demo_rows"] else None,
             budget_usd=r["budget_usd"],
+            label_words=json.loads(r["label_words"]) if r["label_words"] else None,
         )
 
     def update_project(self, name: str, **fields: Any) -> None:
         allowed = {"template", "model", "max_tokens", "label_set", "demo_teacher", "mode", "output_format", "shots",
-                   "demo_rows", "budget_usd"}
+                   "demo_rows", "budget_usd", "label_words"}
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"cannot update {sorted(bad)}")
-        for key in ("label_set", "demo_rows"):
-            if key in fields and fields[key] is not None:
-                fields[key] = json.dumps(fields[key])
+        for key in ("label_set", "demo_rows", "label_words"):
+            if key in fields:  # empty means none
+                fields[key] = json.dumps(fields[key]) if fields[key] else None
         with self.transaction() as con:
             for key, value in fields.items():
                 # key is from the fixed allow-list above, never from user input
                 con.execute(f"UPDATE projects SET {key} = ? WHERE name = ?", [value, name])
-            if "template" in fields or "mode" in fields or "output_format" in fields:
+            if fields.keys() & {"template", "mode", "output_format"}:
                 self._version_template(con, name)
 
     def _version_template(self, con, name: str) -> int:

@@ -1,6 +1,6 @@
 -- Generated from a freshly migrated database; do not edit.
 -- Regenerate after adding a migration to core/db/migrations/: python -m core.db.schema
--- Schema version 10.
+-- Schema version 11.
 
 CREATE SEQUENCE audit_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 
@@ -100,6 +100,7 @@ CREATE TABLE projects (
     shots         INTEGER DEFAULT 6,
     demo_rows     VARCHAR,
     budget_usd    DOUBLE,
+    label_words   VARCHAR,
     PRIMARY KEY("name")
 );
 

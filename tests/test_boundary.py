@@ -1,0 +1,207 @@
+"""The input boundary, from the hostile side: names that are paths, exports aimed at the
+database, signed-out visitors when login is configured, Markdown in data, Hub pushes and
+model cards, secrets and tracebacks."""
+
+import json
+import subprocess
+import tomllib
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core.db import Store
+from core.errors import AppError
+from core.export import export_bytes, export_project
+from core.names import check_project_name, inside
+from tests.helpers import REPO, import_csv, start_cli
+
+PAGES = ["app.py", "pages/1_Data.py", "pages/2_Prompt_and_budget.py", "pages/3_Label.py", "pages/4_Review.py",
+         "pages/5_Train.py", "pages/6_Results.py"]
+AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32, "client_id": "id",
+        "client_secret": "s", "server_metadata_url": "https://accounts.example/.well-known/openid-configuration"}
+
+
+# ---- names -----------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["../../../tmp/x", "a/b", "..", "x\\y", "x" * 65, "", "  ", "n\x00ul", "tab\tname",
+                                  "<script>", "émoji 🎉"])
+def test_hostile_project_names_are_refused(name):
+    with pytest.raises(AppError):
+        check_project_name(name)
+
+
+def test_plain_project_names_pass():
+    for name in ("tickets", "CQA train v2", "a.b_c-d", "x" * 64):
+        assert check_project_name(name) == name
+
+
+def test_an_import_under_a_path_name_is_refused_and_writes_nothing(store):
+    with pytest.raises(AppError, match="letters, digits"):
+        import_csv(store, project="../../../tmp/x")
+    assert store.list_projects() == []
+
+
+def test_inside_refuses_paths_that_leave_the_base(tmp_path):
+    assert inside(tmp_path, "a", "b.jsonl") == (tmp_path / "a" / "b.jsonl").resolve()
+    for part in ("../x", "/etc/passwd", "a/../../x"):
+        with pytest.raises(AppError, match="would leave"):
+            inside(tmp_path, part)
+
+
+# ---- exports ---------------------------------------------------------------------
+def _run_cli(*args):
+    proc = start_cli(*args)
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out, err
+
+
+def test_cli_export_never_overwrites_the_database(tmp_path):
+    db = tmp_path / "app.duckdb"
+    store = Store(str(db))
+    import_csv(store)
+    store.release()
+    size = db.stat().st_size
+    code, out, err = _run_cli("export", "--db", str(db), "--project", "tickets", "--format", "jsonl", "--force",
+                              str(db))
+    assert code != 0 and "database" in (out + err)
+    assert db.stat().st_size == size
+    assert Store(str(db)).count_items("tickets")["total"] == 6  # the project is still there
+
+
+def test_export_refuses_any_duckdb_file_and_existing_files_without_force(tickets, tmp_path):
+    other = tmp_path / "other.duckdb"
+    Store(str(other)).release()
+    with pytest.raises(AppError, match="DuckDB database"):
+        export_project(tickets, "tickets", "csv", str(other), force=True)
+    mine = tmp_path / "notes.jsonl"
+    mine.write_text("my notes\n")
+    with pytest.raises(AppError, match="already exists.*--force"):
+        export_project(tickets, "tickets", "jsonl", str(mine))
+    assert mine.read_text() == "my notes\n"
+    out = export_project(tickets, "tickets", "jsonl", str(mine), force=True)
+    assert out["path"] == str(mine) and mine.read_text() != "my notes\n"  # replaced, as asked
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_browser_download_names_stay_inside_the_temp_folder(tickets, tmp_path):
+    name, data = export_bytes(tickets, "tickets", "jsonl", str(tmp_path))
+    assert name == "tickets.jsonl" and isinstance(data, bytes)
+    with pytest.raises(AppError):
+        export_bytes(tickets, "../escape", "jsonl", str(tmp_path))
+    assert not (tmp_path.parent / "escape.jsonl").exists()
+
+
+# ---- secrets and exposure --------------------------------------------------------
+def test_secrets_file_is_ignored_and_tracebacks_stay_in_the_log():
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".streamlit/secrets.toml"], cwd=REPO)
+    assert ignored.returncode == 0
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] in ("none", False)
+    assert config["server"]["maxUploadSize"] <= 200 and config["server"]["address"] == "127.0.0.1"
+
+
+@pytest.fixture
+def app_store(monkeypatch):
+    import os
+
+    st.cache_resource.clear()
+    os.chdir(REPO)
+    yield Store(os.environ["DISTILL_DB"])
+    st.cache_resource.clear()
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_with_auth_configured_a_signed_out_visitor_sees_only_the_sign_in(app_store, path):
+    at = AppTest.from_file(str(REPO / path), default_timeout=60)
+    at.secrets["auth"] = AUTH
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Log in"]
+    assert not at.text_input and not at.text_area and not at.dataframe and not at.metric and not at.selectbox
+    assert not at.sidebar.selectbox  # not even the project list
+
+
+def test_signed_in_reviewer_is_the_login_and_there_is_no_typed_name(app_store):
+    at = AppTest.from_file(str(REPO / "pages/4_Review.py"), default_timeout=60)
+    at.secrets["auth"] = AUTH
+    at.user = {"is_logged_in": True, "email": "ana@example.org", "name": "Ana"}
+    at.run()
+    assert not at.exception
+    assert not [t for t in at.text_input if t.key == "reviewer_name"]
+    assert any("ana@example.org" in c.value for c in at.caption)
+    assert any(b.label == "Log out" for b in at.sidebar.button)
+
+
+def test_history_shows_markdown_from_data_as_text(app_store):
+    from core import review
+
+    import_csv(app_store, "id,text,label\n1,hello,billing\n2,other,shipping\n", project="md")
+    hostile = "![x](http://evil.example/p.png) [click](http://evil.example) **bold**"
+    review.save_review(app_store, "md", "1", "eve", "billing", hostile, verdict="correct")
+    at = AppTest.from_file(str(REPO / "pages/4_Review.py"), default_timeout=60)
+    at.session_state["project"] = "md"
+    at.run()
+    at.multiselect(key="review_filter").set_value(["all"]).run()
+    at.selectbox(key="review_row").set_value("1").run()
+    assert not at.exception
+    assert not at.table  # st.table renders Markdown in its cells
+    cells = [str(v) for df in at.dataframe for v in df.value.to_numpy().ravel()]
+    assert hostile in cells
+
+
+# ---- Hub pushes and model cards -------------------------------------------------
+class FakeHub:
+    repos: dict = {}
+
+    def __init__(self, token=None):
+        self.token = token
+
+    def repo_info(self, repo_id):
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        if repo_id not in self.repos:
+            response = type("Response", (), {"headers": {}, "status_code": 404, "request": None})()
+            raise RepositoryNotFoundError(f"{repo_id} not found", response=response)
+        return type("Info", (), {"private": self.repos[repo_id]["private"]})()
+
+    def create_repo(self, repo_id, private=False, **kw):
+        self.repos[repo_id] = {"private": private, "files": []}
+
+    def upload_folder(self, folder_path, repo_id, **kw):
+        from pathlib import Path
+
+        self.repos[repo_id]["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+
+
+def test_hub_pushes_are_private_by_default_and_never_into_a_public_repo_by_accident(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from core.results import push_folder
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHub)
+    FakeHub.repos = {"me/public-one": {"private": False, "files": []}}
+    (tmp_path / "config.json").write_text("{}")
+    push_folder(tmp_path, "me/new", "token")
+    assert FakeHub.repos["me/new"] == {"private": True, "files": ["config.json"]}
+    with pytest.raises(AppError, match="is public"):
+        push_folder(tmp_path, "me/public-one", "token")
+    assert FakeHub.repos["me/public-one"]["files"] == []
+    push_folder(tmp_path, "me/public-one", "token", public=True)
+    assert FakeHub.repos["me/public-one"]["files"] == ["config.json"]
+
+
+def test_model_card_keeps_local_paths_out(tmp_path):
+    from core.results import model_card
+
+    project = type("P", (), {"task": "classification"})()
+    facts = {"job": {"id": "r1", "status": "completed", "project": "t", "finished_at": None},
+             "project": project, "metrics": {}, "confusion": None, "summary": {"teacher_usd": 0},
+             "provenance": {"calls": [], "rows": 0, "source": "live", "answer_cost_usd": 0.0},
+             "config": {"student": str(tmp_path / "models" / "minilm"), "objective": "multitask",
+                        "label_source": "reviewed", "alpha": 0.5, "rationale_fraction": 1.0,
+                        "out_dir": "/home/someone/work/run1", "hub": "google/flan-t5-small"}}
+    card = model_card(facts)
+    assert str(tmp_path) not in card and "/home/someone" not in card
+    assert "<local>/minilm" in card and "google/flan-t5-small" in card
+    json.dumps(card)
