@@ -337,10 +337,11 @@ def test_review_page_offers_login_when_streamlit_auth_is_configured(app_store):
     at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
                           "client_id": "id", "client_secret": "s",
                           "server_metadata_url": "https://accounts.example/.well-known/openid-configuration"}
+    at.user = {"is_logged_in": False}
     at.run()
     assert not at.exception
-    assert any(b.label == "Log in to review" for b in at.sidebar.button)
-    assert at.text_input(key="reviewer_name") is not None  # signed out: the typed name still works
+    assert [b.label for b in at.button] == ["Log in"]
+    assert not [t for t in at.text_input if t.key == "reviewer_name"]  # signed out: no typed name, no review
 
 
 def test_cli_and_review_page_store_the_same_verdict_for_accept_with_an_edit(app_store):
