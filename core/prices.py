@@ -68,8 +68,10 @@ def parse_prices(text: str, origin: str = "price file") -> PriceTable:
     for name, entry in models.items():
         for key in ("input", "output"):
             value = entry.get(key) if isinstance(entry, dict) else None
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise PriceFileError(f"{origin}: models.{name}.{key} must be a non-negative number, got {value!r}.")
+            # zero would make every call free and the budget cap meaningless; inf/nan would break it too
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1e6:
+                raise PriceFileError(f"{origin}: models.{name}.{key} must be a positive number of dollars per "
+                                     f"million tokens, got {value!r}.")
         table[name] = ModelPrice(
             name, float(entry["input"]), float(entry["output"]), bool(entry.get("confirmed", False)), entry.get("note")
         )

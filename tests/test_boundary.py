@@ -205,3 +205,16 @@ def test_model_card_keeps_local_paths_out(tmp_path):
     assert str(tmp_path) not in card and "/home/someone" not in card
     assert "<local>/minilm" in card and "google/flan-t5-small" in card
     json.dumps(card)
+
+
+@pytest.mark.parametrize("value", ["0", "0.0", "-1", "inf", "nan", "true", '"3"'])
+def test_a_price_that_would_disable_the_budget_cap_is_refused(tmp_path, value):
+    from core.errors import PriceFileError
+    from core.prices import prices_path, save_prices
+
+    original = prices_path().read_text()
+    text = original.replace('[models.claude-haiku-4-5]\ninput = 1.0', f'[models.claude-haiku-4-5]\ninput = {value}')
+    assert text != original
+    with pytest.raises(PriceFileError, match="positive number"):
+        save_prices(text, tmp_path / "prices.toml")
+    assert not (tmp_path / "prices.toml").exists()
