@@ -40,6 +40,15 @@ def sql_canonical_text(expr: str) -> str:
 _clean = canonical_text
 
 
+# A choice letter: "(c)", "option C", "c)", "C." or a lone "c". A bare letter followed by text
+# ("a place where ...") is an article, not option (a), so it must be marked.
+_LETTER = re.compile(
+    r"^(?:\(\s*([a-z])\s*\)|(?:option|choice|letter)\s+\(?([a-z])\b\)?[.:)]?|([a-z])\s*[).:](?=\s|$)|([a-z])$)"
+    r"\s*(.*)$", re.IGNORECASE | re.DOTALL)
+# Markdown emphasis and quotes around an answer ("**c) wooded area**", '"neutral"').
+_DECORATION = " \t*_`\"'“”‘’"
+
+
 def match_choice(answer: str, choices: list[str]) -> str | None:
     """Map '(c) wooded area', 'c)', 'option C', 'C.' or the text itself to a choice."""
     if not choices:
@@ -47,11 +56,10 @@ def match_choice(answer: str, choices: list[str]) -> str | None:
     raw = answer.strip()
     cleaned = _clean(raw)
     by_text = {_clean(c): c for c in choices}
-    letter_re = re.compile(r"^\(?\s*(?:option\s+|choice\s+)?\(?([a-z])\s*[).:]?(?:\s+(.*))?$", re.IGNORECASE)
-    m = letter_re.match(raw.strip().strip("*"))
+    m = _LETTER.match(raw.strip(_DECORATION))
     if m:
-        idx = LETTERS.find(m.group(1).lower())
-        rest = _clean(m.group(2) or "")
+        idx = LETTERS.find(next(g for g in m.groups()[:4] if g).lower())
+        rest = _clean(m.group(5) or "")
         if 0 <= idx < len(choices):
             # Letter and text: a text naming a *different* option wins (it is the more specific
             # statement); otherwise the letter does, so paraphrases and typos ("knowlege") still map.
@@ -77,6 +85,16 @@ def _fuzzy(text: str, keys: list[str], cutoff: float = 0.85) -> str | None:
     return close[0] if len(close) == 1 else None
 
 
+def names_two_choices(line: str, choices: list[str] | None) -> bool:
+    """'desert or ocean': two choice texts joined by 'or' (a choice such as 'city or town' counts once)."""
+    if not choices or not re.search(r"\bor\b", line):
+        return False
+    cleaned = _clean(line)
+    named = {_clean(c) for c in choices if _clean(c)
+             and re.search(rf"\b{re.escape(_clean(c))}\b", cleaned)}
+    return len([c for c in named if not any(c != o and c in o for o in named)]) > 1
+
+
 def match_nli(answer: str) -> str | None:
     cleaned = _clean(answer)
     if cleaned in NLI_SYNONYMS:
@@ -85,13 +103,42 @@ def match_nli(answer: str) -> str | None:
     return NLI_SYNONYMS.get(first)
 
 
+_MIN_FUZZY_LEN = 4
+
+
 def match_label(answer: str, labels: list[str]) -> str | None:
     cleaned = _clean(answer)
     by_clean = {_clean(lbl): lbl for lbl in labels}
     if cleaned in by_clean:
         return by_clean[cleaned]
     hits = [lbl for key, lbl in by_clean.items() if key and re.search(rf"\b{re.escape(key)}\b", cleaned)]
-    return hits[0] if len(hits) == 1 else None
+    if hits:
+        return hits[0] if len(hits) == 1 else None
+    # A near miss ("biling") maps like a multiple-choice typo; short labels are left out
+    # because one typo turns them into another word ("no" / "on"), and a tie maps to nothing.
+    if len(cleaned) < _MIN_FUZZY_LEN:
+        return None
+    close = _fuzzy(cleaned, [key for key in by_clean if len(key) >= _MIN_FUZZY_LEN])
+    return by_clean[close] if close else None
+
+
+def match_label_word(answer: str, words: dict[str, str], labels: list[str] | tuple[str, ...] = ()) -> str | None:
+    """The label a verbalizer word stands for: the answer is the word ("True."), or starts
+    with it ("yes, the text ...") and names no word or label that means something else."""
+    cleaned = _clean(answer)
+    table = {_clean(word): label for word, label in words.items() if _clean(word)}
+    if cleaned in table:
+        return table[cleaned]
+    starts = [word for word in table if cleaned.startswith(word + " ")]
+    if not starts:
+        return None
+    word = max(starts, key=len)
+    target, rest = table[word], cleaned[len(word):]
+    others = [w for w, lbl in table.items() if _clean(lbl) != _clean(target)]
+    others += [_clean(lbl) for lbl in labels if _clean(lbl) != _clean(target)]
+    if any(other and re.search(rf"\b{re.escape(other)}\b", rest) for other in others):
+        return None
+    return target
 
 
 # ---- safe arithmetic ------------------------------------------------------------

@@ -18,6 +18,7 @@ from core.labels import (
     match_choice,
     match_label,
     match_nli,
+    names_two_choices,
     number_of_label,
     numbers_close,
     numeric_answer,
@@ -27,8 +28,8 @@ from core.labels import (
     sql_numbers_close,
 )
 
-__all__ = ["TASKS", "TASK_TYPES", "NLI_LABELS", "LETTERS", "TaskType", "get_task", "normalize_gold",
-           "format_choices", "student_input"]
+__all__ = ["LETTERS", "NLI_LABELS", "TASKS", "TASK_TYPES", "TaskType", "format_choices", "get_task",
+           "normalize_gold", "student_input"]
 
 
 def format_choices(choices: list[str]) -> str:
@@ -55,12 +56,17 @@ class TaskType:
     expected_output_tokens = 45    # preset answer length before real usage is observed
     label_only_output_tokens = 8   # label-only answer length
     gold_error = "is not a valid label"
+    accepts_label_words = False    # answers may use the prompt's own words for labels (a verbalizer)
 
     # ---- the label space -------------------------------------------------------------
     def normalize(self, answer: str, choices: list[str] | None = None,
                   labels: list[str] | None = None) -> str | None:
         """The canonical label an answer names, or None when it names none (never a guess)."""
         raise NotImplementedError
+
+    def label_word_targets(self, label_set: list[str] | None) -> list[str]:
+        """The labels a label word may stand for."""
+        raise DataImportError(f"Label words apply to classification and NLI projects, not {self.name}.")
 
     def normalize_gold(self, gold: str, choices: list[str] | None, lineno: int, col: str | None) -> str:
         label = self.normalize(gold.strip(), choices, None)
@@ -106,6 +112,7 @@ class Classification(TaskType):
     name = "classification"
     help = "one class from a label set"
     enum_labels = True
+    accepts_label_words = True
     preset = (
         "Classify the text below into exactly one of these categories: {labels}.\n\n"
         "{inputs}\n\n"
@@ -119,7 +126,12 @@ class Classification(TaskType):
         return match_label(answer, labels or [])
 
     def normalize_gold(self, gold, choices, lineno, col):
-        return gold.strip()  # the gold labels define the label set
+        return gold.strip()  # the gold labels define the label set (never fuzzy-matched)
+
+    def label_word_targets(self, label_set):
+        if not label_set:
+            raise DataImportError("The project has no label set yet, so label words cannot be mapped onto it.")
+        return list(label_set)
 
     def label_set(self, golds, given):
         if given:
@@ -156,8 +168,12 @@ class MultipleChoice(TaskType):
         return match_choice(answer, choices or [])
 
     def is_ambiguous(self, answer_line, choices):
-        letters = re.findall(r"\(([a-e])\)", answer_line.lower())
-        return len(set(letters)) > 1 or bool(re.search(r"\beither\b", answer_line, re.IGNORECASE))
+        line = answer_line.lower()
+        # "(a) or (c)", "a) or c)", "a or c", "option a or option c"
+        letters = re.findall(r"(?<![\w'])\(?([a-e])\)", line) + re.findall(r"\boption\s+\(?([a-e])\b", line)
+        letters += [x for pair in re.findall(r"(?<![\w'])\(?([a-e])\)?\s*(?:\bor\b|/)\s*\(?([a-e])\b(?!')", line)
+                    for x in pair]
+        return len(set(letters)) > 1 or bool(re.search(r"\beither\b", line)) or names_two_choices(line, choices)
 
 
 class NLI(TaskType):
@@ -174,9 +190,18 @@ class NLI(TaskType):
     given = "{inputs}\n\nThe correct relation is: {gold}."
     label_only_output_tokens = 6
     gold_error = f"is not an NLI label ({', '.join(NLI_LABELS)})"
+    accepts_label_words = True
 
     def normalize(self, answer, choices=None, labels=None):
         return match_nli(answer)
+
+    def is_ambiguous(self, answer_line, choices):
+        # "entailment or neutral": two relations offered, neither chosen
+        parts = re.split(r"\bor\b|/", answer_line, flags=re.IGNORECASE)
+        return len(parts) > 1 and len({match_nli(p) for p in parts} - {None}) > 1
+
+    def label_word_targets(self, label_set):
+        return list(NLI_LABELS)
 
     def label_set(self, golds, given):
         return list(NLI_LABELS)

@@ -224,8 +224,7 @@ class TeacherRun(BatchMode):
     def _parse(self, item: dict, response: dict):
         return parse_response(
             response_text(response), self.project.task, item.get("choices"), self.project.label_set,
-            response.get("stop_reason"),
-            **({"label_words": self.project.label_words} if self.project.label_words else {}),  # TEMP until parser lands
+            response.get("stop_reason"), label_words=self.project.label_words,
         )
 
     def _write_success(self, w: TeacherWrites, key: str, pending: PendingRequest, response: dict, *, cached: bool,
