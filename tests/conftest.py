@@ -21,6 +21,21 @@ def store(tmp_path) -> Store:
 
 
 @pytest.fixture
+def app_store():
+    """The database the app's pages open (DISTILL_DB), with a fresh cached Store per test."""
+    import os
+
+    import streamlit as st
+
+    from tests.helpers import REPO
+
+    st.cache_resource.clear()
+    os.chdir(REPO)
+    yield Store(os.environ["DISTILL_DB"])
+    st.cache_resource.clear()
+
+
+@pytest.fixture
 def fake():
     server = FakeAnthropic(responder=correct_responder).start()
     yield server

@@ -7,7 +7,6 @@ import subprocess
 import tomllib
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.db import Store
@@ -98,16 +97,6 @@ def test_secrets_file_is_ignored_and_tracebacks_stay_in_the_log():
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
     assert config["client"]["showErrorDetails"] in ("none", False)
     assert config["server"]["maxUploadSize"] <= 200 and config["server"]["address"] == "127.0.0.1"
-
-
-@pytest.fixture
-def app_store(monkeypatch):
-    import os
-
-    st.cache_resource.clear()
-    os.chdir(REPO)
-    yield Store(os.environ["DISTILL_DB"])
-    st.cache_resource.clear()
 
 
 @pytest.mark.parametrize("path", PAGES)
