@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core.distributed import Replicas
+from core.errors import ConfigError
 from core.students import OFFLINE_DEFAULT, load_student
 from core.tasks import get_task, student_input
 
@@ -67,8 +68,6 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> TrainConfig:
-        from core.errors import ConfigError
-
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"objective must be multitask or standard, not {self.objective!r}.")
         if self.label_source not in LABEL_SOURCES:
@@ -153,10 +152,17 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path) -> dict | None:
+    import pickle
+
     import torch
 
-    # weights_only: a checkpoint someone else could write must not run code when loaded
-    return torch.load(path, weights_only=True) if path.exists() else None
+    if not path.exists():
+        return None
+    try:  # weights_only: a checkpoint someone else could write must not run code when loaded
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ConfigError(f"{path} holds objects other than tensors and plain values; it was not loaded "
+                          "(a checkpoint that could run code is refused).") from exc
 
 
 # ---- the run ----------------------------------------------------------------------
@@ -208,7 +214,7 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
     train_rows, test_rows = split_rows(data.items, cfg.test_fraction, cfg.seed)
     examples = training_examples(train_rows, cfg)
     if not examples:
-        from core.errors import ConfigError
+
 
         raise ConfigError(f"No training rows have a {cfg.label_source} label.")
     n_rationales = sum(1 for e in examples if e["rationale"])

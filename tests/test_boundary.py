@@ -92,7 +92,7 @@ def test_browser_download_names_stay_inside_the_temp_folder(tickets, tmp_path):
 
 # ---- secrets and exposure --------------------------------------------------------
 def test_secrets_file_is_ignored_and_tracebacks_stay_in_the_log():
-    ignored = subprocess.run(["git", "check-ignore", "-q", ".streamlit/secrets.toml"], cwd=REPO)
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".streamlit/secrets.toml"], cwd=REPO, check=False)
     assert ignored.returncode == 0
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
     assert config["client"]["showErrorDetails"] in ("none", False)
@@ -207,3 +207,27 @@ def test_a_price_that_would_disable_the_budget_cap_is_refused(tmp_path, value):
     with pytest.raises(PriceFileError, match="positive number"):
         save_prices(text, tmp_path / "prices.toml")
     assert not (tmp_path / "prices.toml").exists()
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (open, ("/tmp/distill-pwned-by-checkpoint", "w"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
+    import os
+
+    import torch
+
+    from core.train import load_checkpoint
+
+    marker = "/tmp/distill-pwned-by-checkpoint"
+    if os.path.exists(marker):
+        os.remove(marker)
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"step": 3, "payload": _RunsCode()}, path)
+    with pytest.raises(AppError, match="was not loaded"):
+        load_checkpoint(path)
+    assert not os.path.exists(marker)
+    torch.save({"step": 3, "model": {"w": torch.zeros(2)}}, path)
+    assert load_checkpoint(path)["step"] == 3
