@@ -89,18 +89,57 @@ def require_sign_in() -> None:
     st.sidebar.button("Log out", on_click=st.logout, key="logout")
 
 
+PROJECT_PARAM = "project"  # ?project=<name>: the durable choice, so a reload, a new tab or a link keeps it
+_PROJECT_WIDGET = "_project_widget"
+_PROJECT_SHOWN = "_project_shown"  # the project the picker settled on in the last rerun
+
+
+def set_current_project(name: str) -> None:
+    """Make `name` the current project: in the URL (?project=name), which survives reloads and
+    new tabs, and in st.session_state["project"], which other code reads. Safe to call after the
+    picker has rendered (the Data page after an import): the sidebar follows on the next rerun."""
+    st.session_state["project"] = name
+    if st.query_params.get(PROJECT_PARAM) != name:
+        st.query_params[PROJECT_PARAM] = name
+
+
+def _picked() -> None:
+    """on_change of the sidebar picker: runs before the script, so the new choice wins this rerun."""
+    choice = st.session_state.get(_PROJECT_WIDGET)
+    if choice:
+        set_current_project(choice)
+
+
+def current_project(projects: list[str]) -> tuple[str, str | None]:
+    """The project to show and, when the URL names a project that does not exist, that name.
+
+    A project that code made current since the last rerun (st.session_state["project"] set
+    directly, as an import does) comes first; then the URL's ?project=; then this session's
+    choice (switching pages through the sidebar drops query parameters, so the session restores
+    it); then the first project."""
+    wanted = st.query_params.get(PROJECT_PARAM)
+    session = st.session_state.get("project")
+    if session in projects and session != st.session_state.get(_PROJECT_SHOWN):
+        return session, None
+    if wanted in projects:
+        return wanted, None
+    return (session if session in projects else projects[0]), (wanted or None)
+
+
 def project_picker(store: Store) -> str | None:
     projects = store.list_projects()
     if not projects:
         st.sidebar.info("No project yet. Import data on the Data page.")
         return None
-    # "project" is the durable choice; the widget key is re-seeded from it on every run
-    # because Streamlit drops widget state when the user switches pages.
-    if st.session_state.get("project") not in projects:
-        st.session_state["project"] = projects[0]
-    st.session_state["_project_widget"] = st.session_state["project"]
-    choice = st.sidebar.selectbox("Project", projects, key="_project_widget")
-    st.session_state["project"] = choice
+    current, missing = current_project(projects)
+    if missing is not None:
+        st.warning(plain(f"There is no project named {missing!r}; showing {current!r} instead."))
+    set_current_project(current)  # also puts it back in the URL after a page switch dropped it
+    st.session_state[_PROJECT_SHOWN] = current
+    # Streamlit drops widget state when the user switches pages, so the widget is seeded from the
+    # current project before it renders; a choice made in it reaches the URL through _picked first.
+    st.session_state[_PROJECT_WIDGET] = current
+    choice = st.sidebar.selectbox("Project", projects, key=_PROJECT_WIDGET, on_change=_picked)
     project = store.get_project(choice)
     if project.demo_teacher:
         st.sidebar.caption("Demo project: teacher answers come from a **recorded demo teacher** (no API calls).")

@@ -271,13 +271,16 @@ def count_tokens_sample(store: Store, project: str, api_key: str, base_url: str 
     model = model or proj.model
     examples = demonstrations(store, proj)
     requests = [request_for(proj, it, model, examples) for it in store.sample_items(project, n, unlabeled_only=False)]
-    todo = [r for r in requests if request_hash(r) not in store.token_counts([request_hash(r)])]
+    known = store.token_counts([request_hash(r) for r in requests])  # one query for the whole sample
+    todo = list({h: r for r in requests if (h := request_hash(r)) not in known}.items())  # each request once
+    if not todo:  # a repeat click: everything sampled is counted already, nothing to call or save
+        return 0
     client = anthropic.Anthropic(api_key=api_key, base_url=base_url)
     counts = []
     try:
-        for req in todo:
+        for h, req in todo:
             body = {k: v for k, v in req.items() if k != "max_tokens"}
-            counts.append((request_hash(req), client.messages.count_tokens(**body).input_tokens, request_tokens(req)))
+            counts.append((h, client.messages.count_tokens(**body).input_tokens, request_tokens(req)))
     finally:
         client.close()
     store.save_token_counts(model, counts)
@@ -285,11 +288,31 @@ def count_tokens_sample(store: Store, project: str, api_key: str, base_url: str 
 
 
 def pilot_rows(store: Store, project: str, fraction: float = 0.02, floor: int = 20) -> list[str]:
-    """A stratified sample of the unlabeled rows: fraction of them, at least `floor`."""
+    """A stratified sample of the unlabeled rows: fraction of them, at least `floor` (all of
+    them when there are fewer).
+
+    `Store.stratified_sample` rounds each gold label's share on its own, so the strata can add
+    up to fewer rows than asked for (eight labels of 12 rows and one of 4 give 2+...+2+1 = 17
+    for 20). Its samples grow monotonically with the size asked for, so the rows missing are
+    taken from the smallest larger sample that has enough: the rows whose strata round up next,
+    which is largest-remainder apportionment."""
     to_label = store.scalar("SELECT count(*) FROM items WHERE project = ? AND status IN ('unlabeled', 'error')",
                             [project])
     n = min(to_label, max(floor, math.ceil(fraction * to_label)))
-    return store.stratified_sample(project, n)
+    rows = store.stratified_sample(project, n)
+    if len(rows) >= n:
+        return rows
+    lo, hi = n, to_label  # sample(lo) is short; sample(to_label) holds every row to label
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if len(store.stratified_sample(project, mid)) >= n:
+            hi = mid
+        else:
+            lo = mid
+    base = store.stratified_sample(project, lo)
+    have = set(base)
+    extra = [r for r in store.stratified_sample(project, hi) if r not in have]
+    return sorted(base + extra[:n - len(base)])
 
 
 def preflight(store: Store, project: str, prices: PriceTable, model: str | None = None, batch: bool = False,

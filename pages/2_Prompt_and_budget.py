@@ -119,11 +119,15 @@ def budget_panel(store, name, project, prices, model):
     st.subheader("Budget")
     spent, reserved = store.spend(name), store.reserved_spend(name)
     b = st.columns([2, 1, 1, 1])
-    cap = b[0].number_input("Project budget cap, USD (0 = none)", 0.0, 1e6, float(project.budget_usd or 0.0),
-                            key="budget_cap")
-    if b[1].button("Save cap"):
-        store.update_project(name, budget_usd=float(cap) or None)
+    b[0].number_input("Project budget cap, USD (0 = none)", 0.0, 1e6, float(project.budget_usd or 0.0),
+                      key="budget_cap")
+    # saved in a callback, before the page reruns, so the budget bar below shows the new cap at once
+    b[1].button("Save cap", key="save_cap", on_click=save_cap, args=(store, name))
+    saved = st.session_state.pop("_cap_saved", None)
+    if saved is True:
         st.success("Budget saved. Labeling refuses to start when its P90 forecast exceeds what is left.")
+    elif saved is not None:
+        show_error(saved)
     b[2].metric("Spent", f"${spent:.4f}", help="billed teacher calls in this project")
     b[3].metric("Reserved", f"${reserved:.4f}",
                 help="the worst case of requests in flight and of batches still running, in every process; "
@@ -148,11 +152,32 @@ def budget_panel(store, name, project, prices, model):
             if isinstance(exc, jobs.LabelingBusy):
                 st.page_link("pages/3_Label.py", label=f"Open job {exc.job_id}", icon="▶",
                              query_params={"job": exc.job_id})
-    if api_key() and st.button("Calibrate with exact count_tokens (20 rows, free)"):
-        try:
-            st.success(f"Counted {count_tokens_sample(store, name, api_key(), model=model)} requests.")
-        except Exception as exc:
-            show_error(exc)
+    if api_key():  # counted in a callback, before the page reruns: the forecast above uses the counts at once
+        st.button("Calibrate with exact count_tokens (20 rows, free)", key="count_tokens", on_click=calibrate,
+                  args=(store, name, model))
+        counted = st.session_state.pop("_calibrated", None)
+        if isinstance(counted, Exception):
+            show_error(counted)
+        elif counted is not None:
+            st.success(f"Counted {counted} requests." if counted else
+                       "Every sampled request was counted already; the forecast uses those counts.")
+
+
+def calibrate(store, name, model):
+    """The calibrate button's callback; a repeat click finds every sampled request counted (0)."""
+    try:
+        st.session_state["_calibrated"] = count_tokens_sample(store, name, api_key(), model=model)
+    except Exception as exc:
+        st.session_state["_calibrated"] = exc
+
+
+def save_cap(store, name):
+    """The "Save cap" button's callback: the cap typed in the number input, stored before the rerun."""
+    try:
+        store.update_project(name, budget_usd=float(st.session_state["budget_cap"]) or None)
+        st.session_state["_cap_saved"] = True
+    except Exception as exc:
+        st.session_state["_cap_saved"] = exc
 
 
 def table_panel(store, name, prices):

@@ -57,6 +57,51 @@ def label_picker(options: list[str], stored: str | None, suffix: str) -> str | N
     return st.selectbox("Label", options, index=None, placeholder="Pick a label", key=f"review_label:{suffix}")
 
 
+def flash(slot: str, kind: str, payload) -> None:
+    """A message from a callback (which runs before the page), shown once where the page draws `slot`."""
+    st.session_state[f"_flash_{slot}"] = (kind, payload)
+
+
+def show_flash(slot: str) -> None:
+    held = st.session_state.pop(f"_flash_{slot}", None)
+    if held is None:
+        return
+    kind, payload = held
+    if kind == "error":
+        show_error(payload)
+    else:
+        st.success(payload)
+
+
+def save_clicked(store, name: str, project, row: dict, expected_version: int, suffix: str, has_options: bool,
+                 signed_in: str | None) -> None:
+    """Save review: the form's values are in session state when this runs, before the rerun."""
+    state = st.session_state
+    reviewer = signed_in or state.get("reviewer_name", "")
+    state["reviewer"] = reviewer
+    label = state.get(f"review_label:{suffix}") if has_options else state.get(f"review_label_text:{suffix}")
+    try:
+        result = review.save_review(store, name, row["row_id"], reviewer, label, state.get(f"review_rationale:{suffix}"),
+                                    verdict=state.get(f"review_verdict:{suffix}"),
+                                    reason=state.get(f"review_reason:{suffix}") or None,
+                                    comment=state.get(f"review_comment:{suffix}") or None,
+                                    expected_version=expected_version, row=row, spec=project)
+    except Exception as exc:
+        flash("save", "error", exc)
+        return
+    # the form now stands for the saved version: a second save of this row is not a conflict with itself
+    state["_form_row"] = (row["row_id"], result["version"])
+    flash("save", "success", f"Saved ({result['changes']} change(s)).")
+
+
+def undo_clicked(store, name: str, reviewer: str) -> None:
+    try:
+        out = review.undo_last(store, name, reviewer)
+        flash("top", "success", f"Undid {out['fields']} field change(s) on {out['rows']} row(s).")
+    except Exception as exc:
+        flash("top", "error", exc)
+
+
 def edit_form(store, name: str, project, row: dict) -> None:
     st.subheader(plain(f"Row {row['row_id']}"))
     for field, value in row["inputs"].items():
@@ -73,31 +118,25 @@ def edit_form(store, name: str, project, row: dict) -> None:
     signed_in = st.session_state.get("signed_in_user")
     with st.form(f"edit-{row['row_id']}"):
         if signed_in:  # Streamlit login: the reviewer is who signed in, not a free-text name
-            reviewer = signed_in
             st.caption(plain(f"Reviewer: {signed_in}"))
         else:  # no login configured: a typed name (README: configure [auth] for accountable reviews)
-            reviewer = st.text_input("Reviewer", value=st.session_state.get("reviewer", ""), key="reviewer_name")
+            st.text_input("Reviewer", value=st.session_state.get("reviewer", ""), key="reviewer_name")
         if options:
-            label = label_picker(options, row["label"], suffix)
+            label_picker(options, row["label"], suffix)
         else:
-            label = st.text_input("Label", value=row["label"] or "", key=f"review_label_text:{suffix}")
-        rationale = st.text_area("Rationale", value=row["rationale"] or "", key=f"review_rationale:{suffix}")
-        verdict = st.radio("Verdict", VERDICTS, horizontal=True, key=f"review_verdict:{suffix}",
-                           format_func=lambda v: v.replace("_", " "),
-                           help="accept: teacher right · correct: you changed label or rationale · "
-                                "reject rationale: keep the label, do not train on the rationale · flag: with a reason")
-        reason = st.selectbox("Reason code (for flags)", ("",) + REASON_CODES, key=f"review_reason:{suffix}")
-        comment = st.text_input("Comment (optional)", key=f"review_comment:{suffix}")
-        saved = st.form_submit_button("Save review", type="primary", key=f"review_save:{suffix}", shortcut="Ctrl+Enter")
-    if saved:
-        st.session_state["reviewer"] = reviewer
-        try:
-            result = review.save_review(store, name, row["row_id"], reviewer, label, rationale, verdict=verdict,
-                                        reason=reason or None, comment=comment or None,
-                                        expected_version=expected_version, row=row, spec=project)
-            st.success(f"Saved ({result['changes']} change(s)).")
-        except Exception as exc:
-            show_error(exc)
+            st.text_input("Label", value=row["label"] or "", key=f"review_label_text:{suffix}")
+        st.text_area("Rationale", value=row["rationale"] or "", key=f"review_rationale:{suffix}")
+        st.radio("Verdict", VERDICTS, horizontal=True, key=f"review_verdict:{suffix}",
+                 format_func=lambda v: v.replace("_", " "),
+                 help="accept: teacher right · correct: you changed label or rationale · "
+                      "reject rationale: keep the label, do not train on the rationale · flag: with a reason")
+        st.selectbox("Reason code (for flags)", ("",) + REASON_CODES, key=f"review_reason:{suffix}")
+        st.text_input("Comment (optional)", key=f"review_comment:{suffix}")
+        # saved in a callback, before the page reruns: counts, queues and kappa above show the save
+        st.form_submit_button("Save review", type="primary", key=f"review_save:{suffix}", shortcut="Ctrl+Enter",
+                              on_click=save_clicked,
+                              args=(store, name, project, row, expected_version, suffix, bool(options), signed_in))
+    show_flash("save")
     with st.expander("Raw teacher response"):
         call = store.last_call_for_row(name, row["row_id"])
         if call and call.get("response"):
@@ -186,16 +225,22 @@ def bulk_panel(store, name: str, project, filters, search: str, queue: dict[str,
         confirm = st.checkbox(f"Yes, apply '{action}' to these {len(confirmed)} rows", key="bulk_confirm",
                               help="The rows counted when you tick this; rows entering the queue later are left "
                                    "out, and rows someone changes meanwhile are skipped.")
-        if st.button("Apply", disabled=not confirm, key="bulk_apply"):
-            try:
-                out = review.bulk_review(store, name, filters, st.session_state.get("reviewer", ""), action,
-                                         label=label if action == "set_label" else None,
-                                         reason=reason if action == "flag" else None, search=search,
-                                         row_ids=confirmed)
-                st.session_state.pop("_bulk_rows", None)  # done: the next rerun unchecks the box
-                st.success(bulk_message(action, out, confirmed, queue))
-            except Exception as exc:
-                show_error(exc)
+        # applied in a callback, before the page reruns: the counts and queues drawn show its result
+        st.button("Apply", disabled=not confirm, key="bulk_apply", on_click=bulk_clicked,
+                  args=(store, name, filters, search, action, label, reason, confirmed))
+        show_flash("bulk")
+
+
+def bulk_clicked(store, name: str, filters, search: str, action: str, label, reason, confirmed: dict[str, int]) -> None:
+    try:
+        out = review.bulk_review(store, name, filters, st.session_state.get("reviewer", ""), action,
+                                 label=label if action == "set_label" else None,
+                                 reason=reason if action == "flag" else None, search=search, row_ids=confirmed)
+        queue = store.review_ids(name, filters, search)
+        st.session_state.pop("_bulk_rows", None)  # done: this rerun unchecks the box
+        flash("bulk", "success", bulk_message(action, out, confirmed, queue))
+    except Exception as exc:
+        flash("bulk", "error", exc)
 
 
 def export_panel(store, name: str) -> None:
@@ -243,34 +288,60 @@ def main() -> None:
     top = st.columns([4, 1])
     top[0].caption(f"{total} rows match.")
     reviewer = st.session_state.get("reviewer", "")
-    if reviewer and top[1].button(plain(f"Undo {reviewer}'s last change"), key="undo", shortcut="Alt+U"):
-        try:
-            out = review.undo_last(store, name, reviewer)
-            st.success(f"Undid {out['fields']} field change(s) on {out['rows']} row(s).")
-        except Exception as exc:
-            show_error(exc)
+    if reviewer:  # undone in a callback, before the page reruns: the counts above are current
+        top[1].button(plain(f"Undo {reviewer}'s last change"), key="undo", shortcut="Alt+U",
+                      on_click=undo_clicked, args=(store, name, reviewer))
+    show_flash("top")
     review_stats(store, name)
     export_panel(store, name)
-    if not rows:
+    if rows:
+        bulk_panel(store, name, project, filters, search, queue)
+        st.dataframe(row_table(rows), hide_index=True)
+    show_flash("bulk")  # a bulk action that emptied the queue still says what it did
+    focus_view(store, name, project, [r["row_id"] for r in rows], (name, tuple(filters), search, sort, page))
+    show_flash("save")  # a save whose row is no longer shown still says how it went
+
+
+def next_in(seen: list[str], ids: list[str], current: str, step: int) -> str | None:
+    """The row before or after `current` in the queue as the reviewer saw it (`seen`, the last
+    render), skipping rows that have left it since (a saved row leaves "unreviewed")."""
+    known = set(seen)
+    order = seen + [r for r in ids if r not in known]  # rows that entered the page since come last
+    if current not in order:
+        return None
+    at, present = order.index(current), set(ids)
+    candidates = order[at + 1:] if step > 0 else reversed(order[:at])
+    return next((r for r in candidates if r in present), None)
+
+
+def with_focus(ids: list[str], seen: list[str], current: str) -> list[str]:
+    """This page of the queue, plus the focused row where it stood when it has just left the
+    queue (saved in an "unreviewed" queue): the reviewer stays on it, and Next goes on from it."""
+    if current in ids or current not in seen:
+        return list(ids)
+    before = set(seen[:seen.index(current)])
+    at = max((i + 1 for i, r in enumerate(ids) if r in before), default=0)
+    return ids[:at] + [current] + ids[at:]
+
+
+def focus_view(store, name: str, project, ids: list[str], query: tuple) -> None:
+    held = st.session_state.get("_review_order")
+    seen = held[1] if held and held[0] == query else list(ids)
+    current = st.session_state.get("review_row")
+    if current not in ids and current not in seen:
+        current = ids[0] if ids else None
+    if current is None:
         return
-    bulk_panel(store, name, project, filters, search, queue)
-    st.dataframe(row_table(rows), hide_index=True)
-    ids = [r["row_id"] for r in rows]
-    if st.session_state.get("review_row") not in ids:
-        st.session_state["review_row"] = ids[0]
     nav = st.columns([1, 1, 4])
-    current = st.session_state["review_row"]
-    if nav[0].button("◀ Previous", key="prev_row", shortcut="Alt+P"):
-        prev = store.neighbour(name, current, filters, search, -1, sort)
-        if prev in ids:
-            st.session_state["review_row"] = prev
-    if nav[1].button("Next ▶", key="next_row", shortcut="Alt+N"):
-        nxt = store.neighbour(name, current, filters, search, 1, sort)
-        if nxt in ids:
-            st.session_state["review_row"] = nxt
-    row_id = nav[2].selectbox("Open row", ids, key="review_row")
-    row = store.get_item(name, row_id)
-    edit_form(store, name, project, row)
+    for col, text, key, shortcut, step in ((nav[0], "◀ Previous", "prev_row", "Alt+P", -1),
+                                           (nav[1], "Next ▶", "next_row", "Alt+N", 1)):
+        if col.button(text, key=key, shortcut=shortcut):
+            current = next_in(seen, ids, current, step) or current
+    options = with_focus(ids, seen, current)
+    st.session_state["_review_order"] = (query, options)
+    st.session_state["review_row"] = current  # before the selectbox is drawn in this run
+    row_id = nav[2].selectbox("Open row", options, key="review_row")
+    edit_form(store, name, project, store.get_item(name, row_id))
 
 
 main()

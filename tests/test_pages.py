@@ -23,9 +23,10 @@ def app_store(monkeypatch):
 
 
 def page(path: str, project: str | None = None) -> AppTest:
+    """Open a page the way a link does: ?project=name in the URL chooses the project."""
     at = AppTest.from_file(str(REPO / path), default_timeout=60)
     if project:
-        at.session_state["project"] = project
+        at.query_params["project"] = project
     return at.run()
 
 
@@ -79,8 +80,8 @@ def test_label_page_starts_a_background_job(app_store, fake, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
     at = page("pages/3_Label.py")
     import_csv(app_store)
-    at.session_state["project"] = "tickets"
     at.run()
+    at.sidebar.selectbox(key="_project_widget").set_value("tickets").run()  # as a person picks it
     at.button[0].click().run()  # Start labeling (form submit)
     assert any("Started job" in s.value for s in at.success), [e.value for e in at.error]
     job = app_store.list_jobs("tickets", "label")[0]
@@ -323,9 +324,7 @@ def test_results_page_compares_runs_and_exports(app_store, tmp_path):
 def test_text_from_data_is_shown_as_text_not_markup(app_store):
     import_csv(app_store, "id,text,label\n1,<b>bold</b> [click](http://evil.example) :red[x],billing\n"
                           "2,plain,shipping\n", project="xss")
-    at = AppTest.from_file(str(REPO / "pages/4_Review.py"), default_timeout=60)
-    at.session_state["project"] = "xss"
-    at.run()
+    at = page("pages/4_Review.py", "xss")
     at.multiselect(key="review_filter").set_value(["all"]).run()
     assert any(t.value == "<b>bold</b> [click](http://evil.example) :red[x]" for t in at.text)
     from ui import plain

@@ -89,7 +89,11 @@ class TeacherTables:
         return self.scalar("SELECT coalesce(sum(billed_usd), 0) FROM teacher_calls WHERE project = ?", [project])
 
     def save_token_counts(self, model: str, counts: list[tuple[str, int, int]]) -> None:
-        """(request_hash, counted input tokens, offline estimate) from count_tokens."""
+        """(request_hash, counted input tokens, offline estimate) from count_tokens. Nothing to
+        save (every sampled request was counted before) is not an error: executemany refuses
+        an empty list."""
+        if not counts:
+            return
         with self.transaction() as con:
             con.executemany("INSERT INTO token_counts(request_hash, model, input_tokens, offline_tokens) "
                             "VALUES (?,?,?,?) ON CONFLICT DO NOTHING", [[h, model, n, o] for h, n, o in counts])
