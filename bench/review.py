@@ -110,7 +110,7 @@ def main() -> None:
 
     def render():
         at = AppTest.from_file(str(REPO / "pages/4_Review.py"), default_timeout=120)
-        at.session_state["project"] = "big"
+        at.query_params["project"] = "big"
         at.run()
         assert not at.exception, at.exception
 

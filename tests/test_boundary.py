@@ -129,7 +129,7 @@ def test_history_shows_markdown_from_data_as_text(app_store):
     hostile = "![x](http://evil.example/p.png) [click](http://evil.example) **bold**"
     review.save_review(app_store, "md", "1", "eve", "billing", hostile, verdict="correct")
     at = AppTest.from_file(str(REPO / "pages/4_Review.py"), default_timeout=60)
-    at.session_state["project"] = "md"
+    at.query_params["project"] = "md"
     at.run()
     at.multiselect(key="review_filter").set_value(["all"]).run()
     at.selectbox(key="review_row").set_value("1").run()

@@ -221,7 +221,7 @@ def test_the_prompt_pages_pilot_is_refused_with_a_link_to_the_running_job(ticket
     jobs._move(tickets, holder, "running")
     try:
         at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
-        at.session_state["project"] = "tickets"
+        at.query_params["project"] = "tickets"
         at.run()
         at.switch_page("pages/2_Prompt_and_budget.py").run()
         next(b for b in at.button if b.label == "Label a stratified pilot").click().run()

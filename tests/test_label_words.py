@@ -86,7 +86,6 @@ def test_prompt_page_saves_label_words_and_rereads_stored_answers(app_store):
     import_teacher_outputs(app_store, "mail", [(None, a) for a in ANSWERS])
     at = AppTest.from_file(str(REPO / "pages/2_Prompt_and_budget.py"), default_timeout=60)
     at.query_params["project"] = "mail"
-    at.session_state["project"] = "mail"
     at.run()
     at.text_input(key="label_words").set_value("yes=complaint, no=question").run()
     next(b for b in at.button if b.label == "Save prompt").click().run()
