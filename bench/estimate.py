@@ -23,12 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.answers import import_teacher_outputs
 from core.db import Store
 from core.forecast import forecast, pilot_rows
-from core.ingest import ColumnMapping, build_items, read_records
+from core.ingest import ColumnMapping, import_source, open_bytes
 from core.prices import load_prices
 from core.prompts import mode_template
-from core.teacher import TeacherRun, import_teacher_outputs
+from core.teacher import TeacherRun
 from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import correct_responder
 
@@ -53,10 +54,9 @@ def invoice_check(rows: int) -> dict:
     prices = load_prices()
     with tempfile.TemporaryDirectory() as tmp, FakeAnthropic(responder=correct_responder) as fake:
         store = Store(Path(tmp) / "e.duckdb")
-        frame, labels = build_items(read_records(tickets_csv(rows), "t.csv"), "classification",
-                                    ColumnMapping(input_fields=["text"], id_field="id", label_field="label"))
-        store.import_items("bench", "classification", ["text"], labels, frame,
-                           mode_template("classification", ["text"]), "claude-haiku-4-5")
+        import_source(store, open_bytes(tickets_csv(rows), "t.csv"), "bench", "classification",
+                      ColumnMapping(input_fields=["text"], id_field="id", label_field="label"),
+                      template=mode_template("classification", ["text"]), model="claude-haiku-4-5")
         offline = forecast(store, "bench", prices)
         pilot = pilot_rows(store, "bench", 0.02, floor=20)
         TeacherRun(store, "bench", api_key="bench", base_url=fake.url, concurrency=16, row_ids=pilot).run()
@@ -84,10 +84,10 @@ def cqa_token_ratio() -> dict | None:
         store = Store(Path(tmp) / "cqa.duckdb")
         rows_file = SHARED / "cqa" / "cqa_train.jsonl"
         mapping = ColumnMapping(input_fields=["question"], id_field="id", label_field="answer", choices_field="choices")
-        frame, labels = build_items(read_records(rows_file.read_bytes(), rows_file.name), "multiple-choice", mapping)
-        frame = frame.head(1000)  # tokens per row: 1,000 rows is plenty
-        store.import_items("cqa", "multiple-choice", ["question"], labels, frame,
-                           mode_template("multiple-choice", ["question"]), "claude-haiku-4-5")
+        lines = [line for line in rows_file.read_bytes().splitlines(keepends=True) if line.strip()]
+        lines = lines[:1000]  # tokens per row: 1,000 rows is plenty
+        import_source(store, open_bytes(b"".join(lines), rows_file.name), "cqa", "multiple-choice", mapping,
+                      template=mode_template("multiple-choice", ["question"]), model="claude-haiku-4-5")
         completions = json.loads((SHARED / "cqa" / "llm" / "train_CoT_0.json").read_text())[:1000]
         import_teacher_outputs(store, "cqa", [(None, t) for t in completions])
         items = store.items_by_order("cqa", None)[:500]

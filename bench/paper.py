@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from core.answers import import_teacher_outputs
 from core.db import Store
-from core.ingest import ColumnMapping, build_items, read_records
+from core.ingest import ColumnMapping, import_source, open_bytes
 from core.students import OFFLINE_DEFAULT
-from core.teacher import import_teacher_outputs
 from core.train import TrainConfig, train_project
 
 SHARED = ROOT.parent / "shared" / "data" / "cqa"
@@ -41,16 +41,13 @@ RUNS = [("multitask", 1.0), ("multitask", 0.5), ("multitask", 0.25), ("standard"
 
 def import_cqa(store: Store, train_rows: int) -> dict:
     """CQA train (with PaLM completions) and test (gold only) in one project."""
-    records = []
+    mapping = ColumnMapping(input_fields=["question"], id_field="id", label_field="answer", choices_field="choices")
     for split in ("train", "test"):
-        rows = read_records((SHARED / f"cqa_{split}.jsonl").read_bytes(), f"cqa_{split}.jsonl")
+        lines = [line for line in (SHARED / f"cqa_{split}.jsonl").read_bytes().splitlines(keepends=True) if line.strip()]
         if split == "train" and train_rows:
-            rows = rows[:train_rows]  # a subsample for CPU
-        records += [(line_no, {**rec, "split": split}) for line_no, rec in rows]
-    mapping = ColumnMapping(input_fields=["question"], id_field="id", label_field="answer", choices_field="choices",
-                            split_field="split")
-    frame, labels = build_items(records, "multiple-choice", mapping)
-    store.import_items("cqa", "multiple-choice", ["question"], labels, frame, "{question}", "palm-540b")
+            lines = lines[:train_rows]  # a subsample for CPU
+        import_source(store, open_bytes(b"".join(lines), f"cqa_{split}.jsonl"), "cqa", "multiple-choice", mapping,
+                      template="{question}", model="palm-540b", default_split=split)
     completions = []
     for i in range(10):
         completions += [(None, text) for text in json.loads((SHARED / "llm" / f"train_CoT_{i}.json").read_text())]

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from core.db import Store, TeacherWrites
-from core.ingest import ColumnMapping, build_items, read_records
+from core.ingest import ColumnMapping, import_source, open_file
 from core.teacher import DEMO_SOURCE, TeacherRun
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
@@ -38,12 +38,11 @@ def ensure_demo(store: Store) -> str:
     name = spec["project"]
     if name in store.list_projects():
         return name
-    records = read_records((DEMO_DIR / spec["file"]).read_bytes(), spec["file"])
     mapping = ColumnMapping(input_fields=spec["input_fields"], id_field=spec["id_field"],
                             label_field=spec["label_field"], labels=spec["labels"])
-    frame, labels = build_items(records, spec["task"], mapping)
     load_recorded_responses(store)
-    store.import_items(name, spec["task"], spec["input_fields"], labels, frame, spec["template"], spec["model"])
+    import_source(store, open_file(DEMO_DIR / spec["file"]), name, spec["task"], mapping,
+                  template=spec["template"], model=spec["model"])
     store.update_project(name, max_tokens=spec["max_tokens"], demo_teacher=True)
     TeacherRun(store, name).run()
     return name

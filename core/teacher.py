@@ -31,13 +31,8 @@ from core.db import Store, TeacherWrites
 from core.errors import ConfigError
 from core.parsing import parse_response
 from core.prices import PriceTable, load_prices
-from core.prompts import (
-    demonstrations,
-    request_for,
-    request_hash,
-    template_hash,
-    validate_template,
-)
+from core.prompts import template_hash, validate_template
+from core.selection import check_plan_args, plan_requests
 
 DEMO_SOURCE = "recorded-demo"
 SPOOL_NAME = "answers.spool.jsonl"
@@ -56,8 +51,12 @@ class LabelConfig:
     batch: bool = False                # Message Batches API: half price, results within 24 h
     poll_interval_s: float = 10.0      # seconds between batch status polls
     row_ids: list[str] | None = None   # only these rows (a pilot)
+    relabel: str | None = None         # also re-send: failed (unparsed) | stale (older prompt) | all
+    rationale_fraction: float = 1.0    # share of rows asked for a rationale; the rest get a label-only prompt
+    seed: int = 0                      # which rows form that share (stratified by gold label)
 
     def validate(self) -> LabelConfig:
+        check_plan_args(self.relabel, self.rationale_fraction)
         if self.concurrency < 1:
             raise ConfigError("concurrency must be at least 1.")
         if self.limit is not None and self.limit < 1:
@@ -95,6 +94,8 @@ class LabelSummary:
     replayed: int = 0        # paid answers of an earlier run recovered from its spool, not asked again
     adopted_batches: int = 0  # batches created by an interrupted run, found at the API and adopted
     held_by_batches: int = 0  # rows skipped because an open batch may still answer them
+    rationale_requests: int = 0   # requests sent with the project's prompt (label and rationale)
+    label_only_requests: int = 0  # requests sent with the label-only prompt (outside the rationale fraction)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -161,7 +162,8 @@ class TeacherRun(BatchMode):
     def from_config(cls, store: Store, cfg: LabelConfig, **kwargs) -> TeacherRun:
         return cls(store, cfg.project, model=cfg.model, concurrency=cfg.concurrency, limit=cfg.limit,
                    budget_usd=cfg.budget_usd, batch=cfg.batch, poll_interval_s=cfg.poll_interval_s,
-                   row_ids=cfg.row_ids, **kwargs)
+                   row_ids=cfg.row_ids, relabel=cfg.relabel, rationale_fraction=cfg.rationale_fraction,
+                   seed=cfg.seed, **kwargs)
 
     def __init__(
         self, store: Store, project: str, *, model: str | None = None, concurrency: int = 8,
@@ -170,6 +172,7 @@ class TeacherRun(BatchMode):
         prices: PriceTable | None = None, on_progress: Callable[[dict], None] | None = None,
         should_stop: Callable[[], str | bool | None] | None = None, batch: bool = False,
         poll_interval_s: float = 10.0, row_ids: list[str] | None = None, spool_path: str | None = None,
+        relabel: str | None = None, rationale_fraction: float = 1.0, seed: int = 0,
     ):
         self.store, self.project_name = store, project
         self.project = store.get_project(project)
@@ -181,6 +184,8 @@ class TeacherRun(BatchMode):
         validate_template(self.project.template, self.project.input_fields, self.project.task, self.project.mode,
                           self.project.label_words)
         self.row_ids = row_ids
+        check_plan_args(relabel, rationale_fraction)
+        self.relabel, self.rationale_fraction, self.seed = relabel, rationale_fraction, seed
         # Every paid answer is appended here before the database write, so that an answer
         # the store could not take is replayed on resume instead of being bought again.
         if spool_path is None and job_id is not None:
@@ -189,7 +194,6 @@ class TeacherRun(BatchMode):
             spool_path = job_dir(store, job_id) / SPOOL_NAME
         self.spool = Path(spool_path) if spool_path else None
         self.template_version = store.template_version(project)
-        self.examples = demonstrations(store, self.project)
         self.prices = prices or load_prices()
         self.concurrency = max(1, concurrency)
         self.limit = limit
@@ -208,17 +212,22 @@ class TeacherRun(BatchMode):
 
     # ---- planning --------------------------------------------------------------
     def plan(self) -> tuple[dict[str, PendingRequest], dict[str, dict]]:
-        items = self.store.items_to_label(self.project_name, self.limit, self.row_ids)
-        if self.project.mode == "explain-label":
-            items = [it for it in items if it.get("gold") is not None]  # the label to explain must exist
-        self.summary.rows = len(items)
+        planned = plan_requests(self.store, self.project, self.model, relabel=self.relabel,
+                                rationale_fraction=self.rationale_fraction, seed=self.seed, limit=self.limit,
+                                row_ids=self.row_ids)
+        self.summary.rows = len(planned)
         pending: dict[str, PendingRequest] = {}
-        for item in items:
-            req = request_for(self.project, item, self.model, self.examples)
-            key = request_hash(req)
-            pending.setdefault(key, PendingRequest(req)).rows.append(item)
+        for p in planned:
+            pending.setdefault(p.key, PendingRequest(p.request, with_rationale=p.with_rationale)).rows.append(p.item)
         cached = self.store.cached_responses(list(pending))
         return pending, cached
+
+    def _count_sent(self, p: PendingRequest) -> None:
+        self.summary.requests += 1
+        if p.with_rationale:
+            self.summary.rationale_requests += 1
+        else:
+            self.summary.label_only_requests += 1
 
     # ---- writing results -------------------------------------------------------
     def _parse(self, item: dict, response: dict):
@@ -385,7 +394,7 @@ class TeacherRun(BatchMode):
                     with self._money:
                         self._in_flight_worst -= worst
                     return
-                self.summary.requests += 1
+                self._count_sent(p)
                 try:
                     raw = await client.messages.with_raw_response.create(**p.request)
                     message = await raw.parse()
@@ -530,5 +539,3 @@ def _unbilled(exc: BaseException) -> bool:
 def label_project(store: Store, project: str, **kwargs) -> LabelSummary:
     return TeacherRun(store, project, **kwargs).run()
 
-
-from core.answers import import_teacher_outputs  # noqa: E402,F401  TEMPORARY re-export; callers move to core.answers

@@ -1,14 +1,19 @@
-"""Data: upload a file, map its columns, choose the task, import in one transaction."""
+"""Data: upload a file or name a Hugging Face dataset, map its columns, choose the task, import in
+one transaction. The source is read by the same streaming path as the CLI (core.ingest)."""
+
+import shutil
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from core.ingest import ColumnMapping, build_items, columns_of, read_records
-from core.prompts import preset_template
+from core.ingest import ColumnMapping, import_source, open_file, open_hf
 from core.tasks import TASK_TYPES, TASKS
-from ui import page_setup, plain, project_picker, show_error
+from ui import page_setup, plain, project_picker, set_current_project, show_error
 
 NONE = "(none)"
+UPLOAD, HF = "Upload a file", "Hugging Face dataset (folder or id)"
 
 
 def mapping_form(columns: list[str], default_project: str) -> tuple[str, str, ColumnMapping] | None:
@@ -33,29 +38,61 @@ def mapping_form(columns: list[str], default_project: str) -> tuple[str, str, Co
     return project.strip(), task, mapping
 
 
+def uploaded_copy(upload) -> Path:
+    """The upload written once to a temporary file (reruns reuse it; a new upload replaces it), so
+    that it is read like any file: streamed, never parsed whole in Python."""
+    saved = st.session_state.get("upload_copy")
+    if saved and saved[0] == upload.file_id and Path(saved[1]).exists():
+        return Path(saved[1])
+    if saved:
+        shutil.rmtree(Path(saved[1]).parent, ignore_errors=True)
+    path = Path(tempfile.mkdtemp(prefix="distill-upload-")) / ("upload" + Path(upload.name).suffix.lower())
+    path.write_bytes(upload.getbuffer())
+    st.session_state["upload_copy"] = (upload.file_id, str(path))
+    return path
+
+
+def choose_source():
+    """(a function that opens the chosen source, a default project name), or (None, None)."""
+    kind = st.radio("Source", [UPLOAD, HF], horizontal=True, key="data_source")
+    if kind == UPLOAD:
+        upload = st.file_uploader("Upload data", type=["csv", "tsv", "jsonl", "ndjson", "json", "parquet"])
+        if upload is None:
+            return None, None
+        return (lambda: open_file(uploaded_copy(upload), upload.name)), upload.name.rsplit(".", 1)[0]
+    ref = st.text_input("Dataset folder or Hub id", placeholder="a save_to_disk folder, or e.g. ag_news", key="hf_ref").strip()
+    split = st.text_input("Split (for a dataset with several splits)", placeholder="e.g. train", key="hf_split").strip()
+    if not ref:
+        return None, None
+    return (lambda: open_hf(ref, split or None)), Path(ref).name
+
+
+def import_section(store, opener, default_project: str) -> str | None:
+    """Summary, preview and the mapping form for one source; the imported project's name."""
+    source = opener()
+    try:
+        st.caption(plain(f"{source.rows:,} rows, columns: {', '.join(source.columns)}"))
+        st.dataframe(source.preview(10), hide_index=True)
+        form = mapping_form(source.columns, default_project)
+        if not form:
+            return None
+        project, task, mapping = form
+        n, _ = import_source(store, source, project, task, mapping)  # closes the source first
+        set_current_project(project)
+        st.success(plain(f"Imported {n:,} rows into project {project!r}."))
+        return project
+    finally:
+        source.close()
+
+
 def main() -> None:
     store = page_setup("Data")
     current = project_picker(store)
-    upload = st.file_uploader("Upload data", type=["csv", "tsv", "jsonl", "json", "parquet"])
-    if upload is not None:
+    opener, default_project = choose_source()
+    if opener is not None:
         try:
-            records = read_records(upload.getvalue(), upload.name)
-            columns = columns_of(records)
-            st.caption(plain(f"{len(records)} rows, columns: {', '.join(columns)}"))
-            st.dataframe(pd.DataFrame([r for _, r in records[:10]]).astype(str), hide_index=True)
-            form = mapping_form(columns, upload.name.rsplit(".", 1)[0])
-            if form:
-                project, task, mapping = form
-                if not project:
-                    st.error("Enter a project name.")
-                    return
-                frame, labels = build_items(records, task, mapping)
-                n = store.import_items(project, task, mapping.input_fields, labels, frame,
-                                       preset_template(task, mapping.input_fields), "claude-haiku-4-5")
-                st.session_state["project"] = project
-                st.success(plain(f"Imported {n} rows into project {project!r}."))
-                current = project
-        except Exception as exc:
+            current = import_section(store, opener, default_project) or current
+        except Exception as exc:  # noqa: BLE001 (show_error renders any error; a bug as 'unexpected')
             show_error(exc)
     if current:
         st.subheader(plain(f"Project {current}"))

@@ -4,8 +4,7 @@
 from pathlib import Path
 
 from core.db import Store
-from core.ingest import ColumnMapping, build_items, read_records
-from core.prompts import preset_template
+from core.ingest import ColumnMapping, import_source, open_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -24,9 +23,8 @@ TICKETS_CSV = (
 def import_csv(store: Store, text: str = TICKETS_CSV, project: str = "tickets", task: str = "classification",
                **mapping) -> int:
     mapping = {"input_fields": ["text"], "id_field": "id", "label_field": "label", **mapping}
-    frame, labels = build_items(read_records(text.encode(), "data.csv"), task, ColumnMapping(**mapping))
-    return store.import_items(project, task, mapping["input_fields"], labels, frame,
-                              preset_template(task, mapping["input_fields"]), "claude-haiku-4-5")
+    n, _ = import_source(store, open_bytes(text.encode(), "data.csv"), project, task, ColumnMapping(**mapping))
+    return n
 
 
 TICKET_WORDS = ["charged twice", "app crash", "parcel lost", "billed after cancel", "error 500", "courier late"]

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
+from core.answers import import_teacher_outputs
 from core.demo import ensure_demo
-from core.ingest import ColumnMapping, build_items, read_records
-from core.teacher import import_teacher_outputs
+from core.ingest import ColumnMapping, import_source, open_file
 from tests.helpers import SHARED
 
 
@@ -22,9 +22,8 @@ def test_demo_is_labeled_entirely_from_the_recorded_cache_without_a_key(store):
 
 
 def _import_shared(store, name, rows_file, task, mapping, llm_files):
-    records = read_records(rows_file.read_bytes(), rows_file.name)
-    frame, labels = build_items(records, task, mapping)
-    store.import_items(name, task, mapping.input_fields, labels, frame, "{" + mapping.input_fields[0] + "}", "m")
+    import_source(store, open_file(rows_file), name, task, mapping, template="{" + mapping.input_fields[0] + "}",
+                  model="m")
     completions = []
     for path in llm_files:
         completions += [(None, text) for text in json.loads(path.read_text())]

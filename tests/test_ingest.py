@@ -4,11 +4,18 @@ import pandas as pd
 import pytest
 
 from core.errors import DataImportError
-from core.ingest import ColumnMapping, build_items, read_records
+from core.ingest import ColumnMapping, open_bytes
+
+
+def read_records(data: bytes, name: str):
+    """Open (and so parse and count) the data; the errors are those of reading it."""
+    with open_bytes(data, name) as source:
+        return source.rows
 
 
 def items(data: bytes, name: str, task="classification", **mapping):
-    return build_items(read_records(data, name), task, ColumnMapping(**mapping))
+    with open_bytes(data, name) as source, source.items(task, ColumnMapping(**mapping)) as out:
+        return out.to_frame(), out.label_set
 
 
 def test_csv_with_extra_cell_names_the_line():

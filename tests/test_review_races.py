@@ -9,7 +9,7 @@ import pytest
 from core import cli, review
 from core.db import Store, TeacherWrites, migrations
 from core.errors import AppError
-from core.ingest import ColumnMapping, build_items, read_records
+from core.ingest import ColumnMapping, import_source, open_bytes
 from core.prompts import preset_template
 from core.teacher import label_project
 from tests.helpers import import_csv
@@ -148,8 +148,8 @@ def test_a_choice_letter_becomes_the_choice_text(store):
     data = "\n".join(json.dumps({"id": f"q{i}", "q": f"Where do fish live? ({i})", "choices": ["desert", "water"],
                                  "answer": "water"}) for i in range(2)).encode()
     mapping = ColumnMapping(input_fields=["q"], id_field="id", label_field="answer", choices_field="choices")
-    frame, labels = build_items(read_records(data, "q.jsonl"), "multiple-choice", mapping)
-    store.import_items("mc", "multiple-choice", ["q"], labels, frame, preset_template("multiple-choice", ["q"]), "m")
+    import_source(store, open_bytes(data, "q.jsonl"), "mc", "multiple-choice", mapping,
+                  template=preset_template("multiple-choice", ["q"]), model="m")
     review.save_review(store, "mc", "q0", "ana", "(b)", None)
     assert store.get_item("mc", "q0")["label"] == "water"
     with pytest.raises(AppError, match="not one of the labels: desert, water"):

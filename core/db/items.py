@@ -6,6 +6,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import duckdb
+
 from core.errors import DataImportError, NotFound
 
 ITEM_COLUMNS = (
@@ -22,50 +24,90 @@ class ItemTables:
         task: str,
         input_fields: list[str],
         label_set: list[str] | None,
-        records: Any,  # pandas DataFrame with the items columns
+        records: Any,  # pandas DataFrame with the items columns, or core.ingest.Items (a Parquet file)
         template: str,
         model: str,
         replace: bool = False,
     ) -> int:
-        """Create or extend a project and insert rows, all in one transaction."""
+        """Create or extend a project and insert rows, all in one transaction. Items from core.ingest
+        are inserted straight from their Parquet file (INSERT ... SELECT, no Python object per row),
+        under the import's memory cap so that DuckDB spills rather than grows."""
         from core.names import check_project_name
 
         project = check_project_name(project)
-        with self.transaction() as con:
-            existing = con.execute("SELECT task, input_fields FROM projects WHERE name = ?", [project]).fetchone()
-            if existing is None:
-                con.execute(
-                    "INSERT INTO projects(name, task, input_fields, label_set, template, model) VALUES (?,?,?,?,?,?)",
-                    [project, task, json.dumps(input_fields), json.dumps(label_set) if label_set else None, template, model],
-                )
-                start = 0
-            else:
-                if existing[0] != task:
-                    raise DataImportError(
-                        f"Project {project!r} is a {existing[0]} project; this import says {task}."
-                    )
-                if label_set:
-                    old = con.execute("SELECT label_set FROM projects WHERE name = ?", [project]).fetchone()[0]
-                    merged = sorted(set(json.loads(old) if old else []) | set(label_set))
-                    con.execute("UPDATE projects SET label_set = ? WHERE name = ?", [json.dumps(merged), project])
-                start = con.execute("SELECT coalesce(max(idx) + 1, 0) FROM items WHERE project = ?", [project]).fetchall()[0][0]
-            records = records.copy()
-            records["idx"] = range(start, start + len(records))
-            con.register("records", records)
-            dupes = con.execute(
-                "SELECT i.row_id FROM items i JOIN records r ON i.row_id = r.row_id WHERE i.project = ? LIMIT 5",
-                [project],
-            ).fetchall()
-            if dupes:
-                raise DataImportError(
-                    "These ids already exist in the project: " + ", ".join(str(d[0]) for d in dupes)
-                )
+        memory_mb = getattr(records, "memory_mb", None)
+        restore: str | None = None
+        try:
+            with self.transaction() as con:
+                if memory_mb:
+                    restore = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+                    con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
+                start = self._project_for_import(con, project, task, input_fields, label_set, template, model)
+                rows = self._import_rows(con, records, start)
+                try:
+                    dupes = con.execute(
+                        f"SELECT i.row_id FROM items i JOIN ({rows}) r ON i.row_id = r.row_id WHERE i.project = ? "
+                        "LIMIT 5", [project],
+                    ).fetchall()
+                    if dupes:
+                        raise DataImportError(
+                            "These ids already exist in the project: " + ", ".join(str(d[0]) for d in dupes)
+                        )
+                    n = con.execute(
+                        "INSERT INTO items(project, row_id, idx, split, inputs, choices, gold) "
+                        f"SELECT ?, row_id, idx, split, inputs, choices, gold FROM ({rows})",
+                        [project],
+                    ).fetchall()[0][0]
+                except duckdb.OutOfMemoryException as exc:
+                    raise DataImportError(f"Inserting the rows needed more than {memory_mb} MB of memory.") from exc
+                if restore is not None:  # settings are not transactional: put it back before COMMIT
+                    self._restore_memory_limit(con, restore)
+                    restore = None
+                return n
+        finally:
+            if restore is not None:  # the insert failed; an aborted transaction refuses SET, so after ROLLBACK
+                with self.connect() as con:
+                    self._restore_memory_limit(con, restore)
+
+    @staticmethod
+    def _restore_memory_limit(con, old: str) -> None:
+        """current_setting() rounds, so RESET first: that is exact when the limit was DuckDB's
+        default (the store sets none); a limit set elsewhere comes back as DuckDB shows it."""
+        con.execute("RESET memory_limit")
+        if con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] != old:
+            con.execute(f"SET memory_limit = '{old}'")
+
+    @staticmethod
+    def _project_for_import(con, project: str, task: str, input_fields: list[str], label_set: list[str] | None,
+                            template: str, model: str) -> int:
+        """Create the project or check and extend it; the first idx for the new rows."""
+        existing = con.execute("SELECT task, input_fields FROM projects WHERE name = ?", [project]).fetchone()
+        if existing is None:
             con.execute(
-                "INSERT INTO items(project, row_id, idx, split, inputs, choices, gold) "
-                "SELECT ?, row_id, idx, split, inputs, choices, gold FROM records",
-                [project],
+                "INSERT INTO projects(name, task, input_fields, label_set, template, model) VALUES (?,?,?,?,?,?)",
+                [project, task, json.dumps(input_fields), json.dumps(label_set) if label_set else None, template, model],
             )
-            return len(records)
+            return 0
+        if existing[0] != task:
+            raise DataImportError(f"Project {project!r} is a {existing[0]} project; this import says {task}.")
+        if label_set:
+            old = con.execute("SELECT label_set FROM projects WHERE name = ?", [project]).fetchone()[0]
+            merged = sorted(set(json.loads(old) if old else []) | set(label_set))
+            con.execute("UPDATE projects SET label_set = ? WHERE name = ?", [json.dumps(merged), project])
+        return con.execute("SELECT coalesce(max(idx) + 1, 0) FROM items WHERE project = ?", [project]).fetchall()[0][0]
+
+    @staticmethod
+    def _import_rows(con, records: Any, start: int) -> str:
+        """SQL for the rows to insert (row_id, idx, split, inputs, choices, gold)."""
+        path = getattr(records, "path", None)
+        if path is not None:  # core.ingest.Items: _ord is the row's place in the source (idx only orders rows)
+            quoted = str(path).replace("'", "''")
+            return (f"SELECT row_id, {int(start)} + _ord - 1 AS idx, split, inputs, choices, gold "
+                    f"FROM read_parquet('{quoted}')")
+        frame = records.copy()
+        frame["idx"] = range(start, start + len(frame))
+        con.register("records", frame)
+        return "SELECT row_id, idx, split, inputs, choices, gold FROM records"
 
     def count_items(self, project: str) -> dict:
         rows = self.query(

@@ -1,0 +1,72 @@
+"""The Data page's Hugging Face path, driven through its widgets: folder and split, preview and row
+count, the mapping form, the import; and a refused source shown as an error, the database unchanged."""
+
+import os
+
+import datasets
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core.db import Store
+from tests.helpers import REPO
+
+HF = "Hugging Face dataset (folder or id)"
+
+
+@pytest.fixture
+def app_store():
+    st.cache_resource.clear()  # each test gets its own database through get_store()
+    os.chdir(REPO)
+    yield Store(os.environ["DISTILL_DB"])
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    ds = datasets.Dataset.from_dict({"id": ["a", "b", "c"], "text": ["card charged twice", "app crashes", "lost"],
+                                     "label": ["billing", "technical", "shipping"]})
+    path = tmp_path / "tickets_ds"
+    datasets.DatasetDict({"train": ds, "test": ds.select([2])}).save_to_disk(str(path))
+    return path
+
+
+def by_label(widgets, label: str):
+    return next(w for w in widgets if w.label == label)
+
+
+def open_dataset(folder, split: str) -> AppTest:
+    at = AppTest.from_file(str(REPO / "pages/1_Data.py"), default_timeout=60).run()
+    at.radio(key="data_source").set_value(HF).run()
+    at.text_input(key="hf_ref").set_value(str(folder)).run()
+    return at.text_input(key="hf_split").set_value(split).run()
+
+
+def test_a_dataset_folder_is_previewed_mapped_and_imported(app_store, folder):
+    at = open_dataset(folder, "train")
+    assert not at.exception and not at.error
+    assert any(c.value == "3 rows, columns\\: id, text, label" for c in at.caption)
+    preview = at.dataframe[0].value
+    assert list(preview.columns) == ["id", "text", "label"] and len(preview) == 3
+    by_label(at.text_input, "Project name").set_value("hf-tickets")
+    by_label(at.selectbox, "Id column").set_value("id")
+    by_label(at.selectbox, "Gold label column (optional)").set_value("label")
+    assert by_label(at.multiselect, "Input columns").value == ["text"]
+    by_label(at.button, "Import").click().run()
+    assert not at.exception and not at.error
+    assert any("Imported 3 rows into project" in s.value for s in at.success)
+    assert app_store.count_items("hf-tickets")["total"] == 3
+    assert app_store.get_project("hf-tickets").label_set == ["billing", "shipping", "technical"]
+
+
+def test_a_refused_source_is_an_error_on_the_page_and_changes_nothing(app_store, folder):
+    at = open_dataset(folder, "dev")
+    assert not at.exception
+    assert any("has no split 'dev'" in e.value for e in at.error)
+    at = open_dataset(folder, "train")
+    by_label(at.text_input, "Project name").set_value("../../tmp/x")
+    by_label(at.selectbox, "Gold label column (optional)").set_value("label")
+    before = app_store.list_projects()
+    by_label(at.button, "Import").click().run()
+    assert not at.exception and any("may hold letters" in e.value for e in at.error)
+    assert app_store.list_projects() == before
