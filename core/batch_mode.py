@@ -18,6 +18,7 @@ class PendingRequest:
 
     request: dict
     rows: list[dict] = field(default_factory=list)
+    with_rationale: bool = True  # False: the label-only prompt (a row outside the rationale fraction)
 
 
 
@@ -73,7 +74,8 @@ class BatchMode:
             self._create_batch(client, intent, [{"custom_id": key, "params": misses[key].request} for key in part])
             committed += sum(worst)
             self.summary.batches += 1
-            self.summary.requests += len(part)
+            for key in part:
+                self._count_sent(misses[key])
             if self.summary.stopped == "budget":
                 return
 

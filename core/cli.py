@@ -24,13 +24,9 @@ def _out(args, payload: dict, human: str | None = None) -> None:
 
 # ---- subcommands ------------------------------------------------------------------
 def cmd_import(args, store: Store) -> dict:
-    from core.ingest import ColumnMapping, build_items, read_records
-    from core.prompts import preset_template
+    from core.ingest import ColumnMapping, import_source, open_file, open_hf
+    from core.names import check_project_name
 
-    path = Path(args.file)
-    if not path.exists():
-        raise AppError(f"No such file: {path}")
-    records = read_records(path.read_bytes(), path.name)
     mapping = ColumnMapping(
         input_fields=[f.strip() for f in args.input_fields.split(",") if f.strip()] if args.input_fields else [],
         id_field=args.id_field, label_field=args.label_field, choices_field=args.choices_field,
@@ -38,10 +34,20 @@ def cmd_import(args, store: Store) -> dict:
     )
     if not mapping.input_fields:
         raise AppError("--input-fields is required (comma-separated column names).")
-    frame, labels = build_items(records, args.task, mapping, default_split=args.split)
-    template = preset_template(args.task, mapping.input_fields)
-    n = store.import_items(args.project, args.task, mapping.input_fields, labels, frame, template, args.model)
-    return {"project": args.project, "rows": n, "task": args.task, "labels": labels}
+    given = [x for x in (args.file, args.file_option, args.hf) if x]
+    if len(given) != 1:
+        raise AppError("Give exactly one source: a file (FILE or --file) or --hf DATASET.")
+    file = args.file or args.file_option
+    check_project_name(args.project)  # refuse a bad name before reading anything
+    if args.hf:
+        source = open_hf(args.hf, args.hf_split)
+    else:
+        if not Path(file).exists():
+            raise AppError(f"No such file: {file}")
+        source = open_file(file)
+    n, labels = import_source(store, source, args.project, args.task, mapping, model=args.model,
+                              default_split=args.split)
+    return {"project": args.project.strip(), "rows": n, "task": args.task, "labels": labels}
 
 
 def cmd_import_teacher(args, store: Store) -> dict:
@@ -61,6 +67,19 @@ def cmd_label_words(args, store: Store) -> dict:
     return save_label_words(store, args.project, args.spec)
 
 
+def _plan_flags(p) -> None:
+    """Which rows a run sends and with which prompt: `label` and `estimate` share these."""
+    from core.selection import RELABEL
+    from core.teacher import LabelConfig
+
+    p.add_argument("--relabel", choices=RELABEL, help="also re-send rows whose answer failed to parse (failed), "
+                   "was given to an older prompt (stale), or every row (all); identical requests come from the cache")
+    p.add_argument("--rationale-fraction", type=float, default=LabelConfig.rationale_fraction,
+                   help="share of rows asked for a rationale (stratified by gold label); the rest get a label-only "
+                        "prompt with a small max_tokens")
+    p.add_argument("--seed", type=int, default=LabelConfig.seed, help="which rows form the rationale share")
+
+
 def cmd_estimate(args, store: Store) -> dict:
     from core.forecast import cost_table, count_tokens_sample, forecast
     from core.prices import load_prices
@@ -74,7 +93,7 @@ def cmd_estimate(args, store: Store) -> dict:
             raise AppError("--count-tokens needs ANTHROPIC_API_KEY.")
         counted = count_tokens_sample(store, args.project, key, model=args.model)
     fc = forecast(store, args.project, prices, model=args.model, mode=args.mode, shots=args.shots,
-                  rationale_fraction=args.rationale_fraction, batch=args.batch)
+                  rationale_fraction=args.rationale_fraction, batch=args.batch, relabel=args.relabel, seed=args.seed)
     out = {**fc.as_dict(), "count_tokens_calls": counted}
     if args.table:
         out["table"] = cost_table(store, args.project, prices)
@@ -124,9 +143,10 @@ def cmd_label(args, store: Store) -> dict:
     store.get_project(args.project)
     jobs.ensure_labeling_free(store, args.project)  # the lease message, before the preflight's
     cfg = LabelConfig(args.project, model=args.model, concurrency=args.concurrency, limit=args.limit,
-                      budget_usd=args.budget, batch=args.batch, poll_interval_s=args.poll_interval).validate()
+                      budget_usd=args.budget, batch=args.batch, poll_interval_s=args.poll_interval,
+                      relabel=args.relabel, rationale_fraction=args.rationale_fraction, seed=args.seed).validate()
     preflight(store, args.project, load_prices(), model=args.model, batch=args.batch, override=args.override_budget,
-              n_rows=args.limit)
+              n_rows=args.limit, relabel=cfg.relabel, rationale_fraction=cfg.rationale_fraction, seed=cfg.seed)
     bar = None
     if not args.json and sys.stderr.isatty() or args.progress:
         from tqdm import tqdm
@@ -308,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = add("import", cmd_import, "Import a CSV, JSONL or Parquet file into a project (one transaction).")
+    p = add("import", cmd_import, "Import a CSV, TSV, JSON Lines, JSON array or Parquet file, or a Hugging Face "
+                                  "dataset, into a project (one transaction).")
     p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--id-field")
     p.add_argument("--input-fields", help="comma-separated input columns")
@@ -318,7 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="split for rows without a split column")
     p.add_argument("--labels", help="comma-separated label set (classification)")
     p.add_argument("--model", default="claude-haiku-4-5", help="teacher model for the project")
-    p.add_argument("file")
+    p.add_argument("file", nargs="?", help="the data file (or --file)")
+    p.add_argument("--file", dest="file_option", metavar="FILE", help="the data file")
+    p.add_argument("--hf", metavar="ID_OR_PATH", help="a Hugging Face dataset: a save_to_disk folder or a Hub id")
+    p.add_argument("--hf-split", help="the dataset's split to import (a DatasetDict or a Hub dataset)")
 
     p = add("import-teacher", cmd_import_teacher, "Import teacher completions obtained elsewhere; they are parsed like live ones.")
     p.add_argument("--split", help="align list files with the rows of this split")
@@ -336,8 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model")
     p.add_argument("--mode", choices=["zero-shot", "few-shot", "explain-label", "label-only"])
     p.add_argument("--shots", type=int, help="demonstrations in few-shot mode (default: the project's, 6)")
-    p.add_argument("--rationale-fraction", type=float, default=1.0,
-                   help="share of rows that get a rationale prompt; the rest get a label-only prompt")
+    _plan_flags(p)
     p.add_argument("--batch", action="store_true", help="price with the Batch API discount")
     p.add_argument("--count-tokens", action="store_true", help="calibrate with exact count_tokens on 20 rows")
     p.add_argument("--table", action="store_true", help="add the model x API x mode x fraction cost table")
@@ -363,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between batch status polls")
     p.add_argument("--override-budget", action="store_true",
                    help="start even when the P90 forecast exceeds the remaining project budget")
+    _plan_flags(p)
 
     p = add("review", cmd_review, "Save a reviewer's label and/or rationale for one row, with an audit record.")
     p.add_argument("--row-id", required=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import statistics
 from dataclasses import asdict, dataclass, field
 
@@ -80,6 +81,8 @@ class Forecast:
     budget_usd: float | None
     remaining_usd: float | None
     assumptions: list[str] = field(default_factory=list)
+    cache_hits: int = 0             # due rows the response cache answers (free)
+    relabel: str | None = None      # which answered rows are re-sent (core.selection.RELABEL)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -96,9 +99,12 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 
 
 def token_profile(store: Store, project_name: str, mode: str | None = None, rationale_fraction: float = 1.0,
-                  model: str | None = None, shots: int | None = None, memo: dict | None = None) -> TokenProfile:
+                  model: str | None = None, shots: int | None = None, memo: dict | None = None,
+                  plan: list | None = None) -> TokenProfile:
     """`memo` lets several profiles of one project (the cost table) share the sample, the
-    offline token counts per mode and the observed usage instead of recomputing them."""
+    offline token counts per mode and the observed usage instead of recomputing them.
+    `plan` (core.selection.requests_to_send) prices exactly the requests a run would send:
+    their count, their own input tokens, and their real split into rationale and label-only."""
     memo = {} if memo is None else memo
 
     def once(key, compute):
@@ -127,10 +133,17 @@ def token_profile(store: Store, project_name: str, mode: str | None = None, rati
         return [float(request_tokens(r)) for r in requests], requests
 
     gold_only = mode == "explain-label"  # its sample differs, so its entries must not be shared
-    full, full_requests = once(("offline", mode, gold_only), lambda: offline(mode))
-    label_only = (once(("offline", "label-only", gold_only), lambda: offline("label-only"))[0]
-                  if rationale_fraction < 1 else full)
-    per_row = [rationale_fraction * a + (1 - rationale_fraction) * b for a, b in zip(full, label_only)]
+    if plan is not None:
+        to_label = len(plan)
+        picked = random.Random(0).sample(plan, min(SAMPLE_ROWS, len(plan)))
+        full_requests = [p.request for p in picked if p.with_rationale]
+        per_row = [float(request_tokens(p.request)) for p in picked]
+        rationale_fraction = sum(p.with_rationale for p in plan) / len(plan) if plan else rationale_fraction
+    else:
+        full, full_requests = once(("offline", mode, gold_only), lambda: offline(mode))
+        label_only = (once(("offline", "label-only", gold_only), lambda: offline("label-only"))[0]
+                      if rationale_fraction < 1 else full)
+        per_row = [rationale_fraction * a + (1 - rationale_fraction) * b for a, b in zip(full, label_only)]
     mean_in, sd_in = _mean_sd(per_row)
 
     # --- calibrate input tokens: observed usage > count_tokens > none
@@ -233,10 +246,24 @@ def price_forecast(profile: TokenProfile, model: str, prices: PriceTable, batch:
 
 
 def forecast(store: Store, project: str, prices: PriceTable, model: str | None = None, mode: str | None = None,
-             rationale_fraction: float = 1.0, batch: bool = False, shots: int | None = None) -> Forecast:
+             rationale_fraction: float = 1.0, batch: bool = False, shots: int | None = None,
+             relabel: str | None = None, seed: int = 0) -> Forecast:
+    """The bill of the run `label` would start with these settings: the requests it would send
+    (the rows due, minus those the cache answers), priced at P50 and P90."""
+    from dataclasses import replace
+
+    from core.selection import requests_to_send
+
     proj = store.get_project(project)
-    profile = token_profile(store, project, mode, rationale_fraction, model, shots)
-    return price_forecast(profile, model or proj.model, prices, batch, store.spend(project), proj.budget_usd)
+    model = model or proj.model
+    planned = _with(proj, template=_template_for(proj, mode), mode=mode) if mode and mode != proj.mode else proj
+    if shots is not None:
+        planned = _with(planned, shots=shots, demo_rows=None)
+    plan, cache_hits = requests_to_send(store, planned, model, relabel=relabel, rationale_fraction=rationale_fraction,
+                                        seed=seed)
+    profile = token_profile(store, project, mode, rationale_fraction, model, shots, plan=plan)
+    fc = price_forecast(profile, model, prices, batch, store.spend(project), proj.budget_usd)
+    return replace(fc, cache_hits=cache_hits, relabel=relabel)
 
 
 def cost_table(store: Store, project: str, prices: PriceTable, fractions=(0.0, 0.5, 1.0)) -> list[dict]:
@@ -316,11 +343,13 @@ def pilot_rows(store: Store, project: str, fraction: float = 0.02, floor: int = 
 
 
 def preflight(store: Store, project: str, prices: PriceTable, model: str | None = None, batch: bool = False,
-              override: bool = False, n_rows: int | None = None) -> Forecast:
+              override: bool = False, n_rows: int | None = None, relabel: str | None = None,
+              rationale_fraction: float = 1.0, seed: int = 0) -> Forecast:
     """Refuse (BudgetExceeded) to start labeling when P90 does not fit the remaining budget."""
     from core.errors import BudgetExceeded
 
-    fc = forecast(store, project, prices, model=model, batch=batch)
+    fc = forecast(store, project, prices, model=model, batch=batch, relabel=relabel,
+                  rationale_fraction=rationale_fraction, seed=seed)
     if n_rows is not None and fc.rows:
         fc = _scaled(fc, min(1.0, n_rows / fc.rows))
     refusal = check_budget(fc, override)

@@ -1,0 +1,109 @@
+"""Re-asking what changed (`--relabel failed|stale|all`) and the rationale fraction executed
+(`--rationale-fraction F --seed S`), through the CLI against the fake server."""
+
+import json
+
+import pytest
+
+from core.prices import load_prices
+from core.selection import LABEL_ONLY_MAX_TOKENS, rationale_rows
+from tests.fake_anthropic import FakeAnthropic
+from tests.helpers import correct_responder, many_tickets, start_cli
+
+LABELS = ["billing", "technical", "shipping"]
+
+
+def honest_responder(body: dict) -> str:
+    """A good teacher that answers as asked: label only when the prompt asks for one line,
+    and nothing parseable for tickets about parcels unless the prompt says 'Be decisive'."""
+    text = body["messages"][-1]["content"]
+    answer = correct_responder(body)
+    if "parcel" in text and "Be decisive" not in text:
+        return "Hard to say; it could be several things."
+    if "Reply with exactly one line" in text:
+        return answer.split("\n")[0]
+    return answer
+
+
+@pytest.fixture
+def server():
+    fake = FakeAnthropic(responder=honest_responder).start()
+    yield fake
+    fake.stop()
+
+
+def cli(db, *args, fake=None):
+    env = {"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": fake.url} if fake else None
+    proc = start_cli(*args[:1], "--db", db, "--project", "tickets", *args[1:], env=env)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_rationale_rows_are_stratified_seeded_and_grow_with_the_fraction():
+    items = [{"row_id": str(i), "gold": LABELS[i % 3]} for i in range(300)]
+    third = rationale_rows(items, 0.3, seed=1)
+    assert len(third) == 90
+    assert all(sum(int(r) % 3 == k for r in third) == 30 for k in range(3))  # 30 per label
+    assert third <= rationale_rows(items, 0.6, seed=1)  # a top-up keeps the rows that have one
+    assert third != rationale_rows(items, 0.3, seed=2)
+
+
+def test_label_with_a_rationale_fraction_sends_label_only_prompts_and_the_forecast_matches(store, server):
+    many_tickets(store, 200)
+    store.release()
+    est = cli(store.path, "estimate", "--rationale-fraction", "0.3", "--seed", "1")
+    assert est["rows"] == 200 and est["rationale_fraction"] == pytest.approx(0.3, abs=0.05)
+    out = cli(store.path, "label", "--rationale-fraction", "0.3", "--seed", "1", "--concurrency", "4", fake=server)
+    assert out["requests"] == 200
+    assert out["rationale_requests"] == pytest.approx(60, abs=10)  # the share within ±5% of the rows
+    assert out["rationale_requests"] + out["label_only_requests"] == 200
+    bodies = [r["body"] for r in server.requests if r["fault"] is None]
+    short = [b for b in bodies if "Reply with exactly one line" in b["messages"][-1]["content"]]
+    assert len(short) == out["label_only_requests"]
+    assert {b["max_tokens"] for b in short} == {LABEL_ONLY_MAX_TOKENS}
+    assert all(b["max_tokens"] > LABEL_ONLY_MAX_TOKENS for b in bodies if b not in short)
+    billed = server.billed_usd(load_prices())
+    assert out["cost_usd"] == pytest.approx(billed, rel=1e-6)
+    # no pilot here, so output tokens come from the preset's length; bench/estimate.py measures the
+    # error after a pilot. The bill stays under P90, and the split is the one the run used.
+    assert billed <= est["cost_usd_p90"]
+    # topping rationales up to every row re-asks only the label-only rows
+    top_up = cli(store.path, "estimate", "--relabel", "stale", "--seed", "1")
+    assert (top_up["rows"], top_up["cache_hits"]) == (out["label_only_requests"], 0)
+    everything = cli(store.path, "estimate", "--relabel", "all", "--seed", "1")
+    assert (everything["rows"], everything["cache_hits"]) == (out["label_only_requests"], out["rationale_requests"])
+    labeled = [it for it in store.items_by_order("tickets", None) if it["status"] == "labeled"]
+    with_rationale = [it for it in labeled if it["teacher_rationale"]]
+    assert 0 < len(with_rationale) < 0.45 * len(labeled)  # label-only answers carry no rationale
+
+
+def test_relabel_failed_sends_only_changed_requests_and_prices_what_it_sends(store, server):
+    many_tickets(store, 30)
+    store.release()
+    first = cli(store.path, "label", fake=server)
+    failed = first["flagged"]
+    assert failed == 5  # every "parcel lost" ticket
+    sent = len(server.usage)
+
+    same = cli(store.path, "estimate", "--relabel", "failed")
+    assert (same["rows"], same["cache_hits"]) == (0, failed)  # same prompt: the cache answers, free
+    again = cli(store.path, "label", "--relabel", "failed", fake=server)
+    assert again["requests"] == 0 and len(server.usage) == sent
+
+    project = store.get_project("tickets")
+    store.update_project("tickets", template=project.template + "\nBe decisive.")
+    store.release()
+    est = cli(store.path, "estimate", "--relabel", "failed")
+    assert (est["rows"], est["cache_hits"]) == (failed, 0)
+    fixed = cli(store.path, "label", "--relabel", "failed", fake=server)
+    assert fixed["requests"] == est["rows"] == len(server.usage) - sent
+    assert fixed["flagged"] == 0
+    assert all(it["status"] == "labeled" for it in store.items_by_order("tickets", None))
+
+    stale = cli(store.path, "estimate", "--relabel", "stale")
+    assert (stale["rows"], stale["cache_hits"]) == (25, 0)  # the rows answered by the first prompt
+    everything = cli(store.path, "estimate", "--relabel", "all")
+    assert (everything["rows"], everything["cache_hits"]) == (25, 5)
+    calls = store.query("SELECT count(*) AS n FROM teacher_calls WHERE project = 'tickets' AND NOT cached")
+    assert calls[0]["n"] == 35  # the old answers stay in the history
