@@ -59,6 +59,41 @@ def cmd_import_teacher(args, store: Store) -> dict:
     return import_teacher_outputs(store, args.project, completions, split=args.split, label_words=words)
 
 
+def cmd_prompt(args, store: Store) -> dict:
+    """Everything the Prompt page sets, scriptable: a new template version when anything changed."""
+    from core import answers
+    from core.prompts import MODES, mode_template, validate_template
+
+    project = store.get_project(args.project)
+    mode = args.mode or project.mode
+    if args.shots is not None and not 1 <= args.shots <= 16:
+        raise AppError("--shots must be between 1 and 16.")
+    if args.max_tokens is not None and not 16 <= args.max_tokens <= 4096:
+        raise AppError("--max-tokens must be between 16 and 4096.")
+    if args.template_file:
+        if not Path(args.template_file).is_file():
+            raise AppError(f"No such template file: {args.template_file}")
+        template = Path(args.template_file).read_text(encoding="utf-8")
+    elif args.mode and args.mode != project.mode:
+        template = mode_template(project.task, project.input_fields, mode)  # the new mode's preset
+    else:
+        template = project.template
+    if mode not in MODES:
+        raise AppError(f"Unknown mode {mode!r}.")
+    words = (answers.label_words_from(project, args.label_words) if args.label_words is not None
+             else project.label_words)
+    validate_template(template, project.input_fields, project.task, mode, words)
+    settings = {k: v for k, v in {"model": args.model, "shots": args.shots, "max_tokens": args.max_tokens,
+                                  "output_format": args.output_format}.items() if v is not None}
+    store.update_project(args.project, template=template, mode=mode, label_words=words, **settings)
+    reread = answers.reparse_answers(store, args.project) if words != project.label_words else None
+    saved = store.get_project(args.project)
+    return {"project": args.project, "template_version": store.template_version(args.project), "mode": saved.mode,
+            "output_format": saved.output_format, "model": saved.model, "shots": saved.shots,
+            "max_tokens": saved.max_tokens, "label_words": saved.label_words, "template": saved.template,
+            "reread": reread}
+
+
 def cmd_label_words(args, store: Store) -> dict:
     from core.answers import save_label_words
 
@@ -351,6 +386,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-words", help="the words the answers use, mapped onto the label set: "
                    "true=entailment,false=contradiction,inconclusive=neutral (default: the project's)")
     p.add_argument("files", nargs="+")
+
+    p = add("prompt", cmd_prompt, "Show or change the project's prompt (saved as a new template version when it "
+            "changed): mode, template, output format, model, shots, max_tokens, label words.")
+    p.add_argument("--mode", choices=["zero-shot", "few-shot", "explain-label", "label-only"],
+                   help="a new mode loads its preset unless --template-file is given")
+    p.add_argument("--template-file", help="a file holding the template ({field} placeholders)")
+    p.add_argument("--output-format", choices=["text", "json"])
+    p.add_argument("--model")
+    p.add_argument("--shots", type=int)
+    p.add_argument("--max-tokens", type=int)
+    p.add_argument("--label-words", help="true=entailment,false=contradiction ('' clears them)")
 
     p = add("label-words", cmd_label_words, "Show or set the words the prompt asks the teacher for, mapped onto "
             "the label set; stored answers are read again with them (no calls, no cost).")

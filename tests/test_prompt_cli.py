@@ -1,0 +1,33 @@
+"""`core prompt`: everything the Prompt page sets, from the command line."""
+
+import json
+
+from tests.helpers import import_csv, start_cli
+
+
+def prompt(db, *args):
+    proc = start_cli("prompt", "--db", db, "--project", "tickets", *args)
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, (json.loads(out.strip().splitlines()[-1]) if proc.returncode == 0 else out + err)
+
+
+def test_prompt_command_saves_versions_and_refuses_bad_templates(store, tmp_path):
+    import_csv(store)
+    store.release()
+    code, first = prompt(store.path)
+    assert code == 0 and first["template_version"] == 1 and first["mode"] == "zero-shot"
+    template = tmp_path / "t.txt"
+    template.write_text("Ticket: {text}\nWhich team ({labels})?\nAnswer: <team>\nRationale: <why>")
+    code, second = prompt(store.path, "--template-file", str(template), "--output-format", "json",
+                          "--model", "claude-sonnet-4-5", "--max-tokens", "120")
+    assert code == 0 and second["template_version"] == 2
+    assert (second["output_format"], second["model"], second["max_tokens"]) == ("json", "claude-sonnet-4-5", 120)
+    code, few = prompt(store.path, "--mode", "few-shot", "--shots", "3")
+    assert code == 0 and few["template_version"] == 3 and "{examples}" in few["template"] and few["shots"] == 3
+    template.write_text("Ticket: {txt}")
+    code, message = prompt(store.path, "--mode", "zero-shot", "--template-file", str(template))
+    assert code != 0 and "Unknown placeholder {txt}" in message
+    code, message = prompt(store.path, "--label-words", "yes=praise")
+    assert code != 0 and "praise" in message
+    code, same = prompt(store.path)
+    assert code == 0 and same["template_version"] == 3  # nothing changed, no new version
