@@ -4,10 +4,16 @@ import pandas as pd
 import streamlit as st
 
 from core import jobs
-from core.forecast import preflight
+from core.forecast import forecast, preflight
 from core.prices import load_prices
+from core.selection import RELABEL
 from core.teacher import LabelConfig
 from ui import api_key, job_env, page_setup, plain, project_picker, show_error
+
+RELABEL_HELP = {None: "rows not answered yet (and failed calls)",
+                "failed": "also rows whose answer did not parse",
+                "stale": "also rows answered by an older prompt",
+                "all": "every row"}
 
 
 def show_job(job_id: str) -> None:
@@ -87,6 +93,7 @@ def main() -> None:
     st.caption(plain(f"Teacher model: {project.model}. Key: {'set' if api_key() else 'not set'} "
                      "(ANTHROPIC_API_KEY in the environment or Streamlit secrets). "
                      "Rows with an identical request are answered from the cache and never billed twice."))
+    relabel, fraction, seed = run_plan(store, name, project)
     with st.form("label"):
         cols = st.columns(3)
         concurrency = cols[0].number_input("Concurrent requests", 1, 64, LabelConfig.concurrency)
@@ -102,9 +109,10 @@ def main() -> None:
             if load_prices().get(project.model) is None:
                 st.warning(plain(f"{project.model} has no price; the run will refuse to make live calls."))
             preflight(store, name, load_prices(), model=project.model, batch=bool(batch), override=override,
-                      n_rows=int(limit) or None)
+                      n_rows=int(limit) or None, relabel=relabel, rationale_fraction=fraction, seed=seed)
             cfg = LabelConfig(name, model=project.model, concurrency=int(concurrency), limit=int(limit) or None,
-                              budget_usd=float(budget) or None, batch=bool(batch)).validate()
+                              budget_usd=float(budget) or None, batch=bool(batch), relabel=relabel,
+                              rationale_fraction=fraction, seed=seed).validate()
             job_id = jobs.start_job(store, name, "label", cfg.as_job_config(), env=job_env())
             st.query_params.pop("job", None)  # show the new job, not one an earlier link asked for
             st.success(f"Started job {job_id}. You can leave this page; the job keeps running.")
@@ -115,6 +123,29 @@ def main() -> None:
     if errors:
         st.subheader("Recent per-row errors")
         st.dataframe(pd.DataFrame(errors), hide_index=True)
+
+
+def run_plan(store, name, project):
+    """Which rows the run sends and with which prompt, priced before anything is sent."""
+    cols = st.columns(3)
+    relabel = cols[0].selectbox(
+        "Rows to send", [None, *RELABEL], key="relabel", format_func=lambda r: RELABEL_HELP[r],
+        help="Answered rows are re-sent only when you ask; an identical request is answered from the cache, free.")
+    fraction = cols[1].slider(
+        "Rationale fraction", 0.0, 1.0, LabelConfig.rationale_fraction, 0.05, key="label_fraction",
+        help="The share of rows asked for a label and a rationale; the others are asked for the label only, "
+             "which costs less. The student learns rationales from the share that has them.")
+    seed = int(cols[2].number_input("Seed", 0, 10_000, LabelConfig.seed, key="label_seed",
+                                    help="Which rows form the rationale share (the same seed picks the same rows)."))
+    try:
+        fc = forecast(store, name, load_prices(), model=project.model, relabel=relabel, rationale_fraction=fraction,
+                      seed=seed)
+        price = "unknown (no price)" if fc.cost_usd_p50 is None else f"${fc.cost_usd_p50:.4f} (P90 ${fc.cost_usd_p90:.4f})"
+        st.caption(f"This run would send {fc.rows:,} requests; {fc.cache_hits:,} rows are answered from the cache "
+                   f"for free. Expected cost {price}.")
+    except Exception as exc:
+        show_error(exc)
+    return relabel, fraction, seed
 
 
 main()

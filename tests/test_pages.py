@@ -91,6 +91,24 @@ def test_label_page_starts_a_background_job(app_store, fake, monkeypatch):
     assert "test-key" not in json.dumps([m.value for m in at.markdown] + [c.value for c in at.caption])
 
 
+def test_label_page_prices_and_runs_the_chosen_rows_and_rationale_fraction(app_store, fake, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+    import_csv(app_store)
+    at = page("pages/3_Label.py", "tickets")
+    assert any("would send 6 requests; 0 rows are answered from the cache" in c.value for c in at.caption)
+    at.slider(key="label_fraction").set_value(0.5).run()
+    at.button[0].click().run()
+    job = app_store.list_jobs("tickets", "label")[0]
+    assert jobs.wait(app_store, job["id"], timeout_s=120)["status"] == "completed"
+    assert (job["config"]["rationale_fraction"], job["config"]["relabel"]) == (0.5, None)
+    at.selectbox(key="relabel").set_value("all").run()
+    assert any("would send 0 requests; 6 rows are answered from the cache" in c.value for c in at.caption)
+    at.slider(key="label_fraction").set_value(1.0).run()  # topping rationales up: only the label-only rows
+    label_only = sum("Reply with exactly one line" in r["body"]["messages"][-1]["content"] for r in fake.requests)
+    assert label_only == 3 and any(f"would send {label_only} requests" in c.value for c in at.caption)
+
+
 def test_label_page_refuses_a_second_run_and_opens_the_running_one(app_store):
     import_csv(app_store)
     holder = jobs.create_job(app_store, "tickets", "label", {}, lease=True, **processes.identity(os.getpid()))
