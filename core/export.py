@@ -20,12 +20,29 @@ from core.errors import AppError
 FORMATS = ("jsonl", "csv", "parquet", "hf")
 
 
+LEFT_OUT_WHY = {"unlabeled": "not answered by the teacher yet", "flagged": "the answer did not parse",
+                "error": "the teacher call failed", "labeled": "no label"}
+
+
 def _frame(store: Store, project: str):
-    store.get_project(project)
+    """The labeled rows, one column per input field (named after it; `input_<field>` when the
+    name is taken by a provenance column), choices as a list."""
+    fields = store.get_project(project).input_fields
     frame = store.export_frame(project)
-    for column in ("inputs", "choices"):  # JSON text in DuckDB; structured in every export
-        frame[column] = frame[column].map(lambda v: json.loads(v) if isinstance(v, str) else v)
+    inputs = frame.pop("inputs").map(json.loads)
+    position = 1  # after row_id
+    for field in fields:
+        column = field if field not in frame.columns else f"input_{field}"
+        frame.insert(position, column, inputs.map(lambda d, f=field: d.get(f)))
+        position += 1
+    frame["choices"] = frame["choices"].map(lambda v: json.loads(v) if isinstance(v, str) else v)
     return frame
+
+
+def left_out(store: Store, project: str) -> list[dict]:
+    """What an export leaves out and why: rows without a label, by status."""
+    return [{"rows": n, "status": status, "why": LEFT_OUT_WHY.get(status, status)}
+            for status, n in store.rows_without_label(project).items()]
 
 
 def _write(frame, fmt: str, path: Path) -> None:
@@ -33,8 +50,7 @@ def _write(frame, fmt: str, path: Path) -> None:
         frame.to_json(path, orient="records", lines=True, force_ascii=False, date_format="iso")
     elif fmt == "csv":
         flat = frame.copy()
-        for column in ("inputs", "choices"):
-            flat[column] = flat[column].map(lambda v: json.dumps(v, ensure_ascii=False) if v is not None else None)
+        flat["choices"] = flat["choices"].map(lambda v: json.dumps(v, ensure_ascii=False) if v is not None else None)
         flat.to_csv(path, index=False)
     elif fmt == "parquet":
         frame.to_parquet(path, index=False)
@@ -99,7 +115,7 @@ def export_project(store: Store, project: str, fmt: str, out: str, force: bool =
         path.rmdir()
     tmp.replace(path)
     return {"project": project, "rows": len(frame), "format": fmt, "path": str(path),
-            "columns": list(frame.columns)}
+            "columns": list(frame.columns), "left_out": left_out(store, project)}
 
 
 def export_bytes(store: Store, project: str, fmt: str, tmp_dir: str) -> tuple[str, bytes]:

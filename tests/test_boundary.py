@@ -231,3 +231,21 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
     assert not os.path.exists(marker)
     torch.save({"step": 3, "model": {"w": torch.zeros(2)}}, path)
     assert load_checkpoint(path)["step"] == 3
+
+
+def test_export_has_a_column_per_input_field_and_says_what_it_left_out(store, tmp_path):
+    import pandas as pd
+
+    from core.answers import import_teacher_outputs
+
+    import_csv(store, "id,subject,body,label\n1,Refund,Charged twice,billing\n2,Late,Where is it,shipping\n"
+                      "3,Crash,App dies,technical\n", project="mail", input_fields=["subject", "body"])
+    import_teacher_outputs(store, "mail", [("1", "Answer: billing\nRationale: a charge."),
+                                           ("2", "No idea at all.")])
+    out = export_project(store, "mail", "csv", str(tmp_path / "mail.csv"))
+    frame = pd.read_csv(tmp_path / "mail.csv")
+    assert out["rows"] == len(frame) == 1
+    assert list(frame.columns[:3]) == ["row_id", "subject", "body"] and "inputs" not in frame.columns
+    assert (frame.loc[0, "subject"], frame.loc[0, "body"]) == ("Refund", "Charged twice")
+    assert {(x["status"], x["rows"]) for x in out["left_out"]} == {("flagged", 1), ("unlabeled", 1)}
+    assert all(x["why"] for x in out["left_out"])

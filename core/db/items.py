@@ -181,6 +181,12 @@ class ItemTables:
             return self._items("WHERE project = ? AND split = ? ORDER BY idx", [project, split])
         return self._items("WHERE project = ? ORDER BY idx", [project])
 
+    def rows_without_label(self, project: str) -> dict[str, int]:
+        """Rows an export leaves out (no label yet), counted by why: their status."""
+        rows = self.query("SELECT status, count(*) AS n FROM items WHERE project = ? AND label IS NULL "
+                          "GROUP BY status ORDER BY status", [project])
+        return {r["status"]: r["n"] for r in rows}
+
     def export_frame(self, project: str):
         """Labeled rows with provenance: label source, reviewer, template, teacher model, cost."""
         with self.connect() as con:
