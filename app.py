@@ -4,7 +4,29 @@ Start with `make app` (see README). Pages: Data → Prompt & budget → Label �
 
 import streamlit as st
 
+from core.status import STEPS, Stage, project_stage
 from ui import page_setup, project_picker, show_error
+
+STEP_TEXT = {
+    "Data": "upload CSV / JSONL / Parquet and map columns.",
+    "Prompt & budget": "edit the zero-shot template, preview requests, see the cost estimate.",
+    "Label": "run the teacher in the background; spend shows live.",
+    "Review": "filter, check and correct labels and rationales (audited).",
+    "Train": "train a student in a background process.",
+    "Results": "loss curves and accuracy per run.",
+}
+
+
+# Streamlit's bundled icon font (emoji need a font the browser may lack)
+DONE, NEXT, NOT_YET = (":green[:material/check_circle:]", ":blue[:material/arrow_forward:]",
+                       ":material/radio_button_unchecked:")
+
+
+def step_mark(step: str, stage: Stage) -> str:
+    """A check mark for a step done, an arrow for the step the stage line points to, an empty circle for the rest."""
+    if step == stage.page and step not in stage.done:
+        return NEXT
+    return DONE if step in stage.done else NOT_YET
 
 
 def main() -> None:
@@ -33,14 +55,11 @@ def main() -> None:
     acc = stats["teacher_accuracy"]
     cols[4].metric("Teacher accuracy vs gold", "–" if acc is None else f"{acc:.1%}")
     st.subheader("Steps")
-    st.markdown(
-        "1. **Data**: upload CSV / JSONL / Parquet and map columns.\n"
-        "2. **Prompt & budget**: edit the zero-shot template, preview requests, see the cost estimate.\n"
-        "3. **Label**: run the teacher in the background; spend shows live.\n"
-        "4. **Review**: filter, check and correct labels and rationales (audited).\n"
-        "5. **Train**: train a student in a background process.\n"
-        "6. **Results**: loss curves and accuracy per run."
-    )
+    stage = project_stage(store, project)
+    # fixed strings only: the marks come from the stage, the text from STEP_TEXT
+    st.markdown("\n".join(f"{i}. {step_mark(step, stage)} **{step}**: {STEP_TEXT[step]}"
+                          for i, step in enumerate(STEPS, start=1)))
+    st.caption(f"{DONE} done · {NEXT} do this next · {NOT_YET} not yet")
 
 
 main()

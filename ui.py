@@ -143,7 +143,22 @@ def project_picker(store: Store) -> str | None:
     project = store.get_project(choice)
     if project.demo_teacher:
         st.sidebar.caption("Demo project: teacher answers come from a **recorded demo teacher** (no API calls).")
+    where_am_i(store, choice)
     return choice
+
+
+def where_am_i(store: Store, project: str) -> None:
+    """The line at the top of every page: where the project stands and what to do next
+    (core.status, two aggregate queries). It is advice: a failure to compute it is shown and
+    the page goes on."""
+    from core.status import project_stage
+
+    try:
+        stage = project_stage(store, project)
+    except Exception as exc:
+        show_error(exc)
+        return
+    st.info(plain(f"{stage.line} {stage.next_step}"))
 
 
 def page_setup(title: str) -> Store:

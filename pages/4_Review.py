@@ -51,10 +51,12 @@ def label_picker(options: list[str], stored: str | None, suffix: str) -> str | N
     first option would let Ctrl+Enter store that option as the reviewer's correction. Saving
     without a pick is then refused by core.review (unless the row is flagged)."""
     if stored in options:
-        return st.selectbox("Label", options, index=options.index(stored), key=f"review_label:{suffix}")
+        return st.selectbox("Label", options, index=options.index(stored), key=f"review_label:{suffix}",
+                            help="The right label for this row; change it when the teacher got it wrong.")
     st.caption(plain("This row has no label; pick one." if stored is None else
                      f"The stored label {stored!r} is not one of the options; pick one."))
-    return st.selectbox("Label", options, index=None, placeholder="Pick a label", key=f"review_label:{suffix}")
+    return st.selectbox("Label", options, index=None, placeholder="Pick a label", key=f"review_label:{suffix}",
+                        help="The right label for this row; change it when the teacher got it wrong.")
 
 
 def flash(slot: str, kind: str, payload) -> None:
@@ -120,17 +122,24 @@ def edit_form(store, name: str, project, row: dict) -> None:
         if signed_in:  # Streamlit login: the reviewer is who signed in, not a free-text name
             st.caption(plain(f"Reviewer: {signed_in}"))
         else:  # no login configured: a typed name (README: configure [auth] for accountable reviews)
-            st.text_input("Reviewer", value=st.session_state.get("reviewer", ""), key="reviewer_name")
+            st.text_input("Reviewer", value=st.session_state.get("reviewer", ""), key="reviewer_name",
+                          help="Your name; it is recorded with every change you make.")
         if options:
             label_picker(options, row["label"], suffix)
         else:
-            st.text_input("Label", value=row["label"] or "", key=f"review_label_text:{suffix}")
-        st.text_area("Rationale", value=row["rationale"] or "", key=f"review_rationale:{suffix}")
+            st.text_input("Label", value=row["label"] or "", key=f"review_label_text:{suffix}",
+                          help="The right answer for this row; change it when the teacher got it wrong.")
+        st.text_area("Rationale", value=row["rationale"] or "", key=f"review_rationale:{suffix}",
+                     help="The teacher's one-sentence explanation; the student learns from it too, so fix it "
+                          "when it is wrong.")
         st.radio("Verdict", VERDICTS, horizontal=True, key=f"review_verdict:{suffix}",
                  format_func=lambda v: v.replace("_", " "),
-                 help="accept: teacher right · correct: you changed label or rationale · "
-                      "reject rationale: keep the label, do not train on the rationale · flag: with a reason")
-        st.selectbox("Reason code (for flags)", ("",) + REASON_CODES, key=f"review_reason:{suffix}")
+                 help="Your judgment of the teacher's answer: accept (it is right), correct (you fixed the label "
+                      "or the rationale), reject rationale (keep the label but do not train on the explanation), "
+                      "or flag (something is wrong: pick a reason code).")
+        st.selectbox("Reason code (for flags)", ("",) + REASON_CODES, key=f"review_reason:{suffix}",
+                     help="Why you flag the row: the label is wrong, the explanation does not match the answer "
+                          "(unfaithful), the label is right for the wrong reason, the input is unclear, or other.")
         st.text_input("Comment (optional)", key=f"review_comment:{suffix}")
         # saved in a callback, before the page reruns: counts, queues and kappa above show the save
         st.form_submit_button("Save review", type="primary", key=f"review_save:{suffix}", shortcut="Ctrl+Enter",
@@ -155,13 +164,23 @@ def edit_form(store, name: str, project, row: dict) -> None:
 def review_stats(store, name: str) -> None:
     with st.expander("Sampling plan and agreement"):
         c = st.columns(4)
-        margin = c[0].number_input("± margin", 0.01, 0.5, 0.05, 0.01, key="plan_margin")
-        confidence = c[1].selectbox("Confidence", (0.9, 0.95, 0.99), index=1, key="plan_confidence")
-        stratified = c[2].checkbox("Stratify by teacher label", True, key="plan_stratified")
+        margin = c[0].number_input("± margin", 0.01, 0.5, 0.05, 0.01, key="plan_margin",
+                                   help="How close the estimated error rate should be to the true one: 0.05 "
+                                        "means within 5 percentage points either way.")
+        confidence = c[1].selectbox("Confidence", (0.9, 0.95, 0.99), index=1, key="plan_confidence",
+                                    help="How sure you want to be that the true error rate lies within that "
+                                         "margin; more certainty needs more rows.")
+        stratified = c[2].checkbox("Stratify by teacher label", True, key="plan_stratified",
+                                   help="Pick rows from every teacher label in proportion, so that rare labels "
+                                        "are checked too.")
         population = store.review_count(name, "all")
         n = sample_size(margin, confidence, population=population)
-        c[3].metric("Rows to review", n)
-        if st.button(f"Create a spot-check set of {n} rows", key="plan_create"):
+        c[3].metric("Rows to review", n,
+                    help="How many rows to check by hand to know the teacher's error rate within that margin "
+                         "and confidence (Cochran's sample-size formula, adjusted for the project's size).")
+        if st.button(f"Create a spot-check set of {n} rows", key="plan_create",
+                     help="A spot check is a random sample of the teacher's answers that you check by hand; "
+                          "this picks the rows (replacing the previous set) and the 'spot check' filter lists them."):
             made = store.create_spot_check(name, n, stratified=stratified)
             st.success(f"Spot-check set ready: {made} rows. Pick the 'spot check' filter to review them.")
         planned, outcomes = store.spot_check_outcomes(name)
@@ -171,7 +190,10 @@ def review_stats(store, name: str) -> None:
             if est["reviewed"]:
                 st.text(f"Reviewed {est['reviewed']} of {planned}. Teacher label error {le['rate']:.1%} "
                         f"[{le['low']:.1%}, {le['high']:.1%}] · rationale error {re_['rate']:.1%} "
-                        f"[{re_['low']:.1%}, {re_['high']:.1%}] at {confidence:.0%} confidence.")
+                        f"[{re_['low']:.1%}, {re_['high']:.1%}] at {confidence:.0%} confidence.",
+                        help="How often the teacher's label (or explanation) was wrong in the rows checked so "
+                             "far; the range in brackets (a Wilson interval) is where the true rate most "
+                             "likely lies.")
                 st.dataframe(pd.DataFrame([{"teacher label": k, **v} for k, v in est["per_label"].items()]),
                              hide_index=True)
             if est["reviewed"] >= planned:
@@ -182,7 +204,9 @@ def review_stats(store, name: str) -> None:
         rows = {k: sum(n for _, _, n in v) for k, v in counts.items()}
         st.text(f"Cohen's kappa, reviewer vs reviewer: {'n/a' if kr is None else f'{kr:.3f}'} "
                 f"({rows['reviewers']} double-reviewed rows) · reviewer vs teacher: "
-                f"{'n/a' if kt is None else f'{kt:.3f}'} ({rows['teacher']} reviews)")
+                f"{'n/a' if kt is None else f'{kt:.3f}'} ({rows['teacher']} reviews)",
+                help="Cohen's kappa says how often two reviewers (or a reviewer and the teacher) chose the same "
+                     "label, beyond what chance alone would give: 1 is full agreement, 0 no better than chance.")
 
 
 def confirmed_rows(name: str, filters, search: str, queue: dict[str, int]) -> dict[str, int]:
@@ -218,10 +242,13 @@ def bulk_panel(store, name: str, project, filters, search: str, queue: dict[str,
     confirmed = confirmed_rows(name, filters, search, queue)
     with st.expander(f"Bulk action on the {len(queue)} rows of this queue"):
         c = st.columns(3)
-        action = c[0].selectbox("Action", BULK_ACTIONS, key="bulk_action")
+        action = c[0].selectbox("Action", BULK_ACTIONS, key="bulk_action",
+                                help="What to do with every row of this queue: accept the teacher's answers, "
+                                     "set one label on all of them, or flag them with a reason code.")
         options = project.label_set or []
         label = c[1].selectbox("Label", options, key="bulk_label") if options else c[1].text_input("Label", key="bulk_label_text")
-        reason = c[2].selectbox("Reason code", REASON_CODES, key="bulk_reason")
+        reason = c[2].selectbox("Reason code", REASON_CODES, key="bulk_reason",
+                                help="Why the rows are flagged (used by the flag action only).")
         confirm = st.checkbox(f"Yes, apply '{action}' to these {len(confirmed)} rows", key="bulk_confirm",
                               help="The rows counted when you tick this; rows entering the queue later are left "
                                    "out, and rows someone changes meanwhile are skipped.")
@@ -273,9 +300,12 @@ def main() -> None:
     project = store.get_project(name)
     cols = st.columns([3, 2, 2, 1])
     filters = cols[0].multiselect("Queue filters (combined)", list(REVIEW_FILTERS), default=["unreviewed"],
-                                  key="review_filter")
-    sort = cols[1].selectbox("Sort", list(REVIEW_SORTS), key="review_sort")
-    search = cols[2].text_input("Search inputs and rationales")
+                                  key="review_filter",
+                                  help="Show only the rows that match every filter picked here.")
+    sort = cols[1].selectbox("Sort", list(REVIEW_SORTS), key="review_sort",
+                             help="The order in which the rows of the queue are listed.")
+    search = cols[2].text_input("Search inputs and rationales",
+                                help="Find rows whose input or rationale contains this text, or a row by its id.")
     try:
         queue = store.review_ids(name, filters, search)  # one read for the count and the bulk confirmation
         total = len(queue)
@@ -290,6 +320,8 @@ def main() -> None:
     reviewer = st.session_state.get("reviewer", "")
     if reviewer:  # undone in a callback, before the page reruns: the counts above are current
         top[1].button(plain(f"Undo {reviewer}'s last change"), key="undo", shortcut="Alt+U",
+                      help="Reverts your most recent save or bulk action; refused when someone changed "
+                           "those rows since.",
                       on_click=undo_clicked, args=(store, name, reviewer))
     show_flash("top")
     review_stats(store, name)
