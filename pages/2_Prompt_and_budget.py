@@ -1,7 +1,10 @@
-"""Prompt & budget: pick a prompt mode, edit and preview the exact request, forecast the
-bill (P50/P90), run a pilot, compare models and modes, and set the project's budget cap."""
+"""Prompt & budget: pick a prompt mode, edit and preview the exact request, try the prompt on a
+few rows (price first, then parse rate, accuracy and the answers side by side, two versions
+compared), forecast the bill (P50/P90), run a pilot, compare models and modes, and set the
+project's budget cap."""
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
@@ -14,12 +17,26 @@ from core.prompts import (
     MODES,
     OUTPUT_FORMATS,
     demonstrations,
-    mode_template,
     request_for,
     validate_template,
 )
 from core.tasks import get_task
 from core.teacher import LabelConfig
+from core.trials import (
+    DEFAULT_ROWS,
+    MAX_ROWS,
+    compare_trials,
+    finish_trials,
+    format_conflict,
+    json_mode_template,
+    preset_template,
+    quote_trial,
+    start_trial,
+    summary_line,
+    trial_summary,
+    trial_table,
+    wait_trial,
+)
 from ui import api_key, job_env, page_setup, plain, project_picker, show_error
 
 MODE_HELP = {
@@ -46,9 +63,15 @@ def prompt_editor(store, name, project, prices):
         max_tokens = st.number_input("max_tokens", min_value=16, max_value=4096, value=int(project.max_tokens))
     with left:
         if st.button(f"Load the {project.task} preset for {mode}"):
-            st.session_state["template_text"] = mode_template(project.task, project.input_fields, mode)
+            # with JSON output the schema defines the reply: the preset without its format lines
+            st.session_state["template_text"] = preset_template(project.task, project.input_fields, mode,
+                                                                output_format)
         template = st.text_area("Template", value=st.session_state.get("template_text", project.template or ""),
                                 height=260, key="template_text")
+        if format_conflict(template, output_format):
+            st.warning("With JSON output the structured output schema defines the reply, but this template also "
+                       "asks for free-text format lines (Answer / Rationale). They contradict each other.")
+            st.button("Turn the format lines into JSON field hints", key="json_fields", on_click=_json_fields)
         extra = {"explain-label": ", {gold}", "few-shot": ", {examples}"}.get(mode, "")
         words_text = ""
         if get_task(project.task).enum_labels:  # a label set the prompt may name in other words
@@ -60,13 +83,27 @@ def prompt_editor(store, name, project, prices):
         st.caption("Placeholders: " + ", ".join("{" + f + "}" for f in project.input_fields) + ", {labels}"
                    + (", {label_words}" if words_text else "")
                    + (", {choices}" if get_task(project.task).needs_choices else "") + extra)
+    settings = {"model": model, "max_tokens": int(max_tokens), "mode": mode, "output_format": output_format,
+                "shots": int(shots)}
     if st.button("Save prompt", type="primary"):
-        save_prompt(store, name, project, template, words_text, model=model, max_tokens=int(max_tokens), mode=mode,
-                    output_format=output_format, shots=int(shots))
-    return template, mode, output_format, int(shots), model, int(max_tokens)
+        save_prompt(store, name, project, template, words_text, **settings)
+    return template, words_text, settings
 
 
-def save_prompt(store, name, project, template, words_text, **settings):
+def _json_fields() -> None:
+    """The JSON-fields button's callback: rewrites the editor's text before the rerun renders it."""
+    st.session_state["template_text"] = json_mode_template(st.session_state.get("template_text") or "")
+
+
+def unsaved(project, template, words_text, settings) -> bool:
+    """Whether the editor differs from the saved prompt."""
+    saved = {"model": project.model, "max_tokens": project.max_tokens, "mode": project.mode,
+             "output_format": project.output_format, "shots": project.shots}
+    return (template != (project.template or "") or settings != saved
+            or words_text.strip() != answers.format_label_words(project.label_words).strip())
+
+
+def save_prompt(store, name, project, template, words_text, **settings) -> bool:
     try:
         words = answers.label_words_from(project, words_text)
         validate_template(template, project.input_fields, project.task, settings["mode"], words)
@@ -77,8 +114,10 @@ def save_prompt(store, name, project, template, words_text, **settings):
             out = answers.reparse_answers(store, name)
             st.info(f"Read {out['answers']} stored answers again with the new label words (no calls, no cost): "
                     f"{out['parsed_after']} now parse, {out['parsed_before']} did before.")
+        return True
     except Exception as exc:
         show_error(exc)
+        return False
 
 
 def preview(store, name, project, template, mode, output_format, shots, model, max_tokens):
@@ -92,10 +131,136 @@ def preview(store, name, project, template, mode, output_format, shots, model, m
 
 
 def _draft(project, template, mode, output_format, shots, max_tokens):
-    from dataclasses import replace
-
     return replace(project, template=template, mode=mode, output_format=output_format, shots=shots,
                    max_tokens=max_tokens)
+
+
+TRIAL_WAIT_S = 120  # the page waits this long for a try; a longer one is recorded on a later rerun
+
+
+def trial_panel(store, name, prices, template, words_text, words, settings):
+    """Try the prompt on N rows: price first, run as a labeling job, then read the answers."""
+    st.subheader("Try the prompt on a few rows")
+    finish_trials(store, name)  # tries whose job ended since the last rerun
+    project = store.get_project(name)
+    dirty = unsaved(project, template, words_text, settings)
+    draft = replace(_draft(project, template, settings["mode"], settings["output_format"], settings["shots"],
+                           settings["max_tokens"]), label_words=words)
+    c = st.columns([1, 3])
+    n = int(c[0].number_input("Rows to try", 1, MAX_ROWS, DEFAULT_ROWS, key="trial_n",
+                              help="The same rows for every try of this project (a seeded sample, stratified by "
+                                   "gold label), so two versions of the prompt are compared on the same rows."))
+    quote = quote_trial(store, name, prices, n, settings["model"], draft=draft)
+    fc = quote.forecast
+    c[1].caption(plain(
+        f"{len(quote.row_ids)} rows: {quote.requests} requests to send, {quote.cache_hits} rows answered by the "
+        "cache (identical requests asked before, free). Every row is asked with the full prompt, and its answer "
+        "replaces the row's stored teacher answer like any labeling run (reviewed labels stay)."
+        + (" Unsaved edits are saved first, as a new template version." if dirty else "")))
+    m = st.columns(3)
+    m[0].metric("Requests to send", f"{quote.requests:,}")
+    m[1].metric("Try cost P50", "unknown" if fc.cost_usd_p50 is None else f"${fc.cost_usd_p50:,.4f}")
+    m[2].metric("Try cost P90", "unknown" if fc.cost_usd_p90 is None else f"${fc.cost_usd_p90:,.4f}")
+    override = False
+    if quote.over_budget:
+        st.warning(plain(quote.over_budget))
+        override = st.checkbox("Try anyway (the budget cap still stops spending at its limit)", key="trial_override")
+    if st.button(f"Try on {len(quote.row_ids)} rows", key="trial_start", type="primary"):
+        run_try(store, name, prices, n, template, words_text, settings, dirty, override)
+    trials = store.list_trials(name)
+    if not trials:
+        st.caption("No tries yet.")
+        return
+    show_trial(store, trials)
+    if len(trials) > 1:
+        compare_panel(store, trials)
+
+
+def run_try(store, name, prices, n, template, words_text, settings, dirty, override):
+    if dirty and not save_prompt(store, name, store.get_project(name), template, words_text, **settings):
+        return
+    try:
+        previous = next((t["id"] for t in store.list_trials(name) if t["status"] != "running"), None)
+        trial_id = start_trial(store, name, prices, n, settings["model"], env=job_env(), override=override)
+        with st.spinner(f"Asking the teacher about {n} rows..."):
+            trial = wait_trial(store, trial_id, timeout_s=TRIAL_WAIT_S)
+        # the pickers below (not rendered yet in this rerun) show the new try, compared with the one before
+        st.session_state["trial_pick"] = trial_id
+        if trial["status"] != "running":
+            st.session_state["trial_b"] = trial_id
+            if previous is not None:
+                st.session_state["trial_a"] = previous
+        if trial["status"] == "running":
+            st.info(f"Try #{trial_id} is still running as job {trial['job_id']}; its answers show here once it "
+                    "ends (follow it on the Label page).")
+    except Exception as exc:
+        show_error(exc)
+        if isinstance(exc, jobs.LabelingBusy):
+            st.page_link("pages/3_Label.py", label=f"Open job {exc.job_id}", icon="▶",
+                         query_params={"job": exc.job_id})
+
+
+def _seed(key: str, options: list, default: int) -> None:
+    """A picker's choice before it renders: kept while it is still an option, else options[default]."""
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = options[default]
+
+
+def _trial_name(trial: dict) -> str:
+    return (f"#{trial['id']} · v{trial['template_version']} · {trial['mode']}, {trial['output_format']} · "
+            f"{trial['model']} · {trial['rows']} rows · {trial['created_at']:%Y-%m-%d %H:%M}"
+            + (" · running" if trial["status"] == "running" else ""))
+
+
+def show_trial(store, trials):
+    by_id = {t["id"]: t for t in trials}
+    _seed("trial_pick", list(by_id), 0)
+    picked = st.selectbox("Try", list(by_id), key="trial_pick", format_func=lambda i: _trial_name(by_id[i]))
+    trial = by_id[picked]
+    s = trial_summary(trial)
+    if trial["status"] != "running":
+        m = st.columns(4)
+        m[0].metric("Parse rate", "n/a" if s["parse_rate"] is None else f"{s['parse_rate']:.0%}",
+                    help="answers that parsed to a label, of the answers received")
+        m[1].metric("Accuracy against gold", "no gold" if s["accuracy"] is None else f"{s['accuracy']:.0%}",
+                    help="parsed labels equal to gold, of the answered rows with gold (unparsed counts as wrong)")
+        tokens = s["mean_output_tokens"]
+        m[2].metric("Mean output tokens", "n/a" if tokens is None else f"{tokens:.0f}")
+        m[3].metric("Billed", f"${s['cost_usd'] or 0:.4f}")
+    st.caption(plain(summary_line(trial)))
+    if trial["status"] == "running":
+        return
+    st.dataframe(pd.DataFrame(trial_table(store, picked)), hide_index=True,
+                 column_config={"correct": st.column_config.CheckboxColumn("correct")})
+
+
+def compare_panel(store, trials):
+    st.markdown("**Compare two tries**")
+    done = {t["id"]: t for t in trials if t["status"] != "running"}
+    ids = list(done)
+    if len(ids) < 2:
+        return
+    _seed("trial_a", ids, 1)
+    _seed("trial_b", ids, 0)
+    c = st.columns(2)
+    first = c[0].selectbox("Try A", ids, key="trial_a", format_func=lambda i: _trial_name(done[i]))
+    second = c[1].selectbox("Try B", ids, key="trial_b", format_func=lambda i: _trial_name(done[i]))
+    if first == second:
+        st.caption("Pick two different tries.")
+        return
+    out = compare_trials(store, first, second)
+    st.dataframe(pd.DataFrame(out["tries"]), hide_index=True, column_config={
+        "parse rate": st.column_config.NumberColumn(format="percent"),
+        "accuracy": st.column_config.NumberColumn(format="percent"),
+        "mean output tokens": st.column_config.NumberColumn(format="%.1f"),
+        "cost usd": st.column_config.NumberColumn(format="$%.4f")})
+    if not out["common"]:
+        st.caption("These tries share no rows.")
+    elif out["differ"]:
+        st.caption(f"{len(out['differ'])} of the {out['common']} rows both asked get a different label:")
+        st.dataframe(pd.DataFrame(out["differ"]), hide_index=True)
+    else:
+        st.caption(f"Both give the same label on all {out['common']} rows they share.")
 
 
 def budget_panel(store, name, project, prices, model):
@@ -220,19 +385,29 @@ def main() -> None:
     except AppError as exc:
         show_error(exc)
         prices = None
-    template, mode, output_format, shots, model, max_tokens = prompt_editor(store, name, project, prices)
+    template, words_text, settings = prompt_editor(store, name, project, prices)
+    mode, model = settings["mode"], settings["model"]
     try:
-        validate_template(template, project.input_fields, project.task, mode)
+        try:
+            words = answers.label_words_from(project, words_text)
+        except AppError:  # "Save prompt" names what is wrong with the typed words
+            words = project.label_words
+        validate_template(template, project.input_fields, project.task, mode, words)
     except AppError as exc:
         show_error(exc)
         return
-    preview(store, name, project, template, mode, output_format, shots, model, max_tokens)
+    preview(store, name, project, template, mode, settings["output_format"], settings["shots"], model,
+            settings["max_tokens"])
     if prices is None:
         return
     price = prices.get(model)
     if price is None:
         st.warning(plain(f"{model} has no price in the price file: its cost cannot be estimated or tracked. "
                          "Add it below."))
+    try:
+        trial_panel(store, name, prices, template, words_text, words, settings)
+    except AppError as exc:
+        show_error(exc)
     try:
         budget_panel(store, name, store.get_project(name), prices, model)
         table_panel(store, name, prices)

@@ -16,6 +16,7 @@ Who owns what:
   ledger.py      spend_ledger (reservations that make a budget cap hold across processes)
   batches.py     teacher_batches, teacher_batch_requests
   runs.py        jobs, run_metrics, student_predictions
+  trials.py      prompt_trials, prompt_trial_rows (a template tried on a few rows)
 """
 
 from core.db.batches import BatchTables
@@ -39,10 +40,11 @@ from core.db.teacher import (
     TeacherTables,
     TeacherWrites,
 )
+from core.db.trials import TrialTables
 
 
 class Store(ProjectTables, ItemTables, ReviewTables, TeacherTables, LedgerTables, BatchTables, RunTables,
-            Database):
+            TrialTables, Database):
     """Owns one DuckDB file: the connection handling of Database plus the queries of every
     group of tables. Cheap to create; connections are opened per operation."""
 

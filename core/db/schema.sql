@@ -1,8 +1,10 @@
 -- Generated from a freshly migrated database; do not edit.
 -- Regenerate after adding a migration to core/db/migrations/: python -m core.db.schema
--- Schema version 11.
+-- Schema version 12.
 
 CREATE SEQUENCE audit_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
+
+CREATE SEQUENCE prompt_trials_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 
 CREATE SEQUENCE spend_ledger_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 
@@ -113,6 +115,43 @@ CREATE TABLE prompt_templates (
     template_hash VARCHAR NOT NULL,
     created_at    TIMESTAMP DEFAULT current_timestamp,
     PRIMARY KEY(project, "version")
+);
+
+CREATE TABLE prompt_trial_rows (
+    trial_id      BIGINT NOT NULL,
+    row_id        VARCHAR NOT NULL,
+    request_hash  VARCHAR,
+    label         VARCHAR,
+    rationale     VARCHAR,
+    flag          VARCHAR,
+    correct       BOOLEAN,
+    output_tokens INTEGER,
+    billed_usd    DOUBLE,
+    error         VARCHAR,
+    PRIMARY KEY(trial_id, row_id)
+);
+
+CREATE TABLE prompt_trials (
+    id               BIGINT NOT NULL DEFAULT nextval('prompt_trials_id'),
+    project          VARCHAR NOT NULL,
+    template_version INTEGER NOT NULL,
+    mode             VARCHAR NOT NULL,
+    output_format    VARCHAR NOT NULL,
+    model            VARCHAR NOT NULL,
+    created_at       TIMESTAMP DEFAULT current_timestamp,
+    job_id           VARCHAR,
+    status           VARCHAR NOT NULL DEFAULT 'running',
+    row_ids          VARCHAR NOT NULL,
+    rows             INTEGER NOT NULL,
+    answered         INTEGER,
+    parsed           INTEGER,
+    correct          INTEGER,
+    with_gold        INTEGER,
+    output_tokens    BIGINT,
+    cost_usd         DOUBLE,
+    cache_hits       INTEGER,
+    finished_at      TIMESTAMP,
+    PRIMARY KEY(id)
 );
 
 CREATE TABLE reviews (
