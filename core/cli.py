@@ -94,6 +94,18 @@ def cmd_prompt(args, store: Store) -> dict:
             "reread": reread}
 
 
+def cmd_try(args, store: Store) -> dict:
+    """Try the saved prompt on the project's N trial rows (the same rows every time), or only
+    price the try (--quote)."""
+    from core import trials
+    from core.prices import load_prices
+
+    prices = load_prices()
+    if args.quote:
+        return trials.quote_trial(store, args.project, prices, args.rows, args.model).as_dict()
+    return trials.run_trial(store, args.project, prices, args.rows, args.model, override=args.override_budget)
+
+
 def cmd_label_words(args, store: Store) -> dict:
     from core.answers import save_label_words
 
@@ -397,6 +409,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=int)
     p.add_argument("--max-tokens", type=int)
     p.add_argument("--label-words", help="true=entailment,false=contradiction ('' clears them)")
+
+    p = add("try", cmd_try, "Try the saved prompt on N rows (the same rows for every try, so versions compare): "
+            "priced first, recorded per template version with parse rate and accuracy.")
+    p.add_argument("--rows", type=int, default=10)
+    p.add_argument("--model")
+    p.add_argument("--quote", action="store_true", help="only price the try; send nothing")
+    p.add_argument("--override-budget", action="store_true", help="try even when P90 exceeds the remaining budget")
 
     p = add("label-words", cmd_label_words, "Show or set the words the prompt asks the teacher for, mapped onto "
             "the label set; stored answers are read again with them (no calls, no cost).")

@@ -31,3 +31,31 @@ def test_prompt_command_saves_versions_and_refuses_bad_templates(store, tmp_path
     assert code != 0 and "praise" in message
     code, same = prompt(store.path)
     assert code == 0 and same["template_version"] == 3  # nothing changed, no new version
+
+
+def test_try_prices_first_then_compares_two_versions_on_the_same_rows(store, fake, tmp_path):
+    from tests.helpers import many_tickets
+
+    many_tickets(store, 60)
+    store.release()
+    env = {"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": fake.url}
+
+    def run(*args):
+        proc = start_cli("try", "--db", store.path, "--project", "tickets", *args, env=env)
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        return json.loads(out.strip().splitlines()[-1])
+
+    quote = run("--rows", "10", "--quote")
+    assert quote["requests"] == 10 and quote["forecast"]["cost_usd_p50"] > 0 and not fake.requests
+    first = run("--rows", "10")
+    assert first["rows"] == 10 and first["parse_rate"] == 1.0 and first["accuracy"] == 1.0
+    template = tmp_path / "t.txt"
+    template.write_text("Ticket: {text}\nTeam ({labels})?\nAnswer: <team>\nRationale: <why>")
+    code, _ = prompt(store.path, "--template-file", str(template))
+    assert code == 0
+    second = run("--rows", "10")
+    assert second["template_version"] == first["template_version"] + 1
+    assert run("--rows", "10", "--quote")["row_ids"] == quote["row_ids"]  # the same rows, so versions compare
+    again = run("--rows", "10")
+    assert again["cost_usd"] == 0 and again["cache_hits"] == 10  # unchanged prompt: answered by the cache
