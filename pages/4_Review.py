@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import review
 from core.db import REVIEW_FILTERS, REVIEW_SORTS
-from core.export import FORMATS, export_bytes
+from core.export import FORMATS, export_bytes, left_out
 from core.review import (
     BULK_ACTIONS,
     REASON_CODES,
@@ -286,7 +286,9 @@ def export_panel(store, name: str) -> None:
                 show_error(exc)
         if st.session_state.get("dataset_file"):
             filename, data = st.session_state["dataset_file"]
-            st.download_button(f"Download {filename}", data, file_name=filename, key="dataset_download")
+            st.download_button(plain(f"Download {filename}"), data, file_name=filename, key="dataset_download")
+        for gap in left_out(store, name):  # an export never drops rows silently
+            st.caption(f"Left out: {gap['rows']:,} row{'' if gap['rows'] == 1 else 's'} ({gap['why']}).")
 
 
 def main() -> None:

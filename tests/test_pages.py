@@ -390,3 +390,15 @@ def test_cli_and_review_page_store_the_same_verdict_for_accept_with_an_edit(app_
                     plain_accept, "--reviewer", "ben", "--verdict", "accept", "--json"], cwd=REPO, check=True,
                    capture_output=True, timeout=120)
     assert app_store.get_item(DEMO, plain_accept)["verdict"] == "accept"  # no edit: stays an accept
+
+
+def test_review_export_says_which_rows_it_leaves_out(app_store):
+    from core.answers import import_teacher_outputs
+
+    import_csv(app_store)
+    import_teacher_outputs(app_store, "tickets", [("1", "Answer: billing\nRationale: a charge."), ("2", "No idea.")])
+    at = page("pages/4_Review.py", "tickets")
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert "Left out: 4 rows (not answered by the teacher yet)." in captions
+    assert "Left out: 1 row (the answer did not parse)." in captions
