@@ -7,6 +7,7 @@ whose teacher label or teacher rationale it used, times the project's mean cost 
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -19,6 +20,45 @@ from core.errors import ConfigError, NotFound
 from core.jobs import run_dir
 
 LOSSES = {"train_loss": "total", "label_loss": "label", "rationale_loss": "rationale"}
+# One name per objective in everything people read (tables, charts, reports); the stored
+# value (`TrainConfig.objective`, the CLI's --objective) stays "multitask" | "standard".
+OBJECTIVE_NAMES = {"multitask": "multi-task", "standard": "label-only"}
+NOT_APPLICABLE = "—"
+# Settings a label-only run ignores: it has no rationale task, so no rationale loss to weigh.
+RATIONALE_SETTINGS = ("alpha", "rationale_fraction", "rationale_missing", "rationale_loss", "approved_rationales_only")
+# A run whose accuracy is within this of the majority-class baseline does "no better" than it.
+BASELINE_MARGIN = 1e-9
+
+# Plain-language meaning of every number the Train and Results pages show (one sentence each).
+HELP = {
+    "objective": "multi-task: the student learns to give the label and to explain it (two tasks); "
+                 "label-only: it learns the label alone.",
+    "alpha": "How much the label task counts against the rationale task in the training loss "
+             "(1 = labels only, 0 = rationales only); not used by label-only runs.",
+    "rationale_fraction": "Share of training rows that keep the teacher's rationale (1 = every row, 0.5 = half); "
+                          "not used by label-only runs.",
+    "rationale_loss": "What happens to rows without a rationale: masked = they teach only the label; "
+                      "empty = they also teach the student to explain nothing.",
+    "label_source": "Where the training labels come from: gold (the data's own answers), teacher (the LLM's), "
+                    "or reviewed (the teacher's with your reviewers' corrections).",
+    "held_out": "Rows kept out of training (the data's test split, or a seeded share of the rows) so that "
+                "accuracy measures answers the student has never seen.",
+    "test_accuracy": "Share of held-out rows where the student's label matches the gold label.",
+    "teacher_agreement": "Share of held-out rows where the student gives the same label as the teacher, "
+                         "right or wrong.",
+    "majority_baseline": "Accuracy of a model that always answers the most common label of the training rows, "
+                         "on the same held-out rows: a student must beat this to have learned anything.",
+    "teacher_accuracy": "Share of the same held-out rows where the teacher's label matches the gold label: "
+                        "what the student is trying to copy.",
+    "teacher_usd": "What the teacher answers behind this run's training rows cost (its labels or rationales).",
+    "train_loss": "The training error of the last step (lower is better; compare runs, not absolute values).",
+    "steps": "Optimizer steps: one step learns from one batch of rows.",
+    "seed": "The random seed: same seed and settings give the same run.",
+    "train_rows": "Rows the student trained on.",
+    "rows_with_rationale": "Training rows that kept a rationale to learn from.",
+    "student": "The small model being trained.",
+    "batch_size": "Rows the student learns from in one step.",
+}
 
 
 # ---- runs ---------------------------------------------------------------------------
@@ -44,11 +84,14 @@ def _rows(store: Store, project: str, jobs: list[dict]) -> list[dict]:
         cfg = resolved_config(job)
         latest = latest_of[job["id"]]
         teacher_rows = cfg.get("teacher_rows_used")
-        rows.append({
+        label_only = is_label_only(cfg)
+        rows.append({  # settings a label-only run ignores are None (shown as "—"), never a made-up number
             "run": job["id"], "status": job["status"], "sweep": job.get("parent_id"),
-            "objective": cfg["objective"], "label_source": cfg["label_source"], "alpha": cfg["alpha"],
-            "rationale_fraction": cfg["rationale_fraction"] if cfg["objective"] == "multitask" else 0.0,
-            "rationale_loss": cfg.get("rationale_missing", "mask"), "seed": cfg["seed"], "student": cfg["student"],
+            "objective": cfg["objective"], "label_source": cfg["label_source"],
+            "alpha": None if label_only else cfg["alpha"],
+            "rationale_fraction": None if label_only else cfg["rationale_fraction"],
+            "rationale_loss": None if label_only else cfg.get("rationale_missing", "mask"),
+            "seed": cfg["seed"], "student": cfg["student"],
             "steps": cfg["max_steps"], "train_rows": cfg.get("train_rows"), "rows_with_rationale": cfg.get("rows_with_rationale"),
             "test_accuracy": latest.get("test_accuracy"), "teacher_agreement": latest.get("teacher_agreement"),
             "train_loss": latest.get("train_loss"),
@@ -57,13 +100,180 @@ def _rows(store: Store, project: str, jobs: list[dict]) -> list[dict]:
     return rows
 
 
+def is_label_only(cfg: dict) -> bool:
+    return cfg.get("objective") == "standard"
+
+
+def objective_name(objective: str) -> str:
+    return OBJECTIVE_NAMES.get(objective, objective)
+
+
+def setting_text(cfg: dict, key: str):
+    """A run setting as people read it: "—" for a rationale setting of a label-only run."""
+    if key == "objective":
+        return objective_name(cfg.get("objective", ""))
+    if key in RATIONALE_SETTINGS and is_label_only(cfg):
+        return NOT_APPLICABLE
+    value = cfg.get(key)
+    if key == "rationale_missing" and value is not None:
+        return {"mask": "masked", "empty": "empty target"}.get(value, value)
+    if key in ("alpha", "rationale_fraction") and isinstance(value, float):
+        return f"{value:g}"  # 0.35, not a slider's 0.35000000000000003
+    return NOT_APPLICABLE if value is None else value
+
+
+def display_table(table: list[dict]) -> list[dict]:
+    """run_table rows for a page: objective names, and "—" where a setting does not apply
+    (the rationale settings of label-only runs), so a column never mixes in a made-up 0."""
+    out = []
+    for row in table:
+        cfg = {**row, "rationale_missing": row["rationale_loss"]}
+        out.append({**row, **{key: str(setting_text(cfg, key)) for key in ("objective", "alpha", "rationale_fraction")},
+                    "rationale_loss": str(setting_text(cfg, "rationale_missing"))})
+    return out
+
+
 def confusion(job: dict) -> dict | None:
     out = run_dir(job)
     path = out / "confusion.json" if out else None
     return json.loads(path.read_text()) if path and path.exists() else None
 
 
+# ---- what a run must beat: the majority-class baseline and the teacher -----------------
+def _graded_rows(items: list[dict], cfg: dict) -> tuple[list[dict], list[dict]]:
+    """(training rows, held-out rows the run is graded on): the split train() makes, and of its
+    held-out rows the ones the final evaluation scores that have a gold label."""
+    from core.train import TrainConfig, split_rows
+
+    train_rows, test_rows = split_rows(items, cfg.get("test_fraction", TrainConfig.test_fraction),
+                                       cfg.get("seed", TrainConfig.seed))
+    limit = cfg.get("eval_limit", TrainConfig.eval_limit)
+    return train_rows, [it for it in test_rows[:limit] if it["gold"] is not None]
+
+
+def _reference_for(kind, train_rows: list[dict], graded: list[dict]) -> dict | None:
+    from collections import Counter
+
+    counts = Counter(it["gold"] for it in train_rows if it["gold"] is not None)
+    if not graded or not counts:
+        return None
+    majority = max(sorted(counts), key=lambda g: counts[g])  # ties: the first in sort order
+    # rows the teacher answered (a flagged, unparseable answer counts as wrong, as in teacher_accuracy)
+    answered = [it for it in graded if it["status"] in ("labeled", "flagged")]
+    return {
+        "majority_label": majority,
+        "majority_baseline": sum(kind.labels_equal(majority, it["gold"]) for it in graded) / len(graded),
+        "teacher_accuracy": (sum(kind.labels_equal(it["teacher_label"], it["gold"]) for it in answered) / len(answered)
+                             if answered else None),
+        "rows": len(graded), "teacher_rows": len(answered),
+        # which rows: runs with the same fingerprint were graded on the same held-out rows
+        "held_out": hashlib.sha256("\n".join(sorted(it["row_id"] for it in graded)).encode()).hexdigest()[:16],
+    }
+
+
+def baselines(store: Store, project: str, run_ids: list[str] | None = None) -> dict | None:
+    """What the chosen runs (default: all the project's runs) must beat, on the held-out rows
+    they are graded on: the **majority-class baseline** (always answering the most frequent gold
+    label of the training rows) and the **teacher's accuracy** against gold. None when no run has
+    gold-labeled held-out rows (or no training row has gold).
+
+    Returns {"majority_baseline", "teacher_accuracy", "majority_label", "rows", "same_rows",
+    "runs": {run_id: the same numbers for that run}}. Runs graded on the same rows (the data's
+    test split, or the same seed and held-out share) share one exact value; otherwise the
+    top-level numbers are the mean over the runs and "same_rows" is False."""
+    from core.tasks import get_task
+
+    jobs = [_job(store, r) for r in run_ids] if run_ids is not None else store.list_jobs(project, "train")
+    if not jobs:
+        return None
+    kind = get_task(store.get_project(project).task)
+    items = store.items_by_order(project, None)
+    per_split: dict[tuple, dict | None] = {}
+    per_run = {}
+    for job in jobs:
+        cfg = resolved_config(job)
+        key = (cfg.get("test_fraction"), cfg.get("seed"), cfg.get("eval_limit"))
+        if key not in per_split:
+            per_split[key] = _reference_for(kind, *_graded_rows(items, cfg))
+        if per_split[key] is not None:
+            per_run[job["id"]] = per_split[key]
+    return _combine(per_run)
+
+
+def baselines_of(reference: dict | None, run_ids: list[str]) -> dict | None:
+    """baselines() narrowed to some of its runs, without reading the rows again."""
+    if not reference:
+        return None
+    return _combine({r: v for r, v in reference["runs"].items() if r in set(run_ids)})
+
+
+def _combine(per_run: dict[str, dict]) -> dict | None:
+    if not per_run:
+        return None
+    refs = list(per_run.values())
+    same = all(r["held_out"] == refs[0]["held_out"] and r["majority_label"] == refs[0]["majority_label"] for r in refs)
+    teacher = [r["teacher_accuracy"] for r in refs if r["teacher_accuracy"] is not None]
+    return {
+        "majority_baseline": sum(r["majority_baseline"] for r in refs) / len(refs),
+        "teacher_accuracy": sum(teacher) / len(teacher) if teacher else None,
+        "majority_label": refs[0]["majority_label"] if same else None,
+        "rows": refs[0]["rows"] if same else None, "same_rows": same,
+        "runs": dict(per_run),
+    }
+
+
+def run_warnings(store: Store, row: dict, reference: dict | None = None) -> list[str]:
+    """Plain-language warnings about one finished run (a run_table row): a student that gives
+    one answer to every held-out row, or that does no better than the majority-class baseline.
+    `reference` is baselines() for a set holding this run (computed when not given)."""
+    if row["status"] not in ("completed", "cancelled"):
+        return []
+    warnings = []
+    preds = [p["prediction"] for p in store.predictions(row["run"], "all", limit=10**7)]
+    if len(preds) > 1 and len(set(preds)) == 1:
+        answer = repr(preds[0]) if preds[0] else "an empty answer"
+        warnings.append(
+            f"Run {row['run']} gives the same answer, {answer}, to all {len(preds)} held-out rows: it has learned "
+            "one answer, not the task. Train longer, check that the training labels vary, or try another student.")
+    if reference is None:
+        reference = baselines(store, _job(store, row["run"])["project"], [row["run"]])
+    mine = (reference or {}).get("runs", {}).get(row["run"])
+    accuracy = row.get("test_accuracy")
+    if mine and accuracy is not None and accuracy <= mine["majority_baseline"] + BASELINE_MARGIN:
+        warnings.append(
+            f"Run {row['run']} is right on {accuracy:.0%} of the held-out rows, no better than always answering "
+            f"{mine['majority_label']!r} ({mine['majority_baseline']:.0%} on the same rows): it has not learned "
+            "anything useful yet.")
+    return warnings
+
+
 # ---- charts -------------------------------------------------------------------------
+def _reference_layers(reference: dict | None, title: str):
+    """Labelled horizontal rules (majority-class baseline, teacher accuracy) for an accuracy
+    chart whose y axis is a share from 0 to 1; [] when there is nothing to draw."""
+    import altair as alt
+
+    if not reference:
+        return []
+    lines = []
+    if reference.get("majority_baseline") is not None:
+        always = f" (always {reference['majority_label']!r})" if reference.get("majority_label") is not None else ""
+        lines.append({"line": "majority-class baseline", "value": reference["majority_baseline"],
+                      "label": f"majority-class baseline{always}: {reference['majority_baseline']:.2f}"})
+    if reference.get("teacher_accuracy") is not None:
+        lines.append({"line": "teacher accuracy", "value": reference["teacher_accuracy"],
+                      "label": f"teacher accuracy against gold: {reference['teacher_accuracy']:.2f}"})
+    if not lines:
+        return []
+    base = alt.Chart(_frame(lines)).encode(
+        y=alt.Y("value:Q", title=title, scale=alt.Scale(domain=[0, 1])))
+    rule = base.mark_rule(color="#666", strokeDash=[5, 4]).encode(
+        tooltip=["line", alt.Tooltip("value:Q", format=".3f")])
+    text = base.mark_text(align="left", baseline="bottom", dx=3, dy=-2, color="#444").encode(
+        x=alt.value(0), text="label:N")
+    return [rule, text]
+
+
 def _frame(rows: list[dict]):
     import pandas as pd
 
@@ -82,51 +292,82 @@ def loss_chart(store: Store, run_ids: list[str]):
         tooltip=["run", "task", "step", alt.Tooltip("loss:Q", format=".4f")])
 
 
-def accuracy_steps_chart(store: Store, run_ids: list[str]):
+def accuracy_steps_chart(store: Store, run_ids: list[str], reference: dict | None = None):
+    """Held-out accuracy (against gold) and teacher agreement at each evaluation, with the
+    majority-class baseline and the teacher's accuracy as labelled rules (`reference`: baselines())."""
     import altair as alt
 
-    rows = [{"run": m["job_id"], "step": m["step"], "metric": m["name"], "value": m["value"]}
-            for m in store.metrics(run_ids) if m["name"] in ("test_accuracy", "teacher_agreement")]
+    names = {"test_accuracy": "accuracy (vs gold)", "teacher_agreement": "agreement with teacher"}
+    rows = [{"run": m["job_id"], "step": m["step"], "metric": names[m["name"]], "value": m["value"]}
+            for m in store.metrics(run_ids) if m["name"] in names]
     if not rows:
         return None
-    return alt.Chart(_frame(rows), title="Held-out accuracy over steps").mark_line(point=True).encode(
-        x="step:Q", y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1]), title="share"), color="run:N",
+    lines = alt.Chart(_frame(rows)).mark_line(point=True).encode(
+        x="step:Q", y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1]), title="share of held-out rows"), color="run:N",
         strokeDash="metric:N", tooltip=["run", "metric", "step", alt.Tooltip("value:Q", format=".3f")])
+    return alt.layer(lines, *_reference_layers(reference, "share of held-out rows"),
+                     title="Held-out accuracy over steps")
 
 
 def _finished(table: list[dict]) -> list[dict]:
     return [r for r in table if r["test_accuracy"] is not None and r["status"] in ("completed", "cancelled")]
 
 
-def fraction_chart(table: list[dict]):
-    """Accuracy against rationale fraction: one point per run, the mean per objective as a line."""
+def _named(rows: list[dict]) -> list[dict]:
+    return [{**r, "objective": objective_name(r["objective"])} for r in rows]
+
+
+def fraction_chart(table: list[dict], reference: dict | None = None):
+    """Accuracy against rationale fraction: one point per multi-task run, their mean as a line;
+    label-only runs (no rationales, so no fraction) as a labelled rule at their mean accuracy,
+    with the majority-class baseline and the teacher's accuracy (`reference`)."""
     import altair as alt
 
     rows = _finished(table)
+    multi = _named([r for r in rows if not is_label_only(r)])
+    label_only = [r for r in rows if is_label_only(r)]
     if not rows:
         return None
-    base = alt.Chart(_frame(rows), title="Accuracy against rationale fraction")
-    points = base.mark_point(filled=True, size=70).encode(
-        x=alt.X("rationale_fraction:Q", scale=alt.Scale(domain=[0, 1]), title="rationale fraction"),
-        y=alt.Y("test_accuracy:Q", title="test accuracy", scale=alt.Scale(domain=[0, 1])), color="objective:N",
-        tooltip=["run", "objective", "rationale_fraction", "seed", alt.Tooltip("test_accuracy:Q", format=".3f")])
-    mean = base.mark_line().encode(x="rationale_fraction:Q", y="mean(test_accuracy):Q", color="objective:N")
-    return points + mean
+    title = "test accuracy"
+    layers = []
+    if multi:
+        base = alt.Chart(_frame(multi))
+        layers.append(base.mark_point(filled=True, size=70).encode(
+            x=alt.X("rationale_fraction:Q", scale=alt.Scale(domain=[0, 1]), title="rationale fraction"),
+            y=alt.Y("test_accuracy:Q", title=title, scale=alt.Scale(domain=[0, 1])), color="objective:N",
+            tooltip=["run", "objective", "rationale_fraction", "seed", alt.Tooltip("test_accuracy:Q", format=".3f")]))
+        layers.append(base.mark_line().encode(x="rationale_fraction:Q", y=alt.Y("mean(test_accuracy):Q", title=title),
+                                              color="objective:N"))
+    if label_only:
+        mean = sum(r["test_accuracy"] for r in label_only) / len(label_only)
+        runs = f"{len(label_only)} runs, mean" if len(label_only) > 1 else "1 run"
+        line = alt.Chart(_frame([{"line": "label-only", "value": mean, "label": f"label-only ({runs}): {mean:.2f}"}]))
+        enc = line.encode(y=alt.Y("value:Q", title=title, scale=alt.Scale(domain=[0, 1])))
+        layers += [enc.mark_rule(color="#d62728").encode(tooltip=["line", alt.Tooltip("value:Q", format=".3f")]),
+                   enc.mark_text(align="left", baseline="top", dx=3, dy=3, color="#d62728").encode(
+                       x=alt.value(0), text="label:N")]
+    if not multi:  # only label-only runs: give the x axis its meaning anyway
+        layers.insert(0, alt.Chart(_frame([{"rationale_fraction": 0.0}, {"rationale_fraction": 1.0}])).mark_point(
+            opacity=0).encode(x=alt.X("rationale_fraction:Q", scale=alt.Scale(domain=[0, 1]), title="rationale fraction")))
+    return alt.layer(*layers, *_reference_layers(reference, title), title="Accuracy against rationale fraction")
 
 
-def cost_chart(table: list[dict]):
-    """The cost-quality frontier: accuracy against the teacher dollars a run trained on."""
+def cost_chart(table: list[dict], reference: dict | None = None):
+    """The cost-quality frontier: accuracy against the teacher dollars a run trained on, with
+    the majority-class baseline and the teacher's accuracy (`reference`) as labelled rules."""
     import altair as alt
 
-    rows = [r for r in _finished(table) if r["teacher_usd"] is not None]
+    rows = _named([r for r in _finished(table) if r["teacher_usd"] is not None])
     if not rows:
         return None
-    return alt.Chart(_frame(rows), title="Accuracy against teacher spend").mark_point(filled=True, size=70).encode(
+    title = "test accuracy"
+    points = alt.Chart(_frame(rows)).mark_point(filled=True, size=70).encode(
         x=alt.X("teacher_usd:Q", title="teacher $ behind the training rows"),
-        y=alt.Y("test_accuracy:Q", title="test accuracy", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("test_accuracy:Q", title=title, scale=alt.Scale(domain=[0, 1])),
         color="objective:N", shape="label_source:N",
         tooltip=["run", "objective", "label_source", "rationale_fraction", alt.Tooltip("teacher_usd:Q", format="$.4f"),
                  alt.Tooltip("test_accuracy:Q", format=".3f")])
+    return alt.layer(points, *_reference_layers(reference, title), title="Accuracy against teacher spend")
 
 
 def confusion_chart(matrix: dict):
@@ -167,18 +408,34 @@ def run_facts(store: Store, run_id: str) -> dict:
     project = store.get_project(job["project"])
     provenance = store.teacher_provenance(job["project"])
     row = _rows(store, job["project"], [job])[0]
+    reference = baselines(store, job["project"], [run_id])
     return {"job": job, "project": project, "config": resolved_config(job), "provenance": provenance,
-            "metrics": store.latest_metrics(run_id), "summary": row, "confusion": confusion(job)}
+            "metrics": store.latest_metrics(run_id), "summary": row, "confusion": confusion(job),
+            "baseline": (reference or {}).get("runs", {}).get(run_id),
+            "warnings": run_warnings(store, row, reference)}
 
 
 def _sections(facts: dict) -> list[tuple[str, list[str], list[list]]]:
     """(title, header, rows) tables shared by the Markdown and HTML reports."""
     cfg, prov, job = facts["config"], facts["provenance"], facts["job"]
+    baseline = facts.get("baseline")
+    against = []
+    if baseline:
+        against.append([f"majority-class baseline (always {baseline['majority_label']!r}, same held-out rows)",
+                        round(baseline["majority_baseline"], 4)])
+        if baseline["teacher_accuracy"] is not None:
+            against.append(["teacher accuracy against gold (same held-out rows)", round(baseline["teacher_accuracy"], 4)])
+        against.append(["held-out rows with gold", baseline["rows"]])
     sections = [
         ("Run", ["field", "value"], [["run", job["id"]], ["status", job["status"]], ["project", job["project"]],
                                      ["task", facts["project"].task], ["finished", job["finished_at"]]]),
-        ("Config", ["setting", "value"], [[k, v] for k, v in cfg.items() if k not in ("extra", "project")]),
-        ("Metrics", ["metric", "value"], [[k, round(v, 4)] for k, v in sorted(facts["metrics"].items())]),
+    ]
+    if facts.get("warnings"):
+        sections.append(("Warnings", ["warning"], [[w] for w in facts["warnings"]]))
+    sections += [
+        ("Config", ["setting", "value"], [[k, _config_value(cfg, k, v)] for k, v in cfg.items()
+                                          if k not in ("extra", "project")]),
+        ("Metrics", ["metric", "value"], [[k, round(v, 4)] for k, v in sorted(facts["metrics"].items())] + against),
         ("Teacher provenance", ["model", "template version", "calls", "cached", "errors", "billed $"],
          [[c["model"], c["template_version"], c["calls"], c["cached"], c["errors"], round(c["billed_usd"] or 0, 4)]
           for c in prov["calls"]]),
@@ -191,6 +448,16 @@ def _sections(facts: dict) -> list[tuple[str, list[str], list[list]]]:
         per_class = facts["confusion"]["per_class_accuracy"]
         sections.append(("Per-class accuracy", ["class", "accuracy"], [[k, round(v, 3)] for k, v in per_class.items()]))
     return sections
+
+
+def _config_value(cfg: dict, key: str, value):
+    """A saved setting for the report: as stored (so a run can be repeated from it), except the
+    objective's name and the rationale settings of a label-only run, which it does not use ("—")."""
+    if key == "objective":
+        return f"{objective_name(value)} (stored as {value})" if objective_name(value) != value else value
+    if key in RATIONALE_SETTINGS and is_label_only(cfg):
+        return NOT_APPLICABLE
+    return value
 
 
 def _md_cell(value) -> str:

@@ -34,6 +34,11 @@ RATIONALE_PREFIX = "[rationale] "
 
 OBJECTIVES = ("multitask", "standard")           # label + rationale | label only
 LABEL_SOURCES = ("reviewed", "teacher", "gold")  # reviewed = teacher labels with reviewer corrections
+# Evaluation during training (TrainConfig.eval_every unset): about this many held-out
+# evaluations per run, the last one being the final evaluation, but never more often than
+# every EVAL_MIN_INTERVAL steps, so that short runs (and the tests' tiny ones) stay cheap.
+EVAL_POINTS = 5
+EVAL_MIN_INTERVAL = 10
 
 
 @dataclass
@@ -56,8 +61,12 @@ class TrainConfig:
     max_rationale_len: int = 64        # rationale target tokens
     test_fraction: float = 0.2         # held-out share when the data has no "test" split
     log_every: int = 5                 # steps between metric writes to DuckDB
-    eval_every: int = 0                # steps between evaluations (0: only at the end)
-    eval_limit: int = 200              # test rows evaluated at most
+    eval_every: int | None = None      # steps between held-out evaluations during training; None: about
+                                       # EVAL_POINTS per run (every 24 steps of the default 120, never more
+                                       # often than every EVAL_MIN_INTERVAL steps); 0: only at the end
+    eval_limit: int = 200              # test rows evaluated at most (the final evaluation)
+    step_eval_limit: int = 200         # test rows scored by each evaluation during training (the first
+                                       # ones of the final evaluation's rows: cheap, and comparable)
     rationale_samples: int = 50        # test rows whose student rationale is generated for inspection
     checkpoint_every: int = 50         # steps between checkpoints (a killed run resumes from the last)
     group_by_length: bool = True       # batches of similar input length: less padding, same data per epoch
@@ -66,6 +75,12 @@ class TrainConfig:
     device: str = "auto"               # auto | cpu | cuda
     out_dir: str = ""                  # where the model and predictions are written
     extra: dict = field(default_factory=dict)
+
+    def eval_interval(self) -> int:
+        """Steps between evaluations during training (0: none before the final one)."""
+        if self.eval_every is not None:
+            return self.eval_every
+        return max(EVAL_MIN_INTERVAL, math.ceil(self.max_steps / EVAL_POINTS))
 
     def validate(self) -> TrainConfig:
         if self.objective not in OBJECTIVES:
@@ -82,6 +97,10 @@ class TrainConfig:
             raise ConfigError("precision must be auto, fp32 or bf16.")
         if self.max_steps < 1 or self.batch_size < 1:
             raise ConfigError("steps and batch size must be at least 1.")
+        if self.eval_every is not None and self.eval_every < 0:
+            raise ConfigError("eval_every must be 0 (only at the end), a number of steps, or unset (automatic).")
+        if self.eval_limit < 1 or self.step_eval_limit < 1:
+            raise ConfigError("eval_limit and step_eval_limit must be at least 1.")
         return self
 
 
@@ -286,7 +305,7 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
 
     def evaluate(step: int, final: bool = False) -> dict:
         model.eval()
-        rows = test_rows[: cfg.eval_limit]
+        rows = test_rows[: cfg.eval_limit if final else min(cfg.eval_limit, cfg.step_eval_limit)]
         predictions = []
         with torch.no_grad():
             for start in range(0, len(rows), 32):
@@ -319,7 +338,9 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
         report.metrics([(step, k, v) for k, v in result.items()])  # evaluate runs on rank 0 only
         return result
 
+    eval_every = cfg.eval_interval()
     resolved = asdict(cfg) | {"out_dir": str(out_dir), "device": str(device), "bf16_autocast": bf16,
+                              "eval_every": eval_every,
                               "train_rows": len(examples), "test_rows": len(test_rows), "rows_with_rationale": n_rationales,
                               "teacher_rows_used": sum(1 for e in examples if e["uses_teacher"]),
                               "rationale_loss": ("masked (rows without a rationale add no rationale loss)"
@@ -351,12 +372,16 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
         save_checkpoint(ckpt_path, {
             "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "python_rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "batches": batches,
-            "seen": seen, "elapsed": elapsed + time.monotonic() - t0, "config": resolved})
+            "seen": seen, "elapsed": training_seconds(), "config": resolved})
+
+    def training_seconds() -> float:
+        """Time spent training so far (evaluations during training excluded)."""
+        return elapsed + time.monotonic() - t0 - eval_seconds
 
     # ---- the loop ---------------------------------------------------------------
     model.train()
     pending_metrics: list[tuple[int, str, float]] = []
-    t0, status, step = time.monotonic(), "completed", first_step
+    t0, status, step, eval_seconds = time.monotonic(), "completed", first_step, 0.0
     for step in range(first_step, cfg.max_steps):
         if not batches:
             batches = epoch_batches(lengths, cfg.batch_size * replicas.world, rng, cfg.group_by_length)
@@ -380,7 +405,7 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
                 pending_metrics.append((step + 1, "rationale_loss", rationale_loss))
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps:
             pending_metrics += [(step + 1, "lr", lr_at(step)),
-                                (step + 1, "examples_per_s", seen / (elapsed + time.monotonic() - t0))]
+                                (step + 1, "examples_per_s", seen / training_seconds())]
             if replicas.main:
                 report.metrics(pending_metrics)
             pending_metrics = []
@@ -392,8 +417,10 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
                 break
         if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.max_steps:
             checkpoint(step + 1)
-        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.max_steps and replicas.main:
+        if eval_every and (step + 1) % eval_every == 0 and step + 1 < cfg.max_steps and replicas.main:
+            started = time.monotonic()
             evaluate(step + 1)
+            eval_seconds += time.monotonic() - started
     else:
         step = cfg.max_steps
 

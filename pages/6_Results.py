@@ -5,25 +5,83 @@ import pandas as pd
 import streamlit as st
 
 from core import jobs, results
+from core.results import HELP
 from ui import auth_configured, page_setup, plain, project_picker, show_error
 
 CHARTS = {
-    "Training loss per task": lambda store, ids, table: results.loss_chart(store, ids),
-    "Accuracy over steps": lambda store, ids, table: results.accuracy_steps_chart(store, ids),
-    "Accuracy against rationale fraction": lambda store, ids, table: results.fraction_chart(table),
-    "Accuracy against teacher spend": lambda store, ids, table: results.cost_chart(table),
+    "Training loss per task": lambda store, ids, table, ref: results.loss_chart(store, ids),
+    "Accuracy over steps": lambda store, ids, table, ref: results.accuracy_steps_chart(store, ids, ref),
+    "Accuracy against rationale fraction": lambda store, ids, table, ref: results.fraction_chart(table, ref),
+    "Accuracy against teacher spend": lambda store, ids, table, ref: results.cost_chart(table, ref),
+}
+CHART_HELP = {
+    "Training loss per task": "How wrong the student still is on its training rows, step by step, for the label "
+                              "task and the rationale task (lower is better).",
+    "Accuracy over steps": "How often the student is right on held-out rows at each evaluation during training; "
+                           "the dashed lines are what it must beat (always answering the commonest label) and "
+                           "what it copies (the teacher).",
+    "Accuracy against rationale fraction": "Does training on more of the teacher's explanations help? One point per "
+                                           "multi-task run; label-only runs (no explanations) are the red line.",
+    "Accuracy against teacher spend": "What accuracy each run bought: the teacher dollars behind its training rows "
+                                      "against its held-out accuracy.",
+}
+# Column headers and their one-sentence meaning, for the run comparison table.
+COLUMNS = {
+    "objective": ("objective", HELP["objective"]),
+    "label_source": ("labels from", HELP["label_source"]),
+    "alpha": ("α", HELP["alpha"]),
+    "rationale_fraction": ("rationale fraction", HELP["rationale_fraction"]),
+    "rationale_loss": ("rows without rationale", HELP["rationale_loss"]),
+    "seed": ("seed", HELP["seed"]),
+    "student": ("student", HELP["student"]),
+    "steps": ("steps", HELP["steps"]),
+    "train_rows": ("training rows", HELP["train_rows"]),
+    "rows_with_rationale": ("rows with rationale", HELP["rows_with_rationale"]),
+    "test_accuracy": ("held-out accuracy", HELP["test_accuracy"]),
+    "teacher_agreement": ("teacher agreement", HELP["teacher_agreement"]),
+    "train_loss": ("training loss", HELP["train_loss"]),
+    "teacher_usd": ("teacher $", HELP["teacher_usd"]),
 }
 
 
-def comparison(store, table: list[dict], chosen: list[str]) -> None:
+def column_config() -> dict:
+    config = {key: st.column_config.Column(label, help=text) for key, (label, text) in COLUMNS.items()}
+    for key in ("test_accuracy", "teacher_agreement", "train_loss"):
+        config[key] = st.column_config.NumberColumn(COLUMNS[key][0], help=COLUMNS[key][1], format="%.3f")
+    config["teacher_usd"] = st.column_config.NumberColumn("teacher $", help=HELP["teacher_usd"], format="$%.4f")
+    return config
+
+
+def reference_metrics(reference: dict | None, container=st) -> None:
+    """The two numbers every run must be read against, each with its meaning."""
+    cols = container.columns(3)
+    if reference is None:
+        cols[0].metric("Majority-class baseline", "—", help=HELP["majority_baseline"] + " (needs gold labels)")
+        cols[1].metric("Teacher accuracy (vs gold)", "—", help=HELP["teacher_accuracy"] + " (needs gold labels)")
+        cols[2].metric("Held-out rows with gold", "0", help=HELP["held_out"])
+        return
+    always = f"always {reference['majority_label']!r}" if reference.get("majority_label") is not None else None
+    cols[0].metric("Majority-class baseline", f"{reference['majority_baseline']:.3f}", help=HELP["majority_baseline"],
+                   delta=always, delta_color="off", delta_arrow="off")
+    teacher = reference.get("teacher_accuracy")
+    cols[1].metric("Teacher accuracy (vs gold)", "—" if teacher is None else f"{teacher:.3f}",
+                   help=HELP["teacher_accuracy"])
+    rows = reference.get("rows")
+    cols[2].metric("Held-out rows with gold", "varies" if rows is None else str(rows), help=HELP["held_out"])
+
+
+def comparison(store, table: list[dict], chosen: list[str], reference: dict | None) -> None:
     picked = [r for r in table if r["run"] in chosen]
-    charts = {title: make(store, chosen, picked) for title, make in CHARTS.items()}  # built once per rerun
+    charts = {title: make(store, chosen, picked, reference) for title, make in CHARTS.items()}  # built once per rerun
     for title, chart in charts.items():
-        st.subheader(title)
+        st.subheader(title, help=CHART_HELP[title])
         if chart is None:
             st.caption("Nothing to plot yet: no finished evaluation among the chosen runs.")
         else:
             st.altair_chart(chart, width="stretch")
+    if reference and not reference["same_rows"]:
+        st.caption("The chosen runs are graded on different held-out rows (different seeds or held-out shares), "
+                   "so the dashed lines show the mean over them.")
     with st.expander("Export a chart (PNG or SVG)"):
         cols = st.columns([3, 1, 2])
         name = cols[0].selectbox("Chart", list(CHARTS), key="export_chart")
@@ -38,7 +96,19 @@ def comparison(store, table: list[dict], chosen: list[str]) -> None:
                                mime="image/svg+xml" if kind == "svg" else "image/png", key="export_download")
 
 
-def run_detail(store, run: dict) -> None:
+def run_detail(store, run: dict, row: dict, reference: dict | None) -> None:
+    for warning in results.run_warnings(store, row, reference):
+        st.warning(plain(warning), icon="⚠️")
+    mine = (reference or {}).get("runs", {}).get(run["id"])
+    cols = st.columns(4)
+    accuracy, agreement = row.get("test_accuracy"), row.get("teacher_agreement")
+    cols[0].metric("Held-out accuracy", "—" if accuracy is None else f"{accuracy:.3f}", help=HELP["test_accuracy"])
+    cols[1].metric("Majority-class baseline", "—" if not mine else f"{mine['majority_baseline']:.3f}",
+                   help=HELP["majority_baseline"])
+    cols[2].metric("Teacher accuracy (vs gold)",
+                   "—" if not mine or mine["teacher_accuracy"] is None else f"{mine['teacher_accuracy']:.3f}",
+                   help=HELP["teacher_accuracy"])
+    cols[3].metric("Teacher agreement", "—" if agreement is None else f"{agreement:.3f}", help=HELP["teacher_agreement"])
     matrix = results.confusion(run)
     if matrix:
         cols = st.columns([2, 1])
@@ -46,8 +116,11 @@ def run_detail(store, run: dict) -> None:
         if chart is not None:
             cols[0].altair_chart(chart, width="stretch")
         cols[1].dataframe(pd.DataFrame({"class": list(matrix["per_class_accuracy"]),
-                                        "accuracy": list(matrix["per_class_accuracy"].values())}), hide_index=True)
-    st.subheader("Predictions on held-out rows")
+                                        "accuracy": list(matrix["per_class_accuracy"].values())}), hide_index=True,
+                          column_config={"accuracy": st.column_config.NumberColumn(
+                              "accuracy", format="%.3f",
+                              help="Share of held-out rows of this gold class that the student labels correctly.")})
+    st.subheader("Predictions on held-out rows", help=HELP["held_out"])
     cols = st.columns([2, 1])
     only = cols[0].radio("Show", ["all", "wrong", "disagrees"], horizontal=True, key="pred_filter",
                          format_func={"all": "all", "wrong": "wrong (against gold)",
@@ -93,17 +166,27 @@ def main() -> None:
         st.info("No training runs yet. Start one on the Train page.")
         return
     table = results.run_table(store, name)
+    reference = results.baselines(store, name)
     st.subheader("Run comparison")
-    st.dataframe(pd.DataFrame(table), hide_index=True)
-    st.caption("teacher_usd: cost of the teacher answers behind the run's training rows (its labels or rationales).")
+    reference_metrics(reference)
+    if reference is None:
+        st.caption("No held-out row has a gold label, so accuracy, the majority-class baseline and the teacher's "
+                   "accuracy cannot be measured; teacher agreement still can.")
+    st.dataframe(pd.DataFrame(results.display_table(table)), hide_index=True, column_config=column_config())
+    st.caption("Hover a column header for what it means. α, rationale fraction and rows without rationale are "
+               "\"—\" for label-only runs: they learn the label alone, so these settings do not apply.")
+    for row in table:
+        for warning in results.run_warnings(store, row, reference):
+            st.warning(plain(warning), icon="⚠️")
     ids = [r["id"] for r in runs]
     chosen = st.multiselect("Runs to plot", ids, default=ids[:8], key="runs_chosen")
     if chosen:
-        comparison(store, table, chosen)
+        comparison(store, table, chosen, results.baselines_of(reference, chosen))
     st.divider()
     st.header("One run")
     run_id = st.selectbox("Run", ids, key="detail_run")
-    run_detail(store, next(r for r in runs if r["id"] == run_id))
+    run_detail(store, next(r for r in runs if r["id"] == run_id), next(r for r in table if r["run"] == run_id),
+               reference)
 
 
 main()

@@ -42,6 +42,17 @@ def test_tiny_multitask_run_streams_metrics_and_saves_a_loadable_model(labeled, 
     assert set(out[0]) == {"input", "label", "rationale"}
 
 
+def test_evaluation_during_training_is_on_by_default_and_bounded():
+    default = TrainConfig(project="p")
+    assert default.eval_every is None and default.eval_interval() == 24  # 4 evaluations + the final one
+    assert TrainConfig(project="p", max_steps=1000).eval_interval() == 200
+    assert TrainConfig(project="p", max_steps=6).eval_interval() == 10  # short runs: the final one only
+    assert TrainConfig(project="p", eval_every=0).eval_interval() == 0
+    assert default.step_eval_limit <= 200
+    with pytest.raises(Exception, match="eval_every"):
+        TrainConfig(project="p", eval_every=-1).validate()
+
+
 def test_multitask_loss_combines_label_and_rationale_with_alpha(labeled, tmp_path):
     # One step, same seed: the logged total must equal alpha*label + (1-alpha)*rationale.
     train_project(labeled, cfg(max_steps=1, log_every=1, alpha=0.3, out_dir=str(tmp_path / "a")), job_id="a")
@@ -104,11 +115,14 @@ def test_rejected_rationales_are_never_trained_on(labeled):
     assert all(e["rationale"] is None for e in approved_only)
 
 
-def test_final_evaluation_writes_a_confusion_matrix(labeled, tmp_path):
-    train_project(labeled, cfg(out_dir=str(tmp_path / "c")), job_id="c")
+def test_evaluations_during_training_and_the_final_one_with_its_confusion_matrix(labeled, tmp_path):
+    train_project(labeled, cfg(eval_every=2, step_eval_limit=1, out_dir=str(tmp_path / "c")), job_id="c")
+    points = sorted(m["step"] for m in labeled.metrics(["c"]) if m["name"] == "test_accuracy")
+    assert points == [2, 4, 6]  # every 2 steps (on 1 held-out row), then the final evaluation
+    assert json.loads((tmp_path / "c" / "train_config.json").read_text())["eval_every"] == 2
     confusion = json.loads((tmp_path / "c" / "confusion.json").read_text())
     total = sum(sum(row.values()) for row in confusion["counts"].values())
-    assert total == 2 and set(confusion["per_class_accuracy"]) <= set(confusion["labels"])
+    assert total == 2 and set(confusion["per_class_accuracy"]) <= set(confusion["labels"])  # final: all rows
 
 
 def test_resuming_from_a_checkpoint_reproduces_the_next_steps(labeled, tmp_path):
