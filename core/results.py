@@ -510,11 +510,13 @@ def model_card(facts: dict) -> str:
     usage = ["## Use", "", "```python", "from core.train import predict",
              "predict('<this folder>', ['your input text'], rationale=True)", "```", "",
              "Inputs carry a task prefix: `[label] ` for the label, `[rationale] ` for the rationale."]
+    settings = (f"labels from {cfg['label_source']}" if cfg.get("objective") == "standard" else
+                f"labels from {cfg['label_source']}, alpha {cfg['alpha']}, rationale fraction "
+                f"{cfg['rationale_fraction']}, {cfg.get('rationale_loss', '')}")
     intro = [f"# Student distilled from a teacher LLM: {facts['job']['project']}", "",
-             f"A {cfg['student']} student trained with the {cfg['objective']} objective "
-             f"(labels from {cfg['label_source']}, alpha {cfg['alpha']}, rationale fraction {cfg['rationale_fraction']}, "
-             f"{cfg.get('rationale_loss', '')}) by zero-shot step-by-step distillation "
-             "(Vöge, Gurgul & Lessmann 2024; Hsieh et al. 2023).", ""]
+             f"A {cfg['student']} student trained with the {objective_name(cfg.get('objective', ''))} objective "
+             f"({settings}) by zero-shot step-by-step distillation (Vöge, Gurgul & Lessmann 2024; Hsieh et al. 2023).",
+             ""]
     return "\n".join(front + intro + usage + [""]) + _markdown(_sections(facts))
 
 
