@@ -77,7 +77,7 @@ def main() -> None:
             cfg = TrainConfig(project="cqa", student=args.student, objective=objective, label_source="teacher",
                               rationale_fraction=fraction, max_steps=args.steps, batch_size=args.batch_size,
                               learning_rate=args.lr, seed=args.seed, device=args.device,
-                              eval_limit=args.eval_limit or 10**9, rationale_samples=0, checkpoint_every=0,
+                              eval_limit=args.eval_limit or 10**9, eval_every=0, rationale_samples=0, checkpoint_every=0,
                               log_every=max(1, args.steps // 10), out_dir=str(Path(tmp) / f"{objective}-{fraction}"))
             started = time.monotonic()
             out = train_project(store, cfg, job_id=f"{objective}-{fraction}")

@@ -97,7 +97,7 @@ def reference(store: Store, project: str, steps: int, batch_size: int, lr: float
 def ours(store: Store, project: str, steps: int, batch_size: int, lr: float, student: str, out: Path,
          precision: str = "auto") -> dict:
     cfg = TrainConfig(project=project, student=student, max_steps=steps, batch_size=batch_size, learning_rate=lr,
-                      log_every=steps, eval_limit=1, rationale_samples=0, checkpoint_every=0, out_dir=str(out),
+                      log_every=steps, eval_limit=1, eval_every=0, rationale_samples=0, checkpoint_every=0, out_dir=str(out),
                       precision=precision)
     report = Report()  # metrics kept in memory: the loop needs no store
     result = train(cfg, training_data(store, project), report)
