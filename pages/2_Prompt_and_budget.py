@@ -274,8 +274,10 @@ def budget_panel(store, name, project, prices, model):
     m[0].metric("Rows to label", f"{fc.rows:,}")
     m[1].metric("Input tokens (P50)", f"{fc.input_tokens_p50:,}", help=f"{fc.input_tokens_per_row} per row, {fc.input_source}")
     m[2].metric("Output tokens (P50)", f"{fc.output_tokens_p50:,}", help=f"{fc.output_tokens_per_row} per row, {fc.output_source}")
-    m[3].metric("Cost P50", "unknown" if fc.cost_usd_p50 is None else f"${fc.cost_usd_p50:,.4f}")
-    m[4].metric("Cost P90", "unknown" if fc.cost_usd_p90 is None else f"${fc.cost_usd_p90:,.4f}")
+    m[3].metric("Cost P50", "unknown" if fc.cost_usd_p50 is None else f"${fc.cost_usd_p50:,.4f}",
+                help="The middle estimate: the bill is as likely to come in under it as over it.")
+    m[4].metric("Cost P90", "unknown" if fc.cost_usd_p90 is None else f"${fc.cost_usd_p90:,.4f}",
+                help="A cautious estimate: the bill should come in under it nine times out of ten.")
     st.markdown("**Assumptions**\n" + "\n".join(f"- {plain(a)}" for a in fc.assumptions))
     if fc.parse_failure_rate is not None:
         st.caption(f"Observed so far: parse failures {fc.parse_failure_rate:.1%}, "
