@@ -126,7 +126,8 @@ def _open_parse_errors(page, app_url: str) -> str:
     page.goto(f"{app_url}/Review")
     page.get_by_role("heading", name="Review").first.wait_for(timeout=60000)
     _settle(page)
-    queue = page.get_by_label("Queue filters (combined)").first
+    # the input itself: with a help tooltip the label also names the "?" icon
+    queue = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Queue filters").locator("input").first
     queue.click()
     page.keyboard.press("Backspace")  # drop the default "unreviewed"
     page.keyboard.type("parse errors")
@@ -135,6 +136,9 @@ def _open_parse_errors(page, app_url: str) -> str:
     _settle(page)
     heading = page.get_by_role("heading", name=re.compile(r"^Row ")).first
     heading.wait_for(timeout=30000)
+    # the first queue's form can linger while the new one mounts: wait for one form only
+    page.wait_for_function("document.querySelectorAll('textarea[aria-label=Rationale]').length === 1",
+                           timeout=30000)
     return heading.inner_text().removeprefix("Row ").strip()
 
 
