@@ -74,6 +74,55 @@ def invoice_check(rows: int) -> dict:
         }
 
 
+def honest_responder(body: dict) -> str:
+    """correct_responder that answers a label-only prompt with the label alone, and cannot
+    decide about parcels unless the prompt tells it to be decisive (for the relabel case)."""
+    text = body["messages"][-1]["content"]
+    answer = correct_responder(body)
+    if "parcel" in text and "Be decisive" not in text:
+        return "Hard to say; it could be several things, the ticket is not clear enough for me."
+    return answer.split("\n")[0] if "Reply with exactly one line" in text else answer
+
+
+def _bench_project(store: Store, rows: int, decisive: bool) -> None:
+    template = mode_template("classification", ["text"]) + ("\nBe decisive." if decisive else "")
+    import_source(store, open_bytes(tickets_csv(rows), "t.csv"), "bench", "classification",
+                  ColumnMapping(input_fields=["text"], id_field="id", label_field="label"),
+                  template=template, model="claude-haiku-4-5")
+
+
+def plan_check(rows: int) -> dict:
+    """Forecast error of two runs the planner shapes, each after a 2% pilot like the main
+    check: rationale fraction 0.3, and re-asking the rows whose answers failed to parse once
+    the prompt is fixed (the relabel forecast is made from the first run's observed usage)."""
+    prices = load_prices()
+    plan = {"rationale_fraction": 0.3, "seed": 1}
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp, FakeAnthropic(responder=honest_responder) as fake:
+        run = {"api_key": "bench", "base_url": fake.url, "concurrency": 16}
+        store = Store(Path(tmp) / "fraction.duckdb")
+        _bench_project(store, rows, decisive=True)
+        TeacherRun(store, "bench", row_ids=pilot_rows(store, "bench", 0.02, floor=20), **run, **plan).run()
+        before = store.spend("bench")
+        fc = forecast(store, "bench", prices, **plan)
+        summary = TeacherRun(store, "bench", **run, **plan).run()
+        out["fraction"] = {"forecast": fc.cost_usd_p50, "p90": fc.cost_usd_p90,
+                           "actual": store.spend("bench") - before,
+                           "share": summary.rationale_requests / max(1, summary.requests)}
+
+        store = Store(Path(tmp) / "relabel.duckdb")
+        _bench_project(store, rows, decisive=False)
+        TeacherRun(store, "bench", **run).run()  # every "parcel" ticket comes back unparseable
+        project = store.get_project("bench")
+        store.update_project("bench", template=project.template + "\nBe decisive.")
+        before = store.spend("bench")
+        fc = forecast(store, "bench", prices, relabel="failed")
+        summary = TeacherRun(store, "bench", relabel="failed", **run).run()
+        out["relabel"] = {"forecast": fc.cost_usd_p50, "p90": fc.cost_usd_p90, "actual": store.spend("bench") - before,
+                          "rows": fc.rows, "sent": summary.requests}
+    return out
+
+
 def cqa_token_ratio() -> dict | None:
     if not (SHARED / "cqa" / "cqa_train.jsonl").exists():
         return None
@@ -115,6 +164,14 @@ def main() -> None:
     print(f"  after a {r['pilot_rows']}-row pilot (${r['pilot_cost']:.4f}): P50 ${r['forecast_p50']:.4f}  "
           f"P90 ${r['forecast_p90']:.4f}")
     print(f"  billed in total: ${r['actual']:.4f}  -> forecast error {error:+.2f}%, within P90: {within}")
+    plans = plan_check(args.rows)
+    errors = {}
+    for name, case in plans.items():
+        errors[name] = 100 * (case["forecast"] - case["actual"]) / case["actual"]
+        print(f"  {name:<9} run: forecast P50 ${case['forecast']:.4f} (P90 ${case['p90']:.4f}), billed "
+              f"${case['actual']:.4f} -> error {errors[name]:+.2f}%"
+              + (f"; rationale share sent {case['share']:.3f}" if name == "fraction" else
+                 f"; priced {case['rows']} requests, sent {case['sent']}"))
     ratio = cqa_token_ratio()
     if ratio:
         q = ratio["zero_shot_tokens_per_row"] / ratio["few_shot_tokens_per_row"]
@@ -127,6 +184,9 @@ def main() -> None:
                       "offline_forecast_error_pct": round(offline_error, 3), "actual_within_p90": within,
                       "actual_usd": round(r["actual"], 6), "forecast_p50_usd": round(r["forecast_p50"], 6),
                       "forecast_p90_usd": round(r["forecast_p90"], 6),
+                      "fraction_0_3_forecast_error_pct": round(errors["fraction"], 3),
+                      "relabel_forecast_error_pct": round(errors["relabel"], 3),
+                      "relabel_priced_requests": plans["relabel"]["rows"], "relabel_sent": plans["relabel"]["sent"],
                       "zero_vs_few_shot_token_ratio": round(q, 4) if q else None}))
 
 

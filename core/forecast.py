@@ -100,7 +100,7 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 
 def token_profile(store: Store, project_name: str, mode: str | None = None, rationale_fraction: float = 1.0,
                   model: str | None = None, shots: int | None = None, memo: dict | None = None,
-                  plan: list | None = None) -> TokenProfile:
+                  plan: list | None = None, relabel: str | None = None) -> TokenProfile:
     """`memo` lets several profiles of one project (the cost table) share the sample, the
     offline token counts per mode and the observed usage instead of recomputing them.
     `plan` (core.selection.requests_to_send) prices exactly the requests a run would send:
@@ -148,39 +148,42 @@ def token_profile(store: Store, project_name: str, mode: str | None = None, rati
 
     # --- calibrate input tokens: observed usage > count_tokens > none
     observed = once("observed", lambda: store.observed_usage(project_name))
-    ratios, source, cal_se = [], "offline", OFFLINE_TOKENIZER_SD
+    pairs, source, cal_se = [], "offline", OFFLINE_TOKENIZER_SD
     if len(observed) >= 5:
-        ratios = once("observed_ratios", lambda: [
-            o["input_tokens"] / est for o in observed
+        pairs = once("observed_pairs", lambda: [
+            (float(est), float(o["input_tokens"])) for o in observed
             if o["input_tokens"] and (est := request_tokens(json.loads(o["request"])))])
         source = "observed"
     else:
         counted = store.token_counts([request_hash(r) for r in full_requests])
         if counted:
-            ratios = [n / o for n, o in counted.values() if o]
+            pairs = [(float(o), float(n)) for n, o in counted.values() if o]
             source = "count_tokens"
-    if ratios:
-        pairs_total = sum(ratios) / len(ratios)
-        calibration = pairs_total
-        cal_se = (statistics.stdev(ratios) / math.sqrt(len(ratios)) / calibration) if len(ratios) > 1 else 0.05
-    else:
-        calibration = 1.0
+    calibration = 1.0
+    if pairs and mean_in:
+        calibration, cal_se = _calibrate(pairs, mean_in)
     n = max(1, len(per_row))
     fpc = math.sqrt(max(0.0, 1 - n / to_label)) if to_label else 0.0
     input_total = to_label * mean_in * calibration
     input_se = math.hypot(to_label * sd_in * calibration / math.sqrt(n) * fpc, input_total * cal_se)
 
     # --- output tokens: observed mean (for this mode's answers) or the preset's length
-    outs = [o["output_tokens"] for o in observed if o["output_tokens"] is not None]
+    # (label-only answers, from the rows outside a rationale share, are observed apart: they are short)
+    # re-asking failed rows replaces unparsed answers: their length says little about the new ones
+    answered = [o for o in observed if o["status"] != "flagged"] if relabel == "failed" else observed
+    full_outs, short_outs = _observed_outputs(answered, project)
     expected_full = expected_output_tokens(project.task)
     expected_label = expected_output_tokens(project.task, label_only=True)
-    if len(outs) >= 5 and mode == project.mode:
-        mean_out_full, sd_out = _mean_sd([float(x) for x in outs])
+    if len(full_outs) >= 5 and mode == project.mode:
+        mean_out_full, sd_out = _mean_sd(full_outs)
+        mean_short, sd_short = _mean_sd(short_outs) if len(short_outs) >= 5 else (
+            mean_out_full * expected_label / expected_full, sd_out * expected_label / expected_full)
         out_source = "observed"
-        scale = expected_label / expected_full
-        mean_out = rationale_fraction * mean_out_full + (1 - rationale_fraction) * mean_out_full * scale
+        mean_out = rationale_fraction * mean_out_full + (1 - rationale_fraction) * mean_short
+        sd_mix = rationale_fraction * sd_out + (1 - rationale_fraction) * sd_short
         output_total = to_label * mean_out
-        output_se = math.hypot(to_label * sd_out / math.sqrt(len(outs)), math.sqrt(to_label) * sd_out)
+        n_obs = len(full_outs) + len(short_outs)
+        output_se = math.hypot(to_label * sd_mix / math.sqrt(n_obs), math.sqrt(to_label) * sd_mix)
     else:
         mean_out = rationale_fraction * expected_full + (1 - rationale_fraction) * expected_label
         mean_out = min(mean_out, project.max_tokens)
@@ -198,6 +201,40 @@ def token_profile(store: Store, project_name: str, mode: str | None = None, rati
         calibration=calibration, parse_failure_rate=(flagged / len(observed)) if observed else None,
         retry_rate=(outcomes["retries"] / calls) if calls else None, sample_rows=len(per_row),
     )
+
+
+def _calibrate(pairs: list[tuple[float, float]], mean_in: float) -> tuple[float, float]:
+    """(exact / offline ratio at `mean_in` offline tokens, its relative standard error), from
+    (offline, exact) pairs fitted as exact = a + b * offline. The intercept is the per-request
+    overhead a plain ratio would spread wrongly over short and long prompts (label-only and
+    full prompts in one run)."""
+    n = len(pairs)
+    mx = sum(x for x, _ in pairs) / n
+    my = sum(y for _, y in pairs) / n
+    sxx = sum((x - mx) ** 2 for x, _ in pairs)
+    b = sum((x - mx) * (y - my) for x, y in pairs) / sxx if sxx > 1e-9 and n >= 3 else my / mx
+    a = my - b * mx if sxx > 1e-9 and n >= 3 else 0.0
+    predicted = a + b * mean_in
+    if predicted <= 0:  # a fit that extrapolates below zero: fall back to the plain ratio
+        a, b, predicted = 0.0, my / mx, my / mx * mean_in
+    residual = math.sqrt(sum((y - a - b * x) ** 2 for x, y in pairs) / max(1, n - 2))
+    se = residual * math.sqrt(1 / n + ((mean_in - mx) ** 2 / sxx if sxx > 1e-9 else 0))
+    return predicted / mean_in, (se / predicted if n > 1 else 0.05)
+
+
+def _observed_outputs(observed: list[dict], project) -> tuple[list[float], list[float]]:
+    """Output tokens of observed answers: (to the project's prompt, to the label-only prompt).
+    A label-only request is told apart by its smaller max_tokens."""
+    from core.selection import label_only
+
+    short_max = label_only(project).max_tokens
+    full, short = [], []
+    for o in observed:
+        if o["output_tokens"] is None:
+            continue
+        is_short = short_max < project.max_tokens and json.loads(o["request"]).get("max_tokens") == short_max
+        (short if is_short else full).append(float(o["output_tokens"]))
+    return full, short
 
 
 def _with(project, **changes):
@@ -261,7 +298,7 @@ def forecast(store: Store, project: str, prices: PriceTable, model: str | None =
         planned = _with(planned, shots=shots, demo_rows=None)
     plan, cache_hits = requests_to_send(store, planned, model, relabel=relabel, rationale_fraction=rationale_fraction,
                                         seed=seed)
-    profile = token_profile(store, project, mode, rationale_fraction, model, shots, plan=plan)
+    profile = token_profile(store, project, mode, rationale_fraction, model, shots, plan=plan, relabel=relabel)
     fc = price_forecast(profile, model, prices, batch, store.spend(project), proj.budget_usd)
     return replace(fc, cache_hits=cache_hits, relabel=relabel)
 
