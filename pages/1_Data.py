@@ -79,7 +79,9 @@ def import_section(store, opener, default_project: str) -> str | None:
         project, task, mapping = form
         n, _ = import_source(store, source, project, task, mapping)  # closes the source first
         set_current_project(project)
-        st.success(plain(f"Imported {n:,} rows into project {project!r}."))
+        # rerun so that the sidebar, drawn before the import, lists and shows the new project
+        st.session_state["_imported"] = plain(f"Imported {n:,} rows into project {project!r}.")
+        st.rerun()
         return project
     finally:
         source.close()
@@ -88,6 +90,8 @@ def import_section(store, opener, default_project: str) -> str | None:
 def main() -> None:
     store = page_setup("Data")
     current = project_picker(store)
+    if "_imported" in st.session_state:
+        st.success(st.session_state.pop("_imported"))
     opener, default_project = choose_source()
     if opener is not None:
         try:

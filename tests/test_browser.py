@@ -33,8 +33,9 @@ def app_url(tmp_path_factory):
     db = tmp_path_factory.mktemp("browser") / "app.duckdb"
     env = {**os.environ, "DISTILL_DB": str(db), "HF_HUB_OFFLINE": "1"}
     env.pop("ANTHROPIC_API_KEY", None)
+    log = open(tmp_path_factory.mktemp("browser-log") / "app.log", "wb")  # a pipe nobody reads would fill and block
     proc = subprocess.Popen(["make", "-s", "app", f"PORT={port}"], cwd=REPO, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -45,10 +46,16 @@ def app_url(tmp_path_factory):
             time.sleep(0.5)
     else:
         os.killpg(proc.pid, signal.SIGTERM)
-        pytest.fail("the app did not start: " + proc.stdout.read1(5000).decode(errors="replace"))
+        log.flush()
+        pytest.fail("the app did not start: " + open(log.name, "rb").read()[-5000:].decode(errors="replace"))
     yield url
     os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    log.close()
 
 
 @pytest.fixture(scope="module")
