@@ -30,9 +30,11 @@ def app_store():
     from tests.helpers import REPO
 
     st.cache_resource.clear()
+    st.cache_data.clear()
     os.chdir(REPO)
     yield Store(os.environ["DISTILL_DB"])
     st.cache_resource.clear()
+    st.cache_data.clear()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import re
 from dataclasses import asdict
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core import processes, results
@@ -181,16 +180,6 @@ def test_accuracy_charts_draw_the_baseline_and_teacher_as_labelled_rules(honest)
 
 
 # ---- pages ------------------------------------------------------------------------------
-@pytest.fixture
-def app_store():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    os.chdir(REPO)
-    yield Store(os.environ["DISTILL_DB"])
-    st.cache_resource.clear()
-    st.cache_data.clear()
-
-
 def page(path: str) -> AppTest:
     at = AppTest.from_file(str(REPO / path), default_timeout=60)
     at.query_params["project"] = PROJECT

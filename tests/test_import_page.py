@@ -1,25 +1,14 @@
 """The Data page's Hugging Face path, driven through its widgets: folder and split, preview and row
 count, the mapping form, the import; and a refused source shown as an error, the database unchanged."""
 
-import os
 
 import datasets
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core.db import Store
 from tests.helpers import REPO
 
 HF = "Hugging Face dataset (folder or id)"
-
-
-@pytest.fixture
-def app_store():
-    st.cache_resource.clear()  # each test gets its own database through get_store()
-    os.chdir(REPO)
-    yield Store(os.environ["DISTILL_DB"])
-    st.cache_resource.clear()
 
 
 @pytest.fixture

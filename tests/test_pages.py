@@ -4,22 +4,12 @@ import json
 import os
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core import jobs, processes, review
-from core.db import Store
 from tests.helpers import REPO, import_csv
 
 DEMO = "support-tickets-demo"
-
-
-@pytest.fixture
-def app_store(monkeypatch):
-    st.cache_resource.clear()  # each test gets its own database through get_store()
-    os.chdir(REPO)
-    yield Store(os.environ["DISTILL_DB"])
-    st.cache_resource.clear()
 
 
 def page(path: str, project: str | None = None) -> AppTest:

@@ -2,26 +2,14 @@
 save, counts and the budget bar one action behind, and a pilot one row short of its floor.
 Pages are driven through their widgets (AppTest), as a person would."""
 
-import os
 import re
 from collections import Counter
 
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core.db import Store
 from tests.helpers import REPO, import_csv
 
 DEMO = "support-tickets-demo"
-
-
-@pytest.fixture
-def app_store():
-    st.cache_resource.clear()  # each test gets its own database through get_store()
-    os.chdir(REPO)
-    yield Store(os.environ["DISTILL_DB"])
-    st.cache_resource.clear()
 
 
 def open_page(path: str, project: str | None = None) -> AppTest:

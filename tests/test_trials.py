@@ -2,14 +2,11 @@
 rows for every try, each try recorded per template version, the cache answering an unchanged
 prompt for free, two versions compared, and JSON-mode presets without free-text format lines."""
 
-import os
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core import trials
-from core.db import Store
 from core.errors import BudgetExceeded
 from core.prices import load_prices
 from core.prompts import MODES
@@ -142,14 +139,6 @@ def test_json_mode_keeps_the_field_hints_and_leaves_row_fields_alone():
 
 
 # ---- the page -------------------------------------------------------------------------
-@pytest.fixture
-def app_store():
-    st.cache_resource.clear()  # each test gets its own database through get_store()
-    os.chdir(REPO)
-    yield Store(os.environ["DISTILL_DB"])
-    st.cache_resource.clear()
-
-
 def open_page(project: str) -> AppTest:
     at = AppTest.from_file(str(REPO / PAGE), default_timeout=120)
     at.query_params["project"] = project
