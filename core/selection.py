@@ -27,6 +27,7 @@ class PlannedRequest:
     item: dict
     request: dict
     with_rationale: bool
+    current: bool = False  # the row's stored answer is one this plan accepts (not stale)
 
     @property
     def key(self) -> str:
@@ -66,6 +67,17 @@ def label_only(project):
                    mode="label-only", output_format="text", max_tokens=min(project.max_tokens, LABEL_ONLY_MAX_TOKENS))
 
 
+def explain_label(project):
+    """The project as it tops up a rationale for a row whose label is known: the explain-label
+    preset, with that label given as the answer to explain."""
+    return replace(project, template=mode_template(project.task, project.input_fields, "explain-label"),
+                   mode="explain-label", output_format="text")
+
+
+def _known_label(item: dict) -> str | None:
+    return item.get("label") or item.get("teacher_label")
+
+
 def _due(store, project, relabel: str | None, limit: int | None, row_ids: list[str] | None) -> list[dict]:
     if relabel is None:
         return store.items_to_label(project.name, limit, row_ids)
@@ -86,17 +98,32 @@ def plan_requests(store, project, model: str, *, relabel: str | None = None, rat
     share = (rationale_rows(store.items_by_order(project.name, None), rationale_fraction, seed)
              if rationale_fraction < 1 else None)
     examples = demonstrations(store, project)
-    short = label_only(project) if share is not None else None
-    planned = []
-    for item in items:
-        full = share is None or item["row_id"] in share
-        request = request_for(project, item, model, examples) if full else request_for(short, item, model)
-        planned.append(PlannedRequest(item, request, full))
+    short = label_only(project)
+    explain = explain_label(project) if relabel is not None and project.mode != "explain-label" else None
+    planned = [_plan_row(item, project, short, explain, model, examples, share) for item in items]
     if relabel == "stale":
-        planned = [p for p in planned if p.item["status"] in ("unlabeled", "error")
-                   or p.item["request_hash"] != p.key]
+        planned = [p for p in planned if p.item["status"] in ("unlabeled", "error") or not p.current]
         planned = planned[:limit] if limit is not None else planned
     return planned
+
+
+def _plan_row(item, project, short, explain, model, examples, share) -> PlannedRequest:
+    """One row's request. A row in the rationale share whose stored answer came from the
+    label-only prompt, with a label, gets its rationale topped up in explain-label mode (its
+    label given); a row answered that way already counts as current."""
+    stored = item.get("request_hash")
+    if share is not None and item["row_id"] not in share:
+        request = request_for(short, item, model)
+        return PlannedRequest(item, request, False, current=stored == request_hash(request))
+    request = request_for(project, item, model, examples)
+    if stored is None or stored == request_hash(request) or explain is None or not _known_label(item):
+        return PlannedRequest(item, request, True, current=stored == request_hash(request))
+    given = request_for(explain, {**item, "gold": _known_label(item)}, model)
+    if stored == request_hash(given):
+        return PlannedRequest(item, request, True, current=True)  # topped up already
+    if stored == request_hash(request_for(short, item, model)):
+        return PlannedRequest(item, given, True)  # answered label-only: top the rationale up
+    return PlannedRequest(item, request, True)
 
 
 def requests_to_send(store, project, model: str, **plan_args) -> tuple[list[PlannedRequest], int]:

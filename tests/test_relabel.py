@@ -77,6 +77,15 @@ def test_label_with_a_rationale_fraction_sends_label_only_prompts_and_the_foreca
     with_rationale = [it for it in labeled if it["teacher_rationale"]]
     assert 0 < len(with_rationale) < 0.45 * len(labeled)  # label-only answers carry no rationale
 
+    # the top-up asks rows whose label is known to explain it (explain-label), the rest in full
+    sent = len(server.requests)
+    topped = cli(store.path, "label", "--relabel", "stale", "--seed", "1", fake=server)
+    bodies = [r["body"]["messages"][-1]["content"] for r in server.requests[sent:] if r["fault"] is None]
+    explain = [b for b in bodies if "Explain in one sentence why this answer is correct" in b]
+    assert topped["requests"] == out["label_only_requests"] == len(bodies)
+    assert 0 < len(explain) < len(bodies)  # label-only rows whose answer did not parse have no label to explain
+    assert cli(store.path, "estimate", "--relabel", "stale", "--seed", "1")["rows"] == 0  # nothing stale now
+
 
 def test_relabel_failed_sends_only_changed_requests_and_prices_what_it_sends(store, server):
     many_tickets(store, 30)
