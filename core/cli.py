@@ -39,14 +39,14 @@ def cmd_import(args, store: Store) -> dict:
         raise AppError("Give exactly one source: a file (FILE or --file) or --hf DATASET.")
     file = args.file or args.file_option
     check_project_name(args.project)  # refuse a bad name before reading anything
-    if args.hf:
-        source = open_hf(args.hf, args.hf_split)
+    if args.hf:  # --split names the dataset's split too (the rows then carry its name)
+        source = open_hf(args.hf, args.hf_split or args.split)
     else:
         if not Path(file).exists():
             raise AppError(f"No such file: {file}")
         source = open_file(file)
     n, labels = import_source(store, source, args.project, args.task, mapping, model=args.model,
-                              default_split=args.split)
+                              default_split=args.split or args.hf_split or "train")
     return {"project": args.project.strip(), "rows": n, "task": args.task, "labels": labels}
 
 
@@ -383,13 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-field", help="gold label column (optional)")
     p.add_argument("--choices-field", help="column with the list of choices (multiple-choice)")
     p.add_argument("--split-field", help="column naming each row's split")
-    p.add_argument("--split", default="train", help="split for rows without a split column")
+    p.add_argument("--split", help="split for rows without a split column (default train); with --hf, also "
+                   "the dataset split to import")
     p.add_argument("--labels", help="comma-separated label set (classification)")
     p.add_argument("--model", default="claude-haiku-4-5", help="teacher model for the project")
     p.add_argument("file", nargs="?", help="the data file (or --file)")
     p.add_argument("--file", dest="file_option", metavar="FILE", help="the data file")
     p.add_argument("--hf", metavar="ID_OR_PATH", help="a Hugging Face dataset: a save_to_disk folder or a Hub id")
-    p.add_argument("--hf-split", help="the dataset's split to import (a DatasetDict or a Hub dataset)")
+    p.add_argument("--hf-split", help="the dataset's split to import, when it differs from --split")
 
     p = add("import-teacher", cmd_import_teacher, "Import teacher completions obtained elsewhere; they are parsed like live ones.")
     p.add_argument("--split", help="align list files with the rows of this split")

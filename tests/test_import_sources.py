@@ -179,3 +179,15 @@ def test_the_cli_imports_a_dataset_folder_and_a_file_by_option(tmp_path, hf_dict
     code = cli_main(["import", "--db", db, "--project", "hf", "--task", "classification", "--input-fields", "text",
                      "--hf", str(hf_dict_folder), str(data), "--json"])
     assert code == 2 and "exactly one source" in json.loads(capsys.readouterr().out.strip())["error"]
+
+
+def test_the_cli_split_flag_picks_the_dataset_split_and_names_the_rows(tmp_path, hf_dict_folder, capsys):
+    from core.db import Store
+
+    db = str(tmp_path / "cli.duckdb")
+    code = cli_main(["import", "--db", db, "--project", "hf", "--task", "classification", "--id-field", "id",
+                     "--input-fields", "text", "--label-field", "label", "--labels", ",".join(NAMES),
+                     "--hf", str(hf_dict_folder), "--split", "test", "--json"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and out["rows"] == 1
+    assert Store(db).count_items("hf")["by_split"] == {"test": 1}
