@@ -122,8 +122,11 @@ def import_teacher_outputs(
             with_gold += 1
             right += labels_equal(parsed.label, item["gold"], proj.task)
     store.write_teacher(project, writes)
+    from core.rationale_flags import refresh_quietly
+
+    checks = refresh_quietly(store, project)
     return {
-        "rows": len(pairs), "parsed": parsed_n, "flagged": flagged,
+        "rationale_checks": checks, "rows": len(pairs), "parsed": parsed_n, "flagged": flagged,
         "teacher_accuracy": round(right / with_gold, 4) if with_gold else None,
     }
 
@@ -157,6 +160,9 @@ def reparse_answers(store: Store, project: str) -> dict:
                                "request_hash": item["request_hash"], "source": "imported" if hit["source"] == "imported" else "teacher",
                                "confidence": parsed.confidence})
     store.write_teacher(project, writes)
+    from core.rationale_flags import refresh_quietly
+
+    refresh_quietly(store, project)
     return {"answers": len(items), "changed": len(writes.results), "parsed_before": before_ok,
             "parsed_after": after_ok}
 

@@ -229,6 +229,28 @@ def cmd_undo(args, store: Store) -> dict:
     return review.undo_last(store, args.project, args.reviewer)
 
 
+def cmd_review_stats(args, store: Store) -> dict:
+    from core.review_stats import review_stats
+
+    return review_stats(store, args.project, usd_per_hour=args.expert_rate, idle_gap_s=args.idle_gap)
+
+
+def cmd_spot_check(args, store: Store) -> dict:
+    from core.review import sample_size
+
+    n = args.size or sample_size(args.margin, args.confidence, population=store.review_count(args.project, "all"))
+    made = store.create_spot_check(args.project, n, stratified=not args.unstratified, seed=args.seed,
+                                   blind_share=args.blind_share)
+    blind = store.review_count(args.project, "blind (spot check)")
+    return {"rows": made, "blind": blind}
+
+
+def cmd_check_rationales(args, store: Store) -> dict:
+    from core.rationale_flags import refresh_rationale_checks
+
+    return refresh_rationale_checks(store, args.project)
+
+
 def cmd_export(args, store: Store) -> dict:
     from core.export import export_project
 
@@ -468,6 +490,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("undo", cmd_undo, "Undo the reviewer's last change (itself recorded in the audit trail); refused when "
                               "a row of it was changed since.")
     p.add_argument("--reviewer", required=True)
+
+    p = add("review-stats", cmd_review_stats, "What review costs and how good it is: decisions, expert minutes, "
+                                              "cost per accepted label, independent kappa, automation bias.")
+    p.add_argument("--expert-rate", type=float, help="expert USD per hour (default: data/review_costs.toml)")
+    p.add_argument("--idle-gap", type=float, help="seconds between two decisions counted as idle, not review "
+                                                  "(default: data/review_costs.toml)")
+
+    p = add("spot-check", cmd_spot_check, "Create the spot-check set (replacing the previous one), with a share "
+                                          "of blind rows labeled before the teacher's answer is shown.")
+    p.add_argument("--size", type=int, help="rows (default: the sample size for --margin and --confidence)")
+    p.add_argument("--margin", type=float, default=0.05)
+    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--blind-share", type=float, default=0.1, help="share of the set shown blind (default 0.1)")
+    p.add_argument("--unstratified", action="store_true", help="do not stratify by teacher label")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = add("check-rationales", cmd_check_rationales, "Run the automatic rationale checks over the project's "
+                                                      "answers (leakage, contradiction, grounding, boilerplate, "
+                                                      "length) and store the flags.")
 
     p = add("export", cmd_export, "Export the labeled dataset with provenance columns.")
     p.add_argument("--format", choices=["jsonl", "csv", "parquet", "hf"], default="jsonl",

@@ -73,14 +73,19 @@ def require_label_choice(project, row: dict, label: str | None, verdict: str | N
 def save_review(store, project: str, row_id: str, reviewer: str | None, label: str | None,
                 rationale: str | None, *, verdict: str | None = None, reason: str | None = None,
                 comment: str | None = None, expected_version: int | None = None,
-                row: dict | None = None, spec=None) -> dict:
+                row: dict | None = None, spec=None, mode: str = "cli", opened_at=None) -> dict:
     """Save one reviewer's judgment of one row (page and CLI alike).
 
     The verdict is decided against the row as read (`row` and `spec`, the row and its project,
     when the caller has just read them, as the page has), and the save is pinned to that
     row's version: if someone changed the row in between, it is refused as a conflict
-    instead of being judged on stale text."""
+    instead of being judged on stale text. `mode` is what the reviewer's form showed
+    (`form_mode`; "cli" when there was no form) and `opened_at` when it was drawn: both are
+    recorded with the decision so that agreement and expert time can be measured."""
     reviewer = require_reviewer(reviewer)
+    if mode == "blind":
+        raise AppError("This row is blind for you: give your own label first (save_blind_label); the teacher's "
+                       "answer is shown after that.")
     if verdict == "flag" and not reason:
         raise AppError("Flagging needs a reason code.")
     row = row if row is not None and row["row_id"] == row_id else store.get_item(project, row_id)
@@ -90,8 +95,54 @@ def save_review(store, project: str, row_id: str, reviewer: str | None, label: s
     version = row["version"] if expected_version is None else expected_version
     final = decide_verdict(verdict, label is not None and label != row["label"],
                            rationale is not None and rationale != (row["rationale"] or ""))
+    kind, shown = FORM_RECORDS[mode]
     return store.save_review(project, row_id, reviewer, label, rationale, expected_version=version,
-                             reason=reason, verdict=final, comment=comment)
+                             reason=reason, verdict=final, comment=comment, kind=kind, shown=shown,
+                             opened_at=opened_at)
+
+
+# What a reviewer's form shows, by mode, and how the decision is recorded (kind, shown).
+FORM_MODES = {
+    "first": "the teacher's answer, pre-filled",
+    "own": "your own earlier decision",
+    "own-after-others": "your own earlier decision (others have decided this row since)",
+    "independent": "an empty form: another reviewer decided this row, and you decide it without seeing how",
+    "adjudicate": "every reviewer's label: they disagree, and your decision settles the row",
+    "blind": "the input and the label set only: give your label, then the teacher's answer is shown",
+}
+FORM_RECORDS = {"first": ("review", "teacher"), "own": ("review", "teacher"),
+                "own-after-others": ("review", "reviewer"), "independent": ("review", "none"),
+                "adjudicate": ("adjudicate", "reviewer"), "cli": ("review", "cli")}
+
+
+def form_mode(store, project: str, row_id: str, reviewer: str | None) -> str:
+    """Which form a reviewer gets for a row. Blind comes first: a blind spot-check row shows
+    nothing of the teacher's answer until this reviewer's own label is saved (also before a
+    name is given). A second reviewer decides independently, on an empty form; rows whose
+    reviewers disagree go to adjudication."""
+    decisions = store.row_decisions(project, row_id)
+    mine = [d for d in decisions if d["reviewer"] == (reviewer or "")]
+    others = [d for d in decisions if d["reviewer"] != (reviewer or "")]
+    if not mine and store.is_blind_row(project, row_id) and (
+            not reviewer or store.blind_label(project, row_id, reviewer) is None):
+        return "blind"
+    if len({d["label"] for d in decisions if d["kind"] == "review"}) > 1 and row_id in store.disagreement_rows(project):
+        return "adjudicate"
+    if mine:
+        own_last = max(d["id"] for d in mine)
+        return "own-after-others" if any(d["id"] > own_last for d in others) else "own"
+    return "independent" if others else "first"
+
+
+def save_blind_label(store, project: str, row_id: str, reviewer: str | None, label: str | None,
+                     opened_at=None) -> None:
+    """Record a reviewer's own label for a blind row, before its teacher answer is revealed."""
+    reviewer = require_reviewer(reviewer)
+    spec = store.get_project(project)
+    row = store.get_item(project, row_id)
+    if label is None or not str(label).strip():
+        raise AppError("Give your own label for this blind row first; nothing was saved.")
+    store.save_blind_label(project, row_id, reviewer, checked_label(spec, label, row), opened_at=opened_at)
 
 
 def bulk_review(store, project: str, filters, reviewer: str | None, action: str, *, label: str | None = None,

@@ -322,6 +322,9 @@ class TeacherRun(BatchMode):
                 asyncio.run(self._run_live(misses))
         self.summary.seconds = round(time.monotonic() - started, 3)
         self._progress()
+        from core.rationale_flags import refresh_quietly
+
+        refresh_quietly(self.store, self.project_name)  # new answers: their rationale checks
         return self.summary
 
     def _worst_case(self, request: dict) -> float:

@@ -105,8 +105,8 @@ def test_spot_check_plan_and_live_error_estimate(store, fake):
 def test_double_review_gives_kappa_between_reviewers_and_against_teacher(labeled):
     for row_id, (a, b) in {"1": ("billing", "billing"), "2": ("technical", "billing"),
                            "3": ("shipping", "shipping")}.items():
-        review.save_review(labeled, "tickets", row_id, "ana", a, None)
-        review.save_review(labeled, "tickets", row_id, "ben", b, None)
+        review.save_review(labeled, "tickets", row_id, "ana", a, None, mode="first")
+        review.save_review(labeled, "tickets", row_id, "ben", b, None, mode="independent")
     counts = labeled.agreement_counts("tickets")
     assert sum(n for _, _, n in counts["reviewers"]) == 3 and kappa_from_counts(counts["reviewers"]) < 1
     pairs = [(a, b) for a, b, n in counts["reviewers"] for _ in range(n)]

@@ -11,7 +11,8 @@ Who owns what:
   schema.py      the schema snapshot schema.sql (`python -m core.db.schema` regenerates it)
   projects.py    projects, prompt_templates
   items.py       items (import, sampling, lookup, export)
-  review.py      audit_log, reviews, spot_checks (and the review columns of items)
+  review.py      audit_log, spot_checks (and the review columns of items)
+  review_events.py  review_events (every decision: blind, shown, timed, undone), rationale_checks
   teacher.py     teacher_cache, teacher_calls, token_counts (and the teacher columns of items)
   ledger.py      spend_ledger (reservations that make a budget cap hold across processes)
   batches.py     teacher_batches, teacher_batch_requests
@@ -32,6 +33,7 @@ from core.db.items import ITEM_COLUMNS, ItemTables
 from core.db.ledger import LedgerTables
 from core.db.projects import Project, ProjectTables
 from core.db.review import REVIEW_FILTERS, REVIEW_SORTS, ReviewTables
+from core.db.review_events import ReviewEventTables
 from core.db.runs import RunTables
 from core.db.teacher import (
     CACHE_COLUMNS,
@@ -43,8 +45,8 @@ from core.db.teacher import (
 from core.db.trials import TrialTables
 
 
-class Store(ProjectTables, ItemTables, ReviewTables, TeacherTables, LedgerTables, BatchTables, RunTables,
-            TrialTables, Database):
+class Store(ProjectTables, ItemTables, ReviewTables, ReviewEventTables, TeacherTables, LedgerTables, BatchTables,
+            RunTables, TrialTables, Database):
     """Owns one DuckDB file: the connection handling of Database plus the queries of every
     group of tables. Cheap to create; connections are opened per operation."""
 

@@ -1,6 +1,6 @@
 """The review workspace: queue filters and sorts, reviewer judgments, undo, bulk actions,
-spot checks and agreement. Owns the tables `audit_log`, `reviews` and `spot_checks`, and
-writes the review columns of `items`."""
+spot checks and agreement. Owns the tables `audit_log` and `spot_checks`, writes the review
+columns of `items`, and records each decision in `review_events` (core.db.review_events)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.db.connection import run_with_rows
+from core.db.review_events import CURRENT_DECISIONS, DISAGREEMENTS, record_event, utc_now
 from core.errors import AppError, NotFound
 from core.tasks import get_task
 
@@ -34,7 +35,17 @@ REVIEW_FILTERS = {
         "FROM student_predictions q WHERE q.project = items.project))"),
     "unlabeled": "status = 'unlabeled'",
     "reviewed": "reviewed",
+    "blind (spot check)": "row_id IN (SELECT row_id FROM spot_checks s WHERE s.project = items.project AND s.blind)",
+    "reviewers disagree": f"row_id IN ({DISAGREEMENTS.format(project='items.project')})",
+    "rationale check flagged": ("row_id IN (SELECT c.row_id FROM rationale_checks c WHERE c.project = items.project "
+                                "AND len(c.flags) > 0)"),
 }
+# One queue per automatic rationale check (core.rationale_checks.CHECKS).
+RATIONALE_CHECK_FILTERS = ("leakage", "contradiction", "ungrounded", "boilerplate", "length")
+for _check in RATIONALE_CHECK_FILTERS:
+    REVIEW_FILTERS[f"rationale: {_check}"] = (
+        "row_id IN (SELECT c.row_id FROM rationale_checks c WHERE c.project = items.project "
+        f"AND list_contains(c.flags, '{_check}'))")
 
 REVIEW_SORTS = {
     "import order": "idx",
@@ -42,6 +53,10 @@ REVIEW_SORTS = {
     "shortest rationale": "length(coalesce(rationale, '')), idx",
     "recently changed": "updated_at DESC NULLS LAST, idx",
     "lowest teacher confidence": "teacher_confidence ASC NULLS LAST, idx",
+    "least grounded rationale": ("(SELECT c.grounding FROM rationale_checks c WHERE c.project = items.project "
+                                 "AND c.row_id = items.row_id) ASC NULLS LAST, idx"),
+    "most rationale check flags": ("(SELECT len(c.flags) FROM rationale_checks c WHERE c.project = items.project "
+                                   "AND c.row_id = items.row_id) DESC NULLS LAST, idx"),
 }
 
 
@@ -103,18 +118,19 @@ class ReviewTables:
 
     def save_review(self, project: str, row_id: str, reviewer: str, label: str | None, rationale: str | None, *,
                     verdict: str, expected_version: int, reason: str | None = None,
-                    comment: str | None = None) -> dict:
+                    comment: str | None = None, kind: str = "review", shown: str = "teacher",
+                    opened_at=None) -> dict:
         """Apply a reviewer's judgment (decided by core.review) with one audit record per changed
         field, and mark the row reviewed even when nothing changed (an accept). Raises AppError
         when the row's version is no longer `expected_version`."""
         change_id = uuid.uuid4().hex[:12]
         with self.transaction() as con:
             row = con.execute(
-                "SELECT label, rationale, version, reviewed, verdict FROM items WHERE project = ? AND row_id = ?",
-                [project, row_id]).fetchone()
+                "SELECT label, rationale, version, reviewed, verdict, teacher_label, reviewer FROM items "
+                "WHERE project = ? AND row_id = ?", [project, row_id]).fetchone()
             if row is None:
                 raise NotFound(f"No row {row_id!r} in project {project!r}.")
-            before_label, before_rationale, version, was_reviewed, before_verdict = row
+            before_label, before_rationale, version, was_reviewed, before_verdict, teacher_label, before_reviewer = row
             if expected_version != version:
                 raise AppError(
                     f"Conflict: row {row_id} was changed by someone else since you opened it "
@@ -129,6 +145,8 @@ class ReviewTables:
                 changes.append(("verdict", before_verdict, verdict))
             if not was_reviewed:
                 changes.append(("reviewed", "false", "true"))
+            elif before_reviewer != reviewer:  # a second reviewer's decision: undoable like any other
+                changes.append(("reviewer", before_reviewer, reviewer))
             note = " · ".join(x for x in (reason, comment) if x) or None
             for field, before, after in changes:  # row_version: the version this save leaves the row at
                 con.execute(
@@ -142,10 +160,10 @@ class ReviewTables:
                 "WHERE project = ? AND row_id = ?",
                 [label, rationale, any(c[0] == "label" for c in changes), verdict, reason, reviewer, project, row_id],
             )
-            con.execute(
-                "INSERT OR REPLACE INTO reviews(project, row_id, reviewer, label, verdict, reason, comment) "
-                "VALUES (?,?,?, coalesce(?, ?), ?,?,?)",
-                [project, row_id, reviewer, label, before_label, verdict, reason, comment])
+            record_event(con, project, row_id, reviewer, kind=kind, shown=shown,
+                         label=before_label if label is None else label, teacher_label=teacher_label,
+                         verdict=verdict, reason=reason, comment=comment, opened_at=opened_at,
+                         change_id=change_id if changes else None)
             return {"row_id": row_id, "changes": len(changes), "version": version + 1, "change_id": change_id}
 
     def undo_last(self, project: str, reviewer: str) -> dict:
@@ -169,7 +187,7 @@ class ReviewTables:
             rows = set()
             for row_id, field, before, after in entries:
                 rows.add(row_id)
-                if field in ("label", "rationale", "verdict"):
+                if field in ("label", "rationale", "verdict", "reviewer"):
                     # field names come from our own audit records, checked against this fixed list
                     con.execute(f"UPDATE items SET {field} = ? WHERE project = ? AND row_id = ?", [before, project, row_id])
                     if field == "label":
@@ -184,6 +202,13 @@ class ReviewTables:
                     "row_version) SELECT ?,?,?,?,?,?, 'undo', ?, version + 1 FROM items WHERE project = ? AND row_id = ?",
                     [project, row_id, reviewer, field, after, before, undo_id, project, row_id])
             con.execute("UPDATE audit_log SET undone_by = ? WHERE change_id = ?", [undo_id, last[0]])
+            # the change's decisions, and re-saves of the same rows by the same reviewer since that
+            # changed nothing (no audit record of their own): the row is back as it was before both
+            con.execute(
+                "UPDATE review_events SET undone = TRUE WHERE project = ? AND (change_id = ? OR (change_id IS NULL "
+                "AND reviewer = ? AND list_contains(?, row_id) AND id > (SELECT coalesce(min(id), 0) "
+                "FROM review_events WHERE project = ? AND change_id = ?)))",
+                [project, last[0], reviewer, sorted(rows), project, last[0]])
             con.execute("UPDATE items SET version = version + 1, updated_at = current_timestamp "
                         "WHERE project = ? AND list_contains(?, row_id)", [project, sorted(rows)])
             return {"undone": last[0], "rows": len(rows), "fields": len(entries)}
@@ -224,29 +249,42 @@ class ReviewTables:
                 f"UPDATE items SET {sets}, reviewed = TRUE, reviewer = ?, version = version + 1, "
                 "updated_at = current_timestamp WHERE project = ? AND row_id IN (SELECT row_id FROM bulk)",
                 extra + [reviewer, project])
+            con.execute(
+                "INSERT INTO review_events(project, row_id, reviewer, kind, shown, label, teacher_label, verdict, "
+                "reason, label_changed, change_id, decided_at) SELECT i.project, i.row_id, ?, 'bulk', 'teacher', "
+                "i.label, i.teacher_label, i.verdict, ?, coalesce(i.label, '') <> coalesce(i.teacher_label, ''), ?, ? "
+                "FROM items i WHERE i.project = ? AND i.row_id IN (SELECT row_id FROM bulk)",
+                [reviewer, reason, change_id, utc_now(), project])
             con.execute("DROP TABLE bulk")
             skipped = [r for r in (row_ids or {}) if r not in applied]
             return {"applied": len(applied), "skipped": skipped, "change_id": change_id}
 
     def create_spot_check(self, project: str, n: int, stratified: bool = True, seed: int = 0,
-                          plan: str = "default") -> int:
-        """Choose n labeled rows to spot-check (replacing the plan's previous set)."""
+                          plan: str = "default", blind_share: float = 0.0) -> int:
+        """Choose n labeled rows to spot-check (replacing the plan's previous set). A seeded share
+        `blind_share` of them is blind: reviewers label those before seeing the teacher's answer."""
         with self.transaction() as con:
             con.execute("DELETE FROM spot_checks WHERE project = ? AND plan = ?", [project, plan])
             if stratified:
                 con.execute(
-                    "INSERT INTO spot_checks SELECT ?, ?, row_id FROM (SELECT row_id, row_number() OVER "
-                    "(PARTITION BY teacher_label ORDER BY hash(row_id || ?)) AS rank, count(*) OVER "
+                    "INSERT INTO spot_checks(project, plan, row_id) SELECT ?, ?, row_id FROM (SELECT row_id, "
+                    "row_number() OVER (PARTITION BY teacher_label ORDER BY hash(row_id || ?)) AS rank, count(*) OVER "
                     "(PARTITION BY teacher_label) AS size, count(*) OVER () AS total FROM items "
                     "WHERE project = ? AND status IN ('labeled', 'flagged')) "
                     "WHERE rank <= greatest(1, round(? * size / total))", [project, plan, str(seed), project, n])
             else:
                 con.execute(
-                    "INSERT INTO spot_checks SELECT ?, ?, row_id FROM items WHERE project = ? "
+                    "INSERT INTO spot_checks(project, plan, row_id) SELECT ?, ?, row_id FROM items WHERE project = ? "
                     "AND status IN ('labeled', 'flagged') ORDER BY hash(row_id || ?) LIMIT ?",
                     [project, plan, project, str(seed), n])
-            return con.execute("SELECT count(*) FROM spot_checks WHERE project = ? AND plan = ?",
+            made = con.execute("SELECT count(*) FROM spot_checks WHERE project = ? AND plan = ?",
                                [project, plan]).fetchone()[0]
+            if blind_share > 0:  # the first round(share * n) rows in a second seeded order
+                con.execute(
+                    "UPDATE spot_checks SET blind = TRUE WHERE project = ? AND plan = ? AND row_id IN (SELECT row_id "
+                    "FROM spot_checks WHERE project = ? AND plan = ? ORDER BY hash(row_id || ? || 'blind') LIMIT ?)",
+                    [project, plan, project, plan, str(seed), max(1, round(blind_share * made))])
+            return made
 
     def spot_check_outcomes(self, project: str, plan: str = "default") -> tuple[int, list[dict]]:
         total = self.scalar("SELECT count(*) FROM spot_checks WHERE project = ? AND plan = ?", [project, plan])
@@ -259,15 +297,18 @@ class ReviewTables:
         return total, rows
 
     def agreement_counts(self, project: str) -> dict:
-        """Contingency counts (label a, label b, rows) for kappa, grouped in SQL so that no
-        review rows are loaded: reviewer vs reviewer (double-reviewed rows), reviewer vs teacher."""
+        """Contingency counts (label a, label b, rows) for kappa, grouped in SQL. Reviewer vs
+        reviewer: current reviews (undone ones excluded) on the same row, where the later
+        reviewer's form did not show the earlier one's label (independent pairs only).
+        Reviewer vs teacher: every current review."""
+        current = f"({CURRENT_DECISIONS})"
         between = self.query(
-            "SELECT a.label AS a, b.label AS b, count(*) AS n FROM reviews a JOIN reviews b ON a.project = b.project "
-            "AND a.row_id = b.row_id AND a.reviewer < b.reviewer WHERE a.project = ? GROUP BY ALL", [project])
+            f"SELECT a.label AS a, b.label AS b, count(*) AS n FROM {current} a JOIN {current} b "
+            "ON a.row_id = b.row_id AND a.id < b.id WHERE a.kind = 'review' AND b.kind = 'review' "
+            "AND b.shown IN ('none', 'teacher') GROUP BY ALL", [project, project])
         teacher = self.query(
-            "SELECT r.label AS a, i.teacher_label AS b, count(*) AS n FROM reviews r JOIN items i "
-            "ON i.project = r.project AND i.row_id = r.row_id "
-            "WHERE r.project = ? AND i.teacher_label IS NOT NULL GROUP BY ALL", [project])
+            f"SELECT label AS a, teacher_label AS b, count(*) AS n FROM {current} "
+            "WHERE teacher_label IS NOT NULL AND kind <> 'adjudicate' GROUP BY ALL", [project])
         return {"reviewers": [(r["a"], r["b"], r["n"]) for r in between],
                 "teacher": [(r["a"], r["b"], r["n"]) for r in teacher]}
 

@@ -1,10 +1,12 @@
 -- Generated from a freshly migrated database; do not edit.
 -- Regenerate after adding a migration to core/db/migrations/: python -m core.db.schema
--- Schema version 12.
+-- Schema version 13.
 
 CREATE SEQUENCE audit_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 
 CREATE SEQUENCE prompt_trials_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
+
+CREATE SEQUENCE review_events_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 
 CREATE SEQUENCE spend_ledger_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 
@@ -154,16 +156,35 @@ CREATE TABLE prompt_trials (
     PRIMARY KEY(id)
 );
 
-CREATE TABLE reviews (
-    project     VARCHAR NOT NULL,
-    row_id      VARCHAR NOT NULL,
-    reviewer    VARCHAR NOT NULL,
-    label       VARCHAR,
-    verdict     VARCHAR,
-    reason      VARCHAR,
-    comment     VARCHAR,
-    reviewed_at TIMESTAMP DEFAULT current_timestamp,
-    PRIMARY KEY(project, row_id, reviewer)
+CREATE TABLE rationale_checks (
+    project    VARCHAR NOT NULL,
+    row_id     VARCHAR NOT NULL,
+    flags      VARCHAR[] NOT NULL,
+    grounding  DOUBLE,
+    detail     VARCHAR,
+    rationale  VARCHAR,
+    checked_at TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY(project, row_id)
+);
+
+CREATE TABLE review_events (
+    id            BIGINT NOT NULL DEFAULT nextval('review_events_id'),
+    project       VARCHAR NOT NULL,
+    row_id        VARCHAR NOT NULL,
+    reviewer      VARCHAR NOT NULL,
+    kind          VARCHAR NOT NULL,
+    shown         VARCHAR NOT NULL,
+    label         VARCHAR,
+    teacher_label VARCHAR,
+    verdict       VARCHAR,
+    reason        VARCHAR,
+    comment       VARCHAR,
+    label_changed BOOLEAN,
+    opened_at     TIMESTAMP,
+    decided_at    TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    change_id     VARCHAR,
+    undone        BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY(id)
 );
 
 CREATE TABLE run_metrics (
@@ -199,6 +220,7 @@ CREATE TABLE spot_checks (
     project VARCHAR NOT NULL,
     plan    VARCHAR NOT NULL,
     row_id  VARCHAR NOT NULL,
+    blind   BOOLEAN DEFAULT false,
     PRIMARY KEY(project, plan, row_id)
 );
 
@@ -283,5 +305,7 @@ CREATE TABLE token_counts (
 );
 
 CREATE INDEX items_status ON items(project, status);
+
+CREATE INDEX review_events_row ON review_events(project, row_id);
 
 CREATE INDEX spend_ledger_open ON spend_ledger(project, state);

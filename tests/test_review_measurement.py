@@ -1,0 +1,145 @@
+"""Review that measures itself: blind calibration, independent double review, adjudication,
+automation bias, expert time and cost per accepted label (issue 15)."""
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta
+
+import pytest
+
+from core import review
+from core.errors import AppError
+from core.review_stats import accepted_labels, active_seconds, automation_bias, cost_per_label, review_stats
+from core.teacher import label_project
+from tests.helpers import REPO
+
+
+@pytest.fixture
+def labeled(tickets, fake):
+    label_project(tickets, "tickets", api_key="k", base_url=fake.url)
+    return tickets
+
+
+def teacher_label(store, row_id):
+    return store.get_item("tickets", row_id)["teacher_label"]
+
+
+def other_label(store, row_id):
+    return next(x for x in store.get_project("tickets").label_set if x != teacher_label(store, row_id))
+
+
+def test_blind_rows_hide_the_teacher_until_the_experts_own_label_is_saved(labeled):
+    made = labeled.create_spot_check("tickets", 4, stratified=False, blind_share=0.5)
+    blind = labeled.review_ids("tickets", ["blind (spot check)"])
+    assert made == 4 and len(blind) == 2
+    row_id = next(iter(blind))
+    before = labeled.get_item("tickets", row_id)
+    assert review.form_mode(labeled, "tickets", row_id, None) == "blind"  # no name yet: still blind
+    assert review.form_mode(labeled, "tickets", row_id, "ana") == "blind"
+    with pytest.raises(AppError, match="blind"):  # no verdict before the expert's own label
+        review.save_review(labeled, "tickets", row_id, "ana", None, None, mode="blind")
+    with pytest.raises(AppError, match="own label"):
+        review.save_blind_label(labeled, "tickets", row_id, "ana", None)
+    review.save_blind_label(labeled, "tickets", row_id, "ana", other_label(labeled, row_id))
+    assert review.form_mode(labeled, "tickets", row_id, "ana") == "first"  # revealed for ana's verdict
+    assert review.form_mode(labeled, "tickets", row_id, "ben") == "blind"  # still blind for ben
+    after = labeled.get_item("tickets", row_id)
+    assert (after["label"], after["version"], after["reviewed"]) == (before["label"], before["version"], False)
+    unblind = next(r for r in labeled.review_ids("tickets", ["spot check"]) if r not in blind)
+    assert review.form_mode(labeled, "tickets", unblind, "ana") == "first"
+
+
+def test_automation_bias_on_a_constructed_example():
+    def event(i, kind, label, teacher="a", reviewer="ana", shown="teacher"):
+        return {"id": i, "row_id": f"r{i}", "reviewer": reviewer, "kind": kind, "shown": shown, "label": label,
+                "teacher_label": teacher}
+
+    blind = [event(i, "blind", "a" if i < 5 else "b", shown="none") for i in range(10)]  # agrees 5 of 10
+    shown = [event(100 + i, "review", "a" if i < 18 else "b") for i in range(20)]  # accepts 18 of 20
+    bias = automation_bias(blind + shown, shown)
+    assert bias["blind_agreement"] == 0.5 and bias["shown_acceptance"] == 0.9
+    assert bias["difference"] == pytest.approx(0.4)
+    assert bias["low"] < 0.4 < bias["high"] and bias["low"] > 0  # a real shift at these counts
+    # a verdict after a blind label of the same row is anchored by that label: not "shown"
+    anchored = [dict(e, id=200 + e["id"], kind="review", shown="teacher", label="a") for e in blind]
+    again = automation_bias(blind + shown + anchored, shown + anchored)
+    assert again["shown_rows"] == 20
+    assert automation_bias(shown, shown) is None  # no blind rows yet
+
+
+def test_kappa_counts_only_independent_current_pairs(labeled):
+    rows = ["1", "2", "3"]
+    for row_id in rows:
+        review.save_review(labeled, "tickets", row_id, "ana", teacher_label(labeled, row_id), None, mode="first")
+    for row_id in rows:
+        assert review.form_mode(labeled, "tickets", row_id, "ben") == "independent"
+        review.save_review(labeled, "tickets", row_id, "ben", teacher_label(labeled, row_id), None,
+                           mode="independent")
+    assert sum(n for _, _, n in labeled.agreement_counts("tickets")["reviewers"]) == 3
+    review.undo_last(labeled, "tickets", "ben")  # ben's review of row 3 no longer counts
+    assert sum(n for _, _, n in labeled.agreement_counts("tickets")["reviewers"]) == 2
+    # carl saves from the command line, where the form is not ours: not an independent pair
+    review.save_review(labeled, "tickets", "1", "carl", teacher_label(labeled, "1"), None)
+    # dan's form showed ana's label (an older form): not independent either
+    review.save_review(labeled, "tickets", "2", "dan", teacher_label(labeled, "2"), None, mode="own-after-others")
+    assert sum(n for _, _, n in labeled.agreement_counts("tickets")["reviewers"]) == 2
+    stats = review_stats(labeled, "tickets")
+    assert stats["independent_pairs"] == 2 and stats["kappa_independent"] == 1.0
+
+
+def test_disagreements_queue_for_adjudication(labeled):
+    review.save_review(labeled, "tickets", "1", "ana", teacher_label(labeled, "1"), None, mode="first")
+    review.save_review(labeled, "tickets", "1", "ben", other_label(labeled, "1"), None, mode="independent")
+    assert list(labeled.review_ids("tickets", ["reviewers disagree"])) == ["1"]
+    assert review.form_mode(labeled, "tickets", "1", "carl") == "adjudicate"
+    review.save_review(labeled, "tickets", "1", "carl", teacher_label(labeled, "1"), None, mode="adjudicate")
+    assert list(labeled.review_ids("tickets", ["reviewers disagree"])) == []
+    assert labeled.get_item("tickets", "1")["label"] == teacher_label(labeled, "1")
+    # adjudication is not a third independent opinion
+    assert sum(n for _, _, n in labeled.agreement_counts("tickets")["reviewers"]) == 1
+
+
+def test_active_time_excludes_idle_gaps():
+    t0 = datetime(2026, 11, 30, 9, 0, 0)
+
+    def event(i, seconds, opened=None, kind="review"):
+        return {"id": i, "reviewer": "ana", "kind": kind, "decided_at": t0 + timedelta(seconds=seconds),
+                "opened_at": None if opened is None else t0 + timedelta(seconds=opened)}
+
+    events = [event(1, 30, opened=0),        # 30 s from opening the form
+              event(2, 50),                  # 20 s after the previous decision
+              event(3, 50 + 3600),           # an hour later: idle, costed at the median (25 s)
+              event(4, 3700, opened=3690),   # 10 s from opening (the previous decision was earlier)
+              event(5, 3700, kind="bulk")]   # bulk actions take no per-row time
+    out = active_seconds(events, idle_gap_s=300)["ana"]
+    assert out == {"decisions": 4, "timed": 3, "seconds": 30 + 20 + 20 + 10}
+
+
+def test_cost_per_accepted_label_arithmetic():
+    # $2 of teacher calls, 90 expert minutes at $40/h = $60, over 31 kept labels -> $2 each
+    assert cost_per_label(2.0, 90, 40, 31) == pytest.approx(2.0)
+    assert cost_per_label(1.0, 10, 60, 0) is None
+    current = [{"id": 1, "row_id": "1", "verdict": "accept"}, {"id": 2, "row_id": "1", "verdict": "flag"},
+               {"id": 3, "row_id": "2", "verdict": "reject_rationale"}, {"id": 4, "row_id": "3", "verdict": "correct"}]
+    assert accepted_labels(current) == 2  # row 1's latest decision flags it
+
+
+def test_review_stats_from_the_command_line(labeled, tmp_path):
+    t = teacher_label
+    review.save_review(labeled, "tickets", "1", "ana", t(labeled, "1"), None, mode="first")
+    review.save_review(labeled, "tickets", "2", "ana", other_label(labeled, "2"), None, mode="first")
+    review.save_review(labeled, "tickets", "3", "ana", None, None, verdict="reject_rationale", mode="first")
+    review.save_review(labeled, "tickets", "4", "ana", None, None, verdict="accept", mode="first")
+    review.undo_last(labeled, "tickets", "ana")
+    billed = labeled.scalar("SELECT sum(billed_usd) FROM teacher_calls WHERE project = 'tickets' "
+                            "AND row_id IN ('1', '2', '3')")
+    out = subprocess.run([sys.executable, "-m", "core", "review-stats", "--db", str(labeled.path), "--project",
+                          "tickets", "--json", "--expert-rate", "30"], cwd=REPO, capture_output=True, text=True,
+                         check=True)
+    stats = json.loads(out.stdout)
+    assert (stats["reviews"], stats["accepted"], stats["corrected"], stats["rejected"]) == (3, 1, 1, 1)
+    assert stats["accepted_labels"] == 3 and stats["automation_bias"] is None and stats["kappa_independent"] is None
+    assert stats["teacher_usd_reviewed_rows"] == pytest.approx(billed) and billed > 0
+    expected = (billed + stats["expert_minutes"] / 60 * 30) / 3
+    assert stats["cost_per_accepted_label_usd"] == pytest.approx(expected, abs=1e-4)
