@@ -20,8 +20,8 @@ import tomllib
 from collections import defaultdict
 from pathlib import Path
 
-from core.review import kappa_from_counts, wilson_interval
 from core.rationale_flags import flag_rejection
+from core.review import kappa_from_counts, wilson_interval
 
 REVIEW_COSTS = Path(__file__).resolve().parent.parent / "data" / "review_costs.toml"
 KEPT_VERDICTS = ("accept", "correct", "reject_rationale")  # the label stays in the training data

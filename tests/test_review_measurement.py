@@ -10,7 +10,13 @@ import pytest
 
 from core import review
 from core.errors import AppError
-from core.review_stats import accepted_labels, active_seconds, automation_bias, cost_per_label, review_stats
+from core.review_stats import (
+    accepted_labels,
+    active_seconds,
+    automation_bias,
+    cost_per_label,
+    review_stats,
+)
 from core.teacher import label_project
 from tests.helpers import REPO
 

@@ -9,7 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.db.connection import run_with_rows
-from core.db.review_events import CURRENT_DECISIONS, DISAGREEMENTS, record_event, utc_now
+from core.db.review_events import (
+    CURRENT_DECISIONS,
+    DISAGREEMENTS,
+    record_event,
+    utc_now,
+)
 from core.errors import AppError, NotFound
 from core.tasks import get_task
 
