@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from core.db import Store, default_db_path
-from core.errors import AppError
+from core.errors import AppError, BudgetExceeded, ConfigError
 from core.tasks import TASKS
 
 
@@ -243,6 +243,34 @@ def cmd_spot_check(args, store: Store) -> dict:
                                    blind_share=args.blind_share)
     blind = store.review_count(args.project, "blind (spot check)")
     return {"rows": made, "blind": blind}
+
+
+def cmd_prompt_fixes(args, store: Store) -> dict:
+    """List the correction clusters; with --apply, amend the prompt and re-ask that cluster's rows."""
+    from dataclasses import asdict
+
+    from core import jobs, prompt_fixes
+    from core.forecast import check_budget
+    from core.prices import load_prices
+
+    clusters = prompt_fixes.correction_clusters(store, args.project)
+    if not args.apply:
+        return {"clusters": [{**asdict(c), "affected": len(c.affected)} for c in clusters]}
+    cluster = next((c for c in clusters if c.key == args.apply), None)
+    if cluster is None:
+        raise ConfigError(f"No cluster {args.apply!r}; `prompt-fixes` lists them.")
+    amendment = args.amendment or cluster.amendment
+    jobs.ensure_labeling_free(store, args.project)
+    fc = prompt_fixes.price_reask(store, args.project, amendment, cluster.affected, load_prices())
+    refusal = check_budget(fc, args.override_budget)
+    if refusal:
+        raise BudgetExceeded(refusal)
+    version = prompt_fixes.apply_amendment(store, args.project, amendment)
+    cfg = prompt_fixes.reask_config(args.project, cluster.affected)
+    job_id, result = jobs.run_foreground(store, args.project, "label", cfg.as_job_config())
+    return {"cluster": cluster.key, "template_version": version, "rows": len(cluster.affected),
+            "forecast_usd_p50": fc.cost_usd_p50, "forecast_usd_p90": fc.cost_usd_p90, "job_id": job_id,
+            **_summary_fields(result)}
 
 
 def cmd_check_rationales(args, store: Store) -> dict:
@@ -505,6 +533,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--blind-share", type=float, default=0.1, help="share of the set shown blind (default 0.1)")
     p.add_argument("--unstratified", action="store_true", help="do not stratify by teacher label")
     p.add_argument("--seed", type=int, default=0)
+
+    p = add("prompt-fixes", cmd_prompt_fixes, "Corrections grouped by confusion, reason code and rationale check, "
+                                              "each with examples and a drafted prompt amendment; --apply amends "
+                                              "the prompt and re-asks that cluster's unreviewed rows (priced first).")
+    p.add_argument("--apply", metavar="CLUSTER", help="the cluster key to act on, e.g. 'confusion: billing -> account'")
+    p.add_argument("--amendment", help="the amendment text (default: the cluster's draft)")
+    p.add_argument("--override-budget", action="store_true", help="start even if P90 exceeds the remaining budget")
 
     p = add("check-rationales", cmd_check_rationales, "Run the automatic rationale checks over the project's "
                                                       "answers (leakage, contradiction, grounding, boilerplate, "

@@ -284,9 +284,11 @@ def price_forecast(profile: TokenProfile, model: str, prices: PriceTable, batch:
 
 def forecast(store: Store, project: str, prices: PriceTable, model: str | None = None, mode: str | None = None,
              rationale_fraction: float = 1.0, batch: bool = False, shots: int | None = None,
-             relabel: str | None = None, seed: int = 0) -> Forecast:
+             relabel: str | None = None, seed: int = 0, row_ids: list[str] | None = None,
+             template: str | None = None) -> Forecast:
     """The bill of the run `label` would start with these settings: the requests it would send
-    (the rows due, minus those the cache answers), priced at P50 and P90."""
+    (the rows due, minus those the cache answers), priced at P50 and P90. `row_ids` limits the
+    run to those rows; `template` prices a prompt not saved yet (an amendment)."""
     from dataclasses import replace
 
     from core.selection import requests_to_send
@@ -296,8 +298,10 @@ def forecast(store: Store, project: str, prices: PriceTable, model: str | None =
     planned = _with(proj, template=_template_for(proj, mode), mode=mode) if mode and mode != proj.mode else proj
     if shots is not None:
         planned = _with(planned, shots=shots, demo_rows=None)
+    if template is not None:
+        planned = _with(planned, template=template)
     plan, cache_hits = requests_to_send(store, planned, model, relabel=relabel, rationale_fraction=rationale_fraction,
-                                        seed=seed)
+                                        seed=seed, row_ids=row_ids)
     profile = token_profile(store, project, mode, rationale_fraction, model, shots, plan=plan, relabel=relabel)
     fc = price_forecast(profile, model, prices, batch, store.spend(project), proj.budget_usd)
     return replace(fc, cache_hits=cache_hits, relabel=relabel)
@@ -381,12 +385,12 @@ def pilot_rows(store: Store, project: str, fraction: float = 0.02, floor: int = 
 
 def preflight(store: Store, project: str, prices: PriceTable, model: str | None = None, batch: bool = False,
               override: bool = False, n_rows: int | None = None, relabel: str | None = None,
-              rationale_fraction: float = 1.0, seed: int = 0) -> Forecast:
+              rationale_fraction: float = 1.0, seed: int = 0, row_ids: list[str] | None = None) -> Forecast:
     """Refuse (BudgetExceeded) to start labeling when P90 does not fit the remaining budget."""
     from core.errors import BudgetExceeded
 
     fc = forecast(store, project, prices, model=model, batch=batch, relabel=relabel,
-                  rationale_fraction=rationale_fraction, seed=seed)
+                  rationale_fraction=rationale_fraction, seed=seed, row_ids=row_ids)
     if n_rows is not None and fc.rows:
         fc = _scaled(fc, min(1.0, n_rows / fc.rows))
     refusal = check_budget(fc, override)

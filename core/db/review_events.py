@@ -141,3 +141,25 @@ class ReviewEventTables:
             "i.verdict IN ('correct', 'reject_rationale', 'flag') AS rejected "
             "FROM items i LEFT JOIN rationale_checks c ON c.project = i.project AND c.row_id = i.row_id "
             "WHERE i.project = ? AND i.reviewed", [project])
+
+    # ---- corrections, for prompt fixes --------------------------------------------------
+    def corrections(self, project: str) -> list[dict]:
+        """Current decisions that did not take the teacher's answer as is, with the row's input,
+        the teacher's rationale and the row's rationale-check flags; newest first."""
+        rows = self.query(
+            f"SELECT d.row_id, d.reviewer, d.label, d.teacher_label, d.verdict, d.reason, d.comment, d.label_changed, "
+            f"i.inputs, i.teacher_rationale, c.flags FROM ({CURRENT_DECISIONS}) d "
+            "JOIN items i ON i.project = d.project AND i.row_id = d.row_id "
+            "LEFT JOIN rationale_checks c ON c.project = d.project AND c.row_id = d.row_id "
+            "WHERE d.verdict <> 'accept' OR d.label_changed ORDER BY d.id DESC", [project])
+        for r in rows:
+            r["inputs"] = json.loads(r["inputs"])
+        return rows
+
+    def unreviewed_teacher_labels(self, project: str) -> dict[str, tuple[str | None, list[str]]]:
+        """Unreviewed answered rows: row id -> (teacher label, rationale-check flags)."""
+        rows = self.query(
+            "SELECT i.row_id, i.teacher_label, coalesce(c.flags, []) AS flags FROM items i "
+            "LEFT JOIN rationale_checks c ON c.project = i.project AND c.row_id = i.row_id "
+            "WHERE i.project = ? AND NOT i.reviewed AND i.status IN ('labeled', 'flagged') ORDER BY i.idx", [project])
+        return {r["row_id"]: (r["teacher_label"], list(r["flags"])) for r in rows}

@@ -1,0 +1,84 @@
+"""Reasons become prompt fixes: clusters of corrections, drafted amendments, and the priced
+re-ask of the affected rows with the amended prompt (issue 15, part 4)."""
+
+import pytest
+
+from core import review
+from core.errors import AppError
+from core.prices import load_prices
+from core.prompt_fixes import apply_amendment, correction_clusters, price_reask, reask_config
+from core.teacher import label_project
+
+
+@pytest.fixture
+def labeled(tickets, fake):
+    label_project(tickets, "tickets", api_key="k", base_url=fake.url)
+    return tickets
+
+
+def test_corrections_cluster_by_confusion_reason_and_check(labeled):
+    # ana corrects row 1 (teacher: billing) to technical, with a comment; flags row 3 with a reason
+    review.save_review(labeled, "tickets", "1", "ana", "technical", None, comment="charges after a crash are bugs",
+                       mode="first")
+    review.save_review(labeled, "tickets", "3", "ana", None, None, verdict="flag", reason="right label, wrong reason",
+                       mode="first")
+    review.save_review(labeled, "tickets", "2", "ana", None, None, mode="first")  # an accept: no cluster
+    clusters = {c.key: c for c in correction_clusters(labeled, "tickets")}
+    confusion = clusters["confusion: billing -> technical"]
+    assert confusion.count == 1 and confusion.examples[0]["row_id"] == "1"
+    assert '"billing"' in confusion.amendment and '"technical"' in confusion.amendment
+    assert "charges after a crash are bugs" in confusion.amendment
+    assert confusion.affected == ["4"]  # the other unreviewed row the teacher called billing
+    reason = clusters["reason: right label, wrong reason"]
+    assert reason.count == 1 and set(reason.affected) == {"6"}  # unreviewed, teacher said shipping
+    assert not any(c.examples[0]["row_id"] == "2" for c in clusters.values())
+
+
+def test_reask_is_priced_first_then_sends_only_the_affected_rows_with_the_amended_prompt(labeled, fake):
+    review.save_review(labeled, "tickets", "1", "ana", "technical", None, mode="first")
+    cluster = next(c for c in correction_clusters(labeled, "tickets") if c.kind == "confusion")
+    amendment = "Tell billing and technical apart: a charge caused by a crash is technical."
+    version = labeled.template_version("tickets")
+    fc = price_reask(labeled, "tickets", amendment, cluster.affected, load_prices())
+    assert fc.rows == len(cluster.affected) == 1 and fc.cost_usd_p50 > 0
+    assert labeled.template_version("tickets") == version  # pricing changed nothing
+    sent_before = len(fake.requests)
+    assert apply_amendment(labeled, "tickets", amendment) == version + 1
+    cfg = reask_config("tickets", cluster.affected)
+    label_project(labeled, "tickets", api_key="k", base_url=fake.url, row_ids=cfg.row_ids, relabel=cfg.relabel)
+    sent = fake.requests[sent_before:]
+    assert len(sent) == 1 and amendment in str(sent[0]["body"]["messages"])
+    assert "charged twice" not in str(sent[0]["body"]) and "billed after cancelling" in str(sent[0]["body"])
+    assert labeled.get_item("tickets", "1")["label"] == "technical"  # the reviewed row keeps its label
+
+
+def test_amendments_that_would_break_the_prompt_are_refused(labeled):
+    with pytest.raises(AppError, match="Write the amendment"):
+        price_reask(labeled, "tickets", "   ", ["4"], load_prices())
+    with pytest.raises(AppError, match="placeholders"):
+        apply_amendment(labeled, "tickets", "Use {text} carefully")
+    with pytest.raises(AppError, match="No unreviewed rows"):
+        price_reask(labeled, "tickets", "Be careful.", [], load_prices())
+
+
+def test_prompt_fixes_from_the_command_line(labeled, fake):
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    review.save_review(labeled, "tickets", "1", "ana", "technical", None, mode="first")
+
+    def cli(*args):
+        out = subprocess.run([sys.executable, "-m", "core", "prompt-fixes", "--db", str(labeled.path), "--project",
+                              "tickets", "--json", *args], cwd=REPO, capture_output=True, text=True,
+                             env={**__import__("os").environ, "ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": fake.url})
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    listed = {c["key"]: c for c in cli()["clusters"]}
+    assert listed["confusion: billing -> technical"]["affected"] == 1
+    done = cli("--apply", "confusion: billing -> technical", "--amendment", "A crash that charges twice is technical.")
+    assert done["rows"] == 1 and done["forecast_usd_p50"] > 0 and done["template_version"] >= 2
+    assert "A crash that charges twice is technical." in labeled.get_project("tickets").template
