@@ -6,7 +6,12 @@ import pytest
 from core import review
 from core.errors import AppError
 from core.prices import load_prices
-from core.prompt_fixes import apply_amendment, correction_clusters, price_reask, reask_config
+from core.prompt_fixes import (
+    apply_amendment,
+    correction_clusters,
+    price_reask,
+    reask_config,
+)
 from core.teacher import label_project
 
 
@@ -63,6 +68,7 @@ def test_amendments_that_would_break_the_prompt_are_refused(labeled):
 
 def test_prompt_fixes_from_the_command_line(labeled, fake):
     import json
+    import os
     import subprocess
     import sys
 
@@ -73,7 +79,7 @@ def test_prompt_fixes_from_the_command_line(labeled, fake):
     def cli(*args):
         out = subprocess.run([sys.executable, "-m", "core", "prompt-fixes", "--db", str(labeled.path), "--project",
                               "tickets", "--json", *args], cwd=REPO, capture_output=True, text=True,
-                             env={**__import__("os").environ, "ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": fake.url})
+                             check=False, env={**os.environ, "ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": fake.url})
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
 
