@@ -47,3 +47,19 @@ def flag_rejection(outcomes: list[dict]) -> dict:
             "unflagged_rejected_rate": sum(o["rejected"] for o in clean) / len(clean) if clean else None,
         }
     return out
+
+
+def shared_word_segments(text: str, rationale: str | None) -> list[tuple[str, bool]]:
+    """`text` cut into (segment, shared) pieces, shared marking the content words the
+    rationale also uses (compared as stems): what focus mode highlights. Joined, the
+    segments give back `text` exactly."""
+    import re
+
+    from core.rationale_checks import content_words
+
+    shared = set(content_words(rationale or ""))
+    pieces = []
+    for part in re.split(r"(\w+)", text):
+        if part:
+            pieces.append((part, bool(part.strip()) and bool(shared & set(content_words(part)))))
+    return pieces

@@ -134,6 +134,23 @@ def form_mode(store, project: str, row_id: str, reviewer: str | None) -> str:
     return "independent" if others else "first"
 
 
+def hidden_rows(store, project: str, row_ids: list[str], reviewer: str | None) -> dict[str, str]:
+    """The rows of a queue page whose answers this reviewer must not see yet, with why: "blind"
+    (the teacher's answer, before their own label) or "independent" (another reviewer's
+    decision, before their own). The page masks those cells of the queue table; one query each."""
+    reviewer = reviewer or ""
+    decisions = store.decisions_for(project, row_ids)
+    blind, labeled = store.blind_rows(project, row_ids), store.blind_labeled(project, row_ids, reviewer)
+    out = {}
+    for row_id in row_ids:
+        mine = [d for d in decisions.get(row_id, []) if d["reviewer"] == reviewer]
+        if not mine and row_id in blind and row_id not in labeled:
+            out[row_id] = "blind"
+        elif not mine and decisions.get(row_id):
+            out[row_id] = "independent"
+    return out
+
+
 def save_blind_label(store, project: str, row_id: str, reviewer: str | None, label: str | None,
                      opened_at=None) -> None:
     """Record a reviewer's own label for a blind row, before its teacher answer is revealed."""

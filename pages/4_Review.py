@@ -1,5 +1,9 @@
-"""Review: filter and page through teacher labels in DuckDB, correct label and rationale."""
+"""Review: filter and page through teacher labels in DuckDB, correct label and rationale.
 
+Keyboard: 1-9 pick a label, A accepts (or saves a blind label) and opens the next row,
+X rejects the rationale, F flags, U undoes, J / K open the next / previous row."""
+
+import html
 import json
 
 import pandas as pd
@@ -7,153 +11,281 @@ import streamlit as st
 
 from core import review
 from core.db import REVIEW_FILTERS, REVIEW_SORTS
-from core.export import FORMATS, export_bytes, left_out
-from core.review import (
-    BULK_ACTIONS,
-    REASON_CODES,
-    VERDICTS,
-    error_estimate,
-    kappa_from_counts,
-    sample_size,
+from core.db.review_events import utc_now
+from core.rationale_flags import shared_word_segments
+from core.review import FORM_MODES, REASON_CODES, VERDICTS
+from review_panels import (
+    bulk_panel,
+    checks_panel,
+    export_panel,
+    fixes_panel,
+    flash,
+    quality_panel,
+    sampling_panel,
+    show_flash,
 )
 from ui import page_setup, plain, project_picker, show_error, signed_in_user
 
 PAGE_SIZE = 25
+KEYED_LABELS = 9  # labels 1-9 get a key each
+HIDDEN = "({})"  # why a cell is hidden: blind, or independent
+FOCUS_CSS = """<style>
+.focus-text {font-size: 1.45rem; line-height: 1.6; white-space: pre-wrap;}
+.focus-text mark {background: #ffe58a; padding: 0 .1em;}
+</style>"""
 
 
-def row_table(rows: list[dict]) -> pd.DataFrame:
+def row_table(rows: list[dict], hidden: dict[str, str]) -> pd.DataFrame:
+    """The queue page. Rows still blind for this reviewer show nothing of the teacher's answer;
+    rows another reviewer decided show nothing of that decision until this reviewer's own."""
+    def cell(r, key):
+        why = hidden.get(r["row_id"])
+        covered = why == "blind" or (why == "independent" and key in ("label", "rationale"))
+        return HIDDEN.format(why) if covered else r[key]
+
     return pd.DataFrame([{
-        "row_id": r["row_id"],
-        "input": " | ".join(r["inputs"].values())[:160],
-        "gold": r["gold"], "label": r["label"], "rationale": r["rationale"],
-        "status": r["status"], "flag": r["flag"], "reviewed": r["reviewed"], "confidence": r["teacher_confidence"],
+        "row_id": r["row_id"], "input": " | ".join(r["inputs"].values())[:160],
+        "gold": cell(r, "gold"), "label": cell(r, "label"), "rationale": cell(r, "rationale"),
+        "status": r["status"], "flag": cell(r, "flag"), "reviewed": r["reviewed"],
+        "confidence": cell(r, "teacher_confidence"),
     } for r in rows])
 
 
-def form_version(row: dict) -> tuple[int, str]:
+def form_version(row: dict, mode: str) -> tuple[int, str]:
     """The row version the reviewer's form was filled from, and the suffix of its widget keys.
 
-    A submit is checked against that version, so an edit made on a copy that someone else
-    has since changed is refused as a conflict instead of overwriting theirs. The widget keys
-    carry row and version: another row, or the same row after a change (while no submit is
-    pending), mounts fresh widgets showing the stored values; Streamlit would otherwise keep
-    showing the text typed for the previous row."""
+    The version is pinned while the reviewer works on the row: a save is checked against it, so
+    an edit made on a copy that someone else has since changed is refused as a conflict
+    instead of overwriting theirs. Another row or form mode, the reviewer's own save, undo or
+    bulk action, or a refused save mounts fresh widgets showing the stored values (Streamlit would otherwise
+    keep showing the text typed for the previous row). The mode is part of the keys: a blind
+    row revealed, or another reviewer's form, starts from its own defaults."""
     seen = st.session_state.get("_form_row")
-    submitting = seen is not None and bool(st.session_state.get(f"review_save:{seen[0]}:{seen[1]}"))
-    if seen is None or seen[0] != row["row_id"] or (seen[1] != row["version"] and not submitting):
-        st.session_state["_form_row"] = (row["row_id"], row["version"])
-    row_id, version = st.session_state["_form_row"]
-    return version, f"{row_id}:{version}"
+    if seen is None or seen[0] != row["row_id"] or (len(seen) > 2 and seen[2] != mode):
+        st.session_state["_form_row"] = (row["row_id"], row["version"], mode)
+    row_id, version = st.session_state["_form_row"][:2]
+    suffix = f"{row_id}:{version}" if mode in ("first", "own") else f"{row_id}:{version}:{mode}"
+    return version, suffix
 
 
-def label_picker(options: list[str], stored: str | None, suffix: str) -> str | None:
+def label_picker(options: list[str], stored: str | None, suffix: str, key: str = "review_label") -> str | None:
     """The label selectbox. A missing or out-of-set label leaves it empty: defaulting to the
-    first option would let Ctrl+Enter store that option as the reviewer's correction. Saving
+    first option would let a quick save store that option as the reviewer's correction. Saving
     without a pick is then refused by core.review (unless the row is flagged)."""
+    help_text = "The right label for this row; change it when the teacher got it wrong (keys 1-9 pick one)."
     if stored in options:
-        return st.selectbox("Label", options, index=options.index(stored), key=f"review_label:{suffix}",
-                            help="The right label for this row; change it when the teacher got it wrong.")
-    st.caption(plain("This row has no label; pick one." if stored is None else
-                     f"The stored label {stored!r} is not one of the options; pick one."))
-    return st.selectbox("Label", options, index=None, placeholder="Pick a label", key=f"review_label:{suffix}",
-                        help="The right label for this row; change it when the teacher got it wrong.")
+        return st.selectbox("Label", options, index=options.index(stored), key=f"{key}:{suffix}", help=help_text)
+    if stored is not None:
+        st.caption(plain(f"The stored label {stored!r} is not one of the options; pick one."))
+    return st.selectbox("Label", options, index=None, placeholder="Pick a label", key=f"{key}:{suffix}",
+                        help=help_text)
 
 
-def flash(slot: str, kind: str, payload) -> None:
-    """A message from a callback (which runs before the page), shown once where the page draws `slot`."""
-    st.session_state[f"_flash_{slot}"] = (kind, payload)
+def show_inputs(row: dict, rationale: str | None, focus: bool) -> None:
+    """The row's input as plain text; in focus mode large, with the words the rationale shares
+    with it highlighted (every piece of data is HTML-escaped: it shows as typed)."""
+    texts = list(row["inputs"].items()) + ([("choices", "\n".join(row["choices"]))] if row["choices"] else [])
+    for field, value in texts:
+        st.caption(plain(field))
+        if not focus:
+            st.text(value)  # plain text, never HTML or markdown
+            continue
+        marked = "".join(f"<mark>{html.escape(part)}</mark>" if shared else html.escape(part)
+                         for part, shared in shared_word_segments(str(value), rationale))
+        st.html(f'<div class="focus-text">{marked}</div>')
 
 
-def show_flash(slot: str) -> None:
-    held = st.session_state.pop(f"_flash_{slot}", None)
-    if held is None:
-        return
-    kind, payload = held
-    if kind == "error":
-        show_error(payload)
-    else:
-        st.success(payload)
+# ---- actions (callbacks: they run before the page reruns, so one rerun shows their result) ----
+def acting_reviewer(ctx: dict) -> str:
+    """Who saves: the signed-in user, else the name in the Reviewer field as it is now (typed in
+    the same interaction as the save, it is in session state before the callback runs)."""
+    return ctx["signed_in"] or st.session_state.get("reviewer_name", "").strip()
 
 
-def save_clicked(store, name: str, project, row: dict, expected_version: int, suffix: str, has_options: bool,
-                 signed_in: str | None) -> None:
-    """Save review: the form's values are in session state when this runs, before the rerun."""
-    state = st.session_state
-    reviewer = signed_in or state.get("reviewer_name", "")
-    state["reviewer"] = reviewer
-    label = state.get(f"review_label:{suffix}") if has_options else state.get(f"review_label_text:{suffix}")
+def pick_label(key: str, label: str) -> None:
+    st.session_state[key] = label
+
+
+def open_next(current: str, step: int = 1) -> None:
+    held = st.session_state.get("_review_order")
+    order = held[1] if held else []
+    if current in order:
+        at = order.index(current) + step
+        if 0 <= at < len(order):
+            st.session_state["review_row"] = order[at]
+
+
+def save_clicked(store, name: str, project, row: dict, ctx: dict, verdict: str | None = None,
+                 advance: bool = False, use_form_verdict: bool = True) -> None:
+    """Save review (button, Ctrl+Enter) or a quick action (A, X, F): the widget values are in
+    session state when this runs."""
+    state, suffix = st.session_state, ctx["suffix"]
+    reviewer = acting_reviewer(ctx)
+    label = state.get(f"review_label:{suffix}") if ctx["has_options"] else state.get(f"review_label_text:{suffix}")
+    rationale = state.get(f"review_rationale:{suffix}")
+    chosen = state.get(f"review_verdict:{suffix}") if use_form_verdict else verdict
+    reason = state.get(f"review_reason:{suffix}") or None
+    if chosen == "flag" and not reason:
+        reason = "other"  # F flags at once; the reason code can be refined in the form
     try:
-        result = review.save_review(store, name, row["row_id"], reviewer, label, state.get(f"review_rationale:{suffix}"),
-                                    verdict=state.get(f"review_verdict:{suffix}"),
-                                    reason=state.get(f"review_reason:{suffix}") or None,
-                                    comment=state.get(f"review_comment:{suffix}") or None,
-                                    expected_version=expected_version, row=row, spec=project)
+        result = review.save_review(
+            store, name, row["row_id"], reviewer, label,
+            rationale if rationale != ctx["shown_rationale"] else None,  # unchanged: not an edit
+            verdict=chosen, reason=reason, comment=state.get(f"review_comment:{suffix}") or None,
+            expected_version=ctx["version"], row=row, spec=project, mode=ctx["mode"], opened_at=ctx["opened_at"])
     except Exception as exc:
+        state.pop("_form_row", None)  # a conflict: the next run shows the row as stored now
         flash("save", "error", exc)
         return
     # the form now stands for the saved version: a second save of this row is not a conflict with itself
-    state["_form_row"] = (row["row_id"], result["version"])
+    state["_form_row"] = (row["row_id"], result["version"], ctx["mode"])
     flash("save", "success", f"Saved ({result['changes']} change(s)).")
+    if advance:
+        open_next(row["row_id"])
+
+
+def blind_clicked(store, name: str, row: dict, ctx: dict) -> None:
+    state = st.session_state
+    key = "review_blind_label" if ctx["has_options"] else "review_blind_text"
+    try:
+        review.save_blind_label(store, name, row["row_id"], acting_reviewer(ctx), state.get(f"{key}:{ctx['suffix']}"),
+                                opened_at=ctx["opened_at"])
+    except Exception as exc:
+        flash("save", "error", exc)
+        return
+    flash("save", "success", "Your label is saved. The teacher's answer is shown now: give your verdict.")
 
 
 def undo_clicked(store, name: str, reviewer: str) -> None:
     try:
         out = review.undo_last(store, name, reviewer)
+        st.session_state.pop("_form_row", None)  # show the undone row as stored
         flash("top", "success", f"Undid {out['fields']} field change(s) on {out['rows']} row(s).")
     except Exception as exc:
         flash("top", "error", exc)
 
 
-def edit_form(store, name: str, project, row: dict) -> None:
-    st.subheader(plain(f"Row {row['row_id']}"))
-    for field, value in row["inputs"].items():
-        st.caption(plain(field))
-        st.text(value)  # plain text, never HTML or markdown
-    if row["choices"]:
-        st.caption("choices")
-        st.text("\n".join(row["choices"]))
-    sure = "" if row["teacher_confidence"] is None else f" (confidence {row['teacher_confidence']:.2f})"
-    st.text(f"gold: {row['gold']} · teacher: {row['teacher_label']}{sure} · status: {row['status']}"
-            + (f" · flag: {row['flag']}" if row["flag"] else "") + (f" · error: {row['error']}" if row["error"] else ""))
+def key_bar(options: list[str], label_key: str, actions: list[tuple]) -> None:
+    """The keyboard: a button per label (1-9) and per action, each with its single-key shortcut."""
+    if 0 < len(options):
+        cols = st.columns(min(len(options), KEYED_LABELS))
+        for i, (col, option) in enumerate(zip(cols, options[:KEYED_LABELS]), start=1):
+            col.button(plain(f"{i} · {option[:28]}"), key=f"pick_{i}", shortcut=str(i), on_click=pick_label,
+                       args=(label_key, option), width="stretch")
+    cols = st.columns(len(actions))
+    for col, (text, key, shortcut, callback, args, kwargs) in zip(cols, actions):
+        col.button(text, key=key, shortcut=shortcut, on_click=callback, args=args, kwargs=kwargs,
+                   width="stretch")
+
+
+# ---- the row form ----------------------------------------------------------------------------
+def edit_form(store, name: str, project, row: dict, reviewer: str) -> None:
+    mode = review.form_mode(store, name, row["row_id"], reviewer)
+    version, suffix = form_version(row, mode)
+    opened_at = st.session_state.setdefault(f"_opened:{suffix}", utc_now())  # when this form was first drawn
     options = review.label_options(project, row)
-    expected_version, suffix = form_version(row)
-    signed_in = st.session_state.get("signed_in_user")
-    with st.form(f"edit-{row['row_id']}"):
-        if signed_in:  # Streamlit login: the reviewer is who signed in, not a free-text name
-            st.caption(plain(f"Reviewer: {signed_in}"))
-        else:  # no login configured: a typed name (README: configure [auth] for accountable reviews)
-            st.text_input("Reviewer", value=st.session_state.get("reviewer", ""), key="reviewer_name",
-                          help="Your name; it is recorded with every change you make.")
-        if options:
-            label_picker(options, row["label"], suffix)
-        else:
-            st.text_input("Label", value=row["label"] or "", key=f"review_label_text:{suffix}",
-                          help="The right answer for this row; change it when the teacher got it wrong.")
-        st.text_area("Rationale", value=row["rationale"] or "", key=f"review_rationale:{suffix}",
-                     help="The teacher's one-sentence explanation; the student learns from it too, so fix it "
-                          "when it is wrong.")
-        st.radio("Verdict", VERDICTS, horizontal=True, key=f"review_verdict:{suffix}",
-                 format_func=lambda v: v.replace("_", " "),
-                 help="Your judgment of the teacher's answer: accept (it is right), correct (you fixed the label "
-                      "or the rationale), reject rationale (keep the label but do not train on the explanation), "
-                      "or flag (something is wrong: pick a reason code).")
-        st.selectbox("Reason code (for flags)", ("",) + REASON_CODES, key=f"review_reason:{suffix}",
-                     help="Why you flag the row: the label is wrong, the explanation does not match the answer "
-                          "(unfaithful), the label is right for the wrong reason, the input is unclear, or other.")
-        st.text_input("Comment (optional)", key=f"review_comment:{suffix}")
-        # saved in a callback, before the page reruns: counts, queues and kappa above show the save
-        st.form_submit_button("Save review", type="primary", key=f"review_save:{suffix}", shortcut="Ctrl+Enter",
-                              on_click=save_clicked,
-                              args=(store, name, project, row, expected_version, suffix, bool(options), signed_in))
+    focus = st.session_state.get("focus_mode", False)
+    st.subheader(plain(f"Row {row['row_id']}"))
+    ctx = {"mode": mode, "suffix": suffix, "version": version, "opened_at": opened_at,
+           "signed_in": st.session_state.get("signed_in_user"), "has_options": bool(options)}
+    if mode == "blind":
+        blind_form(store, name, row, options, ctx, focus)
+        return
+    independent = mode == "independent"
+    shown_rationale = (row["teacher_rationale"] if independent else row["rationale"]) or ""
+    ctx["shown_rationale"] = shown_rationale
+    show_inputs(row, shown_rationale, focus)
+    teacher_line(row, independent)
+    row_checks(store, name, row["row_id"])
+    if mode != "first":
+        st.caption(plain(f"Your form shows {FORM_MODES.get(mode, FORM_MODES['own'])}."))
+    if mode == "adjudicate":
+        st.dataframe(pd.DataFrame([{"reviewer": d["reviewer"], "label": d["label"], "verdict": d["verdict"],
+                                    "comment": d["comment"]} for d in store.row_decisions(name, row["row_id"])]),
+                     hide_index=True)
+    stored = None if independent else own_label(store, name, row, reviewer, mode)
+    if options:
+        label_picker(options, stored, suffix)
+    else:
+        st.text_input("Label", value=stored or "", key=f"review_label_text:{suffix}",
+                      help="The right answer for this row; change it when the teacher got it wrong.")
+    st.text_area("Rationale", value=shown_rationale, key=f"review_rationale:{suffix}",
+                 help="The teacher's one-sentence explanation; the student learns from it too, so fix it "
+                      "when it is wrong.")
+    st.radio("Verdict", VERDICTS, horizontal=True, key=f"review_verdict:{suffix}",
+             format_func=lambda v: v.replace("_", " "),
+             help="Your judgment of the teacher's answer: accept (it is right), correct (you fixed the label "
+                  "or the rationale), reject rationale (keep the label but do not train on the explanation), "
+                  "or flag (something is wrong: pick a reason code).")
+    st.selectbox("Reason code (for flags)", ("",) + REASON_CODES, key=f"review_reason:{suffix}",
+                 help="Why you flag the row: the label is wrong, the explanation does not match the answer "
+                      "(unfaithful), the label is right for the wrong reason, the input is unclear, or other.")
+    st.text_input("Comment (optional)", key=f"review_comment:{suffix}")
+    st.button("Save review", type="primary", key=f"review_save:{suffix}", shortcut="Ctrl+Enter",
+              on_click=save_clicked, args=(store, name, project, row, ctx))
+    label_key = f"review_label:{suffix}" if options else f"review_label_text:{suffix}"
+    key_bar(options, label_key, [
+        ("Accept & next", "quick_accept", "A", save_clicked, (store, name, project, row, ctx),
+         {"verdict": None, "advance": True, "use_form_verdict": False}),
+        ("Reject rationale", "quick_reject", "X", save_clicked, (store, name, project, row, ctx),
+         {"verdict": "reject_rationale", "advance": True, "use_form_verdict": False}),
+        ("Flag", "quick_flag", "F", save_clicked, (store, name, project, row, ctx),
+         {"verdict": "flag", "advance": True, "use_form_verdict": False}),
+    ])
     show_flash("save")
+    if not independent:  # an independent reviewer sees neither the first reviewer's edits nor the history
+        row_history(store, name, row["row_id"])
+
+
+def blind_form(store, name: str, row: dict, options: list[str], ctx: dict, focus: bool) -> None:
+    """Input and label set only: no teacher label, rationale, gold, confidence or history."""
+    show_inputs(row, None, focus)
+    st.info("Blind row: give your own label first. The teacher's answer is shown once you have saved it.")
+    if options:
+        label_picker(options, None, ctx["suffix"], key="review_blind_label")
+        label_key = f"review_blind_label:{ctx['suffix']}"
+    else:
+        st.text_input("Label", key=f"review_blind_text:{ctx['suffix']}")
+        label_key = f"review_blind_text:{ctx['suffix']}"
+    st.button("Save my label", type="primary", key=f"blind_save:{ctx['suffix']}", shortcut="Ctrl+Enter",
+              on_click=blind_clicked, args=(store, name, row, ctx))
+    key_bar(options, label_key, [("Save my label", "quick_accept", "A", blind_clicked, (store, name, row, ctx), {})])
+    show_flash("save")
+
+
+def own_label(store, name: str, row: dict, reviewer: str, mode: str) -> str | None:
+    """What the label field starts with: the reviewer's own current decision when re-opening a
+    row, else the row's label (the teacher's, or the adjudicated one)."""
+    if mode in ("own", "own-after-others"):
+        mine = [d for d in store.row_decisions(name, row["row_id"]) if d["reviewer"] == reviewer]
+        if mine:
+            return mine[-1]["label"]
+    return row["label"]
+
+
+def teacher_line(row: dict, independent: bool) -> None:
+    sure = "" if row["teacher_confidence"] is None else f" (confidence {row['teacher_confidence']:.2f})"
+    current = "" if independent else f" · current label: {row['label']}"
+    st.text(f"gold: {row['gold']} · teacher: {row['teacher_label']}{sure}{current} · status: {row['status']}"
+            + (f" · flag: {row['flag']}" if row["flag"] else "") + (f" · error: {row['error']}" if row["error"] else ""))
+
+
+def row_checks(store, name: str, row_id: str) -> None:
+    checked = store.rationale_checks_for(name, row_id)
+    if checked and checked["flags"]:
+        details = "; ".join(f"{c}: {checked['detail'].get(c, '')}" for c in checked["flags"])
+        st.text(f"Rationale checks: {details}")
+
+
+def row_history(store, name: str, row_id: str) -> None:
     with st.expander("Raw teacher response"):
-        call = store.last_call_for_row(name, row["row_id"])
+        call = store.last_call_for_row(name, row_id)
         if call and call.get("response"):
             st.caption(f"source: {call['source']}")
             st.code(json.dumps(json.loads(call["response"]), indent=2, ensure_ascii=False), language="json")
         else:
             st.caption("No response stored.")
-    history = store.audit_trail(name, row["row_id"])
+    history = store.audit_trail(name, row_id)
     if history:
         st.caption("History")
         # st.dataframe, not st.table: st.table renders Markdown (links, remote images) in its cells
@@ -161,134 +293,18 @@ def edit_form(store, name: str, project, row: dict) -> None:
                      hide_index=True)
 
 
-def review_stats(store, name: str) -> None:
-    with st.expander("Sampling plan and agreement"):
-        c = st.columns(4)
-        margin = c[0].number_input("± margin", 0.01, 0.5, 0.05, 0.01, key="plan_margin",
-                                   help="How close the estimated error rate should be to the true one: 0.05 "
-                                        "means within 5 percentage points either way.")
-        confidence = c[1].selectbox("Confidence", (0.9, 0.95, 0.99), index=1, key="plan_confidence",
-                                    help="How sure you want to be that the true error rate lies within that "
-                                         "margin; more certainty needs more rows.")
-        stratified = c[2].checkbox("Stratify by teacher label", True, key="plan_stratified",
-                                   help="Pick rows from every teacher label in proportion, so that rare labels "
-                                        "are checked too.")
-        population = store.review_count(name, "all")
-        n = sample_size(margin, confidence, population=population)
-        c[3].metric("Rows to review", n,
-                    help="How many rows to check by hand to know the teacher's error rate within that margin "
-                         "and confidence (Cochran's sample-size formula, adjusted for the project's size).")
-        if st.button(f"Create a spot-check set of {n} rows", key="plan_create",
-                     help="A spot check is a random sample of the teacher's answers that you check by hand; "
-                          "this picks the rows (replacing the previous set) and the 'spot check' filter lists them."):
-            made = store.create_spot_check(name, n, stratified=stratified)
-            st.success(f"Spot-check set ready: {made} rows. Pick the 'spot check' filter to review them.")
-        planned, outcomes = store.spot_check_outcomes(name)
-        if planned:
-            est = error_estimate(outcomes, confidence)
-            le, re_ = est["label_error"], est["rationale_error"]
-            if est["reviewed"]:
-                st.text(f"Reviewed {est['reviewed']} of {planned}. Teacher label error {le['rate']:.1%} "
-                        f"[{le['low']:.1%}, {le['high']:.1%}] · rationale error {re_['rate']:.1%} "
-                        f"[{re_['low']:.1%}, {re_['high']:.1%}] at {confidence:.0%} confidence.",
-                        help="How often the teacher's label (or explanation) was wrong in the rows checked so "
-                             "far; the range in brackets (a Wilson interval) is where the true rate most "
-                             "likely lies.")
-                st.dataframe(pd.DataFrame([{"teacher label": k, **v} for k, v in est["per_label"].items()]),
-                             hide_index=True)
-            if est["reviewed"] >= planned:
-                st.success("The sampling plan is complete: the estimates above hold at the margin you chose. "
-                           "You can stop spot-checking.")
-        counts = store.agreement_counts(name)
-        kr, kt = kappa_from_counts(counts["reviewers"]), kappa_from_counts(counts["teacher"])
-        rows = {k: sum(n for _, _, n in v) for k, v in counts.items()}
-        st.text(f"Cohen's kappa, reviewer vs reviewer: {'n/a' if kr is None else f'{kr:.3f}'} "
-                f"({rows['reviewers']} double-reviewed rows) · reviewer vs teacher: "
-                f"{'n/a' if kt is None else f'{kt:.3f}'} ({rows['teacher']} reviews)",
-                help="Cohen's kappa says how often two reviewers (or a reviewer and the teacher) chose the same "
-                     "label, beyond what chance alone would give: 1 is full agreement, 0 no better than chance.")
-
-
-def confirmed_rows(name: str, filters, search: str, queue: dict[str, int]) -> dict[str, int]:
-    """The rows (id -> version) the bulk confirmation counts: the queue as rendered while the box
-    is unchecked, frozen from the rerun in which it gets checked. So Apply changes exactly the
-    rows the user saw counted, not rows that entered the queue since. Another queue (project,
-    filters or search changed), or no rows kept from when it was checked, unchecks the box: it
-    was confirmed for other rows."""
-    query = (name, tuple(filters), search)
-    held = st.session_state.get("_bulk_rows")
-    if held is None or held[0] != query:
-        st.session_state["bulk_confirm"] = False  # before the checkbox is drawn in this run
-    if not st.session_state.get("bulk_confirm"):
-        held = (query, queue)
-        st.session_state["_bulk_rows"] = held
-    return held[1]
-
-
-def bulk_message(action: str, out: dict, confirmed: dict[str, int], queue: dict[str, int]) -> str:
-    text = (f"Applied to {out['applied']} of the {len(confirmed)} rows you confirmed ('{action}'; one audit "
-            "record each; one undo reverts it).")
-    if out["skipped"]:
-        shown = ", ".join(plain(r) for r in out["skipped"][:10]) + (" …" if len(out["skipped"]) > 10 else "")
-        text += (f" Skipped {len(out['skipped'])} row(s) changed since you confirmed (someone else's edit or "
-                 f"a new teacher answer), left as they are: {shown}.")
-    entered = len(queue.keys() - confirmed.keys())
-    if entered:
-        text += f" {entered} row(s) that entered this queue after you confirmed were left alone."
-    return text
-
-
-def bulk_panel(store, name: str, project, filters, search: str, queue: dict[str, int]) -> None:
-    confirmed = confirmed_rows(name, filters, search, queue)
-    with st.expander(f"Bulk action on the {len(queue)} rows of this queue"):
-        c = st.columns(3)
-        action = c[0].selectbox("Action", BULK_ACTIONS, key="bulk_action",
-                                help="What to do with every row of this queue: accept the teacher's answers, "
-                                     "set one label on all of them, or flag them with a reason code.")
-        options = project.label_set or []
-        label = c[1].selectbox("Label", options, key="bulk_label") if options else c[1].text_input("Label", key="bulk_label_text")
-        reason = c[2].selectbox("Reason code", REASON_CODES, key="bulk_reason",
-                                help="Why the rows are flagged (used by the flag action only).")
-        confirm = st.checkbox(f"Yes, apply '{action}' to these {len(confirmed)} rows", key="bulk_confirm",
-                              help="The rows counted when you tick this; rows entering the queue later are left "
-                                   "out, and rows someone changes meanwhile are skipped.")
-        # applied in a callback, before the page reruns: the counts and queues drawn show its result
-        st.button("Apply", disabled=not confirm, key="bulk_apply", on_click=bulk_clicked,
-                  args=(store, name, filters, search, action, label, reason, confirmed))
-        show_flash("bulk")
-
-
-def bulk_clicked(store, name: str, filters, search: str, action: str, label, reason, confirmed: dict[str, int]) -> None:
-    try:
-        out = review.bulk_review(store, name, filters, st.session_state.get("reviewer", ""), action,
-                                 label=label if action == "set_label" else None,
-                                 reason=reason if action == "flag" else None, search=search, row_ids=confirmed)
-        queue = store.review_ids(name, filters, search)
-        st.session_state.pop("_bulk_rows", None)  # done: this rerun unchecks the box
-        flash("bulk", "success", bulk_message(action, out, confirmed, queue))
-    except Exception as exc:
-        flash("bulk", "error", exc)
-
-
-def export_panel(store, name: str) -> None:
-    with st.expander("Export the reviewed dataset"):
-        st.caption("Labeled rows with provenance: label source, reviewer, verdict, teacher model, "
-                   "template version, teacher cost. hf = a Hugging Face datasets folder (zipped).")
-        cols = st.columns([2, 1])
-        fmt = cols[0].radio("Format", FORMATS, horizontal=True, key="dataset_format")
-        if cols[1].button("Prepare export", key="dataset_prepare"):
-            import tempfile
-
-            try:
-                with tempfile.TemporaryDirectory() as tmp:
-                    st.session_state["dataset_file"] = export_bytes(store, name, fmt, tmp)
-            except Exception as exc:
-                show_error(exc)
-        if st.session_state.get("dataset_file"):
-            filename, data = st.session_state["dataset_file"]
-            st.download_button(plain(f"Download {filename}"), data, file_name=filename, key="dataset_download")
-        for gap in left_out(store, name):  # an export never drops rows silently
-            st.caption(f"Left out: {gap['rows']:,} row{'' if gap['rows'] == 1 else 's'} ({gap['why']}).")
+# ---- the page ----------------------------------------------------------------------------------
+def reviewer_name() -> str:
+    """The signed-in user, or the name typed in (README: configure [auth] for accountable reviews)."""
+    signed_in = st.session_state["signed_in_user"] = signed_in_user()
+    if signed_in:
+        st.caption(plain(f"Reviewer: {signed_in}"))
+        st.session_state["reviewer"] = signed_in
+        return signed_in
+    typed = st.text_input("Reviewer", value=st.session_state.get("reviewer", ""), key="reviewer_name",
+                          help="Your name; it is recorded with every change you make.").strip()
+    st.session_state["reviewer"] = typed
+    return typed
 
 
 def main() -> None:
@@ -296,10 +312,19 @@ def main() -> None:
     name = project_picker(store)
     if not name:
         return
-    st.session_state["signed_in_user"] = signed_in_user()
-    if st.session_state["signed_in_user"]:
-        st.session_state["reviewer"] = st.session_state["signed_in_user"]
     project = store.get_project(name)
+    top = st.columns([3, 2, 1])
+    with top[0]:
+        reviewer = reviewer_name()
+    focus = top[1].toggle("Focus mode", key="focus_mode",
+                          help="Large text, the words the rationale shares with the input highlighted, and the "
+                               "panels hidden. Keys: 1-9 label · A accept & next · X reject rationale · F flag · "
+                               "U undo · J / K next / previous.")
+    if reviewer:  # undone in a callback, before the page reruns: the counts below are current
+        top[2].button(plain(f"Undo {reviewer}'s last change"), key="undo", shortcut="U",
+                      help="Reverts your most recent save or bulk action; refused when someone changed "
+                           "those rows since.", on_click=undo_clicked, args=(store, name, reviewer))
+    show_flash("top")
     cols = st.columns([3, 2, 2, 1])
     filters = cols[0].multiselect("Queue filters (combined)", list(REVIEW_FILTERS), default=["unreviewed"],
                                   key="review_filter",
@@ -317,22 +342,18 @@ def main() -> None:
     except Exception as exc:
         show_error(exc)
         return
-    top = st.columns([4, 1])
-    top[0].caption(f"{total} rows match.")
-    reviewer = st.session_state.get("reviewer", "")
-    if reviewer:  # undone in a callback, before the page reruns: the counts above are current
-        top[1].button(plain(f"Undo {reviewer}'s last change"), key="undo", shortcut="Alt+U",
-                      help="Reverts your most recent save or bulk action; refused when someone changed "
-                           "those rows since.",
-                      on_click=undo_clicked, args=(store, name, reviewer))
-    show_flash("top")
-    review_stats(store, name)
-    export_panel(store, name)
-    if rows:
-        bulk_panel(store, name, project, filters, search, queue)
-        st.dataframe(row_table(rows), hide_index=True)
+    st.caption(f"{total} rows match.")
+    if not focus:
+        for panel in (sampling_panel, quality_panel, checks_panel, fixes_panel, export_panel):
+            panel(store, name)
+        if rows:
+            bulk_panel(store, name, project, filters, search, queue)
+            hidden = review.hidden_rows(store, name, [r["row_id"] for r in rows], reviewer)
+            st.dataframe(row_table(rows, hidden), hide_index=True)
+    else:
+        st.html(FOCUS_CSS)
     show_flash("bulk")  # a bulk action that emptied the queue still says what it did
-    focus_view(store, name, project, [r["row_id"] for r in rows], (name, tuple(filters), search, sort, page))
+    focus_view(store, name, project, reviewer, [r["row_id"] for r in rows], (name, tuple(filters), search, sort, page))
     show_flash("save")  # a save whose row is no longer shown still says how it went
 
 
@@ -358,7 +379,7 @@ def with_focus(ids: list[str], seen: list[str], current: str) -> list[str]:
     return ids[:at] + [current] + ids[at:]
 
 
-def focus_view(store, name: str, project, ids: list[str], query: tuple) -> None:
+def focus_view(store, name: str, project, reviewer: str, ids: list[str], query: tuple) -> None:
     held = st.session_state.get("_review_order")
     seen = held[1] if held and held[0] == query else list(ids)
     current = st.session_state.get("review_row")
@@ -367,15 +388,15 @@ def focus_view(store, name: str, project, ids: list[str], query: tuple) -> None:
     if current is None:
         return
     nav = st.columns([1, 1, 4])
-    for col, text, key, shortcut, step in ((nav[0], "◀ Previous", "prev_row", "Alt+P", -1),
-                                           (nav[1], "Next ▶", "next_row", "Alt+N", 1)):
+    for col, text, key, shortcut, step in ((nav[0], "◀ Previous", "prev_row", "K", -1),
+                                           (nav[1], "Next ▶", "next_row", "J", 1)):
         if col.button(text, key=key, shortcut=shortcut):
             current = next_in(seen, ids, current, step) or current
     options = with_focus(ids, seen, current)
     st.session_state["_review_order"] = (query, options)
     st.session_state["review_row"] = current  # before the selectbox is drawn in this run
     row_id = nav[2].selectbox("Open row", options, key="review_row")
-    edit_form(store, name, project, store.get_item(name, row_id))
+    edit_form(store, name, project, store.get_item(name, row_id), reviewer)
 
 
 main()

@@ -65,3 +65,13 @@ def running_label_job(store: Store, project: str = "tickets", done_at_least: int
             return found[0]
         time.sleep(0.05)
     raise AssertionError(f"no running label job with {done_at_least} rows done: {store.list_jobs(project, 'label')}")
+
+
+def open_page(path: str, project: str | None = None):
+    """Open a page with Streamlit's AppTest the way a link does: ?project=name chooses the project."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / path), default_timeout=60)
+    if project:
+        at.query_params["project"] = project
+    return at.run()

@@ -166,8 +166,12 @@ def test_review_page_refuses_a_stale_edit_as_a_conflict(app_store):
     next(b for b in at.button if b.label == "Save review").click().run()
     assert any("changed by someone else" in e.value for e in at.error), [e.value for e in at.error]
     assert app_store.get_item(DEMO, row_id)["rationale"] == "Ben got there first."
-    at.run()  # the next rerun shows the stored row
-    assert next(t for t in at.text_area if t.label == "Rationale").value == "Ben got there first."
+    at.run()  # the next rerun: ben has decided the row, so ana now decides it independently
+    item = app_store.get_item(DEMO, row_id)
+    assert next(t for t in at.text_area if t.label == "Rationale").value == item["teacher_rationale"]
+    picker = at.selectbox(key=f"review_label:{row_id}:{item['version']}:independent")
+    assert picker.value is None  # her form starts empty
+    assert not any("Ben got there first." in t.value for t in at.text)
 
 
 def test_review_page_refuses_a_form_opened_before_a_new_teacher_answer(app_store):

@@ -55,6 +55,23 @@ class ReviewEventTables:
         """The current decisions on one row, one per reviewer, oldest first."""
         return self.query(f"SELECT * FROM ({CURRENT_DECISIONS}) WHERE row_id = ? ORDER BY id", [project, row_id])
 
+    def decisions_for(self, project: str, row_ids: list[str]) -> dict[str, list[dict]]:
+        """The current decisions on these rows: row id -> decisions, oldest first."""
+        out: dict[str, list[dict]] = {}
+        if row_ids:
+            for d in self.query(f"SELECT * FROM ({CURRENT_DECISIONS}) WHERE list_contains(?, row_id) ORDER BY id",
+                                [project, list(row_ids)]):
+                out.setdefault(d["row_id"], []).append(d)
+        return out
+
+    def blind_labeled(self, project: str, row_ids: list[str], reviewer: str) -> set[str]:
+        """Which of these rows the reviewer has labeled blind."""
+        if not row_ids or not reviewer:
+            return set()
+        rows = self.query("SELECT DISTINCT row_id FROM review_events WHERE project = ? AND reviewer = ? "
+                          "AND kind = 'blind' AND list_contains(?, row_id)", [project, reviewer, list(row_ids)])
+        return {r["row_id"] for r in rows}
+
     def review_events(self, project: str) -> list[dict]:
         """Every decision and blind label, undone ones included (time spent still counts)."""
         return self.query("SELECT * FROM review_events WHERE project = ? ORDER BY id", [project])

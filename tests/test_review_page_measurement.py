@@ -1,0 +1,114 @@
+"""The Review page measures itself (issue 15): blind rows, the keyboard actions, independent
+second review, review quality and cost, prompt fixes. AppTest drives the widgets as a person."""
+
+from core import review
+from tests.helpers import open_page
+
+DEMO = "support-tickets-demo"
+
+
+def page_strings(at) -> str:
+    """Everything the page shows as text, tables included."""
+    parts = [e.value for kind in ("text", "caption", "markdown", "code", "info", "success", "error")
+             for e in getattr(at, kind)]
+    parts += [e.value.to_string() for e in at.dataframe]
+    parts += [str(t.value) for t in at.text_area] + [str(t.value) for t in at.text_input]
+    return "\n".join(str(p) for p in parts)
+
+
+def button(at, key):
+    return next(b for b in at.button if b.key == key)
+
+
+def test_blind_row_shows_nothing_of_the_teacher_before_the_own_label_is_saved(app_store):
+    at = open_page("pages/4_Review.py", DEMO)
+    at.number_input(key="plan_blind").set_value(1.0)
+    button(at, "plan_create").click().run()
+    at.multiselect(key="review_filter").set_value(["blind (spot check)"]).run()
+    row_id = at.selectbox(key="review_row").value
+    item = app_store.get_item(DEMO, row_id)
+    shown = page_strings(at)
+    assert item["teacher_rationale"] not in shown and f"teacher: {item['teacher_label']}" not in shown
+    assert "(blind)" in shown
+    assert not any(t.label == "Rationale" for t in at.text_area)
+    at.text_input(key="reviewer_name").set_value("ana").run()
+    assert item["teacher_rationale"] not in page_strings(at)
+    picker = at.selectbox(key=f"review_blind_label:{row_id}:{item['version']}:blind")
+    assert picker.value is None  # nothing pre-selected, not even the teacher's label
+    other = next(x for x in app_store.get_project(DEMO).label_set if x != item["teacher_label"])
+    button(at, f"pick_{app_store.get_project(DEMO).label_set.index(other) + 1}").click().run()  # key 1-9
+    button(at, "quick_accept").click().run()  # A: saves ana's own label
+    assert any("Your label is saved" in s.value for s in at.success), [e.value for e in at.error]
+    assert app_store.blind_label(DEMO, row_id, "ana") == other
+    shown = page_strings(at)
+    assert item["teacher_rationale"] in shown and f"teacher: {item['teacher_label']}" in shown  # revealed
+    assert app_store.get_item(DEMO, row_id)["reviewed"] is False  # the verdict is still to come
+
+
+def test_keyboard_actions_accept_and_move_on_in_one_rerun(app_store):
+    at = open_page("pages/4_Review.py", DEMO)
+    at.text_input(key="reviewer_name").set_value("ana").run()
+    first = at.selectbox(key="review_row").value
+    order = list(app_store.review_ids(DEMO, ["unreviewed"]))
+    button(at, "quick_accept").click().run()  # A
+    assert app_store.get_item(DEMO, first)["verdict"] == "accept"
+    second = at.selectbox(key="review_row").value
+    assert second == order[1]
+    labels = app_store.get_project(DEMO).label_set
+    teacher = app_store.get_item(DEMO, second)["teacher_label"]
+    other = next(x for x in labels if x != teacher)
+    button(at, f"pick_{labels.index(other) + 1}").click().run()  # a number key picks a label
+    button(at, "quick_accept").click().run()  # A with a changed label is a correction
+    saved = app_store.get_item(DEMO, second)
+    assert (saved["label"], saved["verdict"]) == (other, "correct")
+    third = at.selectbox(key="review_row").value
+    button(at, "quick_reject").click().run()  # X
+    assert app_store.get_item(DEMO, third)["verdict"] == "reject_rationale"
+    fourth = at.selectbox(key="review_row").value
+    button(at, "quick_flag").click().run()  # F
+    assert app_store.get_item(DEMO, fourth)["verdict"] == "flag"
+    button(at, "undo").click().run()  # U
+    assert app_store.get_item(DEMO, fourth)["reviewed"] is False
+    button(at, "prev_row").click().run()  # K
+    assert at.selectbox(key="review_row").value == fourth  # the undone row is back in the queue, just before
+    events = [e for e in app_store.review_events(DEMO) if e["reviewer"] == "ana"]
+    assert len(events) == 4 and all(e["opened_at"] is not None and e["shown"] == "teacher" for e in events)
+
+
+def test_second_reviewer_decides_independently_and_kappa_counts_the_pair(app_store):
+    at = open_page("pages/4_Review.py", DEMO)  # the first run makes the demo project
+    row_id = next(iter(app_store.review_ids(DEMO, ["unreviewed"])))
+    teacher = app_store.get_item(DEMO, row_id)["teacher_label"]
+    review.save_review(app_store, DEMO, row_id, "ana", teacher, "Ana's own rationale.", mode="first")
+    at.multiselect(key="review_filter").set_value(["all"]).run()
+    at.selectbox(key="review_row").set_value(row_id).run()
+    at.text_input(key="reviewer_name").set_value("ben").run()
+    shown = page_strings(at)
+    assert "Ana's own rationale." not in shown and "another reviewer decided this row" in shown
+    version = app_store.get_item(DEMO, row_id)["version"]
+    picker = at.selectbox(key=f"review_label:{row_id}:{version}:independent")
+    assert picker.value is None
+    picker.set_value(teacher)
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert any("Saved" in s.value for s in at.success), [e.value for e in at.error]
+    assert app_store.get_item(DEMO, row_id)["rationale"] == "Ana's own rationale."  # ben did not touch it
+    assert "(1 independent pairs)" in page_strings(at)
+
+
+def test_quality_panel_and_prompt_fixes(app_store):
+    open_page("pages/4_Review.py", DEMO)  # the first run makes the demo project
+    rows = list(app_store.review_ids(DEMO, ["unreviewed"]))[:3]
+    labels = app_store.get_project(DEMO).label_set
+    for row_id in rows:
+        teacher = app_store.get_item(DEMO, row_id)["teacher_label"]
+        review.save_review(app_store, DEMO, row_id, "ana", next(x for x in labels if x != teacher), None,
+                           comment="reviewer note", mode="first")
+    at = open_page("pages/4_Review.py", DEMO)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Decisions"] == "3" and metrics["Accepted labels"] == "3"
+    assert "Automation bias: not measured yet" in page_strings(at)
+    clusters = at.selectbox(key="fix_cluster")
+    assert clusters.value.startswith("confusion: ")
+    amendment = next(t for t in at.text_area if t.label == "Amendment to the prompt")
+    assert "reviewer note" in amendment.value
+    assert "Re-asking" in page_strings(at) or "nothing to re-ask" in page_strings(at)
