@@ -1,7 +1,8 @@
 """Review: filter and page through teacher labels in DuckDB, correct label and rationale.
 
-Keyboard: 1-9 pick a label, A accepts (or saves a blind label) and opens the next row,
-X rejects the rationale, F flags, U undoes, J / K open the next / previous row."""
+Keyboard: 1-9 give the row that label and open the next row (in a blind row: save it as your
+own label), A accepts and opens the next row, X rejects the rationale, F flags, U undoes,
+J / K open the next / previous row. Each key is one whole decision."""
 
 import html
 import json
@@ -72,7 +73,7 @@ def label_picker(options: list[str], stored: str | None, suffix: str, key: str =
     """The label selectbox. A missing or out-of-set label leaves it empty: defaulting to the
     first option would let a quick save store that option as the reviewer's correction. Saving
     without a pick is then refused by core.review (unless the row is flagged)."""
-    help_text = "The right label for this row; change it when the teacher got it wrong (keys 1-9 pick one)."
+    help_text = "The right label for this row; change it when the teacher got it wrong (keys 1-9 save one)."
     if stored in options:
         return st.selectbox("Label", options, index=options.index(stored), key=f"{key}:{suffix}", help=help_text)
     if stored is not None:
@@ -102,10 +103,6 @@ def acting_reviewer(ctx: dict) -> str:
     return ctx["signed_in"] or st.session_state.get("reviewer_name", "").strip()
 
 
-def pick_label(key: str, label: str) -> None:
-    st.session_state[key] = label
-
-
 def open_next(current: str, step: int = 1) -> None:
     held = st.session_state.get("_review_order")
     order = held[1] if held else []
@@ -116,12 +113,15 @@ def open_next(current: str, step: int = 1) -> None:
 
 
 def save_clicked(store, name: str, project, row: dict, ctx: dict, verdict: str | None = None,
-                 advance: bool = False, use_form_verdict: bool = True) -> None:
-    """Save review (button, Ctrl+Enter) or a quick action (A, X, F): the widget values are in
-    session state when this runs."""
+                 advance: bool = False, use_form_verdict: bool = True, label: str | None = None) -> None:
+    """Save review (button, Ctrl+Enter) or a quick action (1-9 with `label`, A, X, F): the
+    widget values are in session state when this runs. A key is one whole decision: a label
+    picked by one key press and saved by the next could lose the pick when both arrive within
+    one rerun, and the save would then store the old label."""
     state, suffix = st.session_state, ctx["suffix"]
     reviewer = acting_reviewer(ctx)
-    label = state.get(f"review_label:{suffix}") if ctx["has_options"] else state.get(f"review_label_text:{suffix}")
+    if label is None:
+        label = state.get(f"review_label:{suffix}") if ctx["has_options"] else state.get(f"review_label_text:{suffix}")
     rationale = state.get(f"review_rationale:{suffix}")
     chosen = state.get(f"review_verdict:{suffix}") if use_form_verdict else verdict
     reason = state.get(f"review_reason:{suffix}") or None
@@ -144,11 +144,12 @@ def save_clicked(store, name: str, project, row: dict, ctx: dict, verdict: str |
         open_next(row["row_id"])
 
 
-def blind_clicked(store, name: str, row: dict, ctx: dict) -> None:
+def blind_clicked(store, name: str, row: dict, ctx: dict, label: str | None = None) -> None:
     state = st.session_state
     key = "review_blind_label" if ctx["has_options"] else "review_blind_text"
     try:
-        review.save_blind_label(store, name, row["row_id"], acting_reviewer(ctx), state.get(f"{key}:{ctx['suffix']}"),
+        review.save_blind_label(store, name, row["row_id"], acting_reviewer(ctx),
+                                label if label is not None else state.get(f"{key}:{ctx['suffix']}"),
                                 opened_at=ctx["opened_at"])
     except Exception as exc:
         flash("save", "error", exc)
@@ -165,17 +166,22 @@ def undo_clicked(store, name: str, reviewer: str) -> None:
         flash("top", "error", exc)
 
 
-def key_bar(options: list[str], label_key: str, actions: list[tuple]) -> None:
-    """The keyboard: a button per label (1-9) and per action, each with its single-key shortcut."""
-    if 0 < len(options):
+def key_bar(options: list[str], on_label, args: tuple, actions: list[tuple]) -> None:
+    """The keyboard: a button per label (1-9: that label, saved, next row) and per action, each
+    with its single-key shortcut."""
+    if options:
         cols = st.columns(min(len(options), KEYED_LABELS))
         for i, (col, option) in enumerate(zip(cols, options[:KEYED_LABELS]), start=1):
-            col.button(plain(f"{i} · {option[:28]}"), key=f"pick_{i}", shortcut=str(i), on_click=pick_label,
-                       args=(label_key, option), width="stretch")
+            col.button(plain(f"{i} · {option[:28]}"), key=f"pick_{i}", shortcut=str(i), on_click=on_label,
+                       args=args, kwargs={"label": option, **on_label_kwargs(on_label)}, width="stretch")
     cols = st.columns(len(actions))
-    for col, (text, key, shortcut, callback, args, kwargs) in zip(cols, actions):
-        col.button(text, key=key, shortcut=shortcut, on_click=callback, args=args, kwargs=kwargs,
-                   width="stretch")
+    for col, (text, key, shortcut, callback, cb_args, kwargs) in zip(cols, actions):
+        col.button(text, key=key, shortcut=shortcut, on_click=callback, args=cb_args, kwargs=kwargs, width="stretch")
+
+
+def on_label_kwargs(callback) -> dict:
+    """A label key saves the row and opens the next one; in a blind form it saves the blind label."""
+    return {} if callback is blind_clicked else {"advance": True, "use_form_verdict": False}
 
 
 # ---- the row form ----------------------------------------------------------------------------
@@ -223,8 +229,7 @@ def edit_form(store, name: str, project, row: dict, reviewer: str) -> None:
     st.text_input("Comment (optional)", key=f"review_comment:{suffix}")
     st.button("Save review", type="primary", key=f"review_save:{suffix}", shortcut="Ctrl+Enter",
               on_click=save_clicked, args=(store, name, project, row, ctx))
-    label_key = f"review_label:{suffix}" if options else f"review_label_text:{suffix}"
-    key_bar(options, label_key, [
+    key_bar(options, save_clicked, (store, name, project, row, ctx), [
         ("Accept & next", "quick_accept", "A", save_clicked, (store, name, project, row, ctx),
          {"verdict": None, "advance": True, "use_form_verdict": False}),
         ("Reject rationale", "quick_reject", "X", save_clicked, (store, name, project, row, ctx),
@@ -243,13 +248,12 @@ def blind_form(store, name: str, row: dict, options: list[str], ctx: dict, focus
     st.info("Blind row: give your own label first. The teacher's answer is shown once you have saved it.")
     if options:
         label_picker(options, None, ctx["suffix"], key="review_blind_label")
-        label_key = f"review_blind_label:{ctx['suffix']}"
     else:
         st.text_input("Label", key=f"review_blind_text:{ctx['suffix']}")
-        label_key = f"review_blind_text:{ctx['suffix']}"
     st.button("Save my label", type="primary", key=f"blind_save:{ctx['suffix']}", shortcut="Ctrl+Enter",
               on_click=blind_clicked, args=(store, name, row, ctx))
-    key_bar(options, label_key, [("Save my label", "quick_accept", "A", blind_clicked, (store, name, row, ctx), {})])
+    key_bar(options, blind_clicked, (store, name, row, ctx),
+            [("Save my label", "quick_accept", "A", blind_clicked, (store, name, row, ctx), {})])
     show_flash("save")
 
 
@@ -318,7 +322,7 @@ def main() -> None:
         reviewer = reviewer_name()
     focus = top[1].toggle("Focus mode", key="focus_mode",
                           help="Large text, the words the rationale shares with the input highlighted, and the "
-                               "panels hidden. Keys: 1-9 label · A accept & next · X reject rationale · F flag · "
+                               "panels hidden. Keys: 1-9 label & next · A accept & next · X reject rationale · F flag · "
                                "U undo · J / K next / previous.")
     if reviewer:  # undone in a callback, before the page reruns: the counts below are current
         top[2].button(plain(f"Undo {reviewer}'s last change"), key="undo", shortcut="U",

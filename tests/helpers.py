@@ -1,6 +1,7 @@
 """Shared test helpers: sample data, importers and a teacher that answers correctly.
 (conftest.py keeps the fixtures only.)"""
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.db import Store
@@ -75,3 +76,73 @@ def open_page(path: str, project: str | None = None):
     if project:
         at.query_params["project"] = project
     return at.run()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(folder, env_extra: dict | None = None, drop_key: bool = False):
+    """The app started the way the README starts it (`make app`) on a free port, with a fresh
+    DISTILL_DB in `folder`; yields (url, db path), stops it (its whole process group) after."""
+    import os
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    import pytest
+
+    port, db = free_port(), Path(folder) / "app.duckdb"
+    env = {**os.environ, "DISTILL_DB": str(db), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           **(env_extra or {})}
+    if drop_key:
+        env.pop("ANTHROPIC_API_KEY", None)
+    # the app's output goes to a file: an unread pipe fills up and then blocks the app on its next log line
+    log_path = Path(folder) / "app.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(["make", "-s", "app", f"PORT={port}"], cwd=REPO, env=env, start_new_session=True,
+                                stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            pytest.fail("the app did not start: " + log_path.read_text(errors="replace")[-5000:])
+        try:
+            yield url, db
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+
+
+@contextmanager
+def chromium():
+    """Debian's chromium driven by Playwright (its own browser download fails here)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

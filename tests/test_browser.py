@@ -3,17 +3,11 @@ the way the README starts it (`make app`)."""
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
 
 import pytest
 
-from tests.helpers import REPO, TICKETS_CSV
+from tests.helpers import CHROMIUM, TICKETS_CSV, chromium, running_app
 
-CHROMIUM = "/usr/bin/chromium"
 PAGES = [("", "Distill"), ("Data", "Data"), ("Prompt_and_budget", "Prompt & budget"), ("Label", "Label"),
          ("Review", "Review"), ("Train", "Train"), ("Results", "Results")]
 
@@ -21,52 +15,16 @@ pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (make test installs it)")]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    port = free_port()
-    db = tmp_path_factory.mktemp("browser") / "app.duckdb"
-    env = {**os.environ, "DISTILL_DB": str(db), "HF_HUB_OFFLINE": "1"}
-    env.pop("ANTHROPIC_API_KEY", None)
-    log = open(tmp_path_factory.mktemp("browser-log") / "app.log", "wb")  # a pipe nobody reads would fill and block
-    proc = subprocess.Popen(["make", "-s", "app", f"PORT={port}"], cwd=REPO, env=env, start_new_session=True,
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        os.killpg(proc.pid, signal.SIGTERM)
-        log.flush()
-        pytest.fail("the app did not start: " + open(log.name, "rb").read()[-5000:].decode(errors="replace"))
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    log.close()
+    with running_app(tmp_path_factory.mktemp("browser"), drop_key=True) as (url, _db):
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def test_every_page_renders_without_exception(app_url, browser):

@@ -6,16 +6,13 @@ while the live curves show, and read the reference numbers on the Results page."
 
 import os
 import re
-import signal
-import subprocess
 import time
-import urllib.request
 
 import pytest
 
 from tests.fake_anthropic import FakeAnthropic
-from tests.helpers import REPO
-from tests.test_browser import CHROMIUM, _pick, _settle, _shown_project, free_port
+from tests.helpers import CHROMIUM, chromium, running_app
+from tests.test_browser import _pick, _settle, _shown_project
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM),
@@ -65,46 +62,14 @@ def teacher():
 @pytest.fixture
 def app(tmp_path, teacher):
     """The app on a free port with a fresh DISTILL_DB and the fake teacher; yields (url, db path)."""
-    port = free_port()
-    db = tmp_path / "flow.duckdb"
-    env = {**os.environ, "DISTILL_DB": str(db), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": teacher.url}
-    # the app's output goes to a file: an unread pipe fills up (Streamlit's file watcher logs every
-    # inotify overflow) and then blocks the app on its next log line
-    log_path = tmp_path / "app.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(["make", "-s", "app", f"PORT={port}"], cwd=REPO, env=env, start_new_session=True,
-                                stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-            pytest.fail("the app did not start: " + log_path.read_text(errors="replace")[-5000:])
-        yield url, db
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+    with running_app(tmp_path, {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": teacher.url}) as started:
+        yield started
 
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 # ---- small helpers ----------------------------------------------------------------------------
