@@ -189,17 +189,24 @@ def fixes_panel(store, name: str) -> None:
         if not cluster.affected:
             st.caption("No unreviewed rows share this mistake: nothing to re-ask.")
             return
-        try:
-            fc = prompt_fixes.price_reask(store, name, amendment, cluster.affected, load_prices())
-        except Exception as exc:
-            show_error(exc)
+        # priced on request: planning every affected row's request is too slow for each rerun
+        priced = st.session_state.get("_fix_price")
+        wanted = (name, key, amendment, store.template_version(name))
+        if st.button(f"Price re-asking {len(cluster.affected)} row(s) with this amendment", key="fix_price"):
+            try:
+                priced = (wanted, prompt_fixes.price_reask(store, name, amendment, cluster.affected, load_prices()))
+                st.session_state["_fix_price"] = priced
+            except Exception as exc:
+                show_error(exc)
+                return
+        if priced is None or priced[0] != wanted:
             return
+        fc = priced[1]
         price = "unknown (no price)" if fc.cost_usd_p50 is None else f"${fc.cost_usd_p50:.4f} (P90 ${fc.cost_usd_p90:.4f})"
         st.text(f"Re-asking {len(cluster.affected)} unreviewed row(s) sends {fc.rows} request(s); expected cost "
                 f"{price}.")
         if st.button(f"Amend the prompt and re-ask {len(cluster.affected)} row(s)", key="fix_apply", type="primary"):
             _apply_fix(store, name, amendment, cluster, fc)
-        show_flash("fix")
 
 
 def _apply_fix(store, name: str, amendment: str, cluster, fc) -> None:
@@ -208,6 +215,9 @@ def _apply_fix(store, name: str, amendment: str, cluster, fc) -> None:
     try:
         jobs.ensure_labeling_free(store, name)
         refusal = check_budget(fc)
+        if fc.rows and not job_env():  # refused before the prompt changes: nothing could be sent
+            refusal = (f"Re-asking sends {fc.rows} request(s) to the teacher, and no API key is set. Set "
+                       "ANTHROPIC_API_KEY in the environment or in Streamlit secrets. Nothing was changed.")
         if refusal:
             st.error(plain(refusal))
             return

@@ -1,7 +1,8 @@
 """Review at scale: 100,000 annotated rows in DuckDB.
 
 Prints the import time, median and p95 of a filtered queue-page query, the time to save
-one edit, and the time to render the Review page through Streamlit's AppTest.
+one edit, the time to render the Review page through Streamlit's AppTest, and the median
+rerun latency of each keyboard action (one key press is one rerun).
 
     .venv/bin/python bench/review.py [--rows 100000]
 
@@ -52,6 +53,28 @@ def timed(fn, repeats: int) -> list[float]:
 
 def p95(values: list[float]) -> float:
     return sorted(values)[max(0, round(0.95 * len(values)) - 1)]
+
+
+def action_latencies(AppTest, project: str, labels: list[str], repeats: int = 8) -> dict[str, list[float]]:
+    """The rerun each keyboard action costs, on the Review page in focus mode (the reviewer's
+    working view): A accept & next, a label key (save & next), X, F, U undo, J next, K previous."""
+    at = AppTest.from_file(str(REPO / "pages/4_Review.py"), default_timeout=120)
+    at.query_params["project"] = project
+    at.run()
+    at.text_input(key="reviewer_name").set_value("bench").run()
+    at.toggle(key="focus_mode").set_value(True).run()
+    keys = [("A  accept & next", "quick_accept"), ("2  label & next", "pick_2"), ("X  reject rationale & next",
+            "quick_reject"), ("F  flag & next", "quick_flag"), ("U  undo", "undo"), ("J  next row", "next_row"),
+            ("K  previous row", "prev_row")]
+    out: dict[str, list[float]] = {name: [] for name, _ in keys}
+    for _ in range(repeats):
+        for name, key in keys:
+            button = next(b for b in at.button if b.key == key)
+            start = time.perf_counter()
+            button.click().run()
+            out[name].append(time.perf_counter() - start)
+            assert not at.exception, at.exception
+    return out
 
 
 def main() -> None:
@@ -116,12 +139,14 @@ def main() -> None:
 
     render()  # first run imports streamlit modules
     renders = timed(render, 5)
+    actions = action_latencies(AppTest, "big", LABELS)
 
     result = {
         "rows": args.rows, "import_s": round(import_s, 2),
         "queue_p50_ms": round(1000 * statistics.median(times), 1), "queue_p95_ms": round(1000 * p95(times), 1),
         "save_ms": round(1000 * statistics.median(save), 1), "save_cold_ms": round(1000 * statistics.median(cold), 1),
         "render_s": round(statistics.median(renders), 2),
+        "action_rerun_ms": {k: round(1000 * statistics.median(v), 1) for k, v in actions.items()},
     }
     print(f"{args.rows:,} rows imported in {result['import_s']} s")
     print(f"filtered queue page: median {result['queue_p50_ms']} ms, p95 {result['queue_p95_ms']} ms "
@@ -130,6 +155,9 @@ def main() -> None:
     print(f"save one edit opening and closing the file itself (CLI): median {result['save_cold_ms']} ms "
           f"({result['save_cold_ms'] / result['save_ms']:.1f}x the in-rerun save)")
     print(f"Review page render through AppTest: median {result['render_s']} s")
+    print("one key press = one rerun; median rerun latency per action (AppTest, focus mode, this project):")
+    for action, ms in result["action_rerun_ms"].items():
+        print(f"  {action:<28} {ms:8.1f} ms")
     print(json.dumps(result))
 
 

@@ -51,15 +51,15 @@ def flag_rejection(outcomes: list[dict]) -> dict:
 
 def shared_word_segments(text: str, rationale: str | None) -> list[tuple[str, bool]]:
     """`text` cut into (segment, shared) pieces, shared marking the content words the
-    rationale also uses (compared as stems): what focus mode highlights. Joined, the
-    segments give back `text` exactly."""
+    rationale also uses (compared as stems, stopwords left out): what focus mode highlights.
+    Joined, the segments give back `text` exactly."""
     import re
 
-    from core.rationale_checks import content_words
+    from core.rationale_checks import STOPWORDS, stem
 
-    shared = set(content_words(rationale or ""))
-    pieces = []
-    for part in re.split(r"(\w+)", text):
-        if part:
-            pieces.append((part, bool(part.strip()) and bool(shared & set(content_words(part)))))
-    return pieces
+    def content(word: str) -> str | None:
+        word = word.lower()
+        return None if word in STOPWORDS or not word.isalpha() else stem(word)
+
+    shared = {content(w) for w in re.findall(r"[A-Za-z]+", rationale or "")} - {None}
+    return [(part, bool(part) and content(part) in shared) for part in re.split(r"([A-Za-z]+)", text) if part]

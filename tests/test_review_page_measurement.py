@@ -7,6 +7,20 @@ from tests.helpers import open_page
 DEMO = "support-tickets-demo"
 
 
+def wait_for_job(store, project: str, timeout_s: float = 120) -> dict:
+    import time
+
+    from core import jobs
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = jobs.jobs_for(store, project, "label")[0]
+        if job["status"] not in jobs.ACTIVE:
+            return job
+        time.sleep(0.5)
+    raise AssertionError("the labeling job did not finish")
+
+
 def page_strings(at) -> str:
     """Everything the page shows as text, tables included."""
     parts = [e.value for kind in ("text", "caption", "markdown", "code", "info", "success", "error")
@@ -109,4 +123,51 @@ def test_quality_panel_and_prompt_fixes(app_store):
     assert clusters.value.startswith("confusion: ")
     amendment = next(t for t in at.text_area if t.label == "Amendment to the prompt")
     assert "reviewer note" in amendment.value
-    assert "Re-asking" in page_strings(at) or "nothing to re-ask" in page_strings(at)
+    assert "Re-asking" not in page_strings(at)  # priced on request only
+    button(at, "fix_price").click().run()
+    assert "Re-asking" in page_strings(at) and "expected cost $" in page_strings(at)
+    version = app_store.template_version(DEMO)
+    button(at, "fix_apply").click().run()  # the demo has no API key: refused before anything changes
+    assert any("no API key is set" in e.value for e in at.error), [e.value for e in at.error]
+    assert app_store.template_version(DEMO) == version and not app_store.list_jobs(DEMO, "label")
+
+
+def test_prompt_fix_reask_runs_as_a_labeling_job(app_store, fake, monkeypatch):
+    from tests.helpers import import_csv
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+    import_csv(app_store)
+    from core.teacher import label_project
+
+    label_project(app_store, "tickets", api_key="k", base_url=fake.url)
+    review.save_review(app_store, "tickets", "1", "ana", "technical", None, mode="first")
+    at = open_page("pages/4_Review.py", "tickets")
+    at.selectbox(key="fix_cluster").set_value("confusion: billing -> technical").run()
+    button(at, "fix_price").click().run()
+    version, sent = app_store.template_version("tickets"), len(fake.requests)
+    button(at, "fix_apply").click().run()
+    assert any("re-asks 1 row(s)" in s.value for s in at.success), [e.value for e in at.error]
+    job = wait_for_job(app_store, "tickets")
+    assert job["status"] == "completed", job
+    assert app_store.template_version("tickets") == version + 1 and len(fake.requests) == sent + 1
+
+
+def test_focus_mode_highlights_shared_words_and_escapes_the_data(app_store, fake):
+    from core.teacher import label_project
+    from tests.helpers import import_csv
+
+    import_csv(app_store, "id,text,label\n1,<img src=x onerror=alert(1)> I was charged twice,billing\n"
+                          "2,The app crashes,technical\n")
+    label_project(app_store, "tickets", api_key="k", base_url=fake.url)
+    review.save_review(app_store, "tickets", "1", "ana", None, "Charged twice: a billing matter.", mode="first")
+    at = open_page("pages/4_Review.py", "tickets")
+    at.multiselect(key="review_filter").set_value(["all"]).run()
+    at.selectbox(key="review_row").set_value("1").run()
+    at.text_input(key="reviewer_name").set_value("ana").run()  # her own row: her rationale is the one shown
+    at.toggle(key="focus_mode").set_value(True).run()
+    bodies = [e.proto.body for e in at.get("html")]
+    text = next(b for b in bodies if "focus-text" in b and "charged" in b)
+    assert "<mark>charged</mark>" in text and "<mark>twice</mark>" in text and "<mark>I</mark>" not in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text and "<img" not in text  # shown as typed, never as HTML
+    assert not any(e.label == "Bulk action" for e in at.expander)  # the panels are hidden in focus mode
