@@ -16,7 +16,7 @@ from core.db import Store
 from core.teacher import label_project
 from core.train import TrainConfig
 from tests.fake_anthropic import FakeAnthropic
-from tests.helpers import REPO, import_csv
+from tests.helpers import import_csv, open_page
 
 # Training rows: billing 3, shipping 2 -> the majority class is billing. Held-out (test split):
 # billing, shipping, shipping, technical -> always answering billing is right on 1 of 4.
@@ -180,11 +180,6 @@ def test_accuracy_charts_draw_the_baseline_and_teacher_as_labelled_rules(honest)
 
 
 # ---- pages ------------------------------------------------------------------------------
-def page(path: str) -> AppTest:
-    at = AppTest.from_file(str(REPO / path), default_timeout=60)
-    at.query_params["project"] = PROJECT
-    return at.run()
-
 
 def charts(at: AppTest) -> list:
     return list(at.get("vega_lite_chart"))
@@ -199,7 +194,7 @@ def test_results_page_shows_baseline_rules_and_warnings(app_store):
     constructed(app_store)
     one_class = finished_run(app_store, ONE_CLASS)
     label_only = finished_run(app_store, GOOD, objective="standard")
-    at = page("pages/6_Results.py")
+    at = open_page("pages/6_Results.py", PROJECT)
     assert not at.exception, at.exception
     metrics = {m.label: m for m in at.metric}
     assert metrics["Majority-class baseline"].value == "0.250" and metrics["Majority-class baseline"].proto.help
@@ -222,7 +217,7 @@ def test_train_page_shows_live_curves_of_a_running_job(app_store):
     app_store.transition_job(job_id, "running", ("queued",))
     app_store.add_metrics(job_id, [(s, name, 2.0 / s) for s in range(1, 6) for name in ("train_loss", "label_loss")]
                           + [(5, "test_accuracy", 0.5)])
-    at = page("pages/5_Train.py")
+    at = open_page("pages/5_Train.py", PROJECT)
     assert not at.exception, at.exception
     assert "Live training curves" in [s.value for s in at.subheader]
     specs = [c.proto.spec for c in charts(at)]

@@ -7,21 +7,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import jobs, processes, review
-from tests.helpers import REPO, import_csv
+from tests.helpers import REPO, import_csv, open_page
 
 DEMO = "support-tickets-demo"
 
 
-def page(path: str, project: str | None = None) -> AppTest:
-    """Open a page the way a link does: ?project=name in the URL chooses the project."""
-    at = AppTest.from_file(str(REPO / path), default_timeout=60)
-    if project:
-        at.query_params["project"] = project
-    return at.run()
-
 
 def test_home_shows_demo_project(app_store):
-    at = page("app.py")
+    at = open_page("app.py")
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Rows"] == "400" and metrics["Teacher spend"] == "$0.0000"
@@ -29,14 +22,14 @@ def test_home_shows_demo_project(app_store):
 
 
 def test_data_page_shows_counts_and_preview(app_store):
-    at = page("pages/1_Data.py")
+    at = open_page("pages/1_Data.py")
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Rows"] == "400"
     assert len(at.dataframe) == 1
 
 
 def test_prompt_page_validates_saves_and_estimates(app_store):
-    at = page("pages/2_Prompt_and_budget.py")
+    at = open_page("pages/2_Prompt_and_budget.py")
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     # the demo is fully labeled, so the forecast is for re-labeling its 400 rows with this prompt
@@ -54,7 +47,7 @@ def test_prompt_page_validates_saves_and_estimates(app_store):
 
 
 def test_prompt_page_json_mode_preview_and_budget_cap(app_store):
-    at = page("pages/2_Prompt_and_budget.py")
+    at = open_page("pages/2_Prompt_and_budget.py")
     at.radio(key="output_format").set_value("json").run()
     assert any('"output_config"' in c.value and '"json_schema"' in c.value for c in at.code)
     at.number_input(key="budget_cap").set_value(0.5).run()
@@ -68,7 +61,7 @@ def test_prompt_page_json_mode_preview_and_budget_cap(app_store):
 def test_label_page_starts_a_background_job(app_store, fake, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
-    at = page("pages/3_Label.py")
+    at = open_page("pages/3_Label.py")
     import_csv(app_store)
     at.run()
     at.sidebar.selectbox(key="_project_widget").set_value("tickets").run()  # as a person picks it
@@ -85,7 +78,7 @@ def test_label_page_prices_and_runs_the_chosen_rows_and_rationale_fraction(app_s
     monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
     import_csv(app_store)
-    at = page("pages/3_Label.py", "tickets")
+    at = open_page("pages/3_Label.py", "tickets")
     assert any("would send 6 requests; 0 rows are answered from the cache" in c.value for c in at.caption)
     at.slider(key="label_fraction").set_value(0.5).run()
     at.button[0].click().run()
@@ -106,7 +99,7 @@ def test_label_page_refuses_a_second_run_and_opens_the_running_one(app_store):
     newer = jobs.create_job(app_store, "tickets", "label", {})  # listed first: the page must find the running one
     jobs._move(app_store, newer, "cancelled")
     try:
-        at = page("pages/3_Label.py", "tickets")
+        at = open_page("pages/3_Label.py", "tickets")
         at.button[0].click().run()  # Start labeling (form submit)
         assert any(f"Labeling job {holder} is already running" in e.value for e in at.error), [e.value for e in at.error]
         assert len(app_store.list_jobs("tickets", "label")) == 2  # nothing new was recorded
@@ -124,7 +117,7 @@ def test_label_page_shows_why_a_job_stopped_and_its_parse_failures(app_store):
     app_store.update_job(job_id, done=142, total=262)
     jobs._finish(app_store, job_id, {"status": "stopped", "stop_reason": "budget", "labeled": 71, "flagged": 71,
                                      "parse_failure_share": 0.5})
-    at = page("pages/3_Label.py", "tickets")
+    at = open_page("pages/3_Label.py", "tickets")
     text = at.get("progress")[0].proto.text.replace("\\", "")
     assert "stopped: budget reached · 142/262 rows" in text and "completed" not in text
     assert {m.label: m.value for m in at.metric}["Unparseable answers"] == "50%"
@@ -132,7 +125,7 @@ def test_label_page_shows_why_a_job_stopped_and_its_parse_failures(app_store):
 
 
 def test_review_page_saves_an_audited_edit(app_store):
-    at = page("pages/4_Review.py")
+    at = open_page("pages/4_Review.py")
     assert not at.exception
     at.multiselect(key="review_filter").set_value(["all"]).run()
     row_id = at.selectbox(key="review_row").value
@@ -156,7 +149,7 @@ def test_review_page_saves_an_audited_edit(app_store):
 
 
 def test_review_page_refuses_a_stale_edit_as_a_conflict(app_store):
-    at = page("pages/4_Review.py")
+    at = open_page("pages/4_Review.py")
     at.multiselect(key="review_filter").set_value(["all"]).run()
     row_id = at.selectbox(key="review_row").value
     version = app_store.get_item(DEMO, row_id)["version"]  # the version ana's form was filled from
@@ -177,7 +170,7 @@ def test_review_page_refuses_a_stale_edit_as_a_conflict(app_store):
 def test_review_page_refuses_a_form_opened_before_a_new_teacher_answer(app_store):
     from core.db import TeacherWrites
 
-    at = page("pages/4_Review.py")
+    at = open_page("pages/4_Review.py")
     at.multiselect(key="review_filter").set_value(["all"]).run()
     row_id = at.selectbox(key="review_row").value
     version = app_store.get_item(DEMO, row_id)["version"]
@@ -193,7 +186,7 @@ def test_review_page_refuses_a_form_opened_before_a_new_teacher_answer(app_store
 
 
 def test_review_page_leaves_a_missing_label_unpicked_and_refuses_to_save_it(app_store):
-    at = page("pages/4_Review.py")
+    at = open_page("pages/4_Review.py")
     at.multiselect(key="review_filter").set_value(["parse errors"]).run()
     row_id = at.selectbox(key="review_row").value
     item = app_store.get_item(DEMO, row_id)
@@ -212,7 +205,7 @@ def test_review_page_leaves_a_missing_label_unpicked_and_refuses_to_save_it(app_
 
 def test_review_page_bulk_action_applies_to_the_rows_it_counted(app_store):
     import_csv(app_store)  # six unlabeled tickets
-    at = page("pages/4_Review.py", "tickets")
+    at = open_page("pages/4_Review.py", "tickets")
     at.multiselect(key="review_filter").set_value(["unlabeled"]).run()
     at.text_input(key="reviewer_name").set_value("ana")  # ana reviews row 1 first, which names her
     at.selectbox(key="review_label:1:0").set_value("billing")
@@ -235,7 +228,7 @@ def test_review_page_bulk_action_applies_to_the_rows_it_counted(app_store):
 
 
 def test_review_page_sampling_plan_and_bulk_flag(app_store):
-    at = page("pages/4_Review.py")
+    at = open_page("pages/4_Review.py")
     assert {m.label: m.value for m in at.metric}["Rows to review"] == "197"  # ±5% at 95% of 400 rows
     next(b for b in at.button if b.key == "plan_create").click().run()
     assert app_store.scalar("SELECT count(*) FROM spot_checks") == pytest.approx(197, abs=3)
@@ -255,7 +248,7 @@ def test_review_page_exports_the_dataset_as_a_zipped_hf_folder(app_store):
     import io
     import zipfile
 
-    at = page("pages/4_Review.py")
+    at = open_page("pages/4_Review.py")
     at.radio(key="dataset_format").set_value("hf")
     at.button(key="dataset_prepare").click().run()
     assert not at.exception and not at.error
@@ -269,7 +262,7 @@ def test_review_page_exports_the_dataset_as_a_zipped_hf_folder(app_store):
 
 
 def test_train_page_starts_a_run(app_store):
-    at = page("pages/5_Train.py")
+    at = open_page("pages/5_Train.py")
     assert not at.exception
     at.selectbox(key="student").set_value("tiny-random")
     at.number_input(key="steps").set_value(3)
@@ -281,7 +274,7 @@ def test_train_page_starts_a_run(app_store):
 
 
 def test_train_page_starts_a_sweep_and_pauses_it(app_store):
-    at = page("pages/5_Train.py")
+    at = open_page("pages/5_Train.py")
     at.selectbox(key="sweep_student").set_value("tiny-random")
     at.multiselect(key="sweep_objectives").set_value(["multitask", "standard"])
     at.multiselect(key="sweep_fractions").set_value([0.5, 1.0])
@@ -311,14 +304,14 @@ def test_results_page_compares_runs_and_exports(app_store, tmp_path):
 
     from core.train import TrainConfig
 
-    page("app.py")  # creates the demo project
+    open_page("app.py")  # creates the demo project
     for fraction in (0.5, 1.0):
         cfg = TrainConfig(project=DEMO, student="tiny-random", max_steps=2, batch_size=4, log_every=1, eval_limit=8,
                           rationale_fraction=fraction, label_source="teacher")
         job_id = app_store.create_job(DEMO, "train", asdict(cfg))
         app_store.update_job(job_id, out_dir=str(jobs.job_dir(app_store, job_id)))
         jobs.run_job(app_store, job_id)
-    at = page("pages/6_Results.py")
+    at = open_page("pages/6_Results.py")
     assert not at.exception, at.exception
     titles = [s.value for s in at.subheader]
     assert titles[:5] == ["Run comparison", "Training loss per task", "Accuracy over steps",
@@ -339,7 +332,7 @@ def test_results_page_compares_runs_and_exports(app_store, tmp_path):
 def test_text_from_data_is_shown_as_text_not_markup(app_store):
     import_csv(app_store, "id,text,label\n1,<b>bold</b> [click](http://evil.example) :red[x],billing\n"
                           "2,plain,shipping\n", project="xss")
-    at = page("pages/4_Review.py", "xss")
+    at = open_page("pages/4_Review.py", "xss")
     at.multiselect(key="review_filter").set_value(["all"]).run()
     assert any(t.value == "<b>bold</b> [click](http://evil.example) :red[x]" for t in at.text)
     from ui import plain
@@ -363,7 +356,7 @@ def test_cli_and_review_page_store_the_same_verdict_for_accept_with_an_edit(app_
     import subprocess
     import sys
 
-    at = page("pages/4_Review.py")
+    at = open_page("pages/4_Review.py")
     at.multiselect(key="review_filter").set_value(["all"]).run()
     row_id = at.selectbox(key="review_row").value
     item = app_store.get_item(DEMO, row_id)
@@ -394,7 +387,7 @@ def test_review_export_says_which_rows_it_leaves_out(app_store):
 
     import_csv(app_store)
     import_teacher_outputs(app_store, "tickets", [("1", "Answer: billing\nRationale: a charge."), ("2", "No idea.")])
-    at = page("pages/4_Review.py", "tickets")
+    at = open_page("pages/4_Review.py", "tickets")
     assert not at.exception
     captions = [c.value for c in at.caption]
     assert "Left out: 4 rows (not answered by the teacher yet)." in captions

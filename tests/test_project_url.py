@@ -9,7 +9,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.db import Store
-from tests.helpers import REPO, import_csv
+from tests.helpers import REPO, import_csv, open_page
 
 DEMO = "support-tickets-demo"
 
@@ -24,12 +24,6 @@ def app_store():
     yield store
     st.cache_resource.clear()
 
-
-def open_page(path: str, project: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(REPO / path), default_timeout=60)
-    if project is not None:
-        at.query_params["project"] = project  # as a link or a reloaded URL carries it
-    return at.run()
 
 
 def url_project(at: AppTest):

@@ -7,16 +7,10 @@ from collections import Counter
 
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import REPO, import_csv
+from tests.helpers import import_csv, open_page
 
 DEMO = "support-tickets-demo"
 
-
-def open_page(path: str, project: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(REPO / path), default_timeout=60)
-    if project:
-        at.query_params["project"] = project
-    return at.run()
 
 
 def click(at: AppTest, label: str) -> AppTest:

@@ -13,7 +13,7 @@ from core import processes, review
 from core.answers import import_teacher_outputs
 from core.db import TeacherWrites
 from core.status import PARSE_ALERT, STEPS, count, percent, project_stage
-from tests.helpers import REPO, import_csv, many_tickets
+from tests.helpers import import_csv, many_tickets, open_page
 
 RIGHT = [  # correct answers for the six tickets of TICKETS_CSV, in import order
     "Answer: billing\nRationale: The customer was charged twice.",
@@ -181,11 +181,6 @@ def test_a_running_training_run_is_mentioned_with_its_step(tickets):
 
 
 # ---- the line on the pages --------------------------------------------------------------------
-def open_page(path: str, project: str) -> AppTest:
-    at = AppTest.from_file(str(REPO / path), default_timeout=60)
-    at.query_params["project"] = project  # as a link carries it
-    return at.run()
-
 
 def line(at: AppTest) -> str:
     assert not at.exception, at.exception
