@@ -2,7 +2,7 @@ import pytest
 
 from core.db import Store
 from tests.fake_anthropic import FakeAnthropic
-from tests.helpers import correct_responder, import_csv
+from tests.helpers import correct_responder, import_csv, many_tickets
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +56,19 @@ def fake_module():
     server = FakeAnthropic(responder=correct_responder).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def slow_fake():
+    """A fake teacher that takes 0.2 s per answer: long enough to act on a job mid-run."""
+    server = FakeAnthropic(responder=correct_responder, latency_s=0.2).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def big(tmp_path) -> Store:
+    """200 tickets in a database of their own (the CLI's, in the lifecycle tests)."""
+    store = Store(tmp_path / "cli.duckdb")
+    many_tickets(store, 200)
+    return store

@@ -14,14 +14,12 @@ import time
 import pytest
 
 from core import jobs, processes
-from core.db import Store
 from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import (
     REPO,
     TICKETS_CSV,
     correct_responder,
     import_csv,
-    many_tickets,
     running_label_job,
     start_cli,
 )
@@ -36,20 +34,6 @@ def wait_gone(pid: int, timeout_s: float = 10) -> None:
     while processes.pid_running(pid):
         assert time.monotonic() < deadline, f"process {pid} still there"
         time.sleep(0.05)
-
-
-@pytest.fixture
-def slow_fake():
-    server = FakeAnthropic(responder=correct_responder, latency_s=0.2).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def big(tmp_path):
-    store = Store(tmp_path / "cli.duckdb")
-    many_tickets(store, 200)
-    return store
 
 
 @pytest.fixture

@@ -10,31 +10,12 @@ import sys
 import pytest
 
 from core import jobs
-from core.db import Store
 from core.errors import AppError
-from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import (
     REPO,
-    correct_responder,
-    many_tickets,
     running_label_job,
     start_cli,
 )
-
-
-@pytest.fixture
-def slow_fake():
-    server = FakeAnthropic(responder=correct_responder, latency_s=0.2).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def big(tmp_path):
-    db = tmp_path / "cli.duckdb"
-    store = Store(db)
-    many_tickets(store, 200)
-    return store
 
 
 def test_a_foreground_label_run_honours_cancel_from_another_process(big, slow_fake):
