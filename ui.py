@@ -25,6 +25,15 @@ def get_store() -> Store:
     return store
 
 
+@st.cache_resource(max_entries=2, show_spinner="Loading the student…")
+def get_student(model_dir: str, stamp: float = 0.0):
+    """A loaded student (core.predict) per model folder, kept across reruns and sessions; at
+    most two in memory. `stamp` (the folder's modification time) reloads a folder written again."""
+    from core.predict import load_student_model
+
+    return load_student_model(model_dir)
+
+
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]<>#|~$:])")
 
 

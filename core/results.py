@@ -412,7 +412,19 @@ def run_facts(store: Store, run_id: str) -> dict:
     return {"job": job, "project": project, "config": resolved_config(job), "provenance": provenance,
             "metrics": store.latest_metrics(run_id), "summary": row, "confusion": confusion(job),
             "baseline": (reference or {}).get("runs", {}).get(run_id),
-            "warnings": run_warnings(store, row, reference)}
+            "warnings": run_warnings(store, row, reference), **_savings_facts(store, run_id)}
+
+
+def _savings_facts(store: Store, run_id: str) -> dict:
+    """What the student saves (core.savings), from the stored throughput measurement and the
+    price file; a broken price file leaves the reason instead of failing the report."""
+    from core import savings
+    from core.errors import PriceFileError
+
+    try:
+        return {"savings": savings.run_savings(store, run_id)}
+    except PriceFileError as exc:
+        return {"savings": None, "savings_error": str(exc)}
 
 
 def _sections(facts: dict) -> list[tuple[str, list[str], list[list]]]:
@@ -444,6 +456,12 @@ def _sections(facts: dict) -> list[tuple[str, list[str], list[list]]]:
           ["cost of those answers $", round(prov["answer_cost_usd"], 4)],
           ["teacher $ behind this run's training rows", facts["summary"]["teacher_usd"]]]),
     ]
+    if facts.get("savings"):
+        from core.savings import fact_rows
+
+        sections.append(("What the student saves", ["field", "value"], fact_rows(facts["savings"])))
+    elif facts.get("savings_error"):
+        sections.append(("What the student saves", ["field", "value"], [["not computed", facts["savings_error"]]]))
     if facts["confusion"]:
         per_class = facts["confusion"]["per_class_accuracy"]
         sections.append(("Per-class accuracy", ["class", "accuracy"], [[k, round(v, 3)] for k, v in per_class.items()]))
@@ -533,25 +551,49 @@ def models_folder(store: Store, typed: str) -> str:
     return str(inside(base, str(relative)))
 
 
-def export_model(store: Store, run_id: str, out: str, push_to: str | None = None, public: bool = False) -> dict:
+def export_model(store: Store, run_id: str, out: str, push_to: str | None = None, public: bool = False,
+                 quantize: str | None = None) -> dict:
     """Copy the run's save_pretrained folder (weights, config, tokenizer) to `out` with a model
     card carrying the provenance; optionally push it to the Hugging Face Hub, into a private
-    repo unless `public` (an existing public repo is refused unless `public`)."""
+    repo unless `public` (an existing public repo is refused unless `public`).
+    `quantize="int8"` writes the dynamically quantized student instead (core.predict: CPU
+    serving, loads without unpickling), its card stating its size, speed and agreement against
+    the fp32 student, measured here on the run's held-out rows."""
+    import uuid
+
+    if quantize not in (None, "int8"):
+        raise ConfigError(f"quantize must be int8 (or nothing), not {quantize!r}.")
     facts = run_facts(store, run_id)
     src = run_dir(facts["job"])
     if not src or not (src / "model" / "config.json").exists():
         raise NotFound(f"Run {run_id} has no saved model yet (status {facts['job']['status']}).")
     dest = Path(out)
-    if dest.exists() and any(dest.iterdir()):
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ConfigError(f"{dest} exists and is not empty; choose a new folder.")
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src / "model", tmp)
-    (tmp / "README.md").write_text(model_card(facts), encoding="utf-8")
-    if dest.exists():
-        dest.rmdir()
-    tmp.rename(dest)  # all or nothing: no half-written export folder
+    # a fresh hidden name: a failed export leaves no folder behind, and never touches another one
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.partial")
+    measured = None
+    try:
+        if quantize:
+            from core.predict import export_int8, held_out_inputs, int8_card
+
+            shutil.copytree(src / "model", tmp, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "*.pt", "*.pth"))
+            texts, choices = held_out_inputs(store, facts["job"]["project"], src, facts["config"])
+            measured = export_int8(src / "model", tmp, texts, choices)
+            card = model_card(facts) + int8_card(measured)
+        else:
+            shutil.copytree(src / "model", tmp)
+            card = model_card(facts)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+        if dest.exists():
+            dest.rmdir()
+        tmp.rename(dest)  # all or nothing: no half-written export folder
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     result = {"run": run_id, "out": str(dest), "files": sorted(p.name for p in dest.iterdir()), "pushed": None}
+    if measured is not None:
+        result |= {"quantize": quantize, **measured}
     if push_to:
         token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
         if not token:

@@ -4,7 +4,7 @@ inspect one run's predictions, and export charts, reports and the student."""
 import pandas as pd
 import streamlit as st
 
-from core import jobs, results
+from core import jobs, results, savings
 from core.results import HELP
 from ui import auth_configured, page_setup, plain, project_picker, show_error
 
@@ -133,6 +133,7 @@ def run_detail(store, run: dict, row: dict, reference: dict | None) -> None:
         frame = pd.DataFrame(rows)
         frame["inputs"] = frame["inputs"].map(lambda d: " | ".join(f"{k}: {v}" for k, v in d.items()))
         st.dataframe(frame, hide_index=True)  # cells are plain text
+    savings_section(store, run)
     st.subheader("Report and export")
     cols = st.columns(3)
     fmt = cols[0].radio("Report format", ["md", "html"], horizontal=True, key="report_format")
@@ -154,6 +155,59 @@ def run_detail(store, run: dict, row: dict, reference: dict | None) -> None:
                              + (f" and pushed to {done['pushed']}" if done["pushed"] else "")))
         except Exception as exc:
             show_error(exc)
+
+
+def savings_section(store, run: dict) -> None:
+    """Student against teacher: cost per 1,000 rows, break-even, and quality on the same held-out rows."""
+    st.subheader("What the student saves", help=savings.HELP["break_even"])
+    try:
+        prices = savings.load_compute_prices()
+    except Exception as exc:
+        show_error(exc)
+        return
+    measured = savings.stored_throughput(jobs.run_dir(run))
+    cols = st.columns([1, 1, 2])
+    price = cols[0].number_input("$ per CPU-hour", min_value=0.0, value=prices.usd_per_cpu_hour, step=0.005,
+                                 format="%.4f", key="cpu_hour_usd", help=savings.HELP["cpu_price"])
+    if cols[1].button("Measure CPU throughput" if measured is None else "Measure again", key="measure_throughput",
+                      help="Times the student on this run's held-out rows (labels only, batch 16) on this server's "
+                           "CPU and keeps the result with the run."):
+        try:
+            with st.spinner("Timing the student on the held-out rows…"):
+                savings.measure_throughput(store, run["id"])
+        except Exception as exc:
+            show_error(exc)
+    try:
+        s = savings.run_savings(store, run["id"], prices=prices,
+                                usd_per_cpu_hour=None if price == prices.usd_per_cpu_hour else price)
+    except Exception as exc:
+        show_error(exc)
+        return
+    cols = st.columns(4)
+    cols[0].metric("Student, per 1,000 rows", "not measured" if s["student_usd_per_1000"] is None
+                   else savings.money(s["student_usd_per_1000"]), help=savings.HELP["student_per_1000"])
+    cols[1].metric("Teacher, per 1,000 rows", "no measured spend" if s["teacher_usd_per_1000"] is None
+                   else savings.money(s["teacher_usd_per_1000"]), help=savings.HELP["teacher_per_1000"])
+    cols[2].metric("Saving per 1,000 rows", savings.money(s["saving_usd_per_1000"]),
+                   help=savings.HELP["saving_per_1000"])
+    cols[3].metric("Break-even (rows)", "—" if s["break_even_rows"] is None else f"{s['break_even_rows']:,}",
+                   help=savings.HELP["break_even"])
+    cols = st.columns(4)
+    cols[0].metric("Student accuracy", "—" if s["accuracy"] is None else f"{s['accuracy']:.3f}",
+                   help=savings.HELP["accuracy"] + f" ({s['graded_rows']} rows)")
+    cols[1].metric("Agreement with the teacher", "—" if s["agreement"] is None else f"{s['agreement']:.3f}",
+                   help=savings.HELP["agreement"] + f" ({s['agreement_rows']} rows)")
+    cols[2].metric("Teacher spend / rows answered",
+                   f"{savings.money(s['teacher_spend_usd'])} / {s['teacher_rows_answered']:,}",
+                   help="Everything billed for this project's teacher calls, and the rows that have a teacher answer.")
+    cols[3].metric("Training compute", savings.money(s["training_compute_usd"]),
+                   help="The training loop's time priced per CPU-hour at the measurement's thread count "
+                        "(CPU runs; loading and evaluations left out).")
+    st.caption(plain(f"Throughput: {savings.throughput_text(s['throughput'])}. "
+                     f"CPU-hour price: {savings.money(s['usd_per_cpu_hour'])} ({s['price_source']}). "
+                     "Break-even: " + savings.HELP["break_even"]))
+    for note in s["notes"]:
+        st.info(plain(note))
 
 
 def main() -> None:
