@@ -9,7 +9,8 @@ import pytest
 from tests.helpers import CHROMIUM, TICKETS_CSV, chromium, running_app
 
 PAGES = [("", "Distill"), ("Data", "Data"), ("Prompt_and_budget", "Prompt & budget"), ("Label", "Label"),
-         ("Review", "Review"), ("Train", "Train"), ("Results", "Results")]
+         ("Review", "Review"), ("Train", "Train"), ("Results", "Results"),
+         ("Try_the_student", "Try the student")]
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (make test installs it)")]
@@ -86,6 +87,14 @@ def _save(page, reviewer: str, rationale: str) -> None:
     page.get_by_role("button", name="Save review").click()
 
 
+def _identify(page, reviewer: str) -> None:
+    box = page.get_by_label("Reviewer", exact=True)
+    box.fill(reviewer)
+    box.press("Enter")
+    _settle(page)
+    page.wait_for_timeout(500)
+
+
 def _open_parse_errors(page, app_url: str) -> str:
     """Open Review on the demo project, switch the queue to parse errors, return the open row id."""
     page.goto(f"{app_url}/Review")
@@ -117,6 +126,7 @@ def test_review_edit_survives_reload_and_a_stale_edit_sees_a_conflict(app_url, b
 
     page.reload()
     assert _open_parse_errors(page, app_url) == row_id  # a reviewed parse error stays in that queue
+    _identify(page, "ana")  # a new session: ana's own decision shows once she says who she is
     rationale = page.get_by_label("Rationale", exact=True)
     assert rationale.input_value() == "Edited in the browser: the customer wants to send the tent back."
     # the history is an st.dataframe (a canvas grid); its cells are also in the grid's accessible table
@@ -133,9 +143,15 @@ def test_review_edit_survives_reload_and_a_stale_edit_sees_a_conflict(app_url, b
     other.get_by_text("Conflict: row").first.wait_for(timeout=30000)
     other.reload()
     _open_parse_errors(other, app_url)
-    assert other.get_by_label("Rationale", exact=True).input_value() == "Second edit by ana."  # nothing overwritten
+    # ben's form is independent (ana decided the row): it shows the teacher's rationale, not ana's
+    assert other.get_by_label("Rationale", exact=True).input_value() != "Second edit by ana."
+    _identify(page, "ana")
+    page.reload()
+    _open_parse_errors(page, app_url)
+    _identify(page, "ana")
+    assert page.get_by_label("Rationale", exact=True).input_value() == "Second edit by ana."  # nothing overwritten
     other.get_by_role("heading", name="Review").first.click()  # focus outside the form fields
-    other.keyboard.press("Alt+n")  # keyboard: next row
+    other.keyboard.press("j")  # keyboard: next row
     _settle(other)
     assert other.get_by_role("heading", name=re.compile(r"^Row ")).first.inner_text() != f"Row {row_id}"
     first.close()

@@ -108,6 +108,9 @@ def test_import_teacher_aligns_list_files_and_jsonl_by_id(tmp_path):
     part1.write_text(json.dumps(["It is blue. So the answer is (b) blue.\n\nQ: next?", "So the answer is (a)."]))
     part2.write_text(json.dumps(["So the answer is either (a) red or (b) blue."]))
     out, _ = cli("import-teacher", "--db", db, "--project", "mc", str(part1), str(part2))
+    checks = out.pop("rationale_checks")  # the two parsed answers are checked at once
+    assert checks["rows"] == 2 and set(checks["per_check"]) == {"leakage", "contradiction", "ungrounded",
+                                                                "boilerplate", "length"}
     assert out == {"rows": 3, "parsed": 2, "flagged": 1, "teacher_accuracy": round(1 / 3, 4)}
     fix = tmp_path / "fix.jsonl"
     fix.write_text(json.dumps({"id": "q2", "response": "Answer: (b) blue"}) + "\n")
