@@ -32,7 +32,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from core import jobs
 from core.db import Store
 from core.demo import ensure_demo
-from core.predict import folder_bytes, load_student_model, predict_file
+from core.int8 import folder_bytes
+from core.predict import load_student_model, predict_file
 from core.results import export_model
 from core.train import TrainConfig
 

@@ -575,10 +575,11 @@ def export_model(store: Store, run_id: str, out: str, push_to: str | None = None
     measured = None
     try:
         if quantize:
-            from core.predict import export_int8, held_out_inputs, int8_card
+            from core.int8 import export_int8, int8_card
+            from core.predict import held_out_inputs
 
             shutil.copytree(src / "model", tmp, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "*.pt", "*.pth"))
-            texts, choices = held_out_inputs(store, facts["job"]["project"], src, facts["config"])
+            texts, choices = held_out_inputs(store, run_id)
             measured = export_int8(src / "model", tmp, texts, choices)
             card = model_card(facts) + int8_card(measured)
         else:

@@ -274,18 +274,6 @@ def held_out_quality(store, run_id: str) -> dict:
             "agreement": sum(agreed) / len(agreed) if agreed else None, "agreement_rows": len(agreed)}
 
 
-def held_out_inputs(store, run_id: str, limit: int = MEASURE_ROWS) -> tuple[list[str], list]:
-    """The student inputs of the run's held-out rows (those it was evaluated on, in that order),
-    built as training built them, and each row's answer choices."""
-    from core.tasks import student_input
-
-    job = store.get_job(run_id)
-    wanted = [p["row_id"] for p in store.predictions(run_id, "all", limit=limit)]
-    by_id = {it["row_id"]: it for it in store.get_items(job["project"], wanted)}
-    rows = [by_id[r] for r in wanted if r in by_id]
-    return [student_input(it["inputs"], it.get("choices")) for it in rows], [it.get("choices") for it in rows]
-
-
 def measure_throughput(store, run_id: str, rows: int = MEASURE_ROWS, batch_size: int = MEASURE_BATCH) -> dict:
     """Time the run's student on CPU over its held-out rows (labels only, after one warm-up
     batch) and store the result in the run folder, replacing an earlier one."""
@@ -293,7 +281,7 @@ def measure_throughput(store, run_id: str, rows: int = MEASURE_ROWS, batch_size:
 
     import torch
 
-    from core.predict import load_student_model
+    from core.predict import held_out_inputs, load_student_model
 
     job, out = _run(store, run_id)
     if not (out / "model").exists():

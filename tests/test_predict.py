@@ -11,13 +11,12 @@ import pytest
 
 from core import jobs
 from core.errors import AppError
+from core.int8 import compare, folder_bytes
 from core.predict import (
     INT8_MANIFEST,
     INT8_WEIGHTS,
     Student,
     _as_choices,
-    compare,
-    folder_bytes,
     load_student_model,
     predict_file,
 )
