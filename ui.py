@@ -37,6 +37,22 @@ def get_student(model_dir: str, stamp: float = 0.0):
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]<>#|~$:])")
 
 
+@st.cache_data(max_entries=64, show_spinner="Pricing the requests…")
+def _forecast(_store: Store, db: str, name: str, fingerprint: tuple, settings: tuple):
+    from core.forecast import forecast
+    from core.prices import load_prices
+
+    return forecast(_store, name, load_prices(), **dict(settings))
+
+
+def planned_forecast(store: Store, name: str, **settings):
+    """core.forecast.forecast, kept while nothing it depends on changes (its fingerprint): a
+    rerun that only moves another widget does not plan every row's request again."""
+    from core.forecast import forecast_fingerprint
+
+    return _forecast(store, str(store.path), name, forecast_fingerprint(store, name), tuple(sorted(settings.items())))
+
+
 def plain(text: object) -> str:
     """Escape Markdown so that text from data or the teacher shows as typed, never as
     links, images, HTML or colour directives, in the elements that render Markdown."""

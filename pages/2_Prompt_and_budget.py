@@ -11,7 +11,7 @@ import streamlit as st
 
 from core import answers, jobs
 from core.errors import AppError
-from core.forecast import cost_table, count_tokens_sample, forecast, pilot_rows
+from core.forecast import cost_table, count_tokens_sample, pilot_rows
 from core.prices import load_prices, prices_path, save_prices
 from core.prompts import (
     MODES,
@@ -37,7 +37,15 @@ from core.trials import (
     trial_table,
     wait_trial,
 )
-from ui import api_key, job_env, page_setup, plain, project_picker, show_error
+from ui import (
+    api_key,
+    job_env,
+    page_setup,
+    plain,
+    planned_forecast,
+    project_picker,
+    show_error,
+)
 
 MODE_HELP = {
     "zero-shot": "label + one-sentence rationale, no examples (cheapest with rationales)",
@@ -269,7 +277,7 @@ def budget_panel(store, name, project, prices, model):
     batch = cols[0].checkbox("Batch API (50% off)", key="forecast_batch")
     fraction = cols[1].slider("Rationale fraction", 0.0, 1.0, 1.0, 0.05, key="rationale_fraction",
                               help="Share of rows that get a rationale; the rest get a label-only prompt.")
-    fc = forecast(store, name, prices, model=model, batch=batch, rationale_fraction=fraction)
+    fc = planned_forecast(store, name, model=model, batch=batch, rationale_fraction=fraction)
     m = st.columns(5)
     m[0].metric("Rows to label", f"{fc.rows:,}")
     m[1].metric("Input tokens (P50)", f"{fc.input_tokens_p50:,}", help=f"{fc.input_tokens_per_row} per row, {fc.input_source}")

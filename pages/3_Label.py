@@ -4,11 +4,19 @@ import pandas as pd
 import streamlit as st
 
 from core import jobs
-from core.forecast import forecast, preflight
+from core.forecast import preflight
 from core.prices import load_prices
 from core.selection import RELABEL
 from core.teacher import LabelConfig
-from ui import api_key, job_env, page_setup, plain, project_picker, show_error
+from ui import (
+    api_key,
+    job_env,
+    page_setup,
+    plain,
+    planned_forecast,
+    project_picker,
+    show_error,
+)
 
 RELABEL_HELP = {None: "rows not answered yet (and failed calls)",
                 "failed": "also rows whose answer did not parse",
@@ -138,7 +146,7 @@ def run_plan(store, name, project):
     seed = int(cols[2].number_input("Seed", 0, 10_000, LabelConfig.seed, key="label_seed",
                                     help="Which rows form the rationale share (the same seed picks the same rows)."))
     try:
-        fc = forecast(store, name, load_prices(), model=project.model, relabel=relabel, rationale_fraction=fraction,
+        fc = planned_forecast(store, name, model=project.model, relabel=relabel, rationale_fraction=fraction,
                       seed=seed)
         price = "unknown (no price)" if fc.cost_usd_p50 is None else f"${fc.cost_usd_p50:.4f} (P90 ${fc.cost_usd_p90:.4f})"
         st.caption(f"This run would send {fc.rows:,} requests; {fc.cache_hits:,} rows are answered from the cache "
