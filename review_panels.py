@@ -254,6 +254,9 @@ def bulk_message(action: str, out: dict, confirmed: dict[str, int], queue: dict[
         shown = ", ".join(plain(r) for r in out["skipped"][:10]) + (" …" if len(out["skipped"]) > 10 else "")
         text += (f" Skipped {len(out['skipped'])} row(s) changed since you confirmed (someone else's edit or "
                  f"a new teacher answer), left as they are: {shown}.")
+    if out.get("blind_skipped"):
+        text += (f" Left {len(out['blind_skipped'])} blind spot-check row(s) alone: they are judged one by one, "
+                 "label first.")
     entered = len(queue.keys() - confirmed.keys())
     if entered:
         text += f" {entered} row(s) that entered this queue after you confirmed were left alone."

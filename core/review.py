@@ -90,11 +90,15 @@ def save_review(store, project: str, row_id: str, reviewer: str | None, label: s
         raise AppError("Flagging needs a reason code.")
     row = row if row is not None and row["row_id"] == row_id else store.get_item(project, row_id)
     spec = spec if spec is not None else store.get_project(project)
-    label = checked_label(spec, label, row)
-    require_label_choice(spec, row, label, verdict)
     version = row["version"] if expected_version is None else expected_version
-    final = decide_verdict(verdict, label is not None and label != row["label"],
-                           rationale is not None and rationale != (row["rationale"] or ""))
+    seen = row
+    if mode == "independent":  # judged against the teacher's answer it showed, not the first decision
+        seen = {**row, "label": row["teacher_label"], "rationale": row["teacher_rationale"]}
+        label = row["teacher_label"] if label is None else label  # accepting takes the teacher's label
+    label = checked_label(spec, label, row)
+    require_label_choice(spec, seen, label, verdict)
+    final = decide_verdict(verdict, label is not None and label != seen["label"],
+                           rationale is not None and rationale != (seen["rationale"] or ""))
     kind, shown = FORM_RECORDS[mode]
     return store.save_review(project, row_id, reviewer, label, rationale, expected_version=version,
                              reason=reason, verdict=final, comment=comment, kind=kind, shown=shown,

@@ -149,3 +149,37 @@ def test_review_stats_from_the_command_line(labeled, tmp_path):
     assert stats["teacher_usd_reviewed_rows"] == pytest.approx(billed) and billed > 0
     expected = (billed + stats["expert_minutes"] / 60 * 30) / 3
     assert stats["cost_per_accepted_label_usd"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_a_second_reviewer_who_accepts_takes_the_teachers_label_not_the_first_reviewers(labeled):
+    teacher = teacher_label(labeled, "1")
+    corrected = other_label(labeled, "1")
+    review.save_review(labeled, "tickets", "1", "ana", corrected, None, mode="first")
+    assert review.form_mode(labeled, "tickets", "1", "ben") == "independent"
+    review.save_review(labeled, "tickets", "1", "ben", None, None, mode="independent")  # A on an empty form
+    ben = next(d for d in labeled.row_decisions("tickets", "1") if d["reviewer"] == "ben")
+    assert (ben["label"], ben["verdict"], ben["label_changed"]) == (teacher, "accept", False)
+    assert list(labeled.review_ids("tickets", ["reviewers disagree"])) == ["1"]
+    assert kappa_counts(labeled) == [(corrected, teacher, 1)]
+
+
+def kappa_counts(store):
+    return store.agreement_counts("tickets")["reviewers"]
+
+
+def test_search_sorts_and_bulk_actions_do_not_reveal_or_decide_blind_rows(labeled):
+    labeled.create_spot_check("tickets", 6, stratified=False, blind_share=0.5)
+    blind = set(labeled.review_ids("tickets", ["blind (spot check)"]))
+    seen = set(labeled.review_ids("tickets", ["spot check"])) - blind
+    assert len(blind) == 3
+    # the teacher's rationales all read "The ticket mentions <label> problems."
+    found = set(labeled.review_ids("tickets", ["all"], search="ticket mentions"))
+    assert found == seen  # by its rationale, only a sighted row is found
+    assert set(labeled.review_ids("tickets", ["all"], search=next(iter(blind)))) >= {next(iter(blind))}  # by id: yes
+    for sort in ("longest rationale", "shortest rationale"):  # (no confidence without JSON output)
+        order = [r["row_id"] for r in labeled.review_page("tickets", ["all"], sort=sort)[0]]
+        assert set(order[-3:]) == blind and order[-3:] == sorted(order[-3:], key=int)  # unranked, last
+    out = review.bulk_review(labeled, "tickets", ["spot check"], "ana", "accept",
+                             row_ids=labeled.review_ids("tickets", ["spot check"]))
+    assert out["applied"] == 3 and sorted(out["blind_skipped"]) == sorted(blind)
+    assert not any(labeled.get_item("tickets", r)["reviewed"] for r in blind)

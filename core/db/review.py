@@ -18,6 +18,10 @@ from core.db.review_events import (
 from core.errors import AppError, NotFound
 from core.tasks import get_task
 
+# Rows of a blind spot-check plan: search, sorts and bulk actions must not reveal or decide them
+# through the teacher's answer.
+BLIND = "row_id IN (SELECT b.row_id FROM spot_checks b WHERE b.project = items.project AND b.blind)"
+
 # Review filters: name -> SQL predicate, or a function of the project's task type giving one
 # (label comparisons follow the task's own equality rule). Predicates are fixed strings;
 # values are parameters.
@@ -40,7 +44,7 @@ REVIEW_FILTERS = {
         "FROM student_predictions q WHERE q.project = items.project))"),
     "unlabeled": "status = 'unlabeled'",
     "reviewed": "reviewed",
-    "blind (spot check)": "row_id IN (SELECT row_id FROM spot_checks s WHERE s.project = items.project AND s.blind)",
+    "blind (spot check)": BLIND,
     "reviewers disagree": f"row_id IN ({DISAGREEMENTS.format(project='items.project')})",
     "rationale check flagged": ("row_id IN (SELECT c.row_id FROM rationale_checks c WHERE c.project = items.project "
                                 "AND len(c.flags) > 0)"),
@@ -52,16 +56,22 @@ for _check in RATIONALE_CHECK_FILTERS:
         "row_id IN (SELECT c.row_id FROM rationale_checks c WHERE c.project = items.project "
         f"AND list_contains(c.flags, '{_check}'))")
 
+def _sighted(expr: str) -> str:
+    """A sort key that leaves blind rows unranked (last, in import order): ordering them by
+    their rationale or the teacher's confidence would tell the teacher's answer."""
+    return f"CASE WHEN {BLIND} THEN NULL ELSE {expr} END"
+
+
 REVIEW_SORTS = {
     "import order": "idx",
-    "longest rationale": "length(coalesce(rationale, '')) DESC, idx",
-    "shortest rationale": "length(coalesce(rationale, '')), idx",
+    "longest rationale": f"{_sighted('length(coalesce(rationale, %s))' % repr(''))} DESC NULLS LAST, idx",
+    "shortest rationale": f"{_sighted('length(coalesce(rationale, %s))' % repr(''))} ASC NULLS LAST, idx",
     "recently changed": "updated_at DESC NULLS LAST, idx",
-    "lowest teacher confidence": "teacher_confidence ASC NULLS LAST, idx",
-    "least grounded rationale": ("(SELECT c.grounding FROM rationale_checks c WHERE c.project = items.project "
-                                 "AND c.row_id = items.row_id) ASC NULLS LAST, idx"),
-    "most rationale check flags": ("(SELECT len(c.flags) FROM rationale_checks c WHERE c.project = items.project "
-                                   "AND c.row_id = items.row_id) DESC NULLS LAST, idx"),
+    "lowest teacher confidence": f"{_sighted('teacher_confidence')} ASC NULLS LAST, idx",
+    "least grounded rationale": (f"{_sighted('(SELECT c.grounding FROM rationale_checks c WHERE c.project = items.project AND c.row_id = items.row_id)')} "
+                                 "ASC NULLS LAST, idx"),
+    "most rationale check flags": (f"{_sighted('(SELECT len(c.flags) FROM rationale_checks c WHERE c.project = items.project AND c.row_id = items.row_id)')} "
+                                   "DESC NULLS LAST, idx"),
 }
 
 
@@ -78,7 +88,8 @@ class ReviewTables:
         where = "WHERE project = ? AND " + " AND ".join(f"({p})" for p in predicates)
         params: list[Any] = [project]
         if search:
-            where += " AND (inputs ILIKE ? OR coalesce(rationale, '') ILIKE ? OR row_id = ?)"
+            # a blind row is found by its input or id, never by the rationale it is blind to
+            where += f" AND (inputs ILIKE ? OR (coalesce(rationale, '') ILIKE ? AND NOT {BLIND}) OR row_id = ?)"
             params += [f"%{search}%", f"%{search}%", search]
         return where, params
 
@@ -237,6 +248,9 @@ class ReviewTables:
                             f"FROM items {where}", params)
             else:
                 _bulk_rows_unchanged(con, project, row_ids)
+            blind = {r[0] for r in con.execute(
+                "DELETE FROM bulk WHERE row_id IN (SELECT row_id FROM spot_checks WHERE project = ? AND blind) "
+                "RETURNING row_id", [project]).fetchall()}  # blind rows are judged one by one
             applied = {r[0] for r in con.execute("SELECT row_id FROM bulk").fetchall()}
             con.execute(
                 f"INSERT INTO audit_log(project, row_id, reviewer, field, before, after, reason, change_id, row_version) "
@@ -261,8 +275,9 @@ class ReviewTables:
                 "FROM items i WHERE i.project = ? AND i.row_id IN (SELECT row_id FROM bulk)",
                 [reviewer, reason, change_id, utc_now(), project])
             con.execute("DROP TABLE bulk")
-            skipped = [r for r in (row_ids or {}) if r not in applied]
-            return {"applied": len(applied), "skipped": skipped, "change_id": change_id}
+            skipped = [r for r in (row_ids or {}) if r not in applied and r not in blind]
+            return {"applied": len(applied), "skipped": skipped, "blind_skipped": sorted(blind),
+                    "change_id": change_id}
 
     def create_spot_check(self, project: str, n: int, stratified: bool = True, seed: int = 0,
                           plan: str = "default", blind_share: float = 0.0) -> int:
