@@ -34,6 +34,7 @@ def get_student(model_dir: str, stamp: float = 0.0):
     return load_student_model(model_dir)
 
 
+_AUTOLINK = re.compile(r"://|(?i:www)\.|@")  # what starts a GFM autolink: cut after its first mark
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]<>#|~$:])")
 
 
@@ -55,8 +56,11 @@ def planned_forecast(store: Store, name: str, **settings):
 
 def plain(text: object) -> str:
     """Escape Markdown so that text from data or the teacher shows as typed, never as
-    links, images, HTML or colour directives, in the elements that render Markdown."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
+    links, images, HTML or colour directives, in the elements that render Markdown. Bare
+    addresses (https://…, www.…, name@host) would still become live links (GFM autolinks),
+    so a zero-width space breaks each one: it reads the same and links nowhere."""
+    text = _AUTOLINK.sub(lambda m: m.group(0)[:-1] + "\u200b" + m.group(0)[-1], str(text))
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
 
 
 def show_error(exc: Exception) -> None:

@@ -118,7 +118,7 @@ def test_signed_in_reviewer_is_the_login_and_there_is_no_typed_name(app_store):
     at.run()
     assert not at.exception
     assert not [t for t in at.text_input if t.key == "reviewer_name"]
-    assert any("ana@example.org" in c.value for c in at.caption)
+    assert any("ana@example.org" in c.value.replace("\u200b", "") for c in at.caption)  # shown, not a mailto link
     assert any(b.label == "Log out" for b in at.sidebar.button)
 
 
@@ -133,6 +133,7 @@ def test_history_shows_markdown_from_data_as_text(app_store):
     at.run()
     at.multiselect(key="review_filter").set_value(["all"]).run()
     at.selectbox(key="review_row").set_value("1").run()
+    at.text_input(key="reviewer_name").set_value("eve").run()  # her own row: its history shows
     assert not at.exception
     assert not at.table  # st.table renders Markdown in its cells
     cells = [str(v) for df in at.dataframe for v in df.value.to_numpy().ravel()]
@@ -249,3 +250,12 @@ def test_export_has_a_column_per_input_field_and_says_what_it_left_out(store, tm
     assert (frame.loc[0, "subject"], frame.loc[0, "body"]) == ("Refund", "Charged twice")
     assert {(x["status"], x["rows"]) for x in out["left_out"]} == {("flagged", 1), ("unlabeled", 1)}
     assert all(x["why"] for x in out["left_out"])
+
+
+def test_plain_text_never_becomes_a_live_link():
+    from ui import plain
+
+    shown = plain("Sign in again at https://evil.example.com/login, www.evil.example.com or help@evil.example.com")
+    assert "https://" not in shown and "www." not in shown and "p@e" not in shown  # no autolink can start
+    assert shown.replace("\u200b", "").replace("\\", "") == (
+        "Sign in again at https://evil.example.com/login, www.evil.example.com or help@evil.example.com")

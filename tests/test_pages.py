@@ -336,7 +336,7 @@ def test_text_from_data_is_shown_as_text_not_markup(app_store):
     at.multiselect(key="review_filter").set_value(["all"]).run()
     assert any(t.value == "<b>bold</b> [click](http://evil.example) :red[x]" for t in at.text)
     from ui import plain
-    assert plain("[click](http://e) <b>") == "\\[click\\](http\\://e) \\<b\\>"
+    assert plain("[click](http://e) <b>") == "\\[click\\](http\\:/\u200b/e) \\<b\\>"
 
 
 def test_review_page_offers_login_when_streamlit_auth_is_configured(app_store):
