@@ -346,6 +346,8 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
                               "rationale_loss": ("masked (rows without a rationale add no rationale loss)"
                                                  if cfg.rationale_missing == "mask" else
                                                  "empty target (rows without a rationale learn to emit nothing)")}
+    resolved |= {"task": data.task, "label_set": data.label_set,  # batch prediction reads files with these
+                 "input_fields": list(data.items[0]["inputs"]) if data.items else []}
     if replicas.world > 1:
         resolved |= {"processes": replicas.world, "global_batch_size": cfg.batch_size * replicas.world}
     if replicas.main:
