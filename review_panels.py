@@ -120,12 +120,15 @@ def quality_panel(store, name: str) -> None:
                          "rationale rejected.")
         c[2].metric("Expert minutes", f"{stats['expert_minutes']:.1f}",
                     help=f"Active time from review timestamps; gaps over {stats['idle_gap_s']:.0f} s are idle.")
-        c[3].metric("Teacher $ (reviewed rows)", f"${stats['teacher_usd_reviewed_rows']:.4f}")
+        c[3].metric("Teacher $ (reviewed rows)", f"${stats['teacher_usd_reviewed_rows']:.4f}"
+                    if stats["teacher_billed"] else "not measured",
+                    help="What the teacher calls for the reviewed rows were billed. 'not measured': the answers "
+                         "were recorded or imported, so no spend was measured (it is counted as $0 below).")
         c[4].metric("$ per accepted label", "n/a" if cost is None else f"${cost:.4f}",
                     help="(teacher dollars for the reviewed rows + expert minutes at your rate) / accepted labels.")
-        st.text(f"Accepted {stats['accepted']} · corrected (label changed) {stats['corrected']} · rationale "
-                f"rejected {stats['rejected']} · flagged {stats['flagged']} · by bulk action {stats['bulk']} · "
-                f"reviewers disagree on {stats['disagreements']} row(s)")
+        st.text(f"Accepted {stats['accepted']} · label corrected {stats['corrected']} · only the rationale edited "
+                f"{stats['rationale_edited']} · rationale rejected {stats['rejected']} · flagged {stats['flagged']} "
+                f"(by bulk action: {stats['bulk']}) · reviewers disagree on {stats['disagreements']} row(s)")
         _bias_text(stats["automation_bias"])
         st.dataframe(pd.DataFrame([{
             "reviewer": r["reviewer"], "decisions": r["reviews"], "expert minutes": r["expert_minutes"],
@@ -154,6 +157,14 @@ def _bias_text(bias: dict | None) -> None:
 
 
 # ---- rationale checks --------------------------------------------------------------------
+def run_checks(store, name: str) -> None:
+    try:
+        out = refresh_rationale_checks(store, name)
+        flash("checks", "success", f"Checked {out['rows']} rows; {out['flagged']} flagged.")
+    except Exception as exc:
+        flash("checks", "error", exc)
+
+
 def checks_panel(store, name: str) -> None:
     stale = store.rationale_checks_stale(name)
     with st.expander("Rationale checks" + (f" ({stale} rows not checked yet)" if stale else "")):
@@ -161,14 +172,11 @@ def checks_panel(store, name: str) -> None:
                    "the sort 'most rationale check flags' puts the worst first.")
         st.dataframe(pd.DataFrame([{"check": c, "rows flagged": store.review_count(name, f"rationale: {c}"),
                                     "what it means": CHECK_HELP[c]} for c in CHECKS]), hide_index=True)
-        if st.button("Run the checks now", key="checks_run",
-                     help="They run by themselves after each labeling run and import; run them here after "
-                          "editing rationales."):
-            try:
-                out = refresh_rationale_checks(store, name)
-                st.success(f"Checked {out['rows']} rows; {out['flagged']} flagged.")
-            except Exception as exc:
-                show_error(exc)
+        # run in a callback, before the page reruns: the counts above show the new checks
+        st.button("Run the checks now", key="checks_run", on_click=run_checks, args=(store, name),
+                  help="They run by themselves after each labeling run and import; run them here after "
+                       "editing rationales.")
+        show_flash("checks")
 
 
 # ---- prompt fixes --------------------------------------------------------------------------
@@ -203,8 +211,8 @@ def fixes_panel(store, name: str) -> None:
             return
         fc = priced[1]
         price = "unknown (no price)" if fc.cost_usd_p50 is None else f"${fc.cost_usd_p50:.4f} (P90 ${fc.cost_usd_p90:.4f})"
-        st.text(f"Re-asking {len(cluster.affected)} unreviewed row(s) sends {fc.rows} request(s); expected cost "
-                f"{price}.")
+        st.text(f"Re-asking {len(cluster.affected)} unreviewed row(s) sends {fc.rows} request(s) (rows with the "
+                f"same input share one request); expected cost {price}.")
         if st.button(f"Amend the prompt and re-ask {len(cluster.affected)} row(s)", key="fix_apply", type="primary"):
             _apply_fix(store, name, amendment, cluster, fc)
 

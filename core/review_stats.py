@@ -92,6 +92,7 @@ def verdict_counts(current: list[dict]) -> dict:
     return {"reviews": len(current),
             "accepted": sum(d["verdict"] == "accept" for d in current),
             "corrected": sum(bool(d["label_changed"]) for d in current),
+            "rationale_edited": sum(d["verdict"] == "correct" and not d["label_changed"] for d in current),
             "rejected": sum(d["verdict"] == "reject_rationale" for d in current),
             "flagged": sum(d["verdict"] == "flag" for d in current),
             "bulk": sum(d["kind"] == "bulk" for d in current)}
@@ -140,7 +141,9 @@ def review_stats(store, project: str, usd_per_hour: float | None = None, idle_ga
     pairs = sum(n for _, _, n in counts["reviewers"])
     return {
         "project": project, **verdict_counts(current), "accepted_labels": labels,
-        "teacher_usd_reviewed_rows": round(teacher_usd, 6), "expert_minutes": round(minutes, 4),
+        "teacher_usd_reviewed_rows": round(teacher_usd, 6),
+        "teacher_billed": store.billed_calls(project) > 0,  # False: recorded or imported answers, no spend
+        "expert_minutes": round(minutes, 4),
         "expert_usd_per_hour": rate, "idle_gap_s": idle, "expert_usd": round(minutes / 60 * rate, 4),
         "cost_per_accepted_label_usd": cost_per_label(teacher_usd, minutes, rate, labels),
         "kappa_independent": kappa_from_counts(counts["reviewers"]), "independent_pairs": pairs,

@@ -188,7 +188,10 @@ def on_label_kwargs(callback) -> dict:
 def edit_form(store, name: str, project, row: dict, reviewer: str) -> None:
     mode = review.form_mode(store, name, row["row_id"], reviewer)
     version, suffix = form_version(row, mode)
-    opened_at = st.session_state.setdefault(f"_opened:{suffix}", utc_now())  # when this form was first drawn
+    held = st.session_state.get("_opened")
+    if held is None or held[0] != suffix:  # a new visit to this form: its time starts now
+        held = st.session_state["_opened"] = (suffix, utc_now())
+    opened_at = held[1]
     options = review.label_options(project, row)
     focus = st.session_state.get("focus_mode", False)
     st.subheader(plain(f"Row {row['row_id']}"))
@@ -202,14 +205,19 @@ def edit_form(store, name: str, project, row: dict, reviewer: str) -> None:
     ctx["shown_rationale"] = shown_rationale
     show_inputs(row, shown_rationale, focus)
     teacher_line(row, independent)
-    row_checks(store, name, row["row_id"])
+    if not independent:  # the checks read the current rationale: the first reviewer's, if edited
+        row_checks(store, name, row["row_id"])
     if mode != "first":
         st.caption(plain(f"Your form shows {FORM_MODES.get(mode, FORM_MODES['own'])}."))
+    mine_blind = store.blind_label(name, row["row_id"], reviewer) if reviewer else None
+    if mine_blind is not None:
+        st.text(f"Your own label, given blind: {mine_blind}")
     if mode == "adjudicate":
         st.dataframe(pd.DataFrame([{"reviewer": d["reviewer"], "label": d["label"], "verdict": d["verdict"],
                                     "comment": d["comment"]} for d in store.row_decisions(name, row["row_id"])]),
                      hide_index=True)
-    stored = None if independent else own_label(store, name, row, reviewer, mode)
+    mine = own_decision(store, name, row, reviewer, mode)
+    stored = None if independent else (mine["label"] if mine else row["label"])
     if options:
         label_picker(options, stored, suffix)
     else:
@@ -219,14 +227,17 @@ def edit_form(store, name: str, project, row: dict, reviewer: str) -> None:
                  help="The teacher's one-sentence explanation; the student learns from it too, so fix it "
                       "when it is wrong.")
     st.radio("Verdict", VERDICTS, horizontal=True, key=f"review_verdict:{suffix}",
+             index=VERDICTS.index(mine["verdict"]) if mine and mine["verdict"] in VERDICTS else 0,
              format_func=lambda v: v.replace("_", " "),
              help="Your judgment of the teacher's answer: accept (it is right), correct (you fixed the label "
                   "or the rationale), reject rationale (keep the label but do not train on the explanation), "
                   "or flag (something is wrong: pick a reason code).")
-    st.selectbox("Reason code (for flags)", ("",) + REASON_CODES, key=f"review_reason:{suffix}",
+    reasons = ("",) + REASON_CODES
+    st.selectbox("Reason code (for flags)", reasons, key=f"review_reason:{suffix}",
+                 index=reasons.index(mine["reason"]) if mine and mine["reason"] in reasons else 0,
                  help="Why you flag the row: the label is wrong, the explanation does not match the answer "
                       "(unfaithful), the label is right for the wrong reason, the input is unclear, or other.")
-    st.text_input("Comment (optional)", key=f"review_comment:{suffix}")
+    st.text_input("Comment (optional)", value=(mine or {}).get("comment") or "", key=f"review_comment:{suffix}")
     st.button("Save review", type="primary", key=f"review_save:{suffix}", shortcut="Ctrl+Enter",
               on_click=save_clicked, args=(store, name, project, row, ctx))
     key_bar(options, save_clicked, (store, name, project, row, ctx), [
@@ -257,14 +268,12 @@ def blind_form(store, name: str, row: dict, options: list[str], ctx: dict, focus
     show_flash("save")
 
 
-def own_label(store, name: str, row: dict, reviewer: str, mode: str) -> str | None:
-    """What the label field starts with: the reviewer's own current decision when re-opening a
-    row, else the row's label (the teacher's, or the adjudicated one)."""
-    if mode in ("own", "own-after-others"):
-        mine = [d for d in store.row_decisions(name, row["row_id"]) if d["reviewer"] == reviewer]
-        if mine:
-            return mine[-1]["label"]
-    return row["label"]
+def own_decision(store, name: str, row: dict, reviewer: str, mode: str) -> dict | None:
+    """The reviewer's own current decision when re-opening a row: the form starts from it."""
+    if mode not in ("own", "own-after-others"):
+        return None
+    mine = [d for d in store.row_decisions(name, row["row_id"]) if d["reviewer"] == reviewer]
+    return mine[-1] if mine else None
 
 
 def teacher_line(row: dict, independent: bool) -> None:

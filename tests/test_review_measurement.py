@@ -183,3 +183,9 @@ def test_search_sorts_and_bulk_actions_do_not_reveal_or_decide_blind_rows(labele
                              row_ids=labeled.review_ids("tickets", ["spot check"]))
     assert out["applied"] == 3 and sorted(out["blind_skipped"]) == sorted(blind)
     assert not any(labeled.get_item("tickets", r)["reviewed"] for r in blind)
+
+
+def test_rows_already_reviewed_are_never_made_blind(labeled):
+    review.save_review(labeled, "tickets", "1", "ana", None, None, mode="first")  # seen with the teacher's answer
+    labeled.create_spot_check("tickets", 6, stratified=False, blind_share=1.0)
+    assert set(labeled.review_ids("tickets", ["blind (spot check)"])) == {"2", "3", "4", "5", "6"}

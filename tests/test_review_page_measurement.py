@@ -55,6 +55,7 @@ def test_blind_row_shows_nothing_of_the_teacher_before_the_own_label_is_saved(ap
     assert app_store.blind_label(DEMO, row_id, "ana") == other
     shown = page_strings(at)
     assert item["teacher_rationale"] in shown and f"teacher: {item['teacher_label']}" in shown  # revealed
+    assert f"Your own label, given blind: {other}" in shown  # beside the teacher's, for the verdict
     assert app_store.get_item(DEMO, row_id)["reviewed"] is False  # the verdict is still to come
 
 

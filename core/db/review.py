@@ -299,11 +299,13 @@ class ReviewTables:
                     [project, plan, project, str(seed), n])
             made = con.execute("SELECT count(*) FROM spot_checks WHERE project = ? AND plan = ?",
                                [project, plan]).fetchone()[0]
-            if blind_share > 0:  # the first round(share * n) rows in a second seeded order
+            if blind_share > 0:  # round(share * n) unreviewed rows in a second seeded order: a row
+                # someone already judged with the teacher's answer shown can no longer be blind
                 con.execute(
-                    "UPDATE spot_checks SET blind = TRUE WHERE project = ? AND plan = ? AND row_id IN (SELECT row_id "
-                    "FROM spot_checks WHERE project = ? AND plan = ? ORDER BY hash(row_id || ? || 'blind') LIMIT ?)",
-                    [project, plan, project, plan, str(seed), max(1, round(blind_share * made))])
+                    "UPDATE spot_checks SET blind = TRUE WHERE project = ? AND plan = ? AND row_id IN (SELECT s.row_id "
+                    "FROM spot_checks s JOIN items i ON i.project = s.project AND i.row_id = s.row_id "
+                    "WHERE s.project = ? AND s.plan = ? AND NOT i.reviewed ORDER BY hash(s.row_id || ? || 'blind') "
+                    "LIMIT ?)", [project, plan, project, plan, str(seed), max(1, round(blind_share * made))])
             return made
 
     def spot_check_outcomes(self, project: str, plan: str = "default") -> tuple[int, list[dict]]:

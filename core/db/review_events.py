@@ -105,6 +105,11 @@ class ReviewEventTables:
     def disagreement_rows(self, project: str) -> list[str]:
         return [r["row_id"] for r in self.query(DISAGREEMENTS.format(project="?"), [project])]
 
+    def billed_calls(self, project: str) -> int:
+        """Teacher calls that were billed (live answers), as opposed to cached, recorded or imported ones."""
+        return int(self.scalar("SELECT count(*) FROM teacher_calls WHERE project = ? AND billed_usd > 0",
+                               [project]) or 0)
+
     def reviewed_teacher_usd(self, project: str) -> float:
         """Teacher dollars billed for the rows that have a current decision."""
         return float(self.scalar(
