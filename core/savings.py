@@ -229,7 +229,8 @@ def fact_rows(s: dict) -> list[list]:
         ["student cost per 1,000 predictions", money(s["student_usd_per_1000"])
          if s["student_usd_per_1000"] is not None else "not measured"],
         ["teacher cost per 1,000 answers", teacher_1000],
-        ["teacher spend (billed) / rows answered", f"{money(s['teacher_spend_usd'])} / {s['teacher_rows_answered']}"],
+        ["teacher spend (billed) / rows answered",
+         f"{money(s['teacher_spend_usd']) if s['teacher_spend_usd'] else 'none billed'} / {s['teacher_rows_answered']}"],
         ["saving per 1,000 rows", money(s["saving_usd_per_1000"])],
         ["break-even (rows)", "—" if s["break_even_rows"] is None else f"{s['break_even_rows']:,}"],
         ["student accuracy (held-out)", quality],

@@ -198,7 +198,8 @@ def savings_section(store, run: dict) -> None:
     cols[1].metric("Agreement with the teacher", "—" if s["agreement"] is None else f"{s['agreement']:.3f}",
                    help=savings.HELP["agreement"] + f" ({s['agreement_rows']} rows)")
     cols[2].metric("Teacher spend / rows answered",
-                   f"{savings.money(s['teacher_spend_usd'])} / {s['teacher_rows_answered']:,}",
+                   (f"{savings.money(s['teacher_spend_usd'])} / {s['teacher_rows_answered']:,}"
+                    if s["teacher_spend_usd"] else f"none billed / {s['teacher_rows_answered']:,}"),
                    help="Everything billed for this project's teacher calls, and the rows that have a teacher answer.")
     cols[3].metric("Training compute", savings.money(s["training_compute_usd"]),
                    help="The training loop's time priced per CPU-hour at the measurement's thread count "

@@ -2,6 +2,7 @@
 rationale and the latency beside the teacher's answer; predict a whole file (CSV, JSON Lines,
 Parquet) and download the predictions."""
 
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -135,7 +136,9 @@ def batch_section(run: dict, student, fields: list[str], task: str, multitask: b
 
         try:
             with tempfile.TemporaryDirectory(prefix="distill-predict-") as tmp:  # removed however it ends
-                source, out = Path(tmp) / f"input{suffix}", Path(tmp) / f"predictions{suffix}"
+                # named as uploaded (safe characters only): errors name the user's file, not ours
+                stem = re.sub(r"[^\w.-]", "_", Path(upload.name).stem)[:64].lstrip(".") or "upload"
+                source, out = Path(tmp) / f"{stem}{suffix}", Path(tmp) / f"{stem}-predictions{suffix}"
                 source.write_bytes(upload.getbuffer())
                 summary = predict_file(student, str(source), str(out), rationale=with_rationale,
                                        input_columns=fields, on_progress=on_progress)
