@@ -525,8 +525,9 @@ def model_card(facts: dict) -> str:
     cfg = facts["config"]
     front = ["---", "library_name: transformers", "pipeline_tag: text2text-generation",
              "tags: [distillation, distilling-step-by-step]", "---", ""]
-    usage = ["## Use", "", "```python", "from core.train import predict",
-             "predict('<this folder>', ['your input text'], rationale=True)", "```", "",
+    usage = ["## Use", "", "```python", "from core.predict import load_student_model",
+             "load_student_model('<this folder>').predict(['your input text'], rationale=True)", "```", "",
+             "Or a whole file: `python -m core predict --model <this folder> --file rows.csv --out predictions.csv`.", "",
              "Inputs carry a task prefix: `[label] ` for the label, `[rationale] ` for the rationale."]
     settings = (f"labels from {cfg['label_source']}" if cfg.get("objective") == "standard" else
                 f"labels from {cfg['label_source']}, alpha {cfg['alpha']}, rationale fraction "

@@ -18,7 +18,8 @@ from core.results import (
     run_table,
 )
 from core.teacher import label_project
-from core.train import TrainConfig, predict
+from core.predict import load_student_model
+from core.train import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_export_model_writes_a_loadable_folder_with_a_model_card(trained, tmp_pa
     assert {"README.md", "config.json", "train_config.json"} <= set(result["files"])
     card = (tmp_path / "student" / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: transformers") and "Teacher provenance" in card
-    assert predict(str(tmp_path / "student"), ["my card was charged twice"])[0]["label"] is not None
+    assert load_student_model(tmp_path / "student").predict(["my card was charged twice"])[0]["label"] is not None
     with pytest.raises(ConfigError, match="not empty"):
         export_model(store, run_ids[0], str(tmp_path / "student"))
     monkeypatch.delenv("HF_TOKEN", raising=False)
