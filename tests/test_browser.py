@@ -139,6 +139,7 @@ def test_review_edit_survives_reload_and_a_stale_edit_sees_a_conflict(app_url, b
     assert _open_parse_errors(other, app_url) == row_id
     _save(page, "ana", "Second edit by ana.")
     page.get_by_text("Saved (").wait_for(timeout=30000)
+    _pick(other, "Label", "returns")  # ben's form is empty (ana decided the row, the teacher gave no label)
     _save(other, "ben", "Ben's edit, made on a stale copy.")
     other.get_by_text("Conflict: row").first.wait_for(timeout=30000)
     other.reload()
