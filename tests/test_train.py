@@ -3,12 +3,12 @@ import json
 import pytest
 
 from core import review
+from core.predict import load_student_model
 from core.teacher import label_project
 from core.train import (
     Report,
     TrainConfig,
     TrainingData,
-    predict,
     split_rows,
     train,
     train_project,
@@ -38,7 +38,7 @@ def test_tiny_multitask_run_streams_metrics_and_saves_a_loadable_model(labeled, 
     assert saved["objective"] == "multitask" and saved["rows_with_rationale"] == saved["train_rows"]
     preds = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == 2 and all(p["gold"] is not None for p in preds)
-    out = predict(str(tmp_path / "run" / "model"), ["my card was charged twice"], rationale=True)
+    out = load_student_model(tmp_path / "run" / "model").predict(["my card was charged twice"], rationale=True)
     assert set(out[0]) == {"input", "label", "rationale"}
 
 
@@ -180,3 +180,112 @@ def test_train_needs_no_store_and_reports_through_a_callback(labeled, tmp_path):
     assert "test_accuracy" in {name for _, name, _ in report.rows}
     assert report.predictions and {p["row_id"] for p in report.predictions} <= {"1", "2", "3", "4", "5", "6"}
     assert labeled.metrics(["adhoc"]) == []  # nothing was written to the store
+
+
+def _tiny_seq2seq_model(name):
+    """The tiny random bert2bert (BERT's head has a transform before its vocabulary projection),
+    or a tiny random T5 (tied embeddings: hidden state scaled by d_model**-0.5) or BART
+    (final_logits_bias added after the head), built from configs: no download."""
+    from transformers import (
+        BartConfig,
+        BartForConditionalGeneration,
+        T5Config,
+        T5ForConditionalGeneration,
+    )
+
+    from core.students import load_student
+
+    if name == "bert2bert":
+        return load_student("tiny-random", 0)[0]
+    if name == "t5":
+        return T5ForConditionalGeneration(T5Config(vocab_size=64, d_model=16, d_kv=8, d_ff=32, num_layers=1,
+                                                   num_heads=2, decoder_start_token_id=0, pad_token_id=0))
+    return BartForConditionalGeneration(BartConfig(
+        vocab_size=64, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64))
+
+
+@pytest.mark.parametrize("name", ["bert2bert", "t5", "bart"])
+def test_sparse_head_loss_and_gradients_equal_the_dense_logits_ones(name):
+    import torch
+
+    from core.train import lm_head_at, task_loss
+
+    model = _tiny_seq2seq_model(name).train()
+    gen = torch.Generator().manual_seed(1)
+    # both views of 3 rows stacked (as in training), inputs padded; label targets short,
+    # rationale targets of three lengths, padded with -100
+    input_ids = torch.randint(5, 60, (6, 9), generator=gen)
+    mask = torch.ones_like(input_ids)
+    mask[1, 6:] = mask[2, 4:] = mask[4, 7:] = mask[5, 3:] = 0
+    labels = torch.randint(5, 60, (3, 2), generator=gen)
+    labels[2, 1:] = -100
+    rationales = torch.randint(5, 60, (3, 7), generator=gen)
+    rationales[0, 4:] = rationales[2, 1:] = -100
+
+    def run(sparse):
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(0)  # the same dropout masks in both runs
+        hidden = model.get_encoder()(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        losses = [task_loss(model, hidden[:3], mask[:3], labels, sparse_head=sparse),
+                  task_loss(model, hidden[3:], mask[3:], rationales, sparse_head=sparse)]
+        (0.3 * losses[0] + 0.7 * losses[1]).backward()
+        return [x.item() for x in losses], {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    sparse_losses, sparse_grads = run(True)
+    dense_losses, dense_grads = run(False)
+    assert sparse_losses == pytest.approx(dense_losses, abs=1e-5)
+    assert sparse_grads.keys() == dense_grads.keys() and len(sparse_grads) > 10
+    for key, grad in dense_grads.items():
+        assert torch.allclose(sparse_grads[key], grad, atol=1e-6, rtol=1e-4), key
+    # and the sparse path did skip the padding: one row of logits per real target token
+    keep = rationales != -100
+    with torch.no_grad(), lm_head_at(model, keep):
+        logits = model(input_ids=input_ids[3:], attention_mask=mask[3:], use_cache=False,
+                       decoder_input_ids=model.prepare_decoder_input_ids_from_labels(labels=rationales)).logits
+    assert logits.shape[0] == int(keep.sum()) == 4 + 7 + 1 and logits.dim() == 2
+    assert model.get_output_embeddings()._forward_pre_hooks == {}  # the hook is gone after the block
+
+
+def test_no_weight_decay_on_biases_and_layernorm_and_warmup_starts_above_zero():
+    from core.students import load_student
+    from core.train import lr_at, param_groups
+
+    model = load_student("tiny-random", 0)[0]
+    decay, no_decay = param_groups(model, 0.01)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    assert all("bias" in names[id(p)] or "LayerNorm" in names[id(p)] for p in no_decay["params"])
+    assert any("word_embeddings" in names[id(p)] for p in decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    c = TrainConfig(project="p", learning_rate=1e-3, warmup_steps=10, max_steps=30)
+    assert lr_at(0, c) == pytest.approx(1e-4) and lr_at(9, c) == pytest.approx(1e-3)
+    assert lr_at(20, c) == pytest.approx(5e-4) and lr_at(30, c) == 0.0
+
+
+def test_batches_are_random_by_default_so_each_mixes_labels():
+    # Length-sorted batches on data whose length predicts the label hold one label each.
+    import random
+
+    from core.train import epoch_batches
+
+    lengths = [10 + (i % 4) * 20 + random.Random(i).randint(0, 3) for i in range(64)]  # label i % 4 sets the length
+    assert TrainConfig(project="p").group_by_length is False
+    mixed = epoch_batches(lengths, 8, random.Random(0), TrainConfig(project="p").group_by_length)
+    sorted_ = epoch_batches(lengths, 8, random.Random(0), group_by_length=True)
+    assert min(len({i % 4 for i in b}) for b in mixed) > 1
+    assert max(len({i % 4 for i in b}) for b in sorted_) == 1
+
+
+def test_train_config_names_the_task_label_set_and_input_fields(tmp_path):
+    # Batch prediction reads these to know which columns of a file to read.
+    items = [{"row_id": str(i), "split": "test" if i < 2 else "train",
+              "inputs": {"subject": f"order {i}", "body": f"where is parcel {i}?"}, "choices": None,
+              "gold": "shipping" if i % 2 else "billing", "teacher_label": "shipping", "label": "shipping",
+              "rationale": "It asks about a parcel.", "verdict": None} for i in range(6)]
+    data = TrainingData("classification", ["billing", "shipping"], items)
+    train(cfg(max_steps=1, out_dir=str(tmp_path / "r")), data)
+    for path in (tmp_path / "r" / "train_config.json", tmp_path / "r" / "model" / "train_config.json"):
+        saved = json.loads(path.read_text())
+        assert saved["task"] == "classification" and saved["label_set"] == ["billing", "shipping"]
+        assert saved["input_fields"] == ["subject", "body"]  # the rows' order, not sorted
