@@ -53,7 +53,8 @@ def prices_path() -> Path:
     return Path(os.environ.get(PRICES_ENV, DEFAULT_PRICES))
 
 
-def parse_prices(text: str, origin: str = "price file") -> PriceTable:
+def price_document(text: str, origin: str) -> tuple[dict, dict]:
+    """A price file's TOML and its [meta] table, which must name a source and a date."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -61,6 +62,11 @@ def parse_prices(text: str, origin: str = "price file") -> PriceTable:
     meta = doc.get("meta")
     if not isinstance(meta, dict) or not meta.get("source") or not meta.get("date"):
         raise PriceFileError(f"{origin}: the [meta] table must give a source and a date.")
+    return doc, meta
+
+
+def parse_prices(text: str, origin: str = "price file") -> PriceTable:
+    doc, meta = price_document(text, origin)
     models = doc.get("models")
     if not isinstance(models, dict) or not models:
         raise PriceFileError(f"{origin}: no [models.<id>] entries.")

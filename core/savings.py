@@ -41,7 +41,6 @@ import datetime as dt
 import json
 import math
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,13 +85,9 @@ def _price(value, name: str, origin: str) -> float:
 
 
 def parse_compute_prices(text: str, origin: str = "compute price file") -> ComputePrices:
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PriceFileError(f"{origin}: not valid TOML ({exc}).") from exc
-    meta = doc.get("meta")
-    if not isinstance(meta, dict) or not meta.get("source") or not meta.get("date"):
-        raise PriceFileError(f"{origin}: the [meta] table must give a source and a date.")
+    from core.prices import price_document
+
+    doc, meta = price_document(text, origin)
     cpu = doc.get("cpu") if isinstance(doc.get("cpu"), dict) else {}
     gpu = doc.get("gpu") if isinstance(doc.get("gpu"), dict) else {}
     return ComputePrices(

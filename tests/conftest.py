@@ -72,3 +72,12 @@ def big(tmp_path) -> Store:
     store = Store(tmp_path / "cli.duckdb")
     many_tickets(store, 200)
     return store
+
+
+@pytest.fixture
+def labeled(tickets, fake) -> Store:
+    """The six tickets, answered by the fake teacher."""
+    from core.teacher import label_project
+
+    label_project(tickets, "tickets", api_key="k", base_url=fake.url)
+    return tickets

@@ -15,12 +15,6 @@ from core.prompt_fixes import (
 from core.teacher import label_project
 
 
-@pytest.fixture
-def labeled(tickets, fake):
-    label_project(tickets, "tickets", api_key="k", base_url=fake.url)
-    return tickets
-
-
 def test_corrections_cluster_by_confusion_reason_and_check(labeled):
     # ana corrects row 1 (teacher: billing) to technical, with a comment; flags row 3 with a reason
     review.save_review(labeled, "tickets", "1", "ana", "technical", None, comment="charges after a crash are bugs",

@@ -15,12 +15,6 @@ from core.teacher import label_project
 from tests.helpers import import_csv
 
 
-@pytest.fixture
-def labeled(tickets, fake):
-    label_project(tickets, "tickets", api_key="k", base_url=fake.url)
-    return tickets
-
-
 def test_sample_size_matches_the_textbook():
     # Cochran: 95% confidence, ±5%, p = 0.5 -> 384.16 -> 385; with N = 1,000 -> 278
     assert sample_size(0.05, 0.95) == 385

@@ -17,14 +17,7 @@ from core.review_stats import (
     cost_per_label,
     review_stats,
 )
-from core.teacher import label_project
 from tests.helpers import REPO
-
-
-@pytest.fixture
-def labeled(tickets, fake):
-    label_project(tickets, "tickets", api_key="k", base_url=fake.url)
-    return tickets
 
 
 def teacher_label(store, row_id):
