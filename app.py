@@ -4,7 +4,7 @@ Start with `make app` (see README). Pages: Data → Prompt & budget → Label �
 
 import streamlit as st
 
-from core.status import STEPS, Stage, project_stage
+from core.workflow import STEPS, Stage, project_stage
 from ui import page_setup, project_picker, show_error
 
 STEP_TEXT = {

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from core.db import Store
-from core.demo import ensure_demo
-from core.train import TrainConfig, train_project
+from core.label.demo import ensure_demo
+from core.train.trainer import TrainConfig, train_project
 
 
 def main() -> None:

@@ -23,13 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.answers import import_teacher_outputs
+from core.label.answers import import_teacher_outputs
 from core.db import Store
-from core.forecast import forecast, pilot_rows
-from core.ingest import ColumnMapping, import_source, open_bytes
-from core.prices import load_prices
-from core.prompts import mode_template
-from core.teacher import TeacherRun
+from core.prompt.forecast import forecast, pilot_rows
+from core.ingest.files import ColumnMapping, import_source, open_bytes
+from core.kernel.prices import load_prices
+from core.prompt.templates import mode_template
+from core.label.teacher import TeacherRun
 from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import correct_responder
 
@@ -126,8 +126,8 @@ def plan_check(rows: int) -> dict:
 def cqa_token_ratio() -> dict | None:
     if not (SHARED / "cqa" / "cqa_train.jsonl").exists():
         return None
-    from core.cost import request_tokens
-    from core.prompts import demonstrations, request_for
+    from core.prompt.tokens import request_tokens
+    from core.prompt.templates import demonstrations, request_for
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "cqa.duckdb")

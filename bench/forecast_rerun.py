@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.db import Store
-from core.forecast import forecast, forecast_fingerprint
-from core.prices import load_prices
+from core.prompt.forecast import forecast, forecast_fingerprint
+from core.kernel.prices import load_prices
 from tests.helpers import many_tickets
 
 

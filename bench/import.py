@@ -1,6 +1,6 @@
 """Peak memory of an import: a 100 MB CSV, a 100 MB JSON Lines file and Parquet bombs.
 
-Each case runs `python -m core import` (through core.cli.main) in its own process against a
+Each case runs `python -m core import` (through core.cli.main.main) in its own process against a
 fresh database, and that process reports its own peak RSS (VmHWM), so the numbers are per case.
 The bombs must be refused before they inflate:
 
@@ -80,7 +80,7 @@ def peak_rss_mb() -> float:
 def child(args) -> None:
     """Run one import like the CLI does (no file: only what every CLI process does, the imports and
     opening the store), then report this process's own peak RSS."""
-    from core.cli import main as cli_main
+    from core.cli.main import main as cli_main
     from core.db import Store
 
     started = time.monotonic()
@@ -88,7 +88,7 @@ def child(args) -> None:
         code = cli_main(["import", "--db", args.db, "--project", "bench", "--task", "classification", "--id-field",
                          "id", "--input-fields", "text", "--label-field", "label", "--json", args.file])
     else:
-        import core.ingest  # noqa: F401  (imported by every import)
+        import core.ingest.files  # noqa: F401  (imported by every import)
 
         code = 0 if Store(args.db) else 1
         print("{}")

@@ -29,9 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.db import Store
-from core.prices import load_prices
-from core.prompts import build_request
-from core.teacher import TeacherRun
+from core.kernel.prices import load_prices
+from core.prompt.templates import build_request
+from core.label.teacher import TeacherRun
 from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import correct_responder, many_tickets
 
@@ -95,7 +95,7 @@ def run_sequential(rows: int, rpm: int) -> dict:
 _HALF = """
 import sys, time
 from core.db import Store
-from core.teacher import TeacherRun
+from core.label.teacher import TeacherRun
 rows = sys.argv[2].split(",")
 t = time.monotonic()
 s = TeacherRun(Store(sys.argv[1]), "bench", concurrency=int(sys.argv[3]), row_ids=rows, max_retries=6).run()

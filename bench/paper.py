@@ -57,8 +57,8 @@ def completions(split: str, parts: int) -> list[tuple[None, str]]:
 def import_cqa(store, train_rows: int) -> dict:
     """CQA train (first `train_rows`, 0 = all) and test in one project, with PaLM's answers for both:
     the train answers are what the students learn from, the test answers only give PaLM's own score."""
-    from core.answers import import_teacher_outputs
-    from core.ingest import ColumnMapping, import_source, open_bytes
+    from core.label.answers import import_teacher_outputs
+    from core.ingest.files import ColumnMapping, import_source, open_bytes
 
     mapping = ColumnMapping(input_fields=["question"], id_field="id", label_field="answer", choices_field="choices")
     for split in ("train", "test"):
@@ -76,7 +76,7 @@ def import_cqa(store, train_rows: int) -> dict:
 def teacher_test_accuracy(store, limit: int) -> float | None:
     """PaLM against gold on the test rows the students are graded on (the first `limit`); an
     unparsed answer counts as wrong."""
-    from core.tasks import get_task
+    from core.kernel.tasks import get_task
 
     kind = get_task("multiple-choice")
     rows = [it for it in store.items_by_order("cqa", "test")[:limit] if it["gold"] is not None]
@@ -84,7 +84,7 @@ def teacher_test_accuracy(store, limit: int) -> float | None:
 
 
 def main() -> None:
-    from core.students import OFFLINE_DEFAULT
+    from core.train.base_models import OFFLINE_DEFAULT
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a CPU-sized smoke run: " + ", ".join(
@@ -113,7 +113,7 @@ def main() -> None:
     import torch
 
     from core.db import Store
-    from core.train import TrainConfig, train_project
+    from core.train.trainer import TrainConfig, train_project
 
     if sizes["threads"]:
         torch.set_num_threads(sizes["threads"])

@@ -31,11 +31,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from core import jobs
 from core.db import Store
-from core.demo import ensure_demo
-from core.int8 import folder_bytes
-from core.predict import load_student_model, predict_file
-from core.results import export_model
-from core.train import TrainConfig
+from core.label.demo import ensure_demo
+from core.student.int8 import folder_bytes
+from core.student.predict import load_student_model, predict_file
+from core.results.runs import export_model
+from core.train.trainer import TrainConfig
 
 
 def trained_run(store: Store, project: str, args) -> str:

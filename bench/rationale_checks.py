@@ -1,7 +1,7 @@
 """Rationale checks on real teacher outputs: the PaLM chain-of-thought answers in ../shared/data.
 
-Each completion is read with the app's own parser (core.parsing.parse_response, as import-teacher
-stores it), so label and rationale are what the app would keep; then core.rationale_checks.check_rows
+Each completion is read with the app's own parser (core.label.parsing.parse_response, as import-teacher
+stores it), so label and rationale are what the app would keep; then core.label.rationale_checks.check_rows
 runs over the whole split. Printed per data set: rows, the share of rationales each check flags,
 the seconds check_rows took, grounding quantiles and a couple of flagged rows per check. A scale
 run then checks CommonsenseQA rows repeated to --scale rows (100,000 by default) under fresh ids.
@@ -26,10 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core import rationale_checks
-from core.labels import format_number, numeric_value
-from core.parsing import parse_response
-from core.rationale_checks import CHECKS, check_rows
+from core.label import rationale_checks
+from core.kernel.labels import format_number, numeric_value
+from core.label.parsing import parse_response
+from core.label.rationale_checks import CHECKS, check_rows
 
 SHARED = ROOT.parent / "shared" / "data"
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 import pandas as pd
 
-from core import review
+from core.review import rules as review
 from core.db import Store
 
 LABELS = ["billing", "technical", "shipping", "account", "other"]
@@ -109,7 +109,7 @@ def main() -> None:
     def row_id() -> str:
         return str(int(time.perf_counter() * 1e6) % args.rows)
 
-    def save_one(on: Store) -> None:  # as the CLI saves: core.review reads the row and its project itself
+    def save_one(on: Store) -> None:  # as the CLI saves: core.review.rules reads the row and its project itself
         review.save_review(on, "big", row_id(), "bench", "billing", "edited")
 
     cold = timed(lambda: save_one(store), 20)  # opens and closes the file itself (CLI, jobs)

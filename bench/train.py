@@ -3,13 +3,13 @@
 Reference (the distilling-step-by-step code's recipe): HF Seq2SeqTrainer with a
 TaskPrefix-style compute_loss that runs two forward passes (label view, rationale view), each
 given labels= (full-vocabulary logits at every target position, padding included, and the
-model's own loss), and DataCollatorForSeq2Seq. Ours (core.train): both views stacked into one
+model's own loss), and DataCollatorForSeq2Seq. Ours (core.train.trainer): both views stacked into one
 encoder pass, the LM head only at real target tokens, no decoder key/value cache.
 
 Made equal, so that the two losses compare (each is the mean training loss over the run):
 - the same batches in the same order: the reference's DataLoader yields exactly the batches
-  core.train draws (which rows a step sees moves a 30-step mean loss by several percent);
-- the same learning rate at every step: core.train's schedule (the HF linear schedule starts
+  core.train.trainer draws (which rows a step sees moves a 30-step mean loss by several percent);
+- the same learning rate at every step: core.train.trainer's schedule (the HF linear schedule starts
   its warmup at lr 0, so its first step changes nothing and it trains one step less);
 - the same student and initial weights, seed, steps, batch size, weight decay (none on biases
   and LayerNorm weights), gradient clipping, fused AdamW and threads.
@@ -36,9 +36,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.db import Store
-from core.demo import ensure_demo
-from core.students import OFFLINE_DEFAULT, load_student
-from core.train import (
+from core.label.demo import ensure_demo
+from core.train.base_models import OFFLINE_DEFAULT, load_student
+from core.train.trainer import (
     LABEL_PREFIX,
     RATIONALE_PREFIX,
     Report,
@@ -60,7 +60,7 @@ def bench_config(project: str, steps: int, batch_size: int, lr: float, student: 
 
 
 def core_batches(lengths: list[int], cfg: TrainConfig) -> list[list[int]]:
-    """The batches core.train draws, in its order: the same seeded rng, epoch after epoch."""
+    """The batches core.train.trainer draws, in its order: the same seeded rng, epoch after epoch."""
     rng, batches = random.Random(cfg.seed), []
     while len(batches) < cfg.max_steps:
         batches += epoch_batches(lengths, cfg.batch_size, rng, cfg.group_by_length)
@@ -133,11 +133,11 @@ def reference(store: Store, project: str, steps: int, batch_size: int, lr: float
             return (loss, {"pred": pred, "expl": expl}) if return_outputs else loss
 
         def get_train_dataloader(self):
-            # core.train's batches instead of the Trainer's own shuffle: the same rows at every step
+            # core.train.trainer's batches instead of the Trainer's own shuffle: the same rows at every step
             return self.accelerator.prepare(DataLoader(self.train_dataset, batch_sampler=batches, collate_fn=collate))
 
         def create_scheduler(self, num_training_steps, optimizer=None):
-            # core.train's learning rate at every step (HF's linear warmup would start at 0)
+            # core.train.trainer's learning rate at every step (HF's linear warmup would start at 0)
             self.lr_scheduler = LambdaLR(optimizer or self.optimizer, lambda step: lr_at(step, cfg) / cfg.learning_rate)
             return self.lr_scheduler
 

@@ -1,5 +1,5 @@
 """Data: upload a file or name a Hugging Face dataset, map its columns, choose the task, import in
-one transaction. The source is read by the same streaming path as the CLI (core.ingest)."""
+one transaction. The source is read by the same streaming path as the CLI (core.ingest.files)."""
 
 import shutil
 import tempfile
@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.ingest import ColumnMapping, import_source, open_file, open_hf
-from core.tasks import TASK_TYPES, TASKS
+from core.ingest.files import ColumnMapping, import_source, open_file, open_hf
+from core.kernel.tasks import TASK_TYPES, TASKS
 from ui import page_setup, plain, project_picker, set_current_project, show_error
 
 NONE = "(none)"

@@ -9,20 +9,22 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from core import answers, jobs
-from core.errors import AppError
-from core.forecast import cost_table, count_tokens_sample, pilot_rows
-from core.prices import load_prices, prices_path, save_prices
-from core.prompts import (
+from core import jobs
+
+from core.label import answers
+from core.kernel.errors import AppError
+from core.prompt.forecast import cost_table, count_tokens_sample, pilot_rows
+from core.kernel.prices import load_prices, prices_path, save_prices
+from core.prompt.templates import (
     MODES,
     OUTPUT_FORMATS,
     demonstrations,
     request_for,
     validate_template,
 )
-from core.tasks import get_task
-from core.teacher import LabelConfig
-from core.trials import (
+from core.kernel.tasks import get_task
+from core.label.teacher import LabelConfig
+from core.label.trials import (
     DEFAULT_ROWS,
     MAX_ROWS,
     compare_trials,

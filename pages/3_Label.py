@@ -4,10 +4,10 @@ import pandas as pd
 import streamlit as st
 
 from core import jobs
-from core.forecast import preflight
-from core.prices import load_prices
-from core.selection import RELABEL
-from core.teacher import LabelConfig
+from core.prompt.forecast import preflight
+from core.kernel.prices import load_prices
+from core.prompt.planner import RELABEL
+from core.label.teacher import LabelConfig
 from ui import (
     api_key,
     job_env,

@@ -10,11 +10,11 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import review
+from core.review import rules as review
 from core.db import REVIEW_FILTERS, REVIEW_SORTS
 from core.db.review_events import utc_now
-from core.rationale_flags import shared_word_segments
-from core.review import FORM_MODES, REASON_CODES, VERDICTS
+from core.label.rationale_flags import shared_word_segments
+from core.review.rules import FORM_MODES, REASON_CODES, VERDICTS
 from review_panels import (
     bulk_panel,
     checks_panel,
@@ -72,7 +72,7 @@ def form_version(row: dict, mode: str) -> tuple[int, str]:
 def label_picker(options: list[str], stored: str | None, suffix: str, key: str = "review_label") -> str | None:
     """The label selectbox. A missing or out-of-set label leaves it empty: defaulting to the
     first option would let a quick save store that option as the reviewer's correction. Saving
-    without a pick is then refused by core.review (unless the row is flagged)."""
+    without a pick is then refused by core.review.rules (unless the row is flagged)."""
     help_text = "The right label for this row; change it when the teacher got it wrong (keys 1-9 save one)."
     if stored in options:
         return st.selectbox("Label", options, index=options.index(stored), key=f"{key}:{suffix}", help=help_text)

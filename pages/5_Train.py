@@ -5,10 +5,12 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
-from core import jobs, results
-from core.results import HELP
-from core.students import OFFLINE_DEFAULT, available_students
-from core.train import LABEL_SOURCES, OBJECTIVES, TrainConfig
+from core import jobs
+
+from core.results import runs as results
+from core.results.runs import HELP
+from core.train.base_models import OFFLINE_DEFAULT, available_students
+from core.train.trainer import LABEL_SOURCES, OBJECTIVES, TrainConfig
 from ui import page_setup, plain, project_picker, show_error
 
 CUSTOM = "Other (hub id or local folder)…"

@@ -4,8 +4,12 @@ inspect one run's predictions, and export charts, reports and the student."""
 import pandas as pd
 import streamlit as st
 
-from core import jobs, results, savings
-from core.results import HELP
+from core import jobs
+
+from core.results import runs as results
+
+from core.results import savings
+from core.results.runs import HELP
 from ui import auth_configured, page_setup, plain, project_picker, show_error
 
 CHARTS = {

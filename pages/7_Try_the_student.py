@@ -9,8 +9,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import jobs, results
-from core.predict import predict_file
+from core import jobs
+
+from core.results import runs as results
+from core.student.predict import predict_file
 from ui import get_student, page_setup, plain, project_picker, show_error
 
 HELD_OUT_SHOWN = 200  # held-out rows offered in the picker (the run's evaluation order)

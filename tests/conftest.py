@@ -77,7 +77,7 @@ def big(tmp_path) -> Store:
 @pytest.fixture
 def labeled(tickets, fake) -> Store:
     """The six tickets, answered by the fake teacher."""
-    from core.teacher import label_project
+    from core.label.teacher import label_project
 
     label_project(tickets, "tickets", api_key="k", base_url=fake.url)
     return tickets

@@ -41,7 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def fake_token_count(text: str) -> int:
-    # Different on purpose from core.cost.estimate_tokens: ~4 chars per token.
+    # Different on purpose from core.prompt.tokens.estimate_tokens: ~4 chars per token.
     return max(1, round(len(text) / 4))
 
 

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from core.db import Store
-from core.ingest import ColumnMapping, import_source, open_bytes
+from core.ingest.files import ColumnMapping, import_source, open_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from core import jobs
-from core.teacher import TeacherRun
+from core.label.teacher import TeacherRun
 from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import REPO, correct_responder, many_tickets
 

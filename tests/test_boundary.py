@@ -10,9 +10,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.db import Store
-from core.errors import AppError
-from core.export import export_bytes, export_project
-from core.names import check_project_name, inside
+from core.kernel.errors import AppError
+from core.review.dataset_export import export_bytes, export_project
+from core.kernel.names import check_project_name, inside
 from tests.helpers import REPO, import_csv, start_cli
 
 PAGES = ["app.py", "pages/1_Data.py", "pages/2_Prompt_and_budget.py", "pages/3_Label.py", "pages/4_Review.py",
@@ -123,7 +123,7 @@ def test_signed_in_reviewer_is_the_login_and_there_is_no_typed_name(app_store):
 
 
 def test_history_shows_markdown_from_data_as_text(app_store):
-    from core import review
+    from core.review import rules as review
 
     import_csv(app_store, "id,text,label\n1,hello,billing\n2,other,shipping\n", project="md")
     hostile = "![x](http://evil.example/p.png) [click](http://evil.example) **bold**"
@@ -167,7 +167,7 @@ class FakeHub:
 def test_hub_pushes_are_private_by_default_and_never_into_a_public_repo_by_accident(tmp_path, monkeypatch):
     import huggingface_hub
 
-    from core.results import push_folder
+    from core.results.runs import push_folder
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeHub)
     FakeHub.repos = {"me/public-one": {"private": False, "files": []}}
@@ -182,7 +182,7 @@ def test_hub_pushes_are_private_by_default_and_never_into_a_public_repo_by_accid
 
 
 def test_model_card_keeps_local_paths_out(tmp_path):
-    from core.results import model_card
+    from core.results.runs import model_card
 
     project = type("P", (), {"task": "classification"})()
     facts = {"job": {"id": "r1", "status": "completed", "project": "t", "finished_at": None},
@@ -199,8 +199,8 @@ def test_model_card_keeps_local_paths_out(tmp_path):
 
 @pytest.mark.parametrize("value", ["0", "0.0", "-1", "inf", "nan", "true", '"3"'])
 def test_a_price_that_would_disable_the_budget_cap_is_refused(tmp_path, value):
-    from core.errors import PriceFileError
-    from core.prices import prices_path, save_prices
+    from core.kernel.errors import PriceFileError
+    from core.kernel.prices import prices_path, save_prices
 
     original = prices_path().read_text()
     text = original.replace('[models.claude-haiku-4-5]\ninput = 1.0', f'[models.claude-haiku-4-5]\ninput = {value}')
@@ -220,7 +220,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
 
     import torch
 
-    from core.train import load_checkpoint
+    from core.train.trainer import load_checkpoint
 
     marker = "/tmp/distill-pwned-by-checkpoint"
     if os.path.exists(marker):
@@ -237,7 +237,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
 def test_export_has_a_column_per_input_field_and_says_what_it_left_out(store, tmp_path):
     import pandas as pd
 
-    from core.answers import import_teacher_outputs
+    from core.label.answers import import_teacher_outputs
 
     import_csv(store, "id,subject,body,label\n1,Refund,Charged twice,billing\n2,Late,Where is it,shipping\n"
                       "3,Crash,App dies,technical\n", project="mail", input_fields=["subject", "body"])

@@ -135,9 +135,9 @@ def _try(page, expected_try: int) -> None:
 
 def test_a_new_user_goes_from_csv_to_a_trained_student(app, browser, teacher, tmp_path):
     from core.db import Store
-    from core.results import baselines
-    from core.selection import rationale_rows
-    from core.trials import trial_rows
+    from core.results.runs import baselines
+    from core.prompt.planner import rationale_rows
+    from core.label.trials import trial_rows
 
     app_url, db = app
     data = tmp_path / f"{PROJECT}.csv"

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from core.answers import import_teacher_outputs
-from core.demo import ensure_demo
-from core.ingest import ColumnMapping, import_source, open_file
+from core.label.answers import import_teacher_outputs
+from core.label.demo import ensure_demo
+from core.ingest.files import ColumnMapping, import_source, open_file
 from tests.helpers import SHARED
 
 
@@ -51,7 +51,7 @@ def test_palm_completions_on_commonsenseqa_and_svamp(store):
 @pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is absent")
 def test_paper_bench_imports_cqa_splits_and_grades_a_student_on_the_gold_test_split(store, tmp_path):
     from bench.paper import import_cqa
-    from core.train import TrainConfig, train_project
+    from core.train.trainer import TrainConfig, train_project
 
     summary = import_cqa(store, train_rows=40)
     assert summary["rows"] == 40

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from core import jobs
-from core.teacher import label_project
+from core.label.teacher import label_project
 from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import correct_responder, many_tickets
 
@@ -81,7 +81,7 @@ def test_batch_mode_labels_at_half_price_and_retries_failed_rows_in_a_new_batch(
 
     fake = server(batch_fault_for=batch_fault, batch_delay_s=0.1)
     keys = [r["request_hash"] for r in []]  # filled below once requests are known
-    from core.prompts import build_request, request_hash
+    from core.prompt.templates import build_request, request_hash
 
     project = store.get_project("tickets")
     items = store.items_by_order("tickets", None)
@@ -140,7 +140,7 @@ def test_sigkill_mid_run_then_resume_loses_nothing_and_rerequests_nothing_answer
     job = jobs.wait(store, job_id, timeout_s=120)
     assert job["status"] == "completed", job["error"]
     assert store.count_items("tickets")["by_status"] == {"labeled": 150}  # nothing lost
-    from core.prompts import request_hash
+    from core.prompt.templates import request_hash
 
     after = [request_hash(r["body"]) for r in fake.requests[seen_before:]]
     assert not answered & set(after)  # no stored answer was requested again
@@ -185,8 +185,8 @@ def test_pause_then_resume_finishes_the_job_without_double_billing(store, server
 
 def test_batch_budget_counts_earlier_spend_once(store, server):
     """With a project cap, a batch run may reserve exactly what is left of the cap."""
-    from core.prompts import build_request
-    from core.teacher import TeacherRun
+    from core.prompt.templates import build_request
+    from core.label.teacher import TeacherRun
 
     many_tickets(store, 40)
     fake = server(batch_delay_s=0.05)

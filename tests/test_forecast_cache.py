@@ -2,8 +2,8 @@
 anything the forecast depends on moves, and only then."""
 
 from core.db import TeacherWrites
-from core.forecast import forecast_fingerprint
-from core.prices import DEFAULT_PRICES, PRICES_ENV
+from core.prompt.forecast import forecast_fingerprint
+from core.kernel.prices import DEFAULT_PRICES, PRICES_ENV
 
 
 def test_the_fingerprint_moves_with_everything_a_forecast_reads(tickets, tmp_path, monkeypatch):

@@ -11,10 +11,12 @@ from dataclasses import asdict
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import processes, results
+from core.jobs import processes
+
+from core.results import runs as results
 from core.db import Store
-from core.teacher import label_project
-from core.train import TrainConfig
+from core.label.teacher import label_project
+from core.train.trainer import TrainConfig
 from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import import_csv, open_page
 

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.errors import AppError, DataImportError
-from core.ingest import (
+from core.kernel.errors import AppError, DataImportError
+from core.ingest.files import (
     ColumnMapping,
     ImportLimits,
     import_source,

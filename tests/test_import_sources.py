@@ -1,14 +1,14 @@
 """Importing from every kind of source: Hugging Face datasets, JSON arrays, JSON Lines, CSV, Parquet,
-through core.ingest and the CLI, with line or row numbers in the messages."""
+through core.ingest.files and the CLI, with line or row numbers in the messages."""
 
 import json
 
 import datasets
 import pytest
 
-from core.cli import main as cli_main
-from core.errors import DataImportError
-from core.ingest import (
+from core.cli.main import main as cli_main
+from core.kernel.errors import DataImportError
+from core.ingest.files import (
     ColumnMapping,
     ImportLimits,
     import_source,

@@ -3,8 +3,8 @@ import io
 import pandas as pd
 import pytest
 
-from core.errors import DataImportError
-from core.ingest import ColumnMapping, open_bytes
+from core.kernel.errors import DataImportError
+from core.ingest.files import ColumnMapping, open_bytes
 
 
 def read_records(data: bytes, name: str):

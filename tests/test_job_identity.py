@@ -13,7 +13,9 @@ import time
 
 import pytest
 
-from core import jobs, processes
+from core import jobs
+
+from core.jobs import processes
 from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import (
     REPO,

@@ -6,8 +6,8 @@ from dataclasses import asdict
 import pytest
 
 from core import jobs
-from core.teacher import label_project
-from core.train import TrainConfig
+from core.label.teacher import label_project
+from core.train.trainer import TrainConfig
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.answers import import_teacher_outputs, reparse_answers, save_label_words
-from core.errors import AppError
-from core.prompts import build_request, validate_template
+from core.label.answers import import_teacher_outputs, reparse_answers, save_label_words
+from core.kernel.errors import AppError
+from core.prompt.templates import build_request, validate_template
 from tests.helpers import REPO, import_csv, start_cli
 
 MAIL = ("id,text,label\n1,Why was I charged twice?,complaint\n2,Do you ship to Norway?,question\n"

@@ -9,15 +9,15 @@ import sys
 import pytest
 
 from core.db import TeacherWrites
-from core.prices import load_prices
-from core.teacher import TeacherRun
+from core.kernel.prices import load_prices
+from core.label.teacher import TeacherRun
 from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import REPO, correct_responder, many_tickets
 
 LABEL_ROWS = """
 import sys
 from core.db import Store
-from core.teacher import TeacherRun
+from core.label.teacher import TeacherRun
 store = Store(sys.argv[1])
 rows = sys.argv[2].split(",")
 s = TeacherRun(store, "tickets", concurrency=4, row_ids=rows, job_id=sys.argv[3]).run()

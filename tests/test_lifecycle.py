@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from core import jobs
-from core.errors import AppError
+from core.kernel.errors import AppError
 from tests.helpers import (
     REPO,
     running_label_job,

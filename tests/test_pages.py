@@ -6,7 +6,11 @@ import os
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs, processes, review
+from core import jobs
+
+from core.jobs import processes
+
+from core.review import rules as review
 from tests.helpers import REPO, import_csv, open_page
 
 DEMO = "support-tickets-demo"
@@ -302,7 +306,7 @@ def test_train_page_starts_a_sweep_and_pauses_it(app_store):
 def test_results_page_compares_runs_and_exports(app_store, tmp_path):
     from dataclasses import asdict
 
-    from core.train import TrainConfig
+    from core.train.trainer import TrainConfig
 
     open_page("app.py")  # creates the demo project
     for fraction in (0.5, 1.0):
@@ -352,7 +356,7 @@ def test_review_page_offers_login_when_streamlit_auth_is_configured(app_store):
 
 
 def test_cli_and_review_page_store_the_same_verdict_for_accept_with_an_edit(app_store):
-    """The rule "accept plus an edit is a correction" lives in core.review, for both."""
+    """The rule "accept plus an edit is a correction" lives in core.review.rules, for both."""
     import subprocess
     import sys
 
@@ -383,7 +387,7 @@ def test_cli_and_review_page_store_the_same_verdict_for_accept_with_an_edit(app_
 
 
 def test_review_export_says_which_rows_it_leaves_out(app_store):
-    from core.answers import import_teacher_outputs
+    from core.label.answers import import_teacher_outputs
 
     import_csv(app_store)
     import_teacher_outputs(app_store, "tickets", [("1", "Answer: billing\nRationale: a charge."), ("2", "No idea.")])

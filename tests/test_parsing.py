@@ -1,7 +1,7 @@
 import pytest
 
-from core.errors import DataImportError
-from core.parsing import (
+from core.kernel.errors import DataImportError
+from core.label.parsing import (
     check_label_words,
     labels_equal,
     numeric_value,
@@ -278,5 +278,5 @@ def test_classification_near_misses_map_but_ties_and_short_labels_are_not_guesse
 
 
 def test_gold_labels_are_never_fuzzy_matched():
-    from core.tasks import get_task
+    from core.kernel.tasks import get_task
     assert get_task("classification").normalize_gold(" biling ", None, 1, "label") == "biling"

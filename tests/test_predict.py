@@ -1,4 +1,4 @@
-"""Batch prediction from files (core.predict) and the int8 export (results.export_model)."""
+"""Batch prediction from files (core.student.predict) and the int8 export (results.export_model)."""
 
 import json
 import pickle
@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from core import jobs
-from core.errors import AppError
-from core.int8 import compare, folder_bytes
-from core.predict import (
+from core.kernel.errors import AppError
+from core.student.int8 import compare, folder_bytes
+from core.student.predict import (
     INT8_MANIFEST,
     INT8_WEIGHTS,
     Student,
@@ -20,10 +20,10 @@ from core.predict import (
     load_student_model,
     predict_file,
 )
-from core.results import export_model
-from core.tasks import student_input
-from core.teacher import label_project
-from core.train import TrainConfig
+from core.results.runs import export_model
+from core.kernel.tasks import student_input
+from core.label.teacher import label_project
+from core.train.trainer import TrainConfig
 
 TEXTS = ["My card was charged twice", "The app crashes when I open settings", "Where is my parcel?",
          "I was billed after cancelling", "Login page shows error 500", "The courier lost my package",
@@ -94,7 +94,8 @@ def leftovers(folder):
 
 
 def test_task_prefixes_are_the_ones_training_uses():
-    from core import predict, train
+    from core.student import predict
+    from core.train import trainer as train
 
     assert (predict.LABEL_PREFIX, predict.RATIONALE_PREFIX) == (train.LABEL_PREFIX, train.RATIONALE_PREFIX)
 

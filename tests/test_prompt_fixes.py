@@ -3,16 +3,16 @@ re-ask of the affected rows with the amended prompt (issue 15, part 4)."""
 
 import pytest
 
-from core import review
-from core.errors import AppError
-from core.prices import load_prices
-from core.prompt_fixes import (
+from core.review import rules as review
+from core.kernel.errors import AppError
+from core.kernel.prices import load_prices
+from core.review.prompt_fixes import (
     apply_amendment,
     correction_clusters,
     price_reask,
     reask_config,
 )
-from core.teacher import label_project
+from core.label.teacher import label_project
 
 
 def test_corrections_cluster_by_confusion_reason_and_check(labeled):

@@ -1,9 +1,9 @@
 import pytest
 
-from core.errors import PriceFileError, TemplateError
-from core.prices import load_prices, parse_prices, save_prices
-from core.prompts import build_request, preset_template, request_hash, validate_template
-from core.tasks import TASKS
+from core.kernel.errors import PriceFileError, TemplateError
+from core.kernel.prices import load_prices, parse_prices, save_prices
+from core.prompt.templates import build_request, preset_template, request_hash, validate_template
+from core.kernel.tasks import TASKS
 
 
 def test_unknown_placeholder_is_named():
@@ -64,7 +64,7 @@ def test_saving_a_bad_price_file_keeps_the_good_one(tmp_path):
 
 
 def test_estimate_scales_sample_to_all_rows(store):
-    from core.forecast import forecast
+    from core.prompt.forecast import forecast
     from tests.helpers import many_tickets
 
     many_tickets(store, 1000)  # more rows than the 200-row sample
@@ -77,7 +77,7 @@ def test_estimate_scales_sample_to_all_rows(store):
 
 
 # ---- prompt modes, structured output, forecast, budget (issue 3) --------------------------
-from core.prompts import MODES, mode_template
+from core.prompt.templates import MODES, mode_template
 
 
 @pytest.mark.parametrize("task, fields", [("classification", ["text"]), ("multiple-choice", ["question"]),
@@ -88,7 +88,7 @@ def test_every_mode_preset_validates_and_renders(task, fields, mode):
     validate_template(template, fields, task, mode)
     item = {"inputs": {f: f"<{f}>" for f in fields}, "choices": ["x", "y"] if task == "multiple-choice" else None,
             "gold": "y"}
-    from core.prompts import render
+    from core.prompt.templates import render
 
     text = render(template, item, ["a", "b"], examples="EXAMPLES")
     assert all(f"<{f}>" in text for f in fields)
@@ -116,7 +116,7 @@ def test_json_output_goes_through_output_config_and_never_temperature():
 
 
 def test_json_mode_labels_through_the_fake_server(tickets, fake):
-    from core.teacher import label_project
+    from core.label.teacher import label_project
 
     tickets.update_project("tickets", output_format="json")
     summary = label_project(tickets, "tickets", api_key="k", base_url=fake.url)
@@ -125,8 +125,8 @@ def test_json_mode_labels_through_the_fake_server(tickets, fake):
 
 
 def test_teacher_confidence_from_json_answers_feeds_a_review_queue(tickets, fake):
-    from core.parsing import parse_response
-    from core.teacher import label_project
+    from core.label.parsing import parse_response
+    from core.label.teacher import label_project
     from tests.helpers import correct_responder
 
     # the fake teacher is unsure about lost parcels
@@ -144,7 +144,7 @@ def test_teacher_confidence_from_json_answers_feeds_a_review_queue(tickets, fake
 
 
 def test_templates_are_versioned_and_calls_record_their_version(tickets, fake):
-    from core.teacher import label_project
+    from core.label.teacher import label_project
 
     v1 = tickets.template_version("tickets")
     label_project(tickets, "tickets", api_key="k", base_url=fake.url, limit=2)
@@ -157,9 +157,9 @@ def test_templates_are_versioned_and_calls_record_their_version(tickets, fake):
 
 
 def test_forecast_gives_p50_below_p90_and_calibrates_on_a_pilot(store, fake):
-    from core.forecast import forecast, pilot_rows
-    from core.prices import load_prices
-    from core.teacher import label_project
+    from core.prompt.forecast import forecast, pilot_rows
+    from core.kernel.prices import load_prices
+    from core.label.teacher import label_project
     from tests.helpers import many_tickets
 
     many_tickets(store, 300)
@@ -181,10 +181,10 @@ def test_forecast_gives_p50_below_p90_and_calibrates_on_a_pilot(store, fake):
 
 
 def test_budget_guard_refuses_p90_over_the_cap_and_never_passes_it_with_requests_in_flight(store):
-    from core.errors import BudgetExceeded
-    from core.forecast import preflight
-    from core.prices import load_prices
-    from core.teacher import label_project
+    from core.kernel.errors import BudgetExceeded
+    from core.prompt.forecast import preflight
+    from core.kernel.prices import load_prices
+    from core.label.teacher import label_project
     from tests.fake_anthropic import FakeAnthropic
     from tests.helpers import many_tickets
 

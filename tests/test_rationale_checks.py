@@ -1,9 +1,9 @@
-"""Rationale checks (core.rationale_checks): each check on hand-written rows that must be flagged
+"""Rationale checks (core.label.rationale_checks): each check on hand-written rows that must be flagged
 and on rows that must not (the tricky ones included), and check_rows on a small mixed project."""
 
 import pytest
 
-from core.rationale_checks import (
+from core.label.rationale_checks import (
     CHECK_HELP,
     CHECKS,
     Thresholds,

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from core.prices import load_prices
-from core.selection import LABEL_ONLY_MAX_TOKENS, rationale_rows
+from core.kernel.prices import load_prices
+from core.prompt.planner import LABEL_ONLY_MAX_TOKENS, rationale_rows
 from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import correct_responder, many_tickets, start_cli
 

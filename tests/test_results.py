@@ -6,8 +6,8 @@ from dataclasses import asdict
 import pytest
 
 from core import jobs
-from core.errors import ConfigError
-from core.results import (
+from core.kernel.errors import ConfigError
+from core.results.runs import (
     chart_bytes,
     confusion_chart,
     cost_chart,
@@ -17,9 +17,9 @@ from core.results import (
     run_report,
     run_table,
 )
-from core.teacher import label_project
-from core.predict import load_student_model
-from core.train import TrainConfig
+from core.label.teacher import label_project
+from core.student.predict import load_student_model
+from core.train.trainer import TrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -2,16 +2,16 @@
 
 import pytest
 
-from core import review
-from core.errors import AppError
-from core.review import (
+from core.review import rules as review
+from core.kernel.errors import AppError
+from core.review.rules import (
     cohen_kappa,
     error_estimate,
     kappa_from_counts,
     sample_size,
     wilson_interval,
 )
-from core.teacher import label_project
+from core.label.teacher import label_project
 from tests.helpers import import_csv
 
 

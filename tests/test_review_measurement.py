@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from core import review
-from core.errors import AppError
-from core.review_stats import (
+from core.review import rules as review
+from core.kernel.errors import AppError
+from core.review.stats import (
     accepted_labels,
     active_seconds,
     automation_bias,

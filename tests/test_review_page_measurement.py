@@ -1,7 +1,7 @@
 """The Review page measures itself (issue 15): blind rows, the keyboard actions, independent
 second review, review quality and cost, prompt fixes. AppTest drives the widgets as a person."""
 
-from core import review
+from core.review import rules as review
 from tests.helpers import open_page
 
 DEMO = "support-tickets-demo"
@@ -139,7 +139,7 @@ def test_prompt_fix_reask_runs_as_a_labeling_job(app_store, fake, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
     import_csv(app_store)
-    from core.teacher import label_project
+    from core.label.teacher import label_project
 
     label_project(app_store, "tickets", api_key="k", base_url=fake.url)
     review.save_review(app_store, "tickets", "1", "ana", "technical", None, mode="first")
@@ -155,7 +155,7 @@ def test_prompt_fix_reask_runs_as_a_labeling_job(app_store, fake, monkeypatch):
 
 
 def test_focus_mode_highlights_shared_words_and_escapes_the_data(app_store, fake):
-    from core.teacher import label_project
+    from core.label.teacher import label_project
     from tests.helpers import import_csv
 
     import_csv(app_store, "id,text,label\n1,<img src=x onerror=alert(1)> I was charged twice,billing\n"

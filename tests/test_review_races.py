@@ -6,12 +6,14 @@ import json
 import duckdb
 import pytest
 
-from core import cli, review
+from core.cli import main as cli
+
+from core.review import rules as review
 from core.db import Store, TeacherWrites, migrations
-from core.errors import AppError
-from core.ingest import ColumnMapping, import_source, open_bytes
-from core.prompts import preset_template
-from core.teacher import label_project
+from core.kernel.errors import AppError
+from core.ingest.files import ColumnMapping, import_source, open_bytes
+from core.prompt.templates import preset_template
+from core.label.teacher import label_project
 from tests.helpers import import_csv
 
 

@@ -7,10 +7,12 @@ from dataclasses import asdict
 
 import pytest
 
-from core import jobs, savings
-from core.errors import ConfigError, NotFound, PriceFileError
-from core.results import model_card, run_facts, run_report
-from core.savings import (
+from core import jobs
+
+from core.results import savings
+from core.kernel.errors import ConfigError, NotFound, PriceFileError
+from core.results.runs import model_card, run_facts, run_report
+from core.results.savings import (
     break_even_rows,
     money,
     student_usd_per_1000,
@@ -18,8 +20,8 @@ from core.savings import (
     teacher_usd_per_row,
     training_compute_usd,
 )
-from core.teacher import label_project
-from core.train import TrainConfig
+from core.label.teacher import label_project
+from core.train.trainer import TrainConfig
 
 MEASURED = {"rows_per_s": 10, "threads": 4, "rows": 200, "seconds": 20.0, "batch_size": 16,
             "measured_at": "2026-11-20T10:00:00"}
@@ -193,7 +195,7 @@ def test_measuring_a_run_without_predictions_is_a_clear_error(run):
 def test_results_page_measures_throughput_prices_it_and_says_the_demo_has_no_spend(app_store):
     from streamlit.testing.v1 import AppTest
 
-    from core.demo import ensure_demo
+    from core.label.demo import ensure_demo
     from tests.helpers import REPO
 
     ensure_demo(app_store)

@@ -1,9 +1,9 @@
 import duckdb
 import pytest
 
-from core import review
+from core.review import rules as review
 from core.db import Store, TeacherWrites
-from core.errors import AppError, DataImportError, NotFound
+from core.kernel.errors import AppError, DataImportError, NotFound
 from tests.helpers import import_csv
 
 

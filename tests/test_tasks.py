@@ -3,7 +3,7 @@
 import duckdb
 import pytest
 
-from core.tasks import TASK_TYPES, get_task
+from core.kernel.tasks import TASK_TYPES, get_task
 
 CHOICES = ["bank", "library", "wooded area", "city or town", "ocean"]
 

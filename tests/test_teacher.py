@@ -1,7 +1,7 @@
 import pytest
 
-from core.errors import ConfigError
-from core.teacher import label_project
+from core.kernel.errors import ConfigError
+from core.label.teacher import label_project
 
 
 def run(store, fake, **kw):

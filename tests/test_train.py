@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from core import review
-from core.predict import load_student_model
-from core.teacher import label_project
-from core.train import (
+from core.review import rules as review
+from core.student.predict import load_student_model
+from core.label.teacher import label_project
+from core.train.trainer import (
     Report,
     TrainConfig,
     TrainingData,
@@ -87,7 +87,7 @@ def test_split_uses_test_split_or_seeded_holdout_and_label_sources():
 
 
 def test_bad_config_is_rejected():
-    from core.errors import ConfigError
+    from core.kernel.errors import ConfigError
 
     with pytest.raises(ConfigError, match="alpha"):
         TrainConfig(project="p", alpha=1.5).validate()
@@ -151,7 +151,7 @@ def test_resuming_from_a_checkpoint_reproduces_the_next_steps(labeled, tmp_path)
 def test_length_grouped_batches_cover_every_example_once_per_epoch():
     import random
 
-    from core.train import epoch_batches
+    from core.train.trainer import epoch_batches
 
     lengths = [random.Random(i).randint(5, 120) for i in range(203)]
     batches = epoch_batches(lengths, 8, random.Random(0), group_by_length=True)
@@ -193,7 +193,7 @@ def _tiny_seq2seq_model(name):
         T5ForConditionalGeneration,
     )
 
-    from core.students import load_student
+    from core.train.base_models import load_student
 
     if name == "bert2bert":
         return load_student("tiny-random", 0)[0]
@@ -209,7 +209,7 @@ def _tiny_seq2seq_model(name):
 def test_sparse_head_loss_and_gradients_equal_the_dense_logits_ones(name):
     import torch
 
-    from core.train import lm_head_at, task_loss
+    from core.train.trainer import lm_head_at, task_loss
 
     model = _tiny_seq2seq_model(name).train()
     gen = torch.Generator().manual_seed(1)
@@ -248,8 +248,8 @@ def test_sparse_head_loss_and_gradients_equal_the_dense_logits_ones(name):
 
 
 def test_no_weight_decay_on_biases_and_layernorm_and_warmup_starts_above_zero():
-    from core.students import load_student
-    from core.train import lr_at, param_groups
+    from core.train.base_models import load_student
+    from core.train.trainer import lr_at, param_groups
 
     model = load_student("tiny-random", 0)[0]
     decay, no_decay = param_groups(model, 0.01)
@@ -267,7 +267,7 @@ def test_batches_are_random_by_default_so_each_mixes_labels():
     # Length-sorted batches on data whose length predicts the label hold one label each.
     import random
 
-    from core.train import epoch_batches
+    from core.train.trainer import epoch_batches
 
     lengths = [10 + (i % 4) * 20 + random.Random(i).randint(0, 3) for i in range(64)]  # label i % 4 sets the length
     assert TrainConfig(project="p").group_by_length is False

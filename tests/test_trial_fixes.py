@@ -30,8 +30,8 @@ def test_saving_no_token_counts_is_not_an_error(store):
 
 
 def test_count_tokens_sample_twice_counts_once(tickets, fake):
-    from core.forecast import count_tokens_sample, forecast
-    from core.prices import load_prices
+    from core.prompt.forecast import count_tokens_sample, forecast
+    from core.kernel.prices import load_prices
 
     assert count_tokens_sample(tickets, "tickets", "test-key", base_url=fake.url) == 6
     assert count_tokens_sample(tickets, "tickets", "test-key", base_url=fake.url) == 0  # all counted already
@@ -158,7 +158,7 @@ def strata_csv(sizes: dict[str, int]) -> str:
 
 
 def test_pilot_holds_its_floor_when_per_label_rounding_drops_rows(store):
-    from core.forecast import pilot_rows
+    from core.prompt.forecast import pilot_rows
 
     sizes = {f"label{k}": 12 for k in range(8)} | {"rare": 4}  # 100 rows: 2.4 x 8 and 0.8 round to 17
     import_csv(store, strata_csv(sizes), project="strata")
@@ -173,7 +173,7 @@ def test_pilot_holds_its_floor_when_per_label_rounding_drops_rows(store):
 
 
 def test_pilot_floor_for_many_small_strata(store):
-    from core.forecast import pilot_rows
+    from core.prompt.forecast import pilot_rows
 
     sizes = {f"l{k}": 7 for k in range(13)} | {"big": 9}  # 100 rows; 20 x 0.07 = 1.4 rounds to 1 thirteen times
     import_csv(store, strata_csv(sizes), project="small")

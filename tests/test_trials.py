@@ -1,4 +1,4 @@
-"""Trying a prompt on N rows (core/trials.py and the Prompt & budget page): price first, the same
+"""Trying a prompt on N rows (core/label/trials.py and the Prompt & budget page): price first, the same
 rows for every try, each try recorded per template version, the cache answering an unchanged
 prompt for free, two versions compared, and JSON-mode presets without free-text format lines."""
 
@@ -6,11 +6,11 @@ prompt for free, two versions compared, and JSON-mode presets without free-text 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import trials
-from core.errors import BudgetExceeded
-from core.prices import load_prices
-from core.prompts import MODES
-from core.tasks import TASK_TYPES
+from core.label import trials
+from core.kernel.errors import BudgetExceeded
+from core.kernel.prices import load_prices
+from core.prompt.templates import MODES
+from core.kernel.tasks import TASK_TYPES
 from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import REPO, correct_responder, import_csv, many_tickets
 

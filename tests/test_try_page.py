@@ -12,10 +12,10 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from core import jobs
-from core.demo import ensure_demo
-from core.predict import load_student_model
-from core.tasks import student_input
-from core.train import TrainConfig
+from core.label.demo import ensure_demo
+from core.student.predict import load_student_model
+from core.kernel.tasks import student_input
+from core.train.trainer import TrainConfig
 from tests.helpers import REPO
 
 DEMO = "support-tickets-demo"

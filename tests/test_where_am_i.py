@@ -1,4 +1,4 @@
-"""Every page says where the project stands and what to do next (core/status.py, ui.where_am_i):
+"""Every page says where the project stands and what to do next (core/workflow.py, ui.where_am_i):
 one stage per step of the workflow, computed from the database, and the line at the top of the
 pages follows an action on the same or the next rerun."""
 
@@ -9,10 +9,12 @@ import sys
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from core import processes, review
-from core.answers import import_teacher_outputs
+from core.jobs import processes
+
+from core.review import rules as review
+from core.label.answers import import_teacher_outputs
 from core.db import TeacherWrites
-from core.status import PARSE_ALERT, STEPS, count, percent, project_stage
+from core.workflow import PARSE_ALERT, STEPS, count, percent, project_stage
 from tests.helpers import import_csv, many_tickets, open_page
 
 RIGHT = [  # correct answers for the six tickets of TICKETS_CSV, in import order

@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from core.errors import StoreBusy
+from core.kernel.errors import StoreBusy
 
 _PROCESS_LOCK = threading.RLock()  # see Database.connect
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import NotFound
+from core.kernel.errors import NotFound
 
 
 @dataclass
@@ -71,7 +71,7 @@ class ProjectTables:
 
     def _version_template(self, con, name: str) -> int:
         """Record the project's current template as a new version when it changed."""
-        from core.prompts import template_hash
+        from core.prompt.templates import template_hash
 
         template, mode, fmt = con.execute(
             "SELECT template, mode, output_format FROM projects WHERE name = ?", [name]).fetchone()

@@ -15,8 +15,8 @@ from core.db.review_events import (
     record_event,
     utc_now,
 )
-from core.errors import AppError, NotFound
-from core.tasks import get_task
+from core.kernel.errors import AppError, NotFound
+from core.kernel.tasks import get_task
 
 # Rows of a blind spot-check plan: search, sorts and bulk actions must not reveal or decide them
 # through the teacher's answer.
@@ -49,7 +49,7 @@ REVIEW_FILTERS = {
     "rationale check flagged": ("row_id IN (SELECT c.row_id FROM rationale_checks c WHERE c.project = items.project "
                                 "AND len(c.flags) > 0)"),
 }
-# One queue per automatic rationale check (core.rationale_checks.CHECKS).
+# One queue per automatic rationale check (core.label.rationale_checks.CHECKS).
 RATIONALE_CHECK_FILTERS = ("leakage", "contradiction", "ungrounded", "boilerplate", "length")
 for _check in RATIONALE_CHECK_FILTERS:
     REVIEW_FILTERS[f"rationale: {_check}"] = (
@@ -136,7 +136,7 @@ class ReviewTables:
                     verdict: str, expected_version: int, reason: str | None = None,
                     comment: str | None = None, kind: str = "review", shown: str = "teacher",
                     opened_at=None) -> dict:
-        """Apply a reviewer's judgment (decided by core.review) with one audit record per changed
+        """Apply a reviewer's judgment (decided by core.review.rules) with one audit record per changed
         field, and mark the row reviewed even when nothing changed (an accept). Raises AppError
         when the row's version is no longer `expected_version`."""
         change_id = uuid.uuid4().hex[:12]
@@ -232,7 +232,7 @@ class ReviewTables:
     def bulk_review(self, project: str, filters, reviewer: str, action: str, label: str | None = None,
                     reason: str | None = None, search: str = "",
                     row_ids: Mapping[str, int] | None = None) -> dict:
-        """Apply a bulk action (checked by core.review) in one transaction, with an audit record
+        """Apply a bulk action (checked by core.review.rules) in one transaction, with an audit record
         per row under one change id (so one undo reverts it).
 
         Without `row_ids`: every row matching the filters now. With `row_ids` (row id -> the

@@ -1,6 +1,6 @@
 """Review measurement: every reviewer decision as an event (`review_events`), blind spot-check
 rows, and the automatic rationale checks (`rationale_checks`). The rules and statistics built
-on these rows live in core.review_stats; this module only reads and writes them."""
+on these rows live in core.review.stats; this module only reads and writes them."""
 
 from __future__ import annotations
 

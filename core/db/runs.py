@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.db.connection import run_with_rows
-from core.errors import AppError, NotFound
+from core.kernel.errors import AppError, NotFound
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 from core.db.connection import run_with_rows
 from core.db.ledger import close_reservations
-from core.tasks import get_task
+from core.kernel.tasks import get_task
 
 CACHE_COLUMNS = ["request_hash", "model", "request", "response", "input_tokens", "output_tokens", "cost_usd", "source"]
 
@@ -142,7 +142,7 @@ class TeacherTables:
 
     def teacher_accuracy(self, project: str) -> float | None:
         """Share of gold-labeled rows the teacher got right, computed in DuckDB with the task's
-        own equality rule (the same one core.tasks applies in Python)."""
+        own equality rule (the same one core.kernel.tasks applies in Python)."""
         same = get_task(self.get_project(project).task).sql_equal("teacher_label", "gold")
         return self.scalar(
             f"SELECT avg(CASE WHEN {same} THEN 1.0 ELSE 0.0 END) FROM items "

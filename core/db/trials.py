@@ -1,7 +1,7 @@
 """Prompt trials: a template tried on a few rows before labeling everything. Owns the tables
 `prompt_trials` and `prompt_trial_rows`; reads a try's calls from `teacher_calls`, its raw
 answers from `teacher_cache` and its rows from `items`. The rules (which rows, pricing,
-parsing, comparing) are in core/trials.py."""
+parsing, comparing) are in core/label/trials.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.db.connection import run_with_rows
-from core.errors import NotFound
+from core.kernel.errors import NotFound
 
 TRIAL_ROW_COLUMNS = ["row_id", "request_hash", "label", "rationale", "flag", "correct", "output_tokens",
                      "billed_usd", "error"]

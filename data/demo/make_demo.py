@@ -22,8 +22,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from core.cost import estimate_tokens, request_tokens  # noqa: E402
-from core.prompts import build_request, preset_template, request_hash  # noqa: E402
+from core.prompt.tokens import estimate_tokens, request_tokens  # noqa: E402
+from core.prompt.templates import build_request, preset_template, request_hash  # noqa: E402
 
 PROJECT = "support-tickets-demo"
 MODEL = "claude-haiku-4-5"

@@ -1,0 +1,529 @@
+"""Train a student seq2seq model by distilling step-by-step (Hsieh et al. 2023).
+
+Reads top to bottom: config, data, model, helpers, one loop, evaluation, save.
+
+Multi-task objective: every training row is shown twice, with a task prefix.
+    "[label] <input>"     -> label
+    "[rationale] <input>" -> rationale
+    loss = alpha * label_loss + (1 - alpha) * rationale_loss
+The encoder runs ONCE over both views stacked into one batch; the decoder then runs
+twice, once per task, each padded only to its own longest target (labels are a few tokens,
+rationales dozens), and the LM head (a vocabulary-wide projection) runs only at real
+target tokens, never at padding. Each task's loss is the mean over its target tokens, as
+in the reference code. Rows without a rationale are masked out of the rationale loss (not
+trained on an empty target); when a batch has no rationale at all the loss is the label
+loss alone. The "standard" objective trains on the label task only (gold or teacher labels).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from core.train.distributed import Replicas
+from core.kernel.errors import ConfigError
+from core.train.base_models import OFFLINE_DEFAULT, load_student
+from core.kernel.tasks import get_task, student_input
+
+LABEL_PREFIX = "[label] "
+RATIONALE_PREFIX = "[rationale] "
+
+
+OBJECTIVES = ("multitask", "standard")           # label + rationale | label only
+LABEL_SOURCES = ("reviewed", "teacher", "gold")  # reviewed = teacher labels with reviewer corrections
+# Evaluation during training (TrainConfig.eval_every unset): about this many held-out
+# evaluations per run, the last one being the final evaluation, but never more often than
+# every EVAL_MIN_INTERVAL steps, so that short runs (and the tests' tiny ones) stay cheap.
+EVAL_POINTS = 5
+EVAL_MIN_INTERVAL = 10
+
+
+@dataclass
+class TrainConfig:
+    project: str
+    student: str = OFFLINE_DEFAULT     # hub id, local folder, offline default, or tiny-random
+    objective: str = "multitask"       # multitask (label + rationale) | standard (label only)
+    label_source: str = "reviewed"     # gold | teacher | reviewed (teacher with reviewer corrections)
+    alpha: float = 0.5                 # weight of the label loss; (1 - alpha) goes to the rationale loss
+    rationale_fraction: float = 1.0    # share of training rows that keep their rationale
+    rationale_missing: str = "mask"    # rows without a rationale: "mask" (no rationale loss) or "empty"
+                                       # (trained on an empty rationale target, as the seed paper's code did)
+    approved_rationales_only: bool = False  # use only rationales a reviewer accepted or corrected
+    max_steps: int = 120               # optimizer steps
+    batch_size: int = 8                # rows per step (a multitask step sees 2x sequences)
+    learning_rate: float = 3e-4        # AdamW peak learning rate
+    weight_decay: float = 0.01         # AdamW weight decay (matrices and embeddings; not biases or LayerNorm)
+    warmup_steps: int = 10             # linear warmup, then linear decay to 0
+    max_input_len: int = 128           # input tokens, truncated
+    max_label_len: int = 16            # label target tokens
+    max_rationale_len: int = 64        # rationale target tokens
+    test_fraction: float = 0.2         # held-out share when the data has no "test" split
+    log_every: int = 5                 # steps between metric writes to DuckDB
+    eval_every: int | None = None      # steps between held-out evaluations during training; None: about
+                                       # EVAL_POINTS per run (every 24 steps of the default 120, never more
+                                       # often than every EVAL_MIN_INTERVAL steps); 0: only at the end
+    eval_limit: int = 200              # test rows evaluated at most (the final evaluation)
+    step_eval_limit: int = 200         # test rows scored by each evaluation during training (the first
+                                       # ones of the final evaluation's rows: cheap, and comparable)
+    rationale_samples: int = 50        # test rows whose student rationale is generated for inspection
+    checkpoint_every: int = 50         # steps between checkpoints (a killed run resumes from the last)
+    group_by_length: bool = False      # batches of similar input length: less padding, but where length
+                                       # predicts the label (the demo) a batch holds one or two labels and
+                                       # trains worse per step (demo, 100 steps: mean training loss +30-45%,
+                                       # test accuracy the same); off by default
+    precision: str = "auto"            # auto: bf16 autocast on CUDA GPUs with bf16, else fp32 | fp32 | bf16
+    seed: int = 0                      # data order, rationale subset, init
+    device: str = "auto"               # auto | cpu | cuda
+    out_dir: str = ""                  # where the model and predictions are written
+    extra: dict = field(default_factory=dict)
+
+    def eval_interval(self) -> int:
+        """Steps between evaluations during training (0: none before the final one)."""
+        if self.eval_every is not None:
+            return self.eval_every
+        return max(EVAL_MIN_INTERVAL, math.ceil(self.max_steps / EVAL_POINTS))
+
+    def validate(self) -> TrainConfig:
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective must be multitask or standard, not {self.objective!r}.")
+        if self.label_source not in LABEL_SOURCES:
+            raise ConfigError(f"label source must be gold, teacher or reviewed, not {self.label_source!r}.")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError("alpha must be between 0 and 1.")
+        if not 0.0 <= self.rationale_fraction <= 1.0:
+            raise ConfigError("rationale fraction must be between 0 and 1.")
+        if self.rationale_missing not in ("mask", "empty"):
+            raise ConfigError("rationale_missing must be mask or empty.")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError("precision must be auto, fp32 or bf16.")
+        if self.max_steps < 1 or self.batch_size < 1:
+            raise ConfigError("steps and batch size must be at least 1.")
+        if self.eval_every is not None and self.eval_every < 0:
+            raise ConfigError("eval_every must be 0 (only at the end), a number of steps, or unset (automatic).")
+        if self.eval_limit < 1 or self.step_eval_limit < 1:
+            raise ConfigError("eval_limit and step_eval_limit must be at least 1.")
+        return self
+
+
+# ---- data ---------------------------------------------------------------------------
+def split_rows(items: list[dict], test_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """Use the data's own test split when it has one; otherwise hold out a seeded share."""
+    test = [it for it in items if it["split"] == "test"]
+    if test:
+        return [it for it in items if it["split"] != "test"], test
+    order = sorted(items, key=lambda it: it["row_id"])
+    random.Random(seed).shuffle(order)
+    n_test = max(1, int(round(len(order) * test_fraction))) if len(order) > 1 else 0
+    return order[n_test:], order[:n_test]
+
+
+def training_examples(rows: list[dict], cfg: TrainConfig) -> list[dict]:
+    label_of = {"gold": "gold", "teacher": "teacher_label", "reviewed": "label"}[cfg.label_source]
+    rng = random.Random(cfg.seed + 1)
+    out = []
+    for it in rows:
+        label = it.get(label_of)
+        if label is None:
+            continue
+        rationale = it.get("rationale") if cfg.objective == "multitask" else None
+        if it.get("verdict") in ("reject_rationale",) or (
+                cfg.approved_rationales_only and it.get("verdict") not in ("accept", "correct")):
+            rationale = None  # a rejected (or, when asked, unapproved) rationale is never trained on
+        if rationale and rng.random() >= cfg.rationale_fraction:
+            rationale = None
+        out.append({"text": student_input(it["inputs"], it.get("choices")), "label": label, "rationale": rationale,
+                    # the teacher's answer was paid for and used: its label, or its rationale
+                    "uses_teacher": cfg.label_source != "gold" or rationale is not None})
+    return out
+
+
+# ---- batching and checkpoints ------------------------------------------------------
+def epoch_batches(lengths: list[int], batch_size: int, rng: random.Random, group_by_length: bool) -> list[list[int]]:
+    """One epoch of batches as example indices. Length grouping: shuffle, sort each window of
+    50 batches by length, cut into batches, shuffle the batches. Every example once per epoch."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if group_by_length:
+        window = batch_size * 50
+        order = [i for w in range(0, len(order), window)
+                 for i in sorted(order[w:w + window], key=lambda i: lengths[i], reverse=True)]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if group_by_length:
+        rng.shuffle(batches)
+    return batches
+
+
+# ---- loss, optimizer and schedule ---------------------------------------------------
+@contextmanager
+def lm_head_at(model, keep):
+    """Within this block the model's LM head (its output embedding, a hidden x vocabulary
+    projection) sees only the decoder states where `keep` (batch x length, bool) is true, and
+    the model's logits come back as (kept tokens x vocabulary). Whatever the model does before
+    the head stays as it is (BERT's transform, T5's d_model**-0.5 scaling), so this works for
+    any seq2seq model whose head is its output embedding."""
+    head = model.get_output_embeddings()
+    handle = head.register_forward_pre_hook(lambda _, args: (args[0][keep], *args[1:]))
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def task_loss(model, hidden, mask, targets, sparse_head: bool = True):
+    """Mean token cross-entropy of one task, given the encoder states of its rows."""
+    import torch
+
+    # Decoder inputs from the shifted targets; passing labels= would make the model
+    # compute a second, unweighted loss of its own over full-vocabulary logits.
+    decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=targets)
+    keep = targets != -100
+    sparse = sparse_head and model.get_output_embeddings() is not None
+    with lm_head_at(model, keep) if sparse else nullcontext():
+        # use_cache=False: training never reuses the decoder's key/value cache; building it costs copies
+        logits = model(encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=decoder_input_ids,
+                       use_cache=False).logits
+    if sparse and logits.dim() == 2:  # the head ran at the target tokens only: no padding to ignore
+        return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+    return torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=-100)
+
+
+def param_groups(model, weight_decay: float) -> list[dict]:
+    """Decay matrices and embeddings, not biases or LayerNorm weights (as the HF Trainer and nanoGPT)."""
+    params = list(model.parameters())
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup (the first step already at lr/warmup_steps), then linear decay to 0."""
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
+    remaining = max(1, cfg.max_steps - cfg.warmup_steps)
+    return cfg.learning_rate * max(0.0, 1 - (step - cfg.warmup_steps) / remaining)
+
+
+def native_bf16(device) -> bool:
+    """Whether `auto` precision trains under bf16 autocast: on CUDA GPUs with bf16 units only.
+    On CPUs with AVX512-BF16 it is 1.7x faster here, but the demo student then reached 0.35
+    test accuracy instead of 0.89 (bench/train.py --bf16 times both); `precision="bf16"` opts in."""
+    import torch
+
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write atomically: a kill mid-write leaves the previous checkpoint intact."""
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    import pickle
+
+    import torch
+
+    if not path.exists():
+        return None
+    try:  # weights_only: a checkpoint someone else could write must not run code when loaded
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ConfigError(f"{path} holds objects other than tensors and plain values; it was not loaded "
+                          "(a checkpoint that could run code is refused).") from exc
+
+
+# ---- the run ----------------------------------------------------------------------
+@dataclass
+class TrainingData:
+    """What a run trains and evaluates on: the project's rows and its task."""
+
+    task: str
+    label_set: list[str] | None
+    items: list[dict]   # rows as core.db returns them (inputs, choices, gold, labels, rationales, verdict)
+
+
+class Report:
+    """Where a run reports: metrics as (step, name, value), the final held-out predictions, and
+    a rewind to a checkpoint's step on resume. This one keeps them in memory (bench, notebooks)."""
+
+    def __init__(self):
+        self.rows: list[tuple[int, str, float]] = []
+        self.predictions: list[dict] = []
+
+    def metrics(self, rows: list[tuple[int, str, float]]) -> None:
+        self.rows += rows
+
+    def save_predictions(self, rows: list[dict]) -> None:
+        self.predictions = rows
+
+    def rewind(self, after_step: int) -> None:
+        self.rows = [r for r in self.rows if r[0] <= after_step]
+
+
+def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, should_stop=lambda: None) -> dict:
+    """Train (or resume, when out_dir holds a checkpoint) and evaluate. `should_stop()` returns
+    a truthy reason ("cancelled" or "paused") to stop at the next logging step."""
+    import torch
+
+    cfg.validate()
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    report = report if report is not None else Report()
+    kind = get_task(data.task)
+    out_dir = Path(cfg.out_dir or "workspace/runs/adhoc")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          (cfg.device if cfg.device != "auto" else "cpu"))
+    replicas = Replicas(device.type)  # torchrun / accelerate launch: one process per device
+    device = replicas.device(device)
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(device))
+
+    train_rows, test_rows = split_rows(data.items, cfg.test_fraction, cfg.seed)
+    examples = training_examples(train_rows, cfg)
+    if not examples:
+
+
+        raise ConfigError(f"No training rows have a {cfg.label_source} label.")
+    n_rationales = sum(1 for e in examples if e["rationale"])
+
+    model, tokenizer = load_student(cfg.student, cfg.seed)
+    model.to(device)
+    eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    pad_id = tokenizer.pad_token_id
+
+    def encode_target(text: str, max_len: int) -> list[int]:
+        return tokenizer(text, add_special_tokens=False, truncation=True, max_length=max_len - 1).input_ids + [eos_id]
+
+    for e in examples:  # tokenise once, up front
+        e["label_in"] = tokenizer(LABEL_PREFIX + e["text"], truncation=True, max_length=cfg.max_input_len).input_ids
+        e["label_out"] = encode_target(e["label"], cfg.max_label_len)
+        if e["rationale"] or cfg.rationale_missing == "empty":
+            e["rat_in"] = tokenizer(RATIONALE_PREFIX + e["text"], truncation=True, max_length=cfg.max_input_len).input_ids
+            e["rat_out"] = encode_target(e["rationale"], cfg.max_rationale_len) if e["rationale"] else [eos_id]
+    lengths = [len(e["label_in"]) for e in examples]
+
+    def pad(seqs: list[list[int]], value: int) -> torch.Tensor:
+        width = max(len(s) for s in seqs)  # dynamic padding: to the longest in this batch
+        return torch.tensor([s + [value] * (width - len(s)) for s in seqs], device=device)
+
+    def make_batch(batch: list[dict]) -> dict:
+        """Both views' inputs stacked for one encoder pass; each task's targets padded apart."""
+        with_rat = [e for e in batch if "rat_in" in e] if cfg.objective == "multitask" else []
+        input_ids = pad([e["label_in"] for e in batch] + [e["rat_in"] for e in with_rat], pad_id)
+        return {
+            "input_ids": input_ids, "attention_mask": (input_ids != pad_id).long(), "n_label": len(batch),
+            "label_targets": pad([e["label_out"] for e in batch], -100),
+            "rationale_targets": pad([e["rat_out"] for e in with_rat], -100) if with_rat else None,
+        }
+
+    def batch_loss(batch: dict) -> tuple[torch.Tensor, float, float | None]:
+        n, mask = batch["n_label"], batch["attention_mask"]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            hidden = model.get_encoder()(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
+            label_loss = task_loss(model, hidden[:n], mask[:n], batch["label_targets"])
+            if batch["rationale_targets"] is None:
+                return label_loss, label_loss.item(), None
+            rationale_loss = task_loss(model, hidden[n:], mask[n:], batch["rationale_targets"])
+        loss = cfg.alpha * label_loss + (1 - cfg.alpha) * rationale_loss
+        return loss, label_loss.item(), rationale_loss.item()
+
+    # fused AdamW: one kernel over all parameters (the HF Trainer's default optimizer too)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate, fused=True)
+
+    def generate(texts: list[str], max_new_tokens: int) -> list[str]:
+        enc = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=cfg.max_input_len).to(device)
+        # fp32 even when training ran under bf16 autocast: greedy decoding on bf16 logits
+        # flips near-ties and cost the demo student half its accuracy
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, num_beams=1, do_sample=False)
+        return tokenizer.batch_decode(out, skip_special_tokens=True)
+
+    def evaluate(step: int, final: bool = False) -> dict:
+        model.eval()
+        rows = test_rows[: cfg.eval_limit if final else min(cfg.eval_limit, cfg.step_eval_limit)]
+        predictions = []
+        with torch.no_grad():
+            for start in range(0, len(rows), 32):
+                chunk = rows[start:start + 32]
+                texts = [LABEL_PREFIX + student_input(it["inputs"], it.get("choices")) for it in chunk]
+                rationales = [None] * len(chunk)
+                if final and cfg.objective == "multitask" and start < cfg.rationale_samples:
+                    rationales = generate([RATIONALE_PREFIX + t[len(LABEL_PREFIX):] for t in texts], cfg.max_rationale_len)
+                for it, raw, rat in zip(chunk, generate(texts, cfg.max_label_len), rationales):
+                    pred = kind.normalize_prediction(raw, it.get("choices"), data.label_set)
+                    predictions.append({
+                        "row_id": it["row_id"], "prediction": pred, "raw": raw, "rationale": rat,
+                        "gold": it["gold"], "teacher": it["teacher_label"],
+                        "correct": kind.labels_equal(pred, it["gold"]) if it["gold"] is not None else None,
+                        "agrees_teacher": (kind.labels_equal(pred, it["teacher_label"])
+                                           if it["teacher_label"] is not None else None)})
+        model.train()
+        graded = [p["correct"] for p in predictions if p["correct"] is not None]
+        agreed = [p["agrees_teacher"] for p in predictions if p["agrees_teacher"] is not None]
+        result = {}
+        if graded:
+            result["test_accuracy"] = sum(graded) / len(graded)
+        if agreed:
+            result["teacher_agreement"] = sum(agreed) / len(agreed)
+        if final:
+            (out_dir / "confusion.json").write_text(json.dumps(confusion_matrix(predictions), indent=2, ensure_ascii=False))
+            with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
+            report.save_predictions(predictions)
+        report.metrics([(step, k, v) for k, v in result.items()])  # evaluate runs on rank 0 only
+        return result
+
+    eval_every = cfg.eval_interval()
+    resolved = asdict(cfg) | {"out_dir": str(out_dir), "device": str(device), "bf16_autocast": bf16,
+                              "eval_every": eval_every,
+                              # what batch prediction needs to read a file of new rows like the training rows
+                              "task": data.task, "label_set": data.label_set,
+                              "input_fields": list(dict.fromkeys(k for it in train_rows for k in it["inputs"])),
+                              "train_rows": len(examples), "test_rows": len(test_rows), "rows_with_rationale": n_rationales,
+                              "teacher_rows_used": sum(1 for e in examples if e["uses_teacher"]),
+                              "rationale_loss": ("masked (rows without a rationale add no rationale loss)"
+                                                 if cfg.rationale_missing == "mask" else
+                                                 "empty target (rows without a rationale learn to emit nothing)")}
+    if replicas.world > 1:
+        resolved |= {"processes": replicas.world, "global_batch_size": cfg.batch_size * replicas.world}
+    if replicas.main:
+        (out_dir / "train_config.json").write_text(json.dumps(resolved, indent=2))
+
+    # ---- resume -------------------------------------------------------------------
+    rng = random.Random(cfg.seed)
+    batches: list[list[int]] = []   # the rest of the current epoch, as example indices
+    first_step, seen, elapsed = 0, 0, 0.0
+    ckpt_path = out_dir / "checkpoint.pt"
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except ValueError:  # a checkpoint from before the decay groups: the moments restart, the weights resume
+            pass
+        rng.setstate(ckpt["python_rng"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        batches, first_step, seen, elapsed = ckpt["batches"], ckpt["step"], ckpt["seen"], ckpt["elapsed"]
+        if replicas.main:
+            report.rewind(first_step)  # steps after the checkpoint are logged again
+
+    def checkpoint(step: int) -> None:
+        if not replicas.main:
+            return
+        save_checkpoint(ckpt_path, {
+            "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "python_rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "batches": batches,
+            "seen": seen, "elapsed": training_seconds(), "config": resolved})
+
+    def training_seconds() -> float:
+        """Time spent training so far (evaluations during training excluded)."""
+        return elapsed + time.monotonic() - t0 - eval_seconds
+
+    # ---- the loop ---------------------------------------------------------------
+    model.train()
+    pending_metrics: list[tuple[int, str, float]] = []
+    t0, status, step, eval_seconds = time.monotonic(), "completed", first_step, 0.0
+    for step in range(first_step, cfg.max_steps):
+        if not batches:
+            batches = epoch_batches(lengths, cfg.batch_size * replicas.world, rng, cfg.group_by_length)
+        batch_rows = [examples[i] for i in replicas.shard(batches.pop(0))]
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        optimizer.zero_grad(set_to_none=True)
+        if batch_rows:  # a rank can draw nothing from the last, short batch of an epoch
+            loss, label_loss, rationale_loss = batch_loss(make_batch(batch_rows))
+            loss.backward()
+        replicas.average_gradients(model)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        seen += len(batch_rows) * replicas.world
+        if batch_rows:
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss became {loss.item()} at step {step + 1}")
+            # losses of this rank's share (rank 0 writes them): the whole batch when single-process
+            pending_metrics += [(step + 1, "train_loss", loss.item()), (step + 1, "label_loss", label_loss)]
+            if rationale_loss is not None:
+                pending_metrics.append((step + 1, "rationale_loss", rationale_loss))
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps:
+            pending_metrics += [(step + 1, "lr", lr_at(step, cfg)),
+                                (step + 1, "examples_per_s", seen / training_seconds())]
+            if replicas.main:
+                report.metrics(pending_metrics)
+            pending_metrics = []
+            reason = replicas.agree(should_stop() if replicas.main else None)
+            if reason:
+                status = reason if reason in ("cancelled", "paused") else "cancelled"
+                step += 1
+                checkpoint(step)
+                break
+        if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.max_steps:
+            checkpoint(step + 1)
+        if eval_every and (step + 1) % eval_every == 0 and step + 1 < cfg.max_steps and replicas.main:
+            started = time.monotonic()
+            evaluate(step + 1)
+            eval_seconds += time.monotonic() - started
+    else:
+        step = cfg.max_steps
+
+    in_sync = replicas.in_sync(model)
+    replicas.close()
+    if status == "paused":  # resumes later from the checkpoint; nothing to evaluate yet
+        return {"status": status, "steps": step, "out_dir": str(out_dir)}
+    if not replicas.main:
+        return {"status": status, "steps": step, "out_dir": str(out_dir), "rank": replicas.rank,
+                "replicas_in_sync": in_sync}
+    final = evaluate(step, final=True)
+    model.save_pretrained(out_dir / "model")
+    tokenizer.save_pretrained(out_dir / "model")
+    (out_dir / "model" / "train_config.json").write_text(json.dumps(resolved, indent=2))
+    return {"status": status, "steps": step, "out_dir": str(out_dir), "final_loss": loss.item() if step > first_step else None,
+            "resumed_from": first_step or None, "processes": replicas.world, "replicas_in_sync": in_sync, **final}
+
+
+# ---- running on a project's rows ------------------------------------------------------
+class StoreReport(Report):
+    """Reports into DuckDB: run_metrics and student_predictions of one job."""
+
+    def __init__(self, store, job_id: str, project: str):
+        super().__init__()
+        self.store, self.job_id, self.project = store, job_id, project
+
+    def metrics(self, rows):
+        self.store.add_metrics(self.job_id, rows)
+
+    def save_predictions(self, rows):
+        self.store.save_predictions(self.job_id, self.project, rows)
+
+    def rewind(self, after_step):
+        self.store.truncate_metrics(self.job_id, after_step)
+
+
+def training_data(store, project_name: str) -> TrainingData:
+    project = store.get_project(project_name)
+    return TrainingData(project.task, project.label_set, store.items_by_order(project_name, None))
+
+
+def train_project(store, cfg: TrainConfig, job_id: str | None = None, should_stop=lambda: None) -> dict:
+    """train() on a project's rows, reporting into the store under `job_id`."""
+    job_key = job_id or "adhoc"
+    if not cfg.out_dir:
+        cfg.out_dir = f"workspace/runs/{job_key}"
+    return train(cfg, training_data(store, cfg.project), StoreReport(store, job_key, cfg.project), should_stop)
+
+
+def confusion_matrix(predictions: list[dict]) -> dict:
+    """Gold x predicted counts and per-class accuracy (recall) over rows with a gold label."""
+    rows = [p for p in predictions if p["gold"] is not None]
+    labels = sorted({p["gold"] for p in rows} | {p["prediction"] for p in rows})
+    counts = {g: {q: 0 for q in labels} for g in labels}
+    for p in rows:
+        counts[p["gold"]][p["prediction"]] += 1
+    per_class = {g: (counts[g][g] / sum(counts[g].values())) for g in labels if sum(counts[g].values())}
+    return {"labels": labels, "counts": counts, "per_class_accuracy": per_class}
