@@ -15,7 +15,7 @@ from core.db import REVIEW_FILTERS, REVIEW_SORTS
 from core.db.review_events import utc_now
 from core.label.rationale_flags import shared_word_segments
 from core.review.rules import FORM_MODES, REASON_CODES, VERDICTS
-from review_panels import (
+from ui.review_panels import (
     bulk_panel,
     checks_panel,
     export_panel,
