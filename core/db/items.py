@@ -122,6 +122,11 @@ class ItemTables:
         out["reviewed"] = self.scalar("SELECT count(*) FROM items WHERE project = ? AND reviewed", [project])
         return out
 
+    def count_to_label(self, project: str) -> int:
+        """Rows a labeling run would still ask: never answered, or their call failed."""
+        return self.scalar("SELECT count(*) FROM items WHERE project = ? AND status IN ('unlabeled', 'error')",
+                           [project])
+
     def sample_items(self, project: str, n: int, seed: int = 0, unlabeled_only: bool = False) -> list[dict]:
         # Deterministic sample: order by a hash of (seed, row_id).
         status = " AND status IN ('unlabeled', 'error')" if unlabeled_only else ""

@@ -886,7 +886,6 @@ def import_source(store: Store, source: Source, project: str, task: str, mapping
     """Validate `source` against the mapping, close it (its memory goes before the store's insert),
     then insert the items in one transaction. Returns (rows, label set)."""
     from core.kernel.names import check_project_name
-    from core.prompt.templates import preset_template
 
     try:
         project = check_project_name(project)  # before the work, not after it
@@ -895,7 +894,7 @@ def import_source(store: Store, source: Source, project: str, task: str, mapping
         source.close()
     with items:
         n = store.import_items(project, task, mapping.input_fields, items.label_set, items,
-                               template or preset_template(task, mapping.input_fields), model)
+                               template or get_task(task).preset_template(mapping.input_fields), model)
     return n, items.label_set
 
 
