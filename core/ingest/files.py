@@ -24,14 +24,12 @@ is written to the store until the whole source has been validated.
 
 from __future__ import annotations
 
-import json
-import math
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
@@ -53,6 +51,7 @@ from core.ingest.readers import (
 )
 from core.ingest.source import Source
 from core.kernel.errors import DataImportError
+from core.kernel.formats import cell_text
 from core.kernel.tasks import get_task
 
 if TYPE_CHECKING:
@@ -70,15 +69,6 @@ class ColumnMapping:
     split_field: str | None = None
     labels: list[str] | None = None  # explicit label set for classification
     extra: dict = field(default_factory=dict)
-
-
-def _raw_text(value: Any) -> str | None:
-    """A Python value as the text a file would hold (blank stays blank: SQL decides what is empty)."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
 
 
 def open_file(path: str | Path, name: str | None = None, limits: ImportLimits = DEFAULT_LIMITS) -> Source:
@@ -174,7 +164,7 @@ def open_hf(ref: str, split: str | None = None, limits: ImportLimits = DEFAULT_L
 def open_records(records: list[tuple[int, dict]], limits: ImportLimits = DEFAULT_LIMITS) -> Source:
     """A source over (line number, record) pairs already in memory (small data, tests)."""
     columns = list(dict.fromkeys(key for _, rec in records for key in rec))
-    table = pa.table({c: pa.array([_raw_text(rec.get(c)) for _, rec in records], pa.string()) for c in columns})
+    table = pa.table({c: pa.array([cell_text(rec.get(c), keep_blank=True) for _, rec in records], pa.string()) for c in columns})
 
     def setup(source: Source) -> None:
         source._lines = lambda: (line for line, _ in records)

@@ -26,15 +26,15 @@ def suffixes_of(accepted: tuple[str, ...]) -> list[str]:
     return sorted("." + s for s, fmt in SUFFIX_FORMATS.items() if fmt in accepted)
 
 
-def cell_text(value: Any) -> str | None:
-    """A data cell as text: lists and objects as JSON, numpy values as Python's; missing, NaN or
-    blank: None."""
+def cell_text(value: Any, keep_blank: bool = False) -> str | None:
+    """A data cell as text: lists and objects as JSON, numpy values as Python's; missing or NaN:
+    None, and blank too unless `keep_blank` (the text a file would hold: the import decides)."""
     if hasattr(value, "tolist"):
         value = value.tolist()
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     text = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
-    return text if text.strip() else None
+    return text if keep_blank or text.strip() else None
 
 
 class ChoicesError(ValueError):
