@@ -17,6 +17,7 @@ Who owns what:
   ledger.py      spend_ledger (reservations that make a budget cap hold across processes)
   batches.py     teacher_batches, teacher_batch_requests
   runs.py        jobs, run_metrics, student_predictions
+  import_scan.py not the store: the private in-memory DuckDB that scans a file being imported
   progress.py    counts across tables (workflow stage, active jobs, forecast change counts)
   trials.py      prompt_trials, prompt_trial_rows (a template tried on a few rows)
 """
