@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.jobs import processes
+from core.jobs import ACTIVE, processes
 
 # The six steps of the workflow, named as the pages are.
 STEPS = ("Data", "Prompt & budget", "Label", "Review", "Train", "Results")
 # More than this share of unreadable (flagged) teacher answers means the prompt needs fixing.
 PARSE_ALERT = 0.10
-_ACTIVE = ("queued", "running", "stopping")  # core.jobs.ACTIVE (not imported: core.jobs pulls in much more)
 
 
 @dataclass(frozen=True)
@@ -48,24 +47,6 @@ def percent(share: float) -> str:
 
 def _rows(n: int) -> str:
     return f"{count(n)} row" + ("" if n == 1 else "s")
-
-
-_COUNTS = """
-SELECT count(*) AS total,
-       count(*) FILTER (WHERE status = 'labeled') AS labeled,
-       count(*) FILTER (WHERE status = 'flagged') AS flagged,
-       count(*) FILTER (WHERE status = 'error') AS errors,
-       count(*) FILTER (WHERE reviewed) AS reviewed,
-       (SELECT count(*) FROM spot_checks s WHERE s.project = ?) AS spot_rows,
-       (SELECT count(*) FROM jobs j WHERE j.project = ? AND j.kind = 'train' AND j.status = 'completed') AS students
-FROM items WHERE project = ?
-"""
-
-_ACTIVE_JOBS = """
-SELECT j.id, j.kind, j.status, j.done, j.total, j.pid, j.proc_start_ticks, j.proc_cmdline_sha, j.parent_id,
-       (SELECT max(m.step) FROM run_metrics m WHERE m.job_id = j.id) AS step
-FROM jobs j WHERE j.project = ? AND list_contains(?, j.status) ORDER BY j.created_at
-"""
 
 
 def _live(job: dict) -> bool:
@@ -96,14 +77,14 @@ def _job_sentence(job: dict) -> str:
 def running_jobs(store, project: str) -> list[dict]:
     """The project's labeling and training jobs that are queued, running or stopping, with a live
     process; a training run of a sweep that is itself listed is left out (the sweep stands for it)."""
-    jobs = [j for j in store.query(_ACTIVE_JOBS, [project, list(_ACTIVE)]) if _live(j)]
+    jobs = [j for j in store.jobs_with_status(project, list(ACTIVE)) if _live(j)]
     sweeps = {j["id"] for j in jobs if j["kind"] == "sweep"}
     return [j for j in jobs if j["parent_id"] not in sweeps]
 
 
 def project_stage(store, project: str) -> Stage:
     """Where `project` stands and what to do next (two aggregate queries)."""
-    c = store.query(_COUNTS, [project, project, project])[0]
+    c = store.stage_counts(project)
     total, flagged, errors = c["total"], c["flagged"], c["errors"]
     answered = c["labeled"] + flagged
     unanswered = total - answered

@@ -81,7 +81,8 @@ def test_batch_mode_labels_at_half_price_and_retries_failed_rows_in_a_new_batch(
 
     fake = server(batch_fault_for=batch_fault, batch_delay_s=0.1)
     keys = [r["request_hash"] for r in []]  # filled below once requests are known
-    from core.prompt.templates import build_request, request_hash
+    from core.kernel.hashing import request_hash
+    from core.prompt.templates import build_request
 
     project = store.get_project("tickets")
     items = store.items_by_order("tickets", None)
@@ -140,7 +141,7 @@ def test_sigkill_mid_run_then_resume_loses_nothing_and_rerequests_nothing_answer
     job = jobs.wait(store, job_id, timeout_s=120)
     assert job["status"] == "completed", job["error"]
     assert store.count_items("tickets")["by_status"] == {"labeled": 150}  # nothing lost
-    from core.prompt.templates import request_hash
+    from core.kernel.hashing import request_hash
 
     after = [request_hash(r["body"]) for r in fake.requests[seen_before:]]
     assert not answered & set(after)  # no stored answer was requested again

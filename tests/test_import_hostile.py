@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.kernel.errors import AppError, DataImportError
+from core.ingest.limits import ImportLimits
 from core.ingest.files import (
     ColumnMapping,
-    ImportLimits,
     import_source,
     open_bytes,
     open_file,

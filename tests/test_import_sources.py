@@ -8,9 +8,9 @@ import pytest
 
 from core.cli.main import main as cli_main
 from core.kernel.errors import DataImportError
+from core.ingest.limits import ImportLimits
 from core.ingest.files import (
     ColumnMapping,
-    ImportLimits,
     import_source,
     open_bytes,
     open_file,

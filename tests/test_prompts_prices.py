@@ -2,7 +2,8 @@ import pytest
 
 from core.kernel.errors import PriceFileError, TemplateError
 from core.kernel.prices import load_prices, parse_prices, save_prices
-from core.prompt.templates import build_request, preset_template, request_hash, validate_template
+from core.kernel.hashing import request_hash
+from core.prompt.templates import build_request, preset_template, validate_template
 from core.kernel.tasks import TASKS
 
 

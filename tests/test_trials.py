@@ -9,7 +9,8 @@ from streamlit.testing.v1 import AppTest
 from core.label import trials
 from core.kernel.errors import BudgetExceeded
 from core.kernel.prices import load_prices
-from core.prompt.templates import MODES
+from core.prompt.json_mode import format_conflict, json_mode_template
+from core.prompt.templates import MODES, preset_template
 from core.kernel.tasks import TASK_TYPES
 from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import REPO, correct_responder, import_csv, many_tickets
@@ -119,23 +120,23 @@ def test_a_try_whose_p90_exceeds_the_cap_is_refused_unless_overridden(store, fak
 @pytest.mark.parametrize("mode", MODES)
 def test_json_mode_presets_have_no_free_text_format_lines(task, mode):
     fields = ["premise", "hypothesis"] if task == "nli" else ["text"]
-    text = trials.preset_template(task, fields, mode, "text")
+    text = preset_template(task, fields, mode, "text")
     assert "Answer:" in text  # the free-text preset asks for the format
-    assert trials.format_conflict(text, "json") and not trials.format_conflict(text, "text")
-    json_text = trials.preset_template(task, fields, mode, "json")
+    assert format_conflict(text, "json") and not format_conflict(text, "text")
+    json_text = preset_template(task, fields, mode, "json")
     lines = [line.strip() for line in json_text.splitlines()]
     assert not [line for line in lines if line.startswith(("Answer:", "Rationale:", "Reply "))], json_text
-    assert not trials.format_conflict(json_text, "json")
+    assert not format_conflict(json_text, "json")
     assert "- label: " in json_text and "- rationale: " in json_text and "- confidence: " in json_text
     assert all("{" + f + "}" in json_text for f in fields)
 
 
 def test_json_mode_keeps_the_field_hints_and_leaves_row_fields_alone():
-    text = trials.preset_template("classification", ["text"], "zero-shot", "json")
+    text = preset_template("classification", ["text"], "zero-shot", "json")
     assert "- label: <category>" in text
     assert "- rationale: <one sentence explaining which evidence in the text decides the category>" in text
     shown = "Question: {question}\nAnswer: {answer}\nIs the answer right?"
-    assert not trials.format_conflict(shown, "json") and trials.json_mode_template(shown) == shown
+    assert not format_conflict(shown, "json") and json_mode_template(shown) == shown
 
 
 # ---- the page -------------------------------------------------------------------------

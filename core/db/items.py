@@ -24,12 +24,12 @@ class ItemTables:
         task: str,
         input_fields: list[str],
         label_set: list[str] | None,
-        records: Any,  # pandas DataFrame with the items columns, or core.ingest.files.Items (a Parquet file)
+        records: Any,  # pandas DataFrame with the items columns, or core.ingest.items.Items (a Parquet file)
         template: str,
         model: str,
         replace: bool = False,
     ) -> int:
-        """Create or extend a project and insert rows, all in one transaction. Items from core.ingest.files
+        """Create or extend a project and insert rows, all in one transaction. Items from core.ingest.items
         are inserted straight from their Parquet file (INSERT ... SELECT, no Python object per row),
         under the import's memory cap so that DuckDB spills rather than grows."""
         from core.kernel.names import check_project_name
@@ -100,7 +100,7 @@ class ItemTables:
     def _import_rows(con, records: Any, start: int) -> str:
         """SQL for the rows to insert (row_id, idx, split, inputs, choices, gold)."""
         path = getattr(records, "path", None)
-        if path is not None:  # core.ingest.files.Items: _ord is the row's place in the source (idx only orders rows)
+        if path is not None:  # core.ingest.items.Items: _ord is the row's place in the source (idx only orders rows)
             quoted = str(path).replace("'", "''")
             return (f"SELECT row_id, {int(start)} + _ord - 1 AS idx, split, inputs, choices, gold "
                     f"FROM read_parquet('{quoted}')")
@@ -121,6 +121,11 @@ class ItemTables:
         out["with_gold"] = self.scalar("SELECT count(*) FROM items WHERE project = ? AND gold IS NOT NULL", [project])
         out["reviewed"] = self.scalar("SELECT count(*) FROM items WHERE project = ? AND reviewed", [project])
         return out
+
+    def count_to_label(self, project: str) -> int:
+        """Rows a labeling run would still ask: never answered, or their call failed."""
+        return self.scalar("SELECT count(*) FROM items WHERE project = ? AND status IN ('unlabeled', 'error')",
+                           [project])
 
     def sample_items(self, project: str, n: int, seed: int = 0, unlabeled_only: bool = False) -> list[dict]:
         # Deterministic sample: order by a hash of (seed, row_id).

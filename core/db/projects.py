@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.kernel.errors import NotFound
+from core.kernel.hashing import template_hash
 
 
 @dataclass
@@ -71,8 +72,6 @@ class ProjectTables:
 
     def _version_template(self, con, name: str) -> int:
         """Record the project's current template as a new version when it changed."""
-        from core.prompt.templates import template_hash
-
         template, mode, fmt = con.execute(
             "SELECT template, mode, output_format FROM projects WHERE name = ?", [name]).fetchone()
         if not template:

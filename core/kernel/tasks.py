@@ -29,7 +29,7 @@ from core.kernel.labels import (
 )
 
 __all__ = ["LETTERS", "NLI_LABELS", "TASKS", "TASK_TYPES", "TaskType", "format_choices", "get_task",
-           "normalize_gold", "student_input"]
+           "inputs_block", "normalize_gold", "student_input"]
 
 
 def format_choices(choices: list[str]) -> str:
@@ -42,6 +42,13 @@ def student_input(inputs: dict, choices: list[str] | None) -> str:
     if choices:
         parts.append("Answer Choices: " + " ".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(choices)))
     return "\n".join(parts)
+
+
+def inputs_block(input_fields: list[str]) -> str:
+    """The input fields as template placeholders: one bare, several each on a labelled line."""
+    if len(input_fields) == 1:
+        return "{" + input_fields[0] + "}"
+    return "\n".join(f"{f.replace('_', ' ').capitalize()}: {{{f}}}" for f in input_fields)
 
 
 class TaskType:
@@ -57,6 +64,10 @@ class TaskType:
     label_only_output_tokens = 8   # label-only answer length
     gold_error = "is not a valid label"
     accepts_label_words = False    # answers may use the prompt's own words for labels (a verbalizer)
+
+    def preset_template(self, input_fields: list[str]) -> str:
+        """The zero-shot preset for these input fields (`{inputs}` expanded)."""
+        return self.preset.replace("{inputs}", inputs_block(input_fields))
 
     # ---- the label space -------------------------------------------------------------
     def normalize(self, answer: str, choices: list[str] | None = None,

@@ -55,7 +55,7 @@ def shared_word_segments(text: str, rationale: str | None) -> list[tuple[str, bo
     Joined, the segments give back `text` exactly."""
     import re
 
-    from core.label.rationale_checks import STOPWORDS, stem
+    from core.label.rationale_words import STOPWORDS, stem
 
     def content(word: str) -> str | None:
         word = word.lower()

@@ -21,14 +21,10 @@
 - **Read.** `trial_summary` (parse rate, accuracy against gold, cost), `trial_table` (inputs,
   raw answer, parsed label, rationale, flag, gold) and `compare_trials` (two tries on their
   common rows, and the rows where their labels differ).
-- **JSON output.** With output_config the schema defines the reply, so a template must not
-  also ask for "Answer: … / Rationale: …" lines: `preset_template` gives the preset for an
-  output format, `json_mode_template` rewrites a template's format lines as field hints.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -42,7 +38,8 @@ from core.kernel.errors import BudgetExceeded, ConfigError, NotFound
 from core.prompt.forecast import Forecast, check_budget, price_forecast, token_profile
 from core.label.parsing import parse_response
 from core.kernel.prices import PriceTable
-from core.prompt.templates import mode_template, validate_template
+from core.kernel.sampling import exactly_n, seeded_rank
+from core.prompt.templates import validate_template
 from core.prompt.planner import requests_to_send
 from core.kernel.tasks import format_choices, get_task
 from core.label.teacher import LabelConfig, resolve_api_key, response_text
@@ -53,39 +50,15 @@ SEED = 0
 
 
 # ---- which rows -----------------------------------------------------------------------
-def _rank(seed: int, row_id: str) -> str:
-    return hashlib.sha256(f"trial:{seed}:{row_id}".encode()).hexdigest()
-
-
 def trial_rows(store, project: str, n: int = DEFAULT_ROWS, seed: int = SEED) -> list[str]:
     """Exactly min(n, rows) row ids, the same for every try: `Store.stratified_sample` over all
-    rows. Its strata round on their own, so it can return fewer rows than asked (the missing
-    ones are taken from the smallest larger sample, as core.prompt.forecast.pilot_rows does) or more
-    (more gold labels than n: at least one row each), then the first n in a seeded order."""
+    rows, topped up or cut to n (core.kernel.sampling.exactly_n)."""
     total = store.count_items(project)["total"]
     n = max(0, min(int(n), total))
     if n == 0:
         return []
-
-    def sample(m: int) -> list[str]:
-        return store.stratified_sample(project, m, seed, unlabeled_only=False)
-
-    rows = sample(n)
-    if len(rows) > n:
-        return sorted(sorted(rows, key=lambda r: _rank(seed, r))[:n])
-    if len(rows) == n:
-        return rows
-    lo, hi = n, total  # sample(lo) is short, sample(total) holds every row
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if len(sample(mid)) >= n:
-            hi = mid
-        else:
-            lo = mid
-    base = sample(lo)
-    have = set(base)
-    extra = [r for r in sample(hi) if r not in have]
-    return sorted(base + extra[:n - len(base)])
+    return exactly_n(lambda m: store.stratified_sample(project, m, seed, unlabeled_only=False), n, total,
+                     lambda row_id: seeded_rank(seed, row_id, salt="trial:"))
 
 
 # ---- price first ------------------------------------------------------------------------
@@ -381,60 +354,3 @@ def compare_trials(store, first: int, second: int) -> dict:
                        f"label #{b['id']}": _label_cell(y), f"rationale #{a['id']}": x["rationale"],
                        f"rationale #{b['id']}": y["rationale"], "gold": x["gold"]})
     return {"tries": [measures(a, ra), measures(b, rb)], "differ": differ, "common": len(common)}
-
-
-# ---- JSON output: no free-text format lines -------------------------------------------------
-_FORMAT_HEADING = re.compile(r"^\s*Reply\b.*\b(?:format|line)s?\s*:\s*$", re.IGNORECASE)
-_FORMAT_LINE = re.compile(r"^\s*(Answer|Rationale|Confidence)\s*:\s*(.*?)\s*$", re.IGNORECASE)
-_FIELD_HINTS = {"label": "<the answer>", "rationale": "<one sentence explaining the answer>",
-                "confidence": "<your probability, from 0 to 1, that the label is right>"}
-_FIELD_OF = {"answer": "label", "rationale": "rationale", "confidence": "confidence"}
-
-
-def _format_line(line: str):
-    """An "Answer: <…>" line of a reply format; not a line that shows a row's field
-    ("Answer: {answer}"), which names a placeholder other than the label lists."""
-    m = _FORMAT_LINE.match(line)
-    if m is None or set(re.findall(r"{(\w+)}", m.group(2))) - {"labels", "label_words", "choices"}:
-        return None
-    return m
-
-
-def format_conflict(template: str, output_format: str) -> bool:
-    """Whether a JSON-output template still asks for free-text "Answer: … / Rationale: …" lines."""
-    if output_format != "json" or not template:
-        return False
-    return any(_FORMAT_HEADING.match(line) or _format_line(line) for line in template.splitlines())
-
-
-def json_mode_template(template: str) -> str:
-    """The template for JSON output: its "Reply in exactly this format:" heading and its
-    "Answer: / Rationale: / Confidence:" lines are replaced, where they stood, by a list of the
-    JSON fields the output schema defines, each with what the line asked for (the preset's
-    "<one sentence explaining …>" hints survive). A template without them is returned unchanged."""
-    lines = template.splitlines()
-    hints = dict(_FIELD_HINTS)
-    kept: list[str] = []
-    at = None
-    for line in lines:
-        heading, field = _FORMAT_HEADING.match(line), _format_line(line)
-        if not (heading or field):
-            kept.append(line)
-            continue
-        if at is None:
-            at = len(kept)
-        if field and field.group(2):
-            hints[_FIELD_OF[field.group(1).lower()]] = field.group(2)
-    if at is None:
-        return template
-    fields = ["Fill in the JSON fields:"] + [f"- {name}: {hint}" for name, hint in hints.items()]
-    before = "\n".join(kept[:at]).rstrip()
-    after = "\n".join(kept[at:]).strip()
-    return "\n\n".join(part for part in (before, "\n".join(fields), after) if part)
-
-
-def preset_template(task: str, input_fields: list[str], mode: str = "zero-shot", output_format: str = "text") -> str:
-    """The preset of a task and prompt mode for an output format: with JSON output, without the
-    free-text format lines the structured output schema would contradict."""
-    template = mode_template(task, input_fields, mode)
-    return json_mode_template(template) if output_format == "json" else template

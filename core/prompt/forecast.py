@@ -22,14 +22,15 @@ from dataclasses import asdict, dataclass, field
 
 from core.prompt.tokens import request_tokens
 from core.db import Store
+from core.kernel.hashing import request_hash
 from core.kernel.prices import PriceTable
+from core.kernel.sampling import at_least_n
 from core.prompt.templates import (
     MODES,
     demonstrations,
     expected_output_tokens,
     mode_template,
     request_for,
-    request_hash,
     validate_template,
 )
 
@@ -119,8 +120,7 @@ def token_profile(store: Store, project_name: str, mode: str | None = None, rati
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
     model = model or project.model
-    to_label = once("to_label", lambda: store.scalar(
-        "SELECT count(*) FROM items WHERE project = ? AND status IN ('unlabeled', 'error')", [project_name]))
+    to_label = once("to_label", lambda: store.count_to_label(project_name))
     sample = once("sample", lambda: store.sample_items(project_name, SAMPLE_ROWS, unlabeled_only=True))
     if mode == "explain-label":
         sample = [it for it in sample if it.get("gold") is not None]
@@ -357,30 +357,10 @@ def count_tokens_sample(store: Store, project: str, api_key: str, base_url: str 
 
 def pilot_rows(store: Store, project: str, fraction: float = 0.02, floor: int = 20) -> list[str]:
     """A stratified sample of the unlabeled rows: fraction of them, at least `floor` (all of
-    them when there are fewer).
-
-    `Store.stratified_sample` rounds each gold label's share on its own, so the strata can add
-    up to fewer rows than asked for (eight labels of 12 rows and one of 4 give 2+...+2+1 = 17
-    for 20). Its samples grow monotonically with the size asked for, so the rows missing are
-    taken from the smallest larger sample that has enough: the rows whose strata round up next,
-    which is largest-remainder apportionment."""
-    to_label = store.scalar("SELECT count(*) FROM items WHERE project = ? AND status IN ('unlabeled', 'error')",
-                            [project])
+    them when there are fewer), topped up where the strata round down (core.kernel.sampling.at_least_n)."""
+    to_label = store.count_to_label(project)
     n = min(to_label, max(floor, math.ceil(fraction * to_label)))
-    rows = store.stratified_sample(project, n)
-    if len(rows) >= n:
-        return rows
-    lo, hi = n, to_label  # sample(lo) is short; sample(to_label) holds every row to label
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if len(store.stratified_sample(project, mid)) >= n:
-            hi = mid
-        else:
-            lo = mid
-    base = store.stratified_sample(project, lo)
-    have = set(base)
-    extra = [r for r in store.stratified_sample(project, hi) if r not in have]
-    return sorted(base + extra[:n - len(base)])
+    return at_least_n(lambda m: store.stratified_sample(project, m), n, to_label)
 
 
 def forecast_fingerprint(store: Store, project: str) -> tuple:
@@ -391,11 +371,7 @@ def forecast_fingerprint(store: Store, project: str) -> tuple:
     row's request again on each rerun (seconds for 20,000 rows)."""
     from core.kernel.prices import prices_path
 
-    counts = store.query(
-        "SELECT (SELECT count(*) FROM items WHERE project = ?) AS n, "
-        "(SELECT coalesce(sum(version), 0) FROM items WHERE project = ?) AS versions, "
-        "(SELECT count(*) FROM teacher_cache) AS cached, (SELECT count(*) FROM token_counts) AS counted, "
-        "(SELECT count(*) FROM teacher_calls WHERE project = ?) AS calls", [project] * 3)[0]
+    counts = store.change_counts(project)
     path = prices_path()
     return (repr(store.get_project(project)), tuple(counts.values()), store.spend(project),
             store.reserved_spend(project), path.stat().st_mtime_ns if path.exists() else None)

@@ -12,11 +12,12 @@ plan through here, so the forecast prices exactly the requests a run would send.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 
 from core.kernel.errors import ConfigError
-from core.prompt.templates import demonstrations, mode_template, request_for, request_hash
+from core.kernel.hashing import request_hash
+from core.kernel.sampling import seeded_rank
+from core.prompt.templates import demonstrations, mode_template, request_for
 
 RELABEL = ("failed", "stale", "all")
 LABEL_ONLY_MAX_TOKENS = 32  # "Answer: <label>" with room for a long class name or an expression
@@ -41,10 +42,6 @@ def check_plan_args(relabel: str | None, rationale_fraction: float) -> None:
         raise ConfigError(f"the rationale fraction must be between 0 and 1, not {rationale_fraction}.")
 
 
-def _rank(seed: int, row_id: str) -> str:
-    return hashlib.sha256(f"{seed}:{row_id}".encode()).hexdigest()
-
-
 def rationale_rows(items: list[dict], fraction: float, seed: int) -> set[str]:
     """The row ids that get a rationale prompt: within each gold label (one group for rows
     without gold), the round(F * size) rows first in a seeded hash order."""
@@ -55,7 +52,7 @@ def rationale_rows(items: list[dict], fraction: float, seed: int) -> set[str]:
         groups.setdefault(str(it.get("gold") or ""), []).append(it["row_id"])
     chosen: set[str] = set()
     for ids in groups.values():
-        ids.sort(key=lambda rid: _rank(seed, rid))
+        ids.sort(key=lambda rid: seeded_rank(seed, rid))
         chosen.update(ids[: round(fraction * len(ids))])
     return chosen
 

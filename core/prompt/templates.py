@@ -10,12 +10,12 @@ Modes:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import string
 
 from core.kernel.errors import TemplateError
-from core.kernel.tasks import TASK_TYPES, format_choices, get_task
+from core.kernel.hashing import request_hash, template_hash  # noqa: F401  TEMPORARY until merge: core.label.teacher/answers import them from here
+from core.kernel.tasks import TASK_TYPES, format_choices, get_task, inputs_block
+from core.prompt.json_mode import json_mode_template
 
 SYSTEM_PROMPT = (
     "You are an expert annotator. Follow the output format exactly. "
@@ -38,7 +38,9 @@ _FEW_SHOT_HEAD = "Here are solved examples, each with its reasoning.\n\n{example
 
 def mode_template(task: str, input_fields: list[str], mode: str = "zero-shot") -> str:
     """The preset template for a task in one of MODES."""
-    base = preset_template(task, input_fields)
+    if task not in TASK_TYPES:
+        raise TemplateError(f"No preset for task {task!r}.")
+    base = TASK_TYPES[task].preset_template(input_fields)
     if mode == "zero-shot":
         return base
     if mode == "few-shot":
@@ -46,15 +48,9 @@ def mode_template(task: str, input_fields: list[str], mode: str = "zero-shot") -
     if mode == "label-only":
         return base.split("Reply in exactly this format:")[0].rstrip() + "\n\n" + _LABEL_ONLY_FORMAT
     if mode == "explain-label":
-        given = get_task(task).given.replace("{inputs}", _inputs_block(input_fields))
+        given = get_task(task).given.replace("{inputs}", inputs_block(input_fields))
         return _EXPLAIN.replace("{given}", given)
     raise TemplateError(f"Unknown prompt mode {mode!r}; choose one of {', '.join(MODES)}.")
-
-
-def _inputs_block(input_fields: list[str]) -> str:
-    if len(input_fields) == 1:
-        return "{" + input_fields[0] + "}"
-    return "\n".join(f"{f.replace('_', ' ').capitalize()}: {{{f}}}" for f in input_fields)
 
 
 def format_demonstrations(demos: list[dict], input_fields: list[str], task: str) -> str:
@@ -71,10 +67,11 @@ def format_demonstrations(demos: list[dict], input_fields: list[str], task: str)
     return "\n\n".join(blocks)
 
 
-def preset_template(task: str, input_fields: list[str]) -> str:
-    if task not in TASK_TYPES:
-        raise TemplateError(f"No preset for task {task!r}.")
-    return TASK_TYPES[task].preset.replace("{inputs}", _inputs_block(input_fields))
+def preset_template(task: str, input_fields: list[str], mode: str = "zero-shot", output_format: str = "text") -> str:
+    """The preset of a task and prompt mode for an output format: with JSON output, without the
+    free-text format lines the structured output schema would contradict."""
+    template = mode_template(task, input_fields, mode)
+    return json_mode_template(template) if output_format == "json" else template
 
 
 def answer_words(label_set: list[str] | None, label_words: dict[str, str] | None) -> list[str]:
@@ -165,16 +162,6 @@ def build_request(template: str, item: dict, label_set: list[str] | None, model:
     if output_format == "json":
         request["output_config"] = {"format": {"type": "json_schema", "schema": answer_schema(task or "", label_set, label_words)}}
     return request
-
-
-def request_hash(request: dict) -> str:
-    """Cache key: identical request content, identical key, whatever row it came from."""
-    canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def template_hash(template: str) -> str:
-    return hashlib.sha256(template.encode("utf-8")).hexdigest()[:12]
 
 
 def expected_output_tokens(task: str, label_only: bool = False) -> int:

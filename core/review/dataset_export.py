@@ -16,6 +16,7 @@ from pathlib import Path
 
 from core.db import Store
 from core.kernel.errors import AppError
+from core.kernel.formats import is_duckdb_file, refuse_existing
 
 FORMATS = ("jsonl", "csv", "parquet", "hf")
 
@@ -69,15 +70,6 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _is_duckdb_file(path: Path) -> bool:
-    """DuckDB files carry the magic bytes 'DUCK' at offset 8."""
-    try:
-        with path.open("rb") as fh:
-            return fh.read(12)[8:12] == b"DUCK"
-    except OSError:
-        return False
-
-
 def check_destination(store: Store, path: Path, fmt: str, force: bool = False) -> None:
     """Refuse to write over the open database (or any DuckDB file, its WAL included), and over
     an existing file unless `force`: an export never destroys what it did not create."""
@@ -85,15 +77,15 @@ def check_destination(store: Store, path: Path, fmt: str, force: bool = False) -
     target = path.resolve()
     if target in (db, db.with_name(db.name + ".wal")) or target == db.parent:
         raise AppError(f"{path} is the app's database; choose another file for the export.")
-    if path.is_file() and _is_duckdb_file(path):
+    if path.is_file() and is_duckdb_file(path):
         raise AppError(f"{path} is a DuckDB database; an export never overwrites one.")
     if fmt == "hf":
         if path.exists() and (path.is_file() or any(path.iterdir())):
             raise AppError(f"{path} exists and is not an empty folder; choose a new folder for the hf export.")
     elif path.is_dir():
         raise AppError(f"{path} is a folder; give a file name for the {fmt} export.")
-    elif path.exists() and not force:
-        raise AppError(f"{path} already exists; choose a new file name, or pass --force to replace it.")
+    else:
+        refuse_existing(path, force)
 
 
 def export_project(store: Store, project: str, fmt: str, out: str, force: bool = False) -> dict:
