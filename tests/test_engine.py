@@ -8,6 +8,7 @@ import time
 import pytest
 
 from core import jobs
+from core.kernel import paths
 from core.label.teacher import label_project
 from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import correct_responder, many_tickets
@@ -179,7 +180,7 @@ def test_pause_then_resume_finishes_the_job_without_double_billing(store, server
     assert 10 <= labeled_count(store) < 120
     jobs.resume_job(store, job_id, env={"ANTHROPIC_API_KEY": "k"})
     job = jobs.wait(store, job_id, timeout_s=120)
-    log = (jobs.job_dir(store, job_id) / "job.log").read_text()[-3000:]
+    log = (paths.job_dir(store, job_id) / "job.log").read_text()[-3000:]
     assert job["status"] == "completed" and labeled_count(store) == 120, (job["error"], log)
     assert max(fake.billed.values()) == 1 and job["cost_usd"] == pytest.approx(store.spend("tickets"))
 

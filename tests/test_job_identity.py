@@ -14,6 +14,9 @@ import time
 import pytest
 
 from core import jobs
+from core.jobs import lifecycle
+from core.jobs import lease
+from core.label import job as label_job
 
 from core.jobs import processes
 from tests.fake_anthropic import FakeAnthropic
@@ -171,9 +174,9 @@ def test_a_stale_lease_of_a_killed_run_is_taken_over(big, slow_fake, fake, monke
 
 def test_resume_and_the_app_start_take_the_lease_too(tickets, monkeypatch):
     holder = jobs.create_job(tickets, "tickets", "label", {}, lease=True, **processes.identity(os.getpid()))
-    assert jobs._move(tickets, holder, "running")
+    assert lifecycle.move(tickets, holder, "running")
     stopped = jobs.create_job(tickets, "tickets", "label", {})
-    assert jobs._move(tickets, stopped, "running") and jobs._move(tickets, stopped, "paused")
+    assert lifecycle.move(tickets, stopped, "running") and lifecycle.move(tickets, stopped, "paused")
     with pytest.raises(jobs.LabelingBusy, match=f"Labeling job {holder} is already running") as refused:
         jobs.resume_job(tickets, stopped)
     assert refused.value.job_id == holder and refused.value.kind == "busy"
@@ -184,7 +187,7 @@ def test_resume_and_the_app_start_take_the_lease_too(tickets, monkeypatch):
     import_csv(tickets, TICKETS_CSV, project="other")
     jobs.create_job(tickets, "other", "label", {}, lease=True)  # another project is free
     jobs.create_job(tickets, "tickets", "train", {}, lease=False)     # and training is not labeling
-    assert jobs._move(tickets, holder, "completed")
+    assert lifecycle.move(tickets, holder, "completed")
     assert tickets.label_lease("tickets") is None
 
 
@@ -192,7 +195,7 @@ def test_a_lease_taken_for_a_process_still_starting_holds_for_a_grace_period(tic
     starting = jobs.create_job(tickets, "tickets", "label", {}, lease=True)  # no pid yet
     with pytest.raises(jobs.LabelingBusy):
         jobs.create_job(tickets, "tickets", "label", {}, lease=True)
-    monkeypatch.setattr(jobs, "LEASE_GRACE_S", 0.0)  # its starter died before recording a process
+    monkeypatch.setattr(lease, "LEASE_GRACE_S", 0.0)  # its starter died before recording a process
     taker = jobs.create_job(tickets, "tickets", "label", {}, lease=True)
     assert tickets.label_lease("tickets")["job_id"] == taker != starting
 
@@ -204,7 +207,7 @@ def test_the_prompt_pages_pilot_is_refused_with_a_link_to_the_running_job(ticket
     monkeypatch.setenv("DISTILL_DB", tickets.path)
     st.cache_resource.clear()
     holder = jobs.create_job(tickets, "tickets", "label", {}, lease=True, **processes.identity(os.getpid()))
-    jobs._move(tickets, holder, "running")
+    lifecycle.move(tickets, holder, "running")
     try:
         at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
         at.query_params["project"] = "tickets"
@@ -216,7 +219,7 @@ def test_the_prompt_pages_pilot_is_refused_with_a_link_to_the_running_job(ticket
         assert link and link[0].proto.label == f"Open job {holder}" and "job=" + holder in str(link[0].proto)
         assert len(tickets.list_jobs("tickets", "label")) == 1
     finally:
-        jobs._move(tickets, holder, "cancelled")
+        lifecycle.move(tickets, holder, "cancelled")
         st.cache_resource.clear()
 
 
@@ -240,8 +243,8 @@ def test_a_run_with_unparseable_answers_reports_its_parse_failure_share(tickets,
     assert result["parse_failure_share"] == pytest.approx(2 / 6, abs=1e-3)
     row = tickets.get_job(job_id)
     assert (row["done"], row["total"]) == (6, 6)
-    share, text = jobs.parse_failures(row)
-    assert share >= jobs.PARSE_FAILURE_ALERT and "33% of the answers could not be parsed (2 rows flagged)" in text
+    share, text = label_job.parse_failures(row)
+    assert share >= label_job.PARSE_FAILURE_ALERT and "33% of the answers could not be parsed (2 rows flagged)" in text
 
 
 def test_progress_text_names_a_stop_and_its_reason():

@@ -6,6 +6,7 @@ from dataclasses import asdict
 import pytest
 
 from core import jobs
+from core.kernel import paths
 from core.label.teacher import label_project
 from core.train.trainer import TrainConfig
 
@@ -23,7 +24,7 @@ def test_label_job_runs_in_background_process(tickets, fake, monkeypatch):
     assert job["status"] == "completed", job["error"]
     assert job["done"] == job["total"] == 6
     assert tickets.count_items("tickets")["by_status"] == {"labeled": 6}
-    assert jobs.workspace_dir(tickets).joinpath("jobs", job_id, "job.log").exists()
+    assert paths.workspace_dir(tickets).joinpath("jobs", job_id, "job.log").exists()
 
 
 def test_app_reads_metrics_while_training_process_writes(labeled):
@@ -104,7 +105,7 @@ def test_pause_then_resume_a_training_run(labeled):
     job = jobs.wait(labeled, job_id, timeout_s=120)
     assert job["status"] == "paused"
     paused_at = __import__("json").loads(job["message"])["steps"]
-    assert (jobs.job_dir(labeled, job_id) / "output" / "checkpoint.pt").exists()
+    assert (paths.job_dir(labeled, job_id) / "output" / "checkpoint.pt").exists()
     jobs.resume_job(labeled, job_id)
     deadline = time.monotonic() + 120
     while max((m["step"] for m in labeled.metrics([job_id])), default=0) <= paused_at + 2:

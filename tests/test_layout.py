@@ -24,10 +24,10 @@ def test_pages_hold_no_sql_and_core_never_imports_streamlit():
 def test_job_status_is_written_only_by_core_jobs(store: Store):
     callers = [p.relative_to(REPO).as_posix() for p in [*CORE_FILES, *APP_FILES]
                if "transition_job(" in p.read_text(encoding="utf-8")]
-    assert sorted(callers) == ["core/db/runs.py", "core/jobs/__init__.py"]
+    assert sorted(callers) == ["core/db/jobs.py", "core/jobs/lifecycle.py"]
     writes = [p.relative_to(REPO).as_posix() for p in CORE_FILES
               if re.search(r"UPDATE\s+jobs\s+SET[^\"]*\bstatus\s*=", p.read_text(encoding="utf-8"))]
-    assert writes == ["core/db/runs.py"]  # the one statement transition_job runs
+    assert writes == ["core/db/jobs.py"]  # the one statement transition_job runs
     job_id = jobs.create_job(store, "p", "label", {})
     try:
         store.update_job(job_id, status="completed")
@@ -40,4 +40,4 @@ def test_job_status_is_written_only_by_core_jobs(store: Store):
 def test_the_run_folder_is_computed_in_one_place():
     defining = [p.relative_to(REPO).as_posix() for p in CORE_FILES
                 if re.search(r'["/]\s*"output"|/ "output"', p.read_text(encoding="utf-8"))]
-    assert defining == ["core/jobs/__init__.py"], defining
+    assert defining == ["core/kernel/paths.py"], defining

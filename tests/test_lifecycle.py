@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from core import jobs
+from core.jobs import lifecycle, states
 from core.kernel.errors import AppError
 from tests.helpers import (
     REPO,
@@ -72,14 +73,14 @@ def test_a_run_stopped_by_the_budget_is_stopped_not_completed(big, fake, monkeyp
 def test_the_state_machine_refuses_impossible_moves(tickets):
     job_id = jobs.create_job(tickets, "tickets", "label", {})
     assert tickets.get_job(job_id)["status"] == "queued"
-    assert not jobs._move(tickets, job_id, "completed")  # a queued job never ran
+    assert not lifecycle.move(tickets, job_id, "completed")  # a queued job never ran
     assert tickets.get_job(job_id)["status"] == "queued"
     jobs.cancel_job(tickets, job_id)  # no process yet: cancelled at once
     assert tickets.get_job(job_id)["status"] == "cancelled"
-    assert not jobs._move(tickets, job_id, "running")
+    assert not lifecycle.move(tickets, job_id, "running")
     done = jobs.create_job(tickets, "tickets", "label", {})
-    assert jobs._move(tickets, done, "running") and jobs._move(tickets, done, "completed")
+    assert lifecycle.move(tickets, done, "running") and lifecycle.move(tickets, done, "completed")
     with pytest.raises(AppError, match="only a paused, stopped, failed or cancelled"):
         jobs.resume_job(tickets, done)
     assert tickets.get_job(done)["status"] == "completed"
-    assert set(jobs.ALLOWED_FROM) == set(jobs.STATUSES)  # every status has its one rule
+    assert set(states.ALLOWED_FROM) == set(jobs.STATUSES)  # every status has its one rule

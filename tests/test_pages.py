@@ -7,6 +7,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import jobs
+from core.jobs import lifecycle
+from core.jobs import runner
+from core.kernel import paths
 
 from core.jobs import processes
 
@@ -99,9 +102,9 @@ def test_label_page_prices_and_runs_the_chosen_rows_and_rationale_fraction(app_s
 def test_label_page_refuses_a_second_run_and_opens_the_running_one(app_store):
     import_csv(app_store)
     holder = jobs.create_job(app_store, "tickets", "label", {}, lease=True, **processes.identity(os.getpid()))
-    jobs._move(app_store, holder, "running")
+    lifecycle.move(app_store, holder, "running")
     newer = jobs.create_job(app_store, "tickets", "label", {})  # listed first: the page must find the running one
-    jobs._move(app_store, newer, "cancelled")
+    lifecycle.move(app_store, newer, "cancelled")
     try:
         at = open_page("pages/3_Label.py", "tickets")
         at.button[0].click().run()  # Start labeling (form submit)
@@ -111,15 +114,15 @@ def test_label_page_refuses_a_second_run_and_opens_the_running_one(app_store):
         assert at.query_params["job"] in (holder, [holder])
         assert at.get("progress")[0].proto.text.replace("\\", "").startswith(f"Job {holder}: running")
     finally:
-        jobs._move(app_store, holder, "cancelled")
+        lifecycle.move(app_store, holder, "cancelled")
 
 
 def test_label_page_shows_why_a_job_stopped_and_its_parse_failures(app_store):
     import_csv(app_store)
     job_id = jobs.create_job(app_store, "tickets", "label", {})
-    jobs._move(app_store, job_id, "running")
+    lifecycle.move(app_store, job_id, "running")
     app_store.update_job(job_id, done=142, total=262)
-    jobs._finish(app_store, job_id, {"status": "stopped", "stop_reason": "budget", "labeled": 71, "flagged": 71,
+    runner.finish(app_store, job_id, {"status": "stopped", "stop_reason": "budget", "labeled": 71, "flagged": 71,
                                      "parse_failure_share": 0.5})
     at = open_page("pages/3_Label.py", "tickets")
     text = at.get("progress")[0].proto.text.replace("\\", "")
@@ -313,7 +316,7 @@ def test_results_page_compares_runs_and_exports(app_store, tmp_path):
         cfg = TrainConfig(project=DEMO, student="tiny-random", max_steps=2, batch_size=4, log_every=1, eval_limit=8,
                           rationale_fraction=fraction, label_source="teacher")
         job_id = app_store.create_job(DEMO, "train", asdict(cfg))
-        app_store.update_job(job_id, out_dir=str(jobs.job_dir(app_store, job_id)))
+        app_store.update_job(job_id, out_dir=str(paths.job_dir(app_store, job_id)))
         jobs.run_job(app_store, job_id)
     at = open_page("pages/6_Results.py")
     assert not at.exception, at.exception

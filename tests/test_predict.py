@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core import jobs
+from core.kernel import paths
 from core.kernel.errors import AppError
 from core.student.int8 import compare, folder_bytes
 from core.student.predict import (
@@ -46,14 +47,14 @@ def run(tmp_path_factory, fake_module):
     cfg = TrainConfig(project="tickets", student="tiny-random", objective="standard", max_steps=60, batch_size=8,
                       learning_rate=1e-2, warmup_steps=2, log_every=20, label_source="teacher", eval_every=0)
     job_id = store.create_job("tickets", "train", asdict(cfg))
-    store.update_job(job_id, out_dir=str(jobs.job_dir(store, job_id)))
+    store.update_job(job_id, out_dir=str(paths.job_dir(store, job_id)))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model on a busy machine: one thread trains it several times faster
     try:
         jobs.run_job(store, job_id)
     finally:
         torch.set_num_threads(threads)
-    model = jobs.run_dir(store.get_job(job_id)) / "model"
+    model = paths.run_dir(store.get_job(job_id)) / "model"
     # training names the task, label set and input fields in the model folder (older runs do not: see below)
     saved = json.loads((model / "train_config.json").read_text())
     assert (saved["task"], saved["label_set"], saved["input_fields"]) == (
@@ -243,7 +244,7 @@ def test_export_model_int8_card_states_size_speed_and_agreement(run, tmp_path):
     card = (run["int8"] / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: transformers") and "Teacher provenance" in card
     assert "## Compact export (int8)" in card and "size on disk" in card
-    held_out = len((jobs.run_dir(run["store"].get_job(run["job"])) / "predictions.jsonl").read_text().splitlines())
+    held_out = len((paths.run_dir(run["store"].get_job(run["job"])) / "predictions.jsonl").read_text().splitlines())
     assert result["rows"] == held_out > 0 and 0 <= result["agreement"] <= 1
     assert f"{held_out} held-out rows" in card and f"| {result['rows_per_s_int8']} |" in card
     assert result["size_ratio"] == pytest.approx(result["int8_bytes"] / result["fp32_bytes"], abs=1e-4)

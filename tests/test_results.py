@@ -6,6 +6,8 @@ from dataclasses import asdict
 import pytest
 
 from core import jobs
+from core.kernel import paths
+from core.train import jobs as train_jobs
 from core.kernel.errors import ConfigError
 from core.results.runs import (
     chart_bytes,
@@ -35,7 +37,7 @@ def trained(tmp_path_factory, fake_module):
         cfg = TrainConfig(project="tickets", student="tiny-random", objective=objective, rationale_fraction=fraction,
                           max_steps=3, batch_size=4, log_every=1, label_source="teacher")
         job_id = store.create_job("tickets", "train", asdict(cfg))
-        store.update_job(job_id, out_dir=str(jobs.job_dir(store, job_id)))
+        store.update_job(job_id, out_dir=str(paths.job_dir(store, job_id)))
         jobs.run_job(store, job_id)
         run_ids.append(job_id)
     return store, run_ids
@@ -60,7 +62,7 @@ def test_charts_export_as_svg_and_png(trained):
     for chart in (loss_chart(store, run_ids), fraction_chart(table), cost_chart(table)):
         assert chart_bytes(chart, "svg").lstrip().startswith(b"<svg")
     assert chart_bytes(loss_chart(store, run_ids), "png")[:8] == b"\x89PNG\r\n\x1a\n"
-    matrix = json.loads((jobs.job_dir(store, run_ids[0]) / "output" / "confusion.json").read_text())
+    matrix = json.loads((paths.job_dir(store, run_ids[0]) / "output" / "confusion.json").read_text())
     assert b"<svg" in chart_bytes(confusion_chart(matrix), "svg")
     with pytest.raises(ConfigError):
         chart_bytes(loss_chart(store, run_ids), "gif")
@@ -94,18 +96,18 @@ def test_export_model_writes_a_loadable_folder_with_a_model_card(trained, tmp_pa
 
 
 def test_sweep_grid_skips_duplicate_label_only_runs():
-    configs = jobs.sweep_configs({"project": "p"}, {"objective": ["multitask", "standard"],
+    configs = train_jobs.sweep_configs({"project": "p"}, {"objective": ["multitask", "standard"],
                                                     "rationale_fraction": [0.25, 0.5, 1.0], "seed": [0, 1]})
     assert len(configs) == 3 * 2 + 1 * 2
     with pytest.raises(Exception, match="cannot sweep"):
-        jobs.sweep_configs({}, {"learning_rate": [1e-3]})
+        train_jobs.sweep_configs({}, {"learning_rate": [1e-3]})
 
 
 def test_sweep_runs_its_grid_one_after_another_in_the_background(tickets, fake):
     label_project(tickets, "tickets", api_key="k", base_url=fake.url)
     base = {"project": "tickets", "student": "tiny-random", "max_steps": 2, "batch_size": 2, "log_every": 1,
             "label_source": "teacher"}
-    sweep_id = jobs.start_sweep(tickets, "tickets", base, {"objective": ["multitask", "standard"],
+    sweep_id = train_jobs.start_sweep(tickets, "tickets", base, {"objective": ["multitask", "standard"],
                                                            "rationale_fraction": [0.5, 1.0]})
     job = jobs.wait(tickets, sweep_id, timeout_s=300)
     assert job["status"] == "completed", job["error"]

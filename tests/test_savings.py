@@ -8,6 +8,7 @@ from dataclasses import asdict
 import pytest
 
 from core import jobs
+from core.kernel import paths
 
 from core.results import savings
 from core.kernel.errors import ConfigError, NotFound, PriceFileError
@@ -141,7 +142,7 @@ def run(tmp_path_factory, fake_module):
     cfg = TrainConfig(project="tickets", student="tiny-random", max_steps=3, batch_size=4, log_every=1,
                       label_source="teacher")
     job_id = store.create_job("tickets", "train", asdict(cfg))
-    store.update_job(job_id, out_dir=str(jobs.job_dir(store, job_id)))
+    store.update_job(job_id, out_dir=str(paths.job_dir(store, job_id)))
     jobs.run_job(store, job_id)
     return store, job_id
 
@@ -161,7 +162,7 @@ def test_run_savings_uses_the_projects_billed_spend_and_held_out_predictions(run
 
 def test_model_card_holds_the_savings_facts_before_and_after_a_measurement(run):
     store, job_id = run
-    (jobs.run_dir(store.get_job(job_id)) / savings.THROUGHPUT_FILE).unlink(missing_ok=True)
+    (paths.run_dir(store.get_job(job_id)) / savings.THROUGHPUT_FILE).unlink(missing_ok=True)
     card = model_card(run_facts(store, job_id))
     assert "## What the student saves" in card
     assert "| CPU throughput (rows/s) | not measured |" in card
@@ -169,7 +170,7 @@ def test_model_card_holds_the_savings_facts_before_and_after_a_measurement(run):
     assert "CPU throughput not measured yet" in card
     measured = savings.measure_throughput(store, job_id)
     assert measured["rows"] == 6 and measured["rows_per_s"] > 0 and measured["threads"] >= 1
-    assert savings.stored_throughput(jobs.run_dir(store.get_job(job_id))) == measured  # stored, and reused
+    assert savings.stored_throughput(paths.run_dir(store.get_job(job_id))) == measured  # stored, and reused
     facts = run_facts(store, job_id)
     s = facts["savings"]
     price = savings.load_compute_prices().usd_per_cpu_hour
@@ -186,7 +187,7 @@ def test_model_card_holds_the_savings_facts_before_and_after_a_measurement(run):
 def test_measuring_a_run_without_predictions_is_a_clear_error(run):
     store, _ = run
     empty = store.create_job("tickets", "train", {"project": "tickets"})
-    store.update_job(empty, out_dir=str(jobs.job_dir(store, empty)))
+    store.update_job(empty, out_dir=str(paths.job_dir(store, empty)))
     with pytest.raises(NotFound, match="no saved model"):
         savings.measure_throughput(store, empty)
 
@@ -202,7 +203,7 @@ def test_results_page_measures_throughput_prices_it_and_says_the_demo_has_no_spe
     cfg = TrainConfig(project="support-tickets-demo", student="tiny-random", max_steps=2, batch_size=4, log_every=1,
                       eval_limit=8, label_source="teacher")
     job_id = app_store.create_job("support-tickets-demo", "train", asdict(cfg))
-    app_store.update_job(job_id, out_dir=str(jobs.job_dir(app_store, job_id)))
+    app_store.update_job(job_id, out_dir=str(paths.job_dir(app_store, job_id)))
     jobs.run_job(app_store, job_id)
     at = AppTest.from_file(str(REPO / "pages/6_Results.py"), default_timeout=120)
     at.query_params["project"] = "support-tickets-demo"
@@ -220,7 +221,7 @@ def test_results_page_measures_throughput_prices_it_and_says_the_demo_has_no_spe
 
     at.button(key="measure_throughput").click().run()
     assert not at.error, [e.value for e in at.error]
-    measured = savings.stored_throughput(jobs.run_dir(app_store.get_job(job_id)))
+    measured = savings.stored_throughput(paths.run_dir(app_store.get_job(job_id)))
     assert measured["rows"] == 8
     default = savings.load_compute_prices().usd_per_cpu_hour
     assert at.number_input(key="cpu_hour_usd").value == default

@@ -12,6 +12,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from core import jobs
+from core.kernel import paths
 from core.label.demo import ensure_demo
 from core.student.predict import load_student_model
 from core.kernel.tasks import student_input
@@ -28,13 +29,13 @@ def trained_run(store, objective: str = "multitask") -> str:
     cfg = TrainConfig(project=DEMO, student="tiny-random", objective=objective, max_steps=2, batch_size=4, log_every=1,
                       eval_limit=8, label_source="teacher")
     job_id = store.create_job(DEMO, "train", asdict(cfg))
-    store.update_job(job_id, out_dir=str(jobs.job_dir(store, job_id)))
+    store.update_job(job_id, out_dir=str(paths.job_dir(store, job_id)))
     assert jobs.run_job(store, job_id)["status"] == "completed"
     return job_id
 
 
 def model_folder(store, run_id: str) -> Path:
-    return jobs.run_dir(store.get_job(run_id)) / "model"
+    return paths.run_dir(store.get_job(run_id)) / "model"
 
 
 def open_page() -> AppTest:

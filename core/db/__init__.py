@@ -16,7 +16,7 @@ Who owns what:
   teacher.py     teacher_cache, teacher_calls, token_counts (and the teacher columns of items)
   ledger.py      spend_ledger (reservations that make a budget cap hold across processes)
   batches.py     teacher_batches, teacher_batch_requests
-  runs.py        jobs, run_metrics, student_predictions
+  jobs.py        jobs, label_leases, run_metrics, student_predictions
   import_scan.py not the store: the private in-memory DuckDB that scans a file being imported
   progress.py    counts across tables (workflow stage, active jobs, forecast change counts)
   trials.py      prompt_trials, prompt_trial_rows (a template tried on a few rows)
@@ -32,12 +32,12 @@ from core.db.connection import (
     migrations,
 )
 from core.db.items import ITEM_COLUMNS, ItemTables
+from core.db.jobs import JobTables
 from core.db.ledger import LedgerTables
 from core.db.progress import ProgressQueries
 from core.db.projects import Project, ProjectTables
 from core.db.review import REVIEW_FILTERS, REVIEW_SORTS, ReviewTables
 from core.db.review_events import ReviewEventTables
-from core.db.runs import RunTables
 from core.db.teacher import (
     CACHE_COLUMNS,
     CALL_COLUMNS,
@@ -49,7 +49,7 @@ from core.db.trials import TrialTables
 
 
 class Store(ProjectTables, ItemTables, ReviewTables, ReviewEventTables, TeacherTables, LedgerTables, BatchTables,
-            RunTables, TrialTables, ProgressQueries, Database):
+            JobTables, TrialTables, ProgressQueries, Database):
     """Owns one DuckDB file: the connection handling of Database plus the queries of every
     group of tables. Cheap to create; connections are opened per operation."""
 

@@ -29,6 +29,7 @@ from core.label.batches import BatchMode, BatchRowError, PendingRequest
 from core.prompt.tokens import request_tokens
 from core.db import Store, TeacherWrites
 from core.kernel.errors import ConfigError
+from core.kernel.paths import job_dir
 from core.label.parsing import parse_response
 from core.kernel.prices import PriceTable, load_prices
 from core.prompt.templates import template_hash, validate_template
@@ -189,8 +190,6 @@ class TeacherRun(BatchMode):
         # Every paid answer is appended here before the database write, so that an answer
         # the store could not take is replayed on resume instead of being bought again.
         if spool_path is None and job_id is not None:
-            from core.jobs import job_dir
-
             spool_path = job_dir(store, job_id) / SPOOL_NAME
         self.spool = Path(spool_path) if spool_path else None
         self.template_version = store.template_version(project)

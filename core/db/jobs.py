@@ -41,7 +41,7 @@ def _dicts(cur) -> list[dict]:
     return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
-class RunTables:
+class JobTables:
     def create_job(self, project: str, kind: str, config: dict, out_dir: str | None = None,
                    parent_id: str | None = None, lease: LeaseClaim | None = None, **fields: Any) -> str:
         """Insert a queued job (with `fields`, e.g. the pid of a foreground run). With `lease`,
