@@ -220,7 +220,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
 
     import torch
 
-    from core.train.trainer import load_checkpoint
+    from core.train.checkpoint import load_checkpoint
 
     marker = "/tmp/distill-pwned-by-checkpoint"
     if os.path.exists(marker):
