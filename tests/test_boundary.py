@@ -167,7 +167,7 @@ class FakeHub:
 def test_hub_pushes_are_private_by_default_and_never_into_a_public_repo_by_accident(tmp_path, monkeypatch):
     import huggingface_hub
 
-    from core.results.runs import push_folder
+    from core.results.model_export import push_folder
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeHub)
     FakeHub.repos = {"me/public-one": {"private": False, "files": []}}
@@ -182,7 +182,7 @@ def test_hub_pushes_are_private_by_default_and_never_into_a_public_repo_by_accid
 
 
 def test_model_card_keeps_local_paths_out(tmp_path):
-    from core.results.runs import model_card
+    from core.results.reports import model_card
 
     project = type("P", (), {"task": "classification"})()
     facts = {"job": {"id": "r1", "status": "completed", "project": "t", "finished_at": None},
@@ -220,7 +220,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
 
     import torch
 
-    from core.train.trainer import load_checkpoint
+    from core.train.checkpoint import load_checkpoint
 
     marker = "/tmp/distill-pwned-by-checkpoint"
     if os.path.exists(marker):

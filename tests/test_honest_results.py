@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.jobs import processes
 
+from core.results import charts, reports
 from core.results import runs as results
 from core.db import Store
 from core.label.teacher import label_project
@@ -125,11 +126,11 @@ def test_one_class_student_and_no_better_than_baseline_are_warned(honest):
     assert "no better than always answering 'billing'" in warned[1]
     assert results.run_warnings(store, table[runs["good"]], ref) == []
     assert results.run_warnings(store, table[runs["good"]]) == []  # computes its own baseline
-    md = results.run_report(store, runs["one_class"], "md")
+    md = reports.run_report(store, runs["one_class"], "md")
     assert "## Warnings" in md and "learned one answer" in md
     assert "| majority-class baseline (always 'billing', same held-out rows) | 0.25 |" in md
     assert "| teacher accuracy against gold (same held-out rows) | 0.75 |" in md
-    assert "## Warnings" not in results.run_report(store, runs["good"], "md")
+    assert "## Warnings" not in reports.run_report(store, runs["good"], "md")
 
 
 def test_a_running_run_is_not_warned_about(honest):
@@ -150,10 +151,10 @@ def test_label_only_runs_show_no_rationale_settings(honest):
     assert shown[runs["label_only"]]["objective"] == "label-only"
     assert shown[runs["label_only"]]["alpha"] == shown[runs["label_only"]]["rationale_fraction"] == "—"
     assert shown[runs["good"]]["objective"] == "multi-task" and shown[runs["good"]]["alpha"] == "0.5"
-    md = results.run_report(store, runs["label_only"], "md")
+    md = reports.run_report(store, runs["label_only"], "md")
     assert "| objective | label-only (stored as standard) |" in md
     assert "| alpha | — |" in md and "| rationale_fraction | — |" in md and "| rationale_missing | — |" in md
-    assert "| alpha | 0.5 |" in results.run_report(store, runs["good"], "md")
+    assert "| alpha | 0.5 |" in reports.run_report(store, runs["good"], "md")
     assert results.setting_text({"objective": "multitask", "rationale_missing": "empty"}, "rationale_missing") == \
         "empty target"
 
@@ -167,17 +168,17 @@ def test_accuracy_charts_draw_the_baseline_and_teacher_as_labelled_rules(honest)
     ids = list(runs.values())
     table = results.run_table(store, PROJECT)
     ref = results.baselines(store, PROJECT)
-    for chart in (results.accuracy_steps_chart(store, ids, ref), results.fraction_chart(table, ref),
-                  results.cost_chart(table, ref)):
+    for chart in (charts.accuracy_steps_chart(store, ids, ref), charts.fraction_chart(table, ref),
+                  charts.cost_chart(table, ref)):
         spec = _spec_text(chart)
         assert '"type": "rule"' in spec or '"mark": "rule"' in spec
         assert "majority-class baseline (always 'billing'): 0.25" in spec
         assert "teacher accuracy against gold: 0.75" in spec
-        assert b"majority-class baseline" in results.chart_bytes(chart, "svg")
-    fraction = _spec_text(results.fraction_chart(table, ref))
+        assert b"majority-class baseline" in charts.chart_bytes(chart, "svg")
+    fraction = _spec_text(charts.fraction_chart(table, ref))
     assert "label-only (1 run): 0.75" in fraction  # label-only runs: a line, not a point at fraction 0
     assert "multi-task" in fraction and '"standard"' not in fraction
-    plain = _spec_text(results.accuracy_steps_chart(store, ids))
+    plain = _spec_text(charts.accuracy_steps_chart(store, ids))
     assert "majority-class baseline" not in plain  # no reference given, no rules
 
 

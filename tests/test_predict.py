@@ -1,4 +1,4 @@
-"""Batch prediction from files (core.student.predict) and the int8 export (results.export_model)."""
+"""Batch prediction from files (core.student.batch) and the int8 export (core.results.model_export)."""
 
 import json
 import pickle
@@ -12,16 +12,10 @@ import pytest
 from core import jobs
 from core.kernel import paths
 from core.kernel.errors import AppError
-from core.student.int8 import compare, folder_bytes
-from core.student.predict import (
-    INT8_MANIFEST,
-    INT8_WEIGHTS,
-    Student,
-    _as_choices,
-    load_student_model,
-    predict_file,
-)
-from core.results.runs import export_model
+from core.results.model_export import compare, export_model, folder_bytes
+from core.student.batch import predict_file
+from core.student.int8 import INT8_MANIFEST, INT8_WEIGHTS
+from core.student.predict import Student, _as_choices, load_student_model
 from core.kernel.tasks import student_input
 from core.label.teacher import label_project
 from core.train.trainer import TrainConfig
@@ -96,9 +90,10 @@ def leftovers(folder):
 
 def test_task_prefixes_are_the_ones_training_uses():
     from core.student import predict
-    from core.train import trainer as train
+    from core.train import data, generate
 
-    assert (predict.LABEL_PREFIX, predict.RATIONALE_PREFIX) == (train.LABEL_PREFIX, train.RATIONALE_PREFIX)
+    assert (predict.LABEL_PREFIX, predict.RATIONALE_PREFIX) == (generate.LABEL_PREFIX, generate.RATIONALE_PREFIX)
+    assert (data.LABEL_PREFIX, data.RATIONALE_PREFIX) == ("[label] ", "[rationale] ")
 
 
 def test_input_text_is_built_as_training_built_it(student):

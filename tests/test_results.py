@@ -9,16 +9,10 @@ from core import jobs
 from core.kernel import paths
 from core.train import jobs as train_jobs
 from core.kernel.errors import ConfigError
-from core.results.runs import (
-    chart_bytes,
-    confusion_chart,
-    cost_chart,
-    export_model,
-    fraction_chart,
-    loss_chart,
-    run_report,
-    run_table,
-)
+from core.results.charts import chart_bytes, confusion_chart, cost_chart, fraction_chart, loss_chart
+from core.results.model_export import export_model
+from core.results.reports import run_report
+from core.results.runs import run_table
 from core.label.teacher import label_project
 from core.student.predict import load_student_model
 from core.train.trainer import TrainConfig

@@ -12,7 +12,7 @@ from core.kernel import paths
 
 from core.results import savings
 from core.kernel.errors import ConfigError, NotFound, PriceFileError
-from core.results.runs import model_card, run_facts, run_report
+from core.results.reports import model_card, run_facts, run_report
 from core.results.savings import (
     break_even_rows,
     money,

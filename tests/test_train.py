@@ -5,15 +5,8 @@ import pytest
 from core.review import rules as review
 from core.student.predict import load_student_model
 from core.label.teacher import label_project
-from core.train.trainer import (
-    Report,
-    TrainConfig,
-    TrainingData,
-    split_rows,
-    train,
-    train_project,
-    training_examples,
-)
+from core.train.data import split_rows, training_examples
+from core.train.trainer import Report, TrainConfig, TrainingData, train, train_project
 
 
 @pytest.fixture
@@ -151,7 +144,7 @@ def test_resuming_from_a_checkpoint_reproduces_the_next_steps(labeled, tmp_path)
 def test_length_grouped_batches_cover_every_example_once_per_epoch():
     import random
 
-    from core.train.trainer import epoch_batches
+    from core.train.data import epoch_batches
 
     lengths = [random.Random(i).randint(5, 120) for i in range(203)]
     batches = epoch_batches(lengths, 8, random.Random(0), group_by_length=True)
@@ -267,7 +260,7 @@ def test_batches_are_random_by_default_so_each_mixes_labels():
     # Length-sorted batches on data whose length predicts the label hold one label each.
     import random
 
-    from core.train.trainer import epoch_batches
+    from core.train.data import epoch_batches
 
     lengths = [10 + (i % 4) * 20 + random.Random(i).randint(0, 3) for i in range(64)]  # label i % 4 sets the length
     assert TrainConfig(project="p").group_by_length is False

@@ -45,6 +45,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.kernel.errors import ConfigError, NotFound, PriceFileError
+from core.kernel.prices import price_document
+from core.student.predict import held_out_inputs, load_student_model
+from core.train.evaluate import held_out_scores
+from core.train.run import Run
 
 DEFAULT_COMPUTE_PRICES = Path(__file__).resolve().parents[2] / "data" / "compute_prices.toml"
 COMPUTE_PRICES_ENV = "DISTILL_COMPUTE_PRICES"
@@ -85,8 +89,6 @@ def _price(value, name: str, origin: str) -> float:
 
 
 def parse_compute_prices(text: str, origin: str = "compute price file") -> ComputePrices:
-    from core.kernel.prices import price_document
-
     doc, meta = price_document(text, origin)
     cpu = doc.get("cpu") if isinstance(doc.get("cpu"), dict) else {}
     gpu = doc.get("gpu") if isinstance(doc.get("gpu"), dict) else {}
@@ -235,18 +237,6 @@ def fact_rows(s: dict) -> list[list]:
 
 
 # ---- reading a run (I/O) -----------------------------------------------------------------
-def _run(store, run_id: str, need_folder: bool = True) -> tuple[dict, Path | None]:
-    from core.jobs import run_dir
-
-    job = store.get_job(run_id)
-    if job["kind"] != "train":
-        raise NotFound(f"{run_id} is a {job['kind']} job, not a training run.")
-    out = run_dir(job)
-    if out is None and need_folder:
-        raise NotFound(f"Run {run_id} has no output folder.")
-    return job, out
-
-
 def stored_throughput(out_dir: Path | None) -> dict | None:
     """The run's stored measurement, or None (none yet, or unreadable)."""
     path = out_dir / THROUGHPUT_FILE if out_dir else None
@@ -262,12 +252,7 @@ def stored_throughput(out_dir: Path | None) -> dict | None:
 def held_out_quality(store, run_id: str) -> dict:
     """Student accuracy (rows with gold) and agreement with the teacher (rows with a teacher
     label) on the run's held-out predictions."""
-    preds = store.predictions(run_id, "all", limit=10**7)
-    graded = [p["correct"] for p in preds if p["correct"] is not None]
-    agreed = [p["agrees_teacher"] for p in preds if p["agrees_teacher"] is not None]
-    return {"held_out_rows": len(preds),
-            "accuracy": sum(graded) / len(graded) if graded else None, "graded_rows": len(graded),
-            "agreement": sum(agreed) / len(agreed) if agreed else None, "agreement_rows": len(agreed)}
+    return held_out_scores(store.predictions(run_id, "all", limit=10**7))
 
 
 def measure_throughput(store, run_id: str, rows: int = MEASURE_ROWS, batch_size: int = MEASURE_BATCH) -> dict:
@@ -277,11 +262,10 @@ def measure_throughput(store, run_id: str, rows: int = MEASURE_ROWS, batch_size:
 
     import torch
 
-    from core.student.predict import held_out_inputs, load_student_model
-
-    job, out = _run(store, run_id)
+    run = Run.find(store, run_id)
+    out = run.require_folder()
     if not (out / "model").exists():
-        raise NotFound(f"Run {run_id} has no saved model yet (status {job['status']}).")
+        raise NotFound(f"Run {run_id} has no saved model yet (status {run.job['status']}).")
     texts, choices = held_out_inputs(store, run_id, rows)
     if not texts:
         raise NotFound(f"Run {run_id} has no held-out predictions to measure on (it has not finished its evaluation).")
@@ -313,16 +297,14 @@ def run_savings(store, run_id: str, usd_per_cpu_hour: float | None = None, price
     """summarize() for one run from what is stored: its throughput measurement (if any), the
     project's billed spend and answered rows, its training rows and time, and its held-out
     predictions. `usd_per_cpu_hour` overrides the price file's."""
-    from core.results.runs import resolved_config
-
-    job, out = _run(store, run_id, need_folder=False)  # a run that never wrote one: nothing measured
+    run = Run.find(store, run_id)  # a run that never wrote a folder: nothing measured
     prices = prices or load_compute_prices()
-    cfg = resolved_config(job)
-    by_status = store.count_items(job["project"])["by_status"]
+    cfg = run.config
+    by_status = store.count_items(run.project)["by_status"]
     price = prices.usd_per_cpu_hour if usd_per_cpu_hour is None else float(usd_per_cpu_hour)
     result = summarize(
-        measurement=stored_throughput(out), usd_per_cpu_hour=price, usd_per_gpu_hour=prices.usd_per_gpu_hour,
-        teacher_spend_usd=store.spend(job["project"]),
+        measurement=stored_throughput(run.folder), usd_per_cpu_hour=price, usd_per_gpu_hour=prices.usd_per_gpu_hour,
+        teacher_spend_usd=store.spend(run.project),
         rows_answered=by_status.get("labeled", 0) + by_status.get("flagged", 0),
         teacher_rows_used=cfg.get("teacher_rows_used"), training_seconds=training_seconds(store, run_id, cfg),
         training_device=cfg.get("device"), quality=held_out_quality(store, run_id))

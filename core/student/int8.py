@@ -6,7 +6,8 @@ embeddings are stored as int8 with a scale per row (the decoder's, tied to its o
 shares that layer's int8 weights). Everything is written as plain tensors in a safetensors file
 plus a JSON manifest, and the quantized modules are rebuilt on load, so loading never unpickles
 anything (a quantized model's own state_dict holds packed objects that
-`torch.load(weights_only=True)` refuses). `core.student.predict.load_student_model` loads either kind.
+`torch.load(weights_only=True)` refuses). `core.student.predict.load_student_model` loads either kind;
+core.results.model_export writes an export and measures it against the fp32 student.
 """
 
 from __future__ import annotations
@@ -14,21 +15,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import math
-import time
 import warnings
 from pathlib import Path
 
-from core.kernel.errors import AppError, ConfigError
-from core.student.predict import (
-    INT8_FORMAT,
-    INT8_MANIFEST,
-    INT8_WEIGHTS,
-    Student,
-    load_student_model,
-)
-from core.kernel.tasks import get_task
+from core.kernel.errors import ConfigError
 
+INT8_FORMAT = "distill-int8-dynamic"
+INT8_WEIGHTS = "model.int8.safetensors"
+INT8_MANIFEST = "quantization.json"
 EMBEDDING_MIN_ROWS = 1000          # embeddings this large (vocabularies) are stored as int8; positions stay fp32
 
 
@@ -215,78 +209,3 @@ def load_int8(path: Path):
     if (path / "generation_config.json").exists():
         model.generation_config = GenerationConfig.from_pretrained(str(path))
     return model, tokenizer
-
-
-def folder_bytes(path: str | Path) -> int:
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
-
-
-def compare(fp32: Student, int8: Student, texts: list[str], choices: list[list[str] | None] | None = None,
-            batch_size: int = 16, rounds: int = 2) -> dict:
-    """Label-only throughput of both students on the same inputs, and the share of inputs where
-    they give the same label. One untimed warm-up batch each; then `rounds` alternating timed
-    passes, the faster pass of each counting (a busy machine slows a pass, never speeds it up)."""
-    if not texts:
-        return {"rows": 0, "rows_per_s_fp32": None, "rows_per_s_int8": None, "agreement": None}
-    students = {"fp32": fp32, "int8": int8}
-    best: dict[str, float] = {}
-    labels: dict[str, list[str]] = {}
-    for student in students.values():
-        student.predict(texts[:batch_size], batch_size=batch_size)  # warm-up: first-call allocations
-    for _ in range(max(1, rounds)):
-        for name, student in students.items():
-            started = time.perf_counter()
-            labels[name] = [p["label"] for p in student.predict(texts, batch_size=batch_size, choices=choices)]
-            best[name] = min(best.get(name, math.inf), time.perf_counter() - started)
-    kind = None
-    if fp32.task:
-        try:
-            kind = get_task(fp32.task)
-        except AppError:
-            kind = None
-    same = [a == b or (kind is not None and kind.labels_equal(a, b)) for a, b in zip(labels["fp32"], labels["int8"])]
-    return {"rows": len(texts), "rows_per_s_fp32": round(len(texts) / best["fp32"], 2),
-            "rows_per_s_int8": round(len(texts) / best["int8"], 2), "speedup": round(best["fp32"] / best["int8"], 3),
-            "agreement": round(sum(same) / len(same), 4), "batch_size": batch_size}
-
-
-def int8_card(measured: dict) -> str:
-    """The model card section of an int8 export: size, speed and agreement against fp32."""
-    def mb(n: int) -> str:
-        return f"{n / 1e6:.1f} MB"
-
-    lines = ["", "## Compact export (int8)", "",
-             ("Every Linear layer is dynamically quantized to int8 (a scale per output channel; activations are "
-              "quantized at run time) and the vocabulary embeddings are stored as int8 with a scale per row, for CPU "
-              f"serving. The weights are plain tensors in `{INT8_WEIGHTS}` with `{INT8_MANIFEST}` describing them: "
-              "loading runs no pickled code. `transformers` cannot load this folder by itself; this app can:"), "",
-             "```bash", "python -m core predict --model <this folder> --file rows.csv --out predictions.csv --json",
-             "```", "",
-             "```python", "from core.student.predict import load_student_model",
-             "load_student_model('<this folder>').predict(['your input text'])", "```", "",
-             "| measure | fp32 | int8 |", "|---|---|---|",
-             (f"| size on disk (whole folder) | {mb(measured['fp32_bytes'])} | {mb(measured['int8_bytes'])} "
-              f"({measured['size_ratio']:.2f}×) |")]
-    if measured.get("rows"):
-        threads = f"{measured['threads']} thread{'s' if measured['threads'] != 1 else ''}"
-        lines += [(f"| labels per second (CPU, {threads}, batch {measured['batch_size']}, "
-                   f"{measured['rows']} held-out rows) | {measured['rows_per_s_fp32']} | {measured['rows_per_s_int8']} |"),
-                  f"| same label as fp32 on those rows | — | {measured['agreement']:.4f} |"]
-    else:
-        lines.append("| speed and agreement | not measured: the run has no held-out rows | |")
-    lines += ["", "Measured when this folder was exported, on the exporting machine; other machines and loads differ."]
-    return "\n".join(lines) + "\n"
-
-
-def export_int8(model_dir: str | Path, dest: str | Path, texts: list[str], choices: list | None = None,
-                batch_size: int = 16) -> dict:
-    """Write the int8 export of `model_dir` into `dest` (a folder holding the rest of the fp32
-    folder but its weights) and measure it against fp32 on `texts`, both on the CPU."""
-    import torch
-
-    write_int8(model_dir, dest)
-    measured = {"fp32_bytes": folder_bytes(model_dir), "int8_bytes": folder_bytes(dest),
-                "threads": torch.get_num_threads()}
-    measured["size_ratio"] = round(measured["int8_bytes"] / measured["fp32_bytes"], 4)
-    measured |= compare(load_student_model(model_dir), load_student_model(dest), texts, choices, batch_size)
-    return measured

@@ -1,55 +1,31 @@
-"""Predictions from a saved student, and its compact (int8) export.
+"""Predictions from a saved student (an fp32 folder or its int8 export).
 
     student = load_student_model("workspace/jobs/<run>/output/model")   # fp32 folder or int8 export
     student.predict(["my card was charged twice"], rationale=True)       # [{"input", "label", "rationale"}]
-    predict_file(student, "rows.csv", "predictions.parquet", chunk_rows=256)
 
 - Inputs are built exactly as training built them (`core.kernel.tasks.student_input` over the input
-  fields, plus the row's answer choices for multiple-choice), behind the `[label] ` /
-  `[rationale] ` task prefixes; generation is greedy, in batches of similar length; a label is
-  mapped onto the label space the way held-out evaluation maps it (`normalize_prediction`) when
-  the model folder names its task.
-- Files (CSV/TSV, JSON Lines, Parquet) stream in chunks of `chunk_rows`: Parquet and CSV through
-  pyarrow's batch readers (every CSV column read as text), JSON Lines a line at a time (pyarrow's
-  JSON reader refuses a column whose type changes between rows, e.g. ids 1 and "b2"). Only one
-  chunk is held at a time. The output goes to a hidden temporary file that is renamed when
-  complete: a failure leaves nothing half-written, and an existing file is replaced only with
-  `force`.
-- The int8 export: every Linear layer dynamically quantized (`torch.ao.quantization.quantize_dynamic`,
-  int8 weights with a scale per output channel, activations quantized at run time), and the
-  vocabulary embeddings stored as int8 with a scale per row (the decoder's, tied to its output
-  layer, shares that layer's int8 weights). Everything is written as plain tensors in a
-  safetensors file plus a JSON manifest, and the quantized modules are rebuilt on load, so
-  loading never unpickles anything (a quantized model's own state_dict holds packed objects
-  that `torch.load(weights_only=True)` refuses).
+  fields, plus the row's answer choices for multiple-choice), behind the task prefixes of
+  `core.train.generate`; generation is greedy (the same `generate` as held-out evaluation), in
+  batches of similar length; a label is mapped onto the label space the way held-out evaluation
+  maps it (`normalize_prediction`) when the model folder names its task.
+- Whole files stream through `core.student.batch.predict_file`; the int8 format is
+  `core.student.int8`.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
-import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from core.kernel.errors import AppError, ConfigError, NotFound
 from core.kernel.tasks import get_task, student_input
+from core.student.int8 import INT8_MANIFEST, load_int8
+from core.train.generate import LABEL_PREFIX, RATIONALE_PREFIX, generate
+from core.train.run import Run
 
-LABEL_PREFIX = "[label] "          # the task prefixes core.train.trainer trains with (checked by a test)
-RATIONALE_PREFIX = "[rationale] "
-
-INT8_FORMAT = "distill-int8-dynamic"
-INT8_WEIGHTS = "model.int8.safetensors"
-INT8_MANIFEST = "quantization.json"
-ID_COLUMNS = ("row_id", "id")      # the first of these a file has is carried into the output
 CHOICES_COLUMN = "choices"
-INPUT_FORMATS = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "ndjson": "jsonl", "parquet": "parquet", "pq": "parquet"}
-OUTPUT_FORMATS = {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl", "parquet": "parquet", "pq": "parquet"}
-_CSV_BLOCK = 4 * 1024 * 1024       # pyarrow's CSV block: the memory a CSV read holds besides the chunk
 
 
 # ---- the student ---------------------------------------------------------------------
@@ -131,20 +107,7 @@ class Student:
         return raw.strip()
 
     def _generate(self, texts: list[str], max_new_tokens: int, batch_size: int) -> list[str]:
-        import torch
-
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths: less padding
-        out: list[str] = [""] * len(texts)
-        device = self.device
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
-                enc = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
-                                     max_length=self.max_input_len).to(device)
-                generated = self.model.generate(**enc, max_new_tokens=max_new_tokens, num_beams=1, do_sample=False)
-                for i, text in zip(idx, self.tokenizer.batch_decode(generated, skip_special_tokens=True)):
-                    out[i] = text
-        return out
+        return generate(self.model, self.tokenizer, texts, max_new_tokens, self.max_input_len, batch_size)
 
 
 def load_student_model(model_dir: str | Path, device: str = "cpu") -> Student:
@@ -153,10 +116,8 @@ def load_student_model(model_dir: str | Path, device: str = "cpu") -> Student:
     path = Path(model_dir)
     if not path.is_dir():
         raise NotFound(f"No model folder at {model_dir}.")
-    config = _train_config(path)
+    config = saved_train_config(path)
     if (path / INT8_MANIFEST).exists():
-        from core.student.int8 import load_int8
-
         model, tokenizer = load_int8(path)
         return Student(model, tokenizer, path, "int8", config)
     if not (path / "config.json").exists():
@@ -175,7 +136,7 @@ def load_student_model(model_dir: str | Path, device: str = "cpu") -> Student:
     return Student(model.to(device), tokenizer, path, "fp32", config)
 
 
-def _train_config(path: Path) -> dict:
+def saved_train_config(path: Path) -> dict:
     file = path / "train_config.json"
     if not file.exists():
         return {}
@@ -226,272 +187,9 @@ def _as_choices(value: Any) -> list[str] | None:
         return None
 
 
-# ---- files in, predictions out ---------------------------------------------------------
-def _format_of(path: Path, formats: dict[str, str], what: str) -> str:
-    fmt = formats.get(path.suffix.lower().lstrip("."))
-    if fmt is None:
-        names = ", ".join(sorted({"." + k for k in formats}))
-        raise AppError(f"{path.name}: the {what} must end in one of {names}.")
-    return fmt
-
-
-def check_output(out: Path, source: Path | None = None, force: bool = False) -> None:
-    """Refuse to write over the file being read, a folder, any DuckDB file, or (without
-    `force`) an existing file."""
-    from core.review.dataset_export import _is_duckdb_file
-
-    if source is not None and out.resolve() == source.resolve():
-        raise AppError(f"{out} is the file being read; choose another output file.")
-    if out.is_dir():
-        raise AppError(f"{out} is a folder; give a file name for the predictions.")
-    if out.is_file() and _is_duckdb_file(out):
-        raise AppError(f"{out} is a DuckDB database; predictions never overwrite one.")
-    if out.exists() and not force:
-        raise AppError(f"{out} already exists; choose a new file name, or pass --force to replace it.")
-
-
-class _Reader:
-    """One input file read in chunks of rows (dicts of the needed columns)."""
-
-    def __init__(self, path: Path, fmt: str):
-        self.path, self.fmt = path, fmt
-        self.columns = self._columns()
-
-    def _columns(self) -> list[str]:
-        if self.fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            return list(pq.ParquetFile(self.path).schema_arrow.names)
-        if self.fmt in ("csv", "tsv"):
-            try:
-                with open(self.path, newline="", encoding="utf-8-sig") as fh:
-                    header = next(csv.reader(fh, delimiter="\t" if self.fmt == "tsv" else ","), None)
-            except (UnicodeDecodeError, csv.Error) as exc:
-                raise AppError(f"{self.path.name}: cannot read the header row ({exc}); is it a UTF-8 CSV file?") from exc
-            if not header:
-                raise AppError(f"{self.path.name} is empty: no header row.")
-            return header
-        for _, record in self._records(limit=1):
-            return list(record)
-        raise AppError(f"{self.path.name} holds no JSON lines.")
-
-    def total(self) -> int | None:
-        """Rows in the file, counted without holding them (a cheap pass next to the model)."""
-        if self.fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            return pq.ParquetFile(self.path).metadata.num_rows
-        if self.fmt in ("csv", "tsv"):
-            return sum(b.num_rows for b in self._csv_batches(self.columns[:1]))
-        with open(self.path, "rb") as fh:
-            return sum(1 for line in fh if line.strip())
-
-    def _csv_batches(self, columns: list[str]):
-        import pyarrow as pa
-        import pyarrow.csv as pcsv
-
-        reader = pcsv.open_csv(
-            self.path, read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK, encoding="utf8"),
-            parse_options=pcsv.ParseOptions(delimiter="\t" if self.fmt == "tsv" else ",", newlines_in_values=True),
-            convert_options=pcsv.ConvertOptions(column_types={c: pa.string() for c in columns},
-                                                include_columns=columns, strings_can_be_null=False))
-        try:
-            yield from reader
-        except pa.ArrowInvalid as exc:
-            raise AppError(f"{self.path.name} is not a valid CSV file: {exc}") from exc
-
-    def _records(self, limit: int | None = None) -> Iterator[tuple[int, dict]]:
-        try:
-            yield from self._json_records(limit)
-        except UnicodeDecodeError as exc:
-            raise AppError(f"{self.path.name} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
-
-    def _json_records(self, limit: int | None) -> Iterator[tuple[int, dict]]:
-        with open(self.path, encoding="utf-8-sig") as fh:
-            n = 0
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise AppError(f"{self.path.name}, line {lineno}: not valid JSON ({exc.msg}).") from exc
-                if not isinstance(record, dict):
-                    raise AppError(f"{self.path.name}, line {lineno}: each line must be a JSON object.")
-                yield lineno, record
-                n += 1
-                if limit is not None and n >= limit:
-                    return
-
-    def chunks(self, columns: list[str], chunk_rows: int) -> Iterator[list[dict]]:
-        if self.fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            for batch in pq.ParquetFile(self.path).iter_batches(batch_size=chunk_rows, columns=columns):
-                yield batch.to_pylist()
-            return
-        if self.fmt == "jsonl":
-            chunk: list[dict] = []
-            for _, record in self._records():
-                chunk.append({c: record.get(c) for c in columns})
-                if len(chunk) == chunk_rows:
-                    yield chunk
-                    chunk = []
-        else:
-            chunk = []
-            for batch in self._csv_batches(columns):
-                for record in batch.to_pylist():
-                    chunk.append(record)
-                    if len(chunk) == chunk_rows:
-                        yield chunk
-                        chunk = []
-        if chunk:
-            yield chunk
-
-
-class _Writer:
-    """Predictions written chunk by chunk to a temporary file."""
-
-    def __init__(self, path: Path, fmt: str, columns: list[str]):
-        self.path, self.fmt, self.columns = path, fmt, columns
-        self._fh = self._pq = None
-        if fmt == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            self._schema = pa.schema([(c, pa.string()) for c in columns])
-            self._pq = pq.ParquetWriter(str(path), self._schema)
-        else:
-            self._fh = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed by close())
-            if fmt == "csv":
-                self._csv = csv.writer(self._fh)
-                self._csv.writerow(columns)
-
-    def write(self, rows: list[dict]) -> None:
-        if self._pq is not None:
-            import pyarrow as pa
-
-            self._pq.write_table(pa.Table.from_pylist(rows, schema=self._schema))
-        elif self.fmt == "csv":
-            self._csv.writerows([[r.get(c) for c in self.columns] for r in rows])
-        else:
-            self._fh.writelines(json.dumps({c: r.get(c) for c in self.columns}, ensure_ascii=False) + "\n" for r in rows)
-
-    def close(self) -> None:
-        if self._pq is not None:
-            self._pq.close()
-            self._pq = None
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, out: str | Path, *,
-                 rationale: bool = False, chunk_rows: int = 256, input_columns: list[str] | None = None,
-                 force: bool = False, on_progress: Callable[[int, int | None], None] | None = None,
-                 batch_size: int = 16) -> dict:
-    """Predict every row of a CSV/TSV, JSON Lines or Parquet file into `out` (CSV, JSON Lines or
-    Parquet, by its extension): the id column (`row_id` or `id`) when the file has one, `label`,
-    and `rationale` when asked. Streams `chunk_rows` rows at a time; `on_progress(done, total)`
-    after each chunk. Returns rows, seconds, rows_per_s and out (seconds count reading,
-    predicting and writing; loading the model is `load_seconds`)."""
-    source, dest = Path(path), Path(out)
-    if not source.is_file():
-        raise NotFound(f"No such file: {path}")
-    in_fmt = _format_of(source, INPUT_FORMATS, "input file")
-    out_fmt = _format_of(dest, OUTPUT_FORMATS, "output file")
-    if chunk_rows < 1:
-        raise ConfigError("chunk_rows must be at least 1.")
-    check_output(dest, source, force)
-    reader = _Reader(source, in_fmt)  # reads the header: a bad file is refused before the model loads
-    given = model_dir_or_student
-    if isinstance(given, Student):
-        task, known_fields = given.task, given.input_fields
-    else:  # the folder's saved config is enough to check the file before the model loads
-        if not Path(given).is_dir():
-            raise NotFound(f"No model folder at {given}.")
-        config = _train_config(Path(given))
-        task, known_fields = config.get("task"), config.get("input_fields")
-    fields = list(input_columns or known_fields or [])
-    if not fields:
-        raise ConfigError("This model folder does not name its input fields (a run saved before they were recorded); "
-                          "give the input columns (--input-columns).")
-    missing = [c for c in fields if c not in reader.columns]
-    if task == "multiple-choice" and CHOICES_COLUMN not in reader.columns:
-        missing.append(CHOICES_COLUMN)
-    if missing:
-        raise AppError(f"{source.name} has no column {', '.join(repr(m) for m in missing)} (the model reads "
-                       f"{', '.join(fields)}{' and choices' if task == 'multiple-choice' else ''}); "
-                       f"its columns: {', '.join(reader.columns[:30])}.")
-    started = time.perf_counter()
-    student = given if isinstance(given, Student) else load_student_model(given)
-    load_seconds = time.perf_counter() - started
-    id_col = next((c for c in ID_COLUMNS if c in reader.columns), None)
-    use_choices = CHOICES_COLUMN in reader.columns and student.task in (None, "multiple-choice")
-    needed = list(dict.fromkeys(([id_col] if id_col else []) + fields + ([CHOICES_COLUMN] if use_choices else [])))
-    columns = ([id_col] if id_col else []) + ["label"] + (["rationale"] if rationale else [])
-
-    started = time.perf_counter()
-    total = reader.total() if on_progress else None
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.partial")  # hidden, never a user's file
-    writer = _Writer(tmp, out_fmt, columns)
-    done = 0
-    try:
-        for chunk in reader.chunks(needed, chunk_rows):
-            texts, choices = [], []
-            for i, row in enumerate(chunk):
-                where = f"{source.name}, row {done + i + 1}"
-                try:
-                    texts.append(student.input_text(row, fields))
-                    choices.append(student.row_choices(row) if use_choices else None)
-                except AppError as exc:
-                    raise type(exc)(f"{where}: {exc}") from exc
-            predictions = student.predict(texts, rationale=rationale, batch_size=batch_size, choices=choices)
-            rows = []
-            for row, p in zip(chunk, predictions):
-                rec = {"label": p["label"]}
-                if id_col:
-                    rec[id_col] = None if row.get(id_col) is None else str(row[id_col])
-                if rationale:
-                    rec["rationale"] = p["rationale"]
-                rows.append(rec)
-            writer.write(rows)
-            done += len(chunk)
-            if on_progress:
-                on_progress(done, total)
-        writer.close()
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    if dest.exists() and not force:  # appeared while we were predicting
-        tmp.unlink(missing_ok=True)
-        raise AppError(f"{dest} appeared while predicting; pass --force to replace it.")
-    os.replace(tmp, dest)
-    seconds = time.perf_counter() - started
-    return {"rows": done, "seconds": round(seconds, 3), "rows_per_s": round(done / seconds, 2) if seconds else None,
-            "out": str(dest), "format": out_fmt, "columns": columns, "model_format": student.format,
-            "load_seconds": round(load_seconds, 3)}
-
-
 def held_out_inputs(store, run_id: str, limit: int = 200) -> tuple[list[str], list]:
     """The student inputs of a run's held-out rows (those its final evaluation predicted, in that
     order; for a run without stored predictions, its split recomputed), built as training built
     them, with each row's answer choices. Throughput, the Try page and the int8 card use these."""
-    from core.results.runs import resolved_config
-
-    job = store.get_job(run_id)
-    wanted = [p["row_id"] for p in store.predictions(run_id, "all", limit=limit)]
-    if wanted:
-        by_id = {it["row_id"]: it for it in store.get_items(job["project"], wanted)}
-        items = [by_id[r] for r in wanted if r in by_id]
-    else:
-        from core.train.trainer import split_rows
-
-        cfg = resolved_config(job)
-        items = split_rows(store.items_by_order(job["project"], None), cfg.get("test_fraction", 0.2),
-                           cfg.get("seed", 0))[1][:limit]
+    items = Run.find(store, run_id).held_out_rows(limit)
     return [student_input(it["inputs"], it.get("choices")) for it in items], [it.get("choices") for it in items]
-
-

@@ -1,6 +1,8 @@
 """Train a student seq2seq model by distilling step-by-step (Hsieh et al. 2023).
 
-Reads top to bottom: config, data, model, helpers, one loop, evaluation, save.
+Reads top to bottom: config, data, helpers, the run (setup, one loop, final evaluation, save).
+Generation and held-out evaluation live in core.train.generate and core.train.evaluate
+(the student's predictions use the same ones), checkpoints in core.train.checkpoint.
 
 Multi-task objective: every training row is shown twice, with a task prefix.
     "[label] <input>"     -> label
@@ -25,14 +27,13 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from core.train.distributed import Replicas
 from core.kernel.errors import ConfigError
+from core.kernel.tasks import get_task
 from core.train.base_models import OFFLINE_DEFAULT, load_student
-from core.kernel.tasks import get_task, student_input
-
-LABEL_PREFIX = "[label] "
-RATIONALE_PREFIX = "[rationale] "
-
+from core.train.checkpoint import CHECKPOINT, load_checkpoint, restore, run_state, save_checkpoint
+from core.train.distributed import Replicas
+from core.train.evaluate import confusion_matrix, evaluate
+from core.train.data import encode_examples, epoch_batches, make_batch, split_rows, training_examples
 
 OBJECTIVES = ("multitask", "standard")           # label + rationale | label only
 LABEL_SOURCES = ("reviewed", "teacher", "gold")  # reviewed = teacher labels with reviewer corrections
@@ -109,55 +110,6 @@ class TrainConfig:
             raise ConfigError("eval_limit and step_eval_limit must be at least 1.")
         return self
 
-
-# ---- data ---------------------------------------------------------------------------
-def split_rows(items: list[dict], test_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """Use the data's own test split when it has one; otherwise hold out a seeded share."""
-    test = [it for it in items if it["split"] == "test"]
-    if test:
-        return [it for it in items if it["split"] != "test"], test
-    order = sorted(items, key=lambda it: it["row_id"])
-    random.Random(seed).shuffle(order)
-    n_test = max(1, int(round(len(order) * test_fraction))) if len(order) > 1 else 0
-    return order[n_test:], order[:n_test]
-
-
-def training_examples(rows: list[dict], cfg: TrainConfig) -> list[dict]:
-    label_of = {"gold": "gold", "teacher": "teacher_label", "reviewed": "label"}[cfg.label_source]
-    rng = random.Random(cfg.seed + 1)
-    out = []
-    for it in rows:
-        label = it.get(label_of)
-        if label is None:
-            continue
-        rationale = it.get("rationale") if cfg.objective == "multitask" else None
-        if it.get("verdict") in ("reject_rationale",) or (
-                cfg.approved_rationales_only and it.get("verdict") not in ("accept", "correct")):
-            rationale = None  # a rejected (or, when asked, unapproved) rationale is never trained on
-        if rationale and rng.random() >= cfg.rationale_fraction:
-            rationale = None
-        out.append({"text": student_input(it["inputs"], it.get("choices")), "label": label, "rationale": rationale,
-                    # the teacher's answer was paid for and used: its label, or its rationale
-                    "uses_teacher": cfg.label_source != "gold" or rationale is not None})
-    return out
-
-
-# ---- batching and checkpoints ------------------------------------------------------
-def epoch_batches(lengths: list[int], batch_size: int, rng: random.Random, group_by_length: bool) -> list[list[int]]:
-    """One epoch of batches as example indices. Length grouping: shuffle, sort each window of
-    50 batches by length, cut into batches, shuffle the batches. Every example once per epoch."""
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    if group_by_length:
-        window = batch_size * 50
-        order = [i for w in range(0, len(order), window)
-                 for i in sorted(order[w:w + window], key=lambda i: lengths[i], reverse=True)]
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    if group_by_length:
-        rng.shuffle(batches)
-    return batches
-
-
 # ---- loss, optimizer and schedule ---------------------------------------------------
 @contextmanager
 def lm_head_at(model, keep):
@@ -192,6 +144,21 @@ def task_loss(model, hidden, mask, targets, sparse_head: bool = True):
     return torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=-100)
 
 
+def batch_loss(model, batch: dict, alpha: float, bf16: bool, device):
+    """(loss, label loss, rationale loss or None): the encoder once over both views, the decoder per task."""
+    import torch
+
+    n, mask = batch["n_label"], batch["attention_mask"]
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        hidden = model.get_encoder()(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
+        label_loss = task_loss(model, hidden[:n], mask[:n], batch["label_targets"])
+        if batch["rationale_targets"] is None:
+            return label_loss, label_loss.item(), None
+        rationale_loss = task_loss(model, hidden[n:], mask[n:], batch["rationale_targets"])
+    loss = alpha * label_loss + (1 - alpha) * rationale_loss
+    return loss, label_loss.item(), rationale_loss.item()
+
+
 def param_groups(model, weight_decay: float) -> list[dict]:
     """Decay matrices and embeddings, not biases or LayerNorm weights (as the HF Trainer and nanoGPT)."""
     params = list(model.parameters())
@@ -208,6 +175,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.learning_rate * max(0.0, 1 - (step - cfg.warmup_steps) / remaining)
 
 
+# ---- device and time ------------------------------------------------------------------
 def native_bf16(device) -> bool:
     """Whether `auto` precision trains under bf16 autocast: on CUDA GPUs with bf16 units only.
     On CPUs with AVX512-BF16 it is 1.7x faster here, but the demo student then reached 0.35
@@ -217,27 +185,33 @@ def native_bf16(device) -> bool:
     return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write atomically: a kill mid-write leaves the previous checkpoint intact."""
+def pick_device(cfg: TrainConfig):
+    """(device, replicas, bf16 autocast) for this process; torchrun / accelerate launch start one per device."""
     import torch
 
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          (cfg.device if cfg.device != "auto" else "cpu"))
+    replicas = Replicas(device.type)
+    device = replicas.device(device)
+    return device, replicas, cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(device))
 
 
-def load_checkpoint(path: Path) -> dict | None:
-    import pickle
+class Clock:
+    """Training time: a resumed run's earlier seconds plus this process's, evaluations excluded."""
 
-    import torch
+    def __init__(self, elapsed: float = 0.0):
+        self.started, self.paused_for = time.monotonic() - elapsed, 0.0
 
-    if not path.exists():
-        return None
-    try:  # weights_only: a checkpoint someone else could write must not run code when loaded
-        return torch.load(path, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ConfigError(f"{path} holds objects other than tensors and plain values; it was not loaded "
-                          "(a checkpoint that could run code is refused).") from exc
+    def seconds(self) -> float:
+        return time.monotonic() - self.started - self.paused_for
+
+    @contextmanager
+    def paused(self):
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.paused_for += time.monotonic() - started
 
 
 # ---- the run ----------------------------------------------------------------------
@@ -268,11 +242,20 @@ class Report:
         self.rows = [r for r in self.rows if r[0] <= after_step]
 
 
+def save_evaluation(out_dir: Path, predictions: list[dict], report: Report) -> None:
+    """The final evaluation's predictions and confusion matrix, in the run folder and the report."""
+    (out_dir / "confusion.json").write_text(json.dumps(confusion_matrix(predictions), indent=2, ensure_ascii=False))
+    with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
+    report.save_predictions(predictions)
+
+
 def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, should_stop=lambda: None) -> dict:
     """Train (or resume, when out_dir holds a checkpoint) and evaluate. `should_stop()` returns
     a truthy reason ("cancelled" or "paused") to stop at the next logging step."""
     import torch
 
+    # ---- setup ----------------------------------------------------------------------
     cfg.validate()
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -280,105 +263,17 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
     kind = get_task(data.task)
     out_dir = Path(cfg.out_dir or "workspace/runs/adhoc")
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          (cfg.device if cfg.device != "auto" else "cpu"))
-    replicas = Replicas(device.type)  # torchrun / accelerate launch: one process per device
-    device = replicas.device(device)
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(device))
+    device, replicas, bf16 = pick_device(cfg)
 
     train_rows, test_rows = split_rows(data.items, cfg.test_fraction, cfg.seed)
     examples = training_examples(train_rows, cfg)
     if not examples:
-
-
         raise ConfigError(f"No training rows have a {cfg.label_source} label.")
-    n_rationales = sum(1 for e in examples if e["rationale"])
-
     model, tokenizer = load_student(cfg.student, cfg.seed)
     model.to(device)
-    eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
-    pad_id = tokenizer.pad_token_id
-
-    def encode_target(text: str, max_len: int) -> list[int]:
-        return tokenizer(text, add_special_tokens=False, truncation=True, max_length=max_len - 1).input_ids + [eos_id]
-
-    for e in examples:  # tokenise once, up front
-        e["label_in"] = tokenizer(LABEL_PREFIX + e["text"], truncation=True, max_length=cfg.max_input_len).input_ids
-        e["label_out"] = encode_target(e["label"], cfg.max_label_len)
-        if e["rationale"] or cfg.rationale_missing == "empty":
-            e["rat_in"] = tokenizer(RATIONALE_PREFIX + e["text"], truncation=True, max_length=cfg.max_input_len).input_ids
-            e["rat_out"] = encode_target(e["rationale"], cfg.max_rationale_len) if e["rationale"] else [eos_id]
-    lengths = [len(e["label_in"]) for e in examples]
-
-    def pad(seqs: list[list[int]], value: int) -> torch.Tensor:
-        width = max(len(s) for s in seqs)  # dynamic padding: to the longest in this batch
-        return torch.tensor([s + [value] * (width - len(s)) for s in seqs], device=device)
-
-    def make_batch(batch: list[dict]) -> dict:
-        """Both views' inputs stacked for one encoder pass; each task's targets padded apart."""
-        with_rat = [e for e in batch if "rat_in" in e] if cfg.objective == "multitask" else []
-        input_ids = pad([e["label_in"] for e in batch] + [e["rat_in"] for e in with_rat], pad_id)
-        return {
-            "input_ids": input_ids, "attention_mask": (input_ids != pad_id).long(), "n_label": len(batch),
-            "label_targets": pad([e["label_out"] for e in batch], -100),
-            "rationale_targets": pad([e["rat_out"] for e in with_rat], -100) if with_rat else None,
-        }
-
-    def batch_loss(batch: dict) -> tuple[torch.Tensor, float, float | None]:
-        n, mask = batch["n_label"], batch["attention_mask"]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            hidden = model.get_encoder()(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
-            label_loss = task_loss(model, hidden[:n], mask[:n], batch["label_targets"])
-            if batch["rationale_targets"] is None:
-                return label_loss, label_loss.item(), None
-            rationale_loss = task_loss(model, hidden[n:], mask[n:], batch["rationale_targets"])
-        loss = cfg.alpha * label_loss + (1 - cfg.alpha) * rationale_loss
-        return loss, label_loss.item(), rationale_loss.item()
-
+    lengths = encode_examples(examples, tokenizer, cfg)
     # fused AdamW: one kernel over all parameters (the HF Trainer's default optimizer too)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate, fused=True)
-
-    def generate(texts: list[str], max_new_tokens: int) -> list[str]:
-        enc = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=cfg.max_input_len).to(device)
-        # fp32 even when training ran under bf16 autocast: greedy decoding on bf16 logits
-        # flips near-ties and cost the demo student half its accuracy
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, num_beams=1, do_sample=False)
-        return tokenizer.batch_decode(out, skip_special_tokens=True)
-
-    def evaluate(step: int, final: bool = False) -> dict:
-        model.eval()
-        rows = test_rows[: cfg.eval_limit if final else min(cfg.eval_limit, cfg.step_eval_limit)]
-        predictions = []
-        with torch.no_grad():
-            for start in range(0, len(rows), 32):
-                chunk = rows[start:start + 32]
-                texts = [LABEL_PREFIX + student_input(it["inputs"], it.get("choices")) for it in chunk]
-                rationales = [None] * len(chunk)
-                if final and cfg.objective == "multitask" and start < cfg.rationale_samples:
-                    rationales = generate([RATIONALE_PREFIX + t[len(LABEL_PREFIX):] for t in texts], cfg.max_rationale_len)
-                for it, raw, rat in zip(chunk, generate(texts, cfg.max_label_len), rationales):
-                    pred = kind.normalize_prediction(raw, it.get("choices"), data.label_set)
-                    predictions.append({
-                        "row_id": it["row_id"], "prediction": pred, "raw": raw, "rationale": rat,
-                        "gold": it["gold"], "teacher": it["teacher_label"],
-                        "correct": kind.labels_equal(pred, it["gold"]) if it["gold"] is not None else None,
-                        "agrees_teacher": (kind.labels_equal(pred, it["teacher_label"])
-                                           if it["teacher_label"] is not None else None)})
-        model.train()
-        graded = [p["correct"] for p in predictions if p["correct"] is not None]
-        agreed = [p["agrees_teacher"] for p in predictions if p["agrees_teacher"] is not None]
-        result = {}
-        if graded:
-            result["test_accuracy"] = sum(graded) / len(graded)
-        if agreed:
-            result["teacher_agreement"] = sum(agreed) / len(agreed)
-        if final:
-            (out_dir / "confusion.json").write_text(json.dumps(confusion_matrix(predictions), indent=2, ensure_ascii=False))
-            with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
-            report.save_predictions(predictions)
-        report.metrics([(step, k, v) for k, v in result.items()])  # evaluate runs on rank 0 only
-        return result
 
     eval_every = cfg.eval_interval()
     resolved = asdict(cfg) | {"out_dir": str(out_dir), "device": str(device), "bf16_autocast": bf16,
@@ -386,7 +281,8 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
                               # what batch prediction needs to read a file of new rows like the training rows
                               "task": data.task, "label_set": data.label_set,
                               "input_fields": list(dict.fromkeys(k for it in train_rows for k in it["inputs"])),
-                              "train_rows": len(examples), "test_rows": len(test_rows), "rows_with_rationale": n_rationales,
+                              "train_rows": len(examples), "test_rows": len(test_rows),
+                              "rows_with_rationale": sum(1 for e in examples if e["rationale"]),
                               "teacher_rows_used": sum(1 for e in examples if e["uses_teacher"]),
                               "rationale_loss": ("masked (rows without a rationale add no rationale loss)"
                                                  if cfg.rationale_missing == "mask" else
@@ -400,36 +296,18 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
     rng = random.Random(cfg.seed)
     batches: list[list[int]] = []   # the rest of the current epoch, as example indices
     first_step, seen, elapsed = 0, 0, 0.0
-    ckpt_path = out_dir / "checkpoint.pt"
+    ckpt_path = out_dir / CHECKPOINT
     ckpt = load_checkpoint(ckpt_path)
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        try:
-            optimizer.load_state_dict(ckpt["optimizer"])
-        except ValueError:  # a checkpoint from before the decay groups: the moments restart, the weights resume
-            pass
-        rng.setstate(ckpt["python_rng"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        batches, first_step, seen, elapsed = ckpt["batches"], ckpt["step"], ckpt["seen"], ckpt["elapsed"]
+        batches, first_step, seen, elapsed = restore(ckpt, model, optimizer, rng)
         if replicas.main:
             report.rewind(first_step)  # steps after the checkpoint are logged again
 
-    def checkpoint(step: int) -> None:
-        if not replicas.main:
-            return
-        save_checkpoint(ckpt_path, {
-            "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "python_rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "batches": batches,
-            "seen": seen, "elapsed": training_seconds(), "config": resolved})
-
-    def training_seconds() -> float:
-        """Time spent training so far (evaluations during training excluded)."""
-        return elapsed + time.monotonic() - t0 - eval_seconds
-
     # ---- the loop ---------------------------------------------------------------
     model.train()
+    clock = Clock(elapsed)
     pending_metrics: list[tuple[int, str, float]] = []
-    t0, status, step, eval_seconds = time.monotonic(), "completed", first_step, 0.0
+    status, step = "completed", first_step
     for step in range(first_step, cfg.max_steps):
         if not batches:
             batches = epoch_batches(lengths, cfg.batch_size * replicas.world, rng, cfg.group_by_length)
@@ -438,7 +316,8 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
             group["lr"] = lr_at(step, cfg)
         optimizer.zero_grad(set_to_none=True)
         if batch_rows:  # a rank can draw nothing from the last, short batch of an epoch
-            loss, label_loss, rationale_loss = batch_loss(make_batch(batch_rows))
+            batch = make_batch(batch_rows, cfg, tokenizer.pad_token_id, device)
+            loss, label_loss, rationale_loss = batch_loss(model, batch, cfg.alpha, bf16, device)
             loss.backward()
         replicas.average_gradients(model)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -452,8 +331,7 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
             if rationale_loss is not None:
                 pending_metrics.append((step + 1, "rationale_loss", rationale_loss))
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps:
-            pending_metrics += [(step + 1, "lr", lr_at(step, cfg)),
-                                (step + 1, "examples_per_s", seen / training_seconds())]
+            pending_metrics += [(step + 1, "lr", lr_at(step, cfg)), (step + 1, "examples_per_s", seen / clock.seconds())]
             if replicas.main:
                 report.metrics(pending_metrics)
             pending_metrics = []
@@ -461,17 +339,22 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
             if reason:
                 status = reason if reason in ("cancelled", "paused") else "cancelled"
                 step += 1
-                checkpoint(step)
+                if replicas.main:
+                    save_checkpoint(ckpt_path, run_state(step, model, optimizer, rng, batches, seen, clock.seconds(),
+                                                         resolved))
                 break
-        if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.max_steps:
-            checkpoint(step + 1)
+        if replicas.main and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.max_steps:
+            save_checkpoint(ckpt_path, run_state(step + 1, model, optimizer, rng, batches, seen, clock.seconds(),
+                                                 resolved))
         if eval_every and (step + 1) % eval_every == 0 and step + 1 < cfg.max_steps and replicas.main:
-            started = time.monotonic()
-            evaluate(step + 1)
-            eval_seconds += time.monotonic() - started
+            with clock.paused():  # evaluate runs on rank 0 only
+                rows = test_rows[:min(cfg.eval_limit, cfg.step_eval_limit)]
+                _, metrics = evaluate(model, tokenizer, rows, kind, data.label_set, cfg)
+                report.metrics([(step + 1, k, v) for k, v in metrics.items()])
     else:
         step = cfg.max_steps
 
+    # ---- final evaluation and save ------------------------------------------------
     in_sync = replicas.in_sync(model)
     replicas.close()
     if status == "paused":  # resumes later from the checkpoint; nothing to evaluate yet
@@ -479,7 +362,10 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
     if not replicas.main:
         return {"status": status, "steps": step, "out_dir": str(out_dir), "rank": replicas.rank,
                 "replicas_in_sync": in_sync}
-    final = evaluate(step, final=True)
+    predictions, final = evaluate(model, tokenizer, test_rows[:cfg.eval_limit], kind, data.label_set, cfg,
+                                  rationale_rows=cfg.rationale_samples if cfg.objective == "multitask" else 0)
+    save_evaluation(out_dir, predictions, report)
+    report.metrics([(step, k, v) for k, v in final.items()])
     model.save_pretrained(out_dir / "model")
     tokenizer.save_pretrained(out_dir / "model")
     (out_dir / "model" / "train_config.json").write_text(json.dumps(resolved, indent=2))
@@ -516,14 +402,3 @@ def train_project(store, cfg: TrainConfig, job_id: str | None = None, should_sto
     if not cfg.out_dir:
         cfg.out_dir = f"workspace/runs/{job_key}"
     return train(cfg, training_data(store, cfg.project), StoreReport(store, job_key, cfg.project), should_stop)
-
-
-def confusion_matrix(predictions: list[dict]) -> dict:
-    """Gold x predicted counts and per-class accuracy (recall) over rows with a gold label."""
-    rows = [p for p in predictions if p["gold"] is not None]
-    labels = sorted({p["gold"] for p in rows} | {p["prediction"] for p in rows})
-    counts = {g: {q: 0 for q in labels} for g in labels}
-    for p in rows:
-        counts[p["gold"]][p["prediction"]] += 1
-    per_class = {g: (counts[g][g] / sum(counts[g].values())) for g in labels if sum(counts[g].values())}
-    return {"labels": labels, "counts": counts, "per_class_accuracy": per_class}

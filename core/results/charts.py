@@ -1,0 +1,157 @@
+"""Results charts (Altair): training loss, held-out accuracy over steps, accuracy against the
+rationale fraction and against teacher spend, the confusion matrix; and their PNG/SVG bytes.
+Accuracy charts draw what a run must beat (core.results.runs.baselines) as labelled rules."""
+
+from __future__ import annotations
+
+from core.db import Store
+from core.kernel.errors import ConfigError
+from core.results.runs import is_label_only, objective_name
+
+LOSSES = {"train_loss": "total", "label_loss": "label", "rationale_loss": "rationale"}
+
+
+def _reference_layers(reference: dict | None, title: str):
+    """Labelled horizontal rules (majority-class baseline, teacher accuracy) for an accuracy
+    chart whose y axis is a share from 0 to 1; [] when there is nothing to draw."""
+    import altair as alt
+
+    if not reference:
+        return []
+    lines = []
+    if reference.get("majority_baseline") is not None:
+        always = f" (always {reference['majority_label']!r})" if reference.get("majority_label") is not None else ""
+        lines.append({"line": "majority-class baseline", "value": reference["majority_baseline"],
+                      "label": f"majority-class baseline{always}: {reference['majority_baseline']:.2f}"})
+    if reference.get("teacher_accuracy") is not None:
+        lines.append({"line": "teacher accuracy", "value": reference["teacher_accuracy"],
+                      "label": f"teacher accuracy against gold: {reference['teacher_accuracy']:.2f}"})
+    if not lines:
+        return []
+    base = alt.Chart(_frame(lines)).encode(
+        y=alt.Y("value:Q", title=title, scale=alt.Scale(domain=[0, 1])))
+    rule = base.mark_rule(color="#666", strokeDash=[5, 4]).encode(
+        tooltip=["line", alt.Tooltip("value:Q", format=".3f")])
+    text = base.mark_text(align="left", baseline="bottom", dx=3, dy=-2, color="#444").encode(
+        x=alt.value(0), text="label:N")
+    return [rule, text]
+
+
+def _frame(rows: list[dict]):
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+def loss_chart(store: Store, run_ids: list[str]):
+    import altair as alt
+
+    rows = [{"run": m["job_id"], "step": m["step"], "task": LOSSES[m["name"]], "loss": m["value"]}
+            for m in store.metrics(run_ids) if m["name"] in LOSSES]
+    if not rows:
+        return None
+    return alt.Chart(_frame(rows), title="Training loss per task").mark_line().encode(
+        x="step:Q", y=alt.Y("loss:Q", scale=alt.Scale(zero=False)), color="run:N", strokeDash="task:N",
+        tooltip=["run", "task", "step", alt.Tooltip("loss:Q", format=".4f")])
+
+
+def accuracy_steps_chart(store: Store, run_ids: list[str], reference: dict | None = None):
+    """Held-out accuracy (against gold) and teacher agreement at each evaluation, with the
+    majority-class baseline and the teacher's accuracy as labelled rules (`reference`: baselines())."""
+    import altair as alt
+
+    names = {"test_accuracy": "accuracy (vs gold)", "teacher_agreement": "agreement with teacher"}
+    rows = [{"run": m["job_id"], "step": m["step"], "metric": names[m["name"]], "value": m["value"]}
+            for m in store.metrics(run_ids) if m["name"] in names]
+    if not rows:
+        return None
+    lines = alt.Chart(_frame(rows)).mark_line(point=True).encode(
+        x="step:Q", y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1]), title="share of held-out rows"), color="run:N",
+        strokeDash="metric:N", tooltip=["run", "metric", "step", alt.Tooltip("value:Q", format=".3f")])
+    return alt.layer(lines, *_reference_layers(reference, "share of held-out rows"),
+                     title="Held-out accuracy over steps")
+
+
+def _finished(table: list[dict]) -> list[dict]:
+    return [r for r in table if r["test_accuracy"] is not None and r["status"] in ("completed", "cancelled")]
+
+
+def _named(rows: list[dict]) -> list[dict]:
+    return [{**r, "objective": objective_name(r["objective"])} for r in rows]
+
+
+def fraction_chart(table: list[dict], reference: dict | None = None):
+    """Accuracy against rationale fraction: one point per multi-task run, their mean as a line;
+    label-only runs (no rationales, so no fraction) as a labelled rule at their mean accuracy,
+    with the majority-class baseline and the teacher's accuracy (`reference`)."""
+    import altair as alt
+
+    rows = _finished(table)
+    multi = _named([r for r in rows if not is_label_only(r)])
+    label_only = [r for r in rows if is_label_only(r)]
+    if not rows:
+        return None
+    title = "test accuracy"
+    layers = []
+    if multi:
+        base = alt.Chart(_frame(multi))
+        layers.append(base.mark_point(filled=True, size=70).encode(
+            x=alt.X("rationale_fraction:Q", scale=alt.Scale(domain=[0, 1]), title="rationale fraction"),
+            y=alt.Y("test_accuracy:Q", title=title, scale=alt.Scale(domain=[0, 1])), color="objective:N",
+            tooltip=["run", "objective", "rationale_fraction", "seed", alt.Tooltip("test_accuracy:Q", format=".3f")]))
+        layers.append(base.mark_line().encode(x="rationale_fraction:Q", y=alt.Y("mean(test_accuracy):Q", title=title),
+                                              color="objective:N"))
+    if label_only:
+        mean = sum(r["test_accuracy"] for r in label_only) / len(label_only)
+        runs = f"{len(label_only)} runs, mean" if len(label_only) > 1 else "1 run"
+        line = alt.Chart(_frame([{"line": "label-only", "value": mean, "label": f"label-only ({runs}): {mean:.2f}"}]))
+        enc = line.encode(y=alt.Y("value:Q", title=title, scale=alt.Scale(domain=[0, 1])))
+        layers += [enc.mark_rule(color="#d62728").encode(tooltip=["line", alt.Tooltip("value:Q", format=".3f")]),
+                   enc.mark_text(align="left", baseline="top", dx=3, dy=3, color="#d62728").encode(
+                       x=alt.value(0), text="label:N")]
+    if not multi:  # only label-only runs: give the x axis its meaning anyway
+        layers.insert(0, alt.Chart(_frame([{"rationale_fraction": 0.0}, {"rationale_fraction": 1.0}])).mark_point(
+            opacity=0).encode(x=alt.X("rationale_fraction:Q", scale=alt.Scale(domain=[0, 1]), title="rationale fraction")))
+    return alt.layer(*layers, *_reference_layers(reference, title), title="Accuracy against rationale fraction")
+
+
+def cost_chart(table: list[dict], reference: dict | None = None):
+    """The cost-quality frontier: accuracy against the teacher dollars a run trained on, with
+    the majority-class baseline and the teacher's accuracy (`reference`) as labelled rules."""
+    import altair as alt
+
+    rows = _named([r for r in _finished(table) if r["teacher_usd"] is not None])
+    if not rows:
+        return None
+    title = "test accuracy"
+    points = alt.Chart(_frame(rows)).mark_point(filled=True, size=70).encode(
+        x=alt.X("teacher_usd:Q", title="teacher $ behind the training rows"),
+        y=alt.Y("test_accuracy:Q", title=title, scale=alt.Scale(domain=[0, 1])),
+        color="objective:N", shape="label_source:N",
+        tooltip=["run", "objective", "label_source", "rationale_fraction", alt.Tooltip("teacher_usd:Q", format="$.4f"),
+                 alt.Tooltip("test_accuracy:Q", format=".3f")])
+    return alt.layer(points, *_reference_layers(reference, title), title="Accuracy against teacher spend")
+
+
+def confusion_chart(matrix: dict):
+    import altair as alt
+
+    rows = [{"gold": g, "predicted": p, "count": n} for g, row in matrix["counts"].items() for p, n in row.items()]
+    if not rows:
+        return None
+    base = alt.Chart(_frame(rows), title="Confusion matrix (held-out rows with gold)").encode(
+        x=alt.X("predicted:N"), y=alt.Y("gold:N"))
+    return base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues"))) + \
+        base.mark_text().encode(text="count:Q")
+
+
+def chart_bytes(chart, fmt: str) -> bytes:
+    """PNG or SVG of a chart, rendered offline (vl-convert, no browser)."""
+    import vl_convert as vlc
+
+    spec = chart.to_json()
+    if fmt == "svg":
+        return vlc.vegalite_to_svg(spec).encode()
+    if fmt == "png":
+        return vlc.vegalite_to_png(spec, scale=2)
+    raise ConfigError(f"chart format must be png or svg, not {fmt!r}")

@@ -1,0 +1,92 @@
+"""A run's rows as training sees them: the held-out split, the training examples (label,
+rationale, task prefixes), tokenised once, and batches drawn from them."""
+
+from __future__ import annotations
+
+import random
+
+from core.kernel.tasks import student_input
+from core.train.generate import LABEL_PREFIX, RATIONALE_PREFIX
+
+
+# ---- data ---------------------------------------------------------------------------
+def split_rows(items: list[dict], test_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """Use the data's own test split when it has one; otherwise hold out a seeded share."""
+    test = [it for it in items if it["split"] == "test"]
+    if test:
+        return [it for it in items if it["split"] != "test"], test
+    order = sorted(items, key=lambda it: it["row_id"])
+    random.Random(seed).shuffle(order)
+    n_test = max(1, int(round(len(order) * test_fraction))) if len(order) > 1 else 0
+    return order[n_test:], order[:n_test]
+
+
+def training_examples(rows: list[dict], cfg) -> list[dict]:
+    label_of = {"gold": "gold", "teacher": "teacher_label", "reviewed": "label"}[cfg.label_source]
+    rng = random.Random(cfg.seed + 1)
+    out = []
+    for it in rows:
+        label = it.get(label_of)
+        if label is None:
+            continue
+        rationale = it.get("rationale") if cfg.objective == "multitask" else None
+        if it.get("verdict") in ("reject_rationale",) or (
+                cfg.approved_rationales_only and it.get("verdict") not in ("accept", "correct")):
+            rationale = None  # a rejected (or, when asked, unapproved) rationale is never trained on
+        if rationale and rng.random() >= cfg.rationale_fraction:
+            rationale = None
+        out.append({"text": student_input(it["inputs"], it.get("choices")), "label": label, "rationale": rationale,
+                    # the teacher's answer was paid for and used: its label, or its rationale
+                    "uses_teacher": cfg.label_source != "gold" or rationale is not None})
+    return out
+
+
+def encode_examples(examples: list[dict], tokenizer, cfg) -> list[int]:
+    """Tokenise every example once, up front (both task views and their targets, ending in
+    EOS); returns each example's label-view input length."""
+    eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+
+    def encode_target(text: str, max_len: int) -> list[int]:
+        return tokenizer(text, add_special_tokens=False, truncation=True, max_length=max_len - 1).input_ids + [eos_id]
+
+    for e in examples:
+        e["label_in"] = tokenizer(LABEL_PREFIX + e["text"], truncation=True, max_length=cfg.max_input_len).input_ids
+        e["label_out"] = encode_target(e["label"], cfg.max_label_len)
+        if e["rationale"] or cfg.rationale_missing == "empty":
+            e["rat_in"] = tokenizer(RATIONALE_PREFIX + e["text"], truncation=True, max_length=cfg.max_input_len).input_ids
+            e["rat_out"] = encode_target(e["rationale"], cfg.max_rationale_len) if e["rationale"] else [eos_id]
+    return [len(e["label_in"]) for e in examples]
+
+
+# ---- batching -------------------------------------------------------------------------
+def epoch_batches(lengths: list[int], batch_size: int, rng: random.Random, group_by_length: bool) -> list[list[int]]:
+    """One epoch of batches as example indices. Length grouping: shuffle, sort each window of
+    50 batches by length, cut into batches, shuffle the batches. Every example once per epoch."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if group_by_length:
+        window = batch_size * 50
+        order = [i for w in range(0, len(order), window)
+                 for i in sorted(order[w:w + window], key=lambda i: lengths[i], reverse=True)]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if group_by_length:
+        rng.shuffle(batches)
+    return batches
+
+
+def pad(seqs: list[list[int]], value: int, device):
+    import torch
+
+    width = max(len(s) for s in seqs)  # dynamic padding: to the longest in this batch
+    return torch.tensor([s + [value] * (width - len(s)) for s in seqs], device=device)
+
+
+def make_batch(batch: list[dict], cfg, pad_id: int, device) -> dict:
+    """Both views' inputs stacked for one encoder pass; each task's targets padded apart."""
+    with_rat = [e for e in batch if "rat_in" in e] if cfg.objective == "multitask" else []
+    input_ids = pad([e["label_in"] for e in batch] + [e["rat_in"] for e in with_rat], pad_id, device)
+    return {
+        "input_ids": input_ids, "attention_mask": (input_ids != pad_id).long(), "n_label": len(batch),
+        "label_targets": pad([e["label_out"] for e in batch], -100, device),
+        "rationale_targets": pad([e["rat_out"] for e in with_rat], -100, device) if with_rat else None,
+    }

@@ -1,0 +1,71 @@
+"""Held-out evaluation: the student's label for each held-out row, scored against gold and
+against the teacher. Training evaluates with it; core.results.savings scores stored
+predictions with the same `held_out_scores`.
+"""
+
+from __future__ import annotations
+
+from core.kernel.tasks import student_input
+from core.train.generate import LABEL_PREFIX, RATIONALE_PREFIX, generate
+
+EVAL_BATCH = 32
+
+
+def predict_rows(model, tokenizer, rows: list[dict], kind, label_set: list[str] | None, cfg,
+                 rationale_rows: int = 0) -> list[dict]:
+    """One prediction per row (label mapped onto the label space as `kind` maps it), with the
+    student's rationale for the batches starting before `rationale_rows`."""
+    predictions = []
+    for start in range(0, len(rows), EVAL_BATCH):
+        chunk = rows[start:start + EVAL_BATCH]
+        texts = [student_input(it["inputs"], it.get("choices")) for it in chunk]
+        rationales = [None] * len(chunk)
+        if start < rationale_rows:
+            rationales = generate(model, tokenizer, [RATIONALE_PREFIX + t for t in texts], cfg.max_rationale_len,
+                                  cfg.max_input_len, EVAL_BATCH)
+        labels = generate(model, tokenizer, [LABEL_PREFIX + t for t in texts], cfg.max_label_len,
+                          cfg.max_input_len, EVAL_BATCH)
+        for it, raw, rat in zip(chunk, labels, rationales):
+            pred = kind.normalize_prediction(raw, it.get("choices"), label_set)
+            predictions.append({
+                "row_id": it["row_id"], "prediction": pred, "raw": raw, "rationale": rat,
+                "gold": it["gold"], "teacher": it["teacher_label"],
+                "correct": kind.labels_equal(pred, it["gold"]) if it["gold"] is not None else None,
+                "agrees_teacher": (kind.labels_equal(pred, it["teacher_label"])
+                                   if it["teacher_label"] is not None else None)})
+    return predictions
+
+
+def held_out_scores(predictions: list[dict]) -> dict:
+    """Accuracy (rows with gold) and agreement with the teacher (rows with a teacher label)."""
+    graded = [p["correct"] for p in predictions if p["correct"] is not None]
+    agreed = [p["agrees_teacher"] for p in predictions if p["agrees_teacher"] is not None]
+    return {"held_out_rows": len(predictions),
+            "accuracy": sum(graded) / len(graded) if graded else None, "graded_rows": len(graded),
+            "agreement": sum(agreed) / len(agreed) if agreed else None, "agreement_rows": len(agreed)}
+
+
+def evaluate(model, tokenizer, rows: list[dict], kind, label_set: list[str] | None, cfg,
+             rationale_rows: int = 0) -> tuple[list[dict], dict]:
+    """(predictions, metrics) of the rows, the model in eval mode meanwhile; metrics are
+    test_accuracy and teacher_agreement where there is something to score."""
+    model.eval()
+    try:
+        predictions = predict_rows(model, tokenizer, rows, kind, label_set, cfg, rationale_rows)
+    finally:
+        model.train()
+    scores = held_out_scores(predictions)
+    metrics = {name: scores[key] for name, key in (("test_accuracy", "accuracy"), ("teacher_agreement", "agreement"))
+               if scores[key] is not None}
+    return predictions, metrics
+
+
+def confusion_matrix(predictions: list[dict]) -> dict:
+    """Gold x predicted counts and per-class accuracy (recall) over rows with a gold label."""
+    rows = [p for p in predictions if p["gold"] is not None]
+    labels = sorted({p["gold"] for p in rows} | {p["prediction"] for p in rows})
+    counts = {g: {q: 0 for q in labels} for g in labels}
+    for p in rows:
+        counts[p["gold"]][p["prediction"]] += 1
+    per_class = {g: (counts[g][g] / sum(counts[g].values())) for g in labels if sum(counts[g].values())}
+    return {"labels": labels, "counts": counts, "per_class_accuracy": per_class}
