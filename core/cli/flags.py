@@ -60,10 +60,14 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, only: Iterable[str] |
             kwargs |= {"action": "store_false" if default else "store_true", "default": default}
         else:
             name = flag_name(f)
-            kwargs |= {"type": kind, "default": default}
+            # The metavar follows the flag, not the field: --lr LR, not --lr LEARNING_RATE.
+            kwargs |= {"type": kind, "default": default, "metavar": name[2:].replace("-", "_").upper()}
             if f.name in many:
                 kwargs |= {"nargs": "+", "default": [default]}
-        parser.add_argument(name, **(kwargs | overrides.get(f.name, {})))
+        kwargs |= overrides.get(f.name, {})
+        if "choices" in kwargs:
+            kwargs.pop("metavar")  # argparse shows the choices instead
+        parser.add_argument(name, **kwargs)
 
 
 def config_values(cls, args: argparse.Namespace) -> dict:
