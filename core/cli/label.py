@@ -14,8 +14,12 @@ from core.prompt.planner import RELABEL
 PLAN_FIELDS = ("relabel", "rationale_fraction", "seed")
 
 
-def add_plan_flags(p, only=PLAN_FIELDS) -> None:
-    add_config_flags(p, LabelConfig, only=only, overrides={"relabel": {"choices": RELABEL}})
+# The relabel choices live in core.prompt.planner; the CLI adds them to the flag.
+RELABEL_CHOICES = {"relabel": {"choices": RELABEL}}
+
+
+def add_plan_flags(p) -> None:
+    add_config_flags(p, LabelConfig, only=PLAN_FIELDS, overrides=RELABEL_CHOICES)
 
 
 def summary_fields(result: dict) -> dict:
@@ -25,7 +29,7 @@ def summary_fields(result: dict) -> dict:
 
 
 def label_flags(p) -> None:
-    add_plan_flags(p, only=None)  # every LabelConfig field a person sets
+    add_config_flags(p, LabelConfig, overrides=RELABEL_CHOICES)  # every LabelConfig field a person sets
     p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     p.add_argument("--override-budget", action="store_true",
                    help="start even when the P90 forecast exceeds the remaining project budget")

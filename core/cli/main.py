@@ -28,7 +28,8 @@ def _out(args, payload: dict, human: str | None = None) -> None:
 
 def _add_command(sub, c: Command) -> None:
     p = sub.add_parser(c.name, help=c.help, description=c.help)
-    p.add_argument("--db", default=default_db_path(), help="DuckDB file (default: $DISTILL_DB or workspace/distill.duckdb)")
+    p.add_argument("--db", default=default_db_path(),
+                   help="DuckDB file (default: $DISTILL_DB or workspace/distill.duckdb)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     if c.project:
         p.add_argument("--project", required=True)
