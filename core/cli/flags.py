@@ -31,7 +31,8 @@ def flag_name(f: dataclasses.Field) -> str:
 
 def _scalar_type(annotation) -> type:
     """int for `int` and `int | None`; anything else (a dict, a list) has no flag."""
-    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    options = typing.get_args(annotation) if union else (annotation,)
     options = [t for t in options if t is not type(None)]
     if len(options) != 1 or options[0] not in _SCALARS:
         raise TypeError(f"no command-line flag for a field of type {annotation!r}; mark it cli=False")
@@ -54,19 +55,22 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, only: Iterable[str] |
         kwargs: dict = {"dest": f.name, "help": help_text.replace("%", "%%") if help_text else None}
         if f.metadata.get("choices") is not None:
             kwargs["choices"] = list(f.metadata["choices"])
-        if kind is bool and f.name not in many:
+        if kind is bool and f.name in many:
+            raise TypeError(f"{f.name}: a switch takes no list of values")
+        if kind is bool:
             # An off switch turns on (--batch); an on switch turns off (--no-x).
             name = flag_name(f) if not default else "--no-" + flag_name(f)[2:]
             kwargs |= {"action": "store_false" if default else "store_true", "default": default}
         else:
             name = flag_name(f)
-            # The metavar follows the flag, not the field: --lr LR, not --lr LEARNING_RATE.
-            kwargs |= {"type": kind, "default": default, "metavar": name[2:].replace("-", "_").upper()}
+            kwargs |= {"type": kind, "default": default}
+            if "flag" in f.metadata:  # the metavar follows the flag, not the field: --lr LR, not --lr LEARNING_RATE
+                kwargs["metavar"] = name[2:].replace("-", "_").upper()
             if f.name in many:
                 kwargs |= {"nargs": "+", "default": [default]}
         kwargs |= overrides.get(f.name, {})
         if "choices" in kwargs:
-            kwargs.pop("metavar")  # argparse shows the choices instead
+            kwargs.pop("metavar", None)  # argparse shows the choices instead
         parser.add_argument(name, **kwargs)
 
 
