@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core.label.batches import BatchMode, BatchRowError, PendingRequest
@@ -45,16 +45,24 @@ class LabelConfig:
     widgets take their defaults from here."""
 
     project: str
-    model: str | None = None           # teacher model (None: the project's)
-    concurrency: int = 8               # requests in flight at once
-    limit: int | None = None           # label at most this many rows (None: all that are due)
-    budget_usd: float | None = None    # this run's cap; the project's cap binds as well
-    batch: bool = False                # Message Batches API: half price, results within 24 h
-    poll_interval_s: float = 10.0      # seconds between batch status polls
-    row_ids: list[str] | None = None   # only these rows (a pilot)
-    relabel: str | None = None         # also re-send: failed (unparsed) | stale (older prompt) | all
-    rationale_fraction: float = 1.0    # share of rows asked for a rationale; the rest get a label-only prompt
-    seed: int = 0                      # which rows form that share (stratified by gold label)
+    model: str | None = field(default=None, metadata={"help": "teacher model (default: the project's)"})
+    concurrency: int = field(default=8, metadata={"help": "requests in flight at once"})
+    limit: int | None = field(default=None, metadata={"help": "label at most this many rows (default: all due)"})
+    # This run's cap; the project's cap binds as well.
+    budget_usd: float | None = field(default=None, metadata={
+        "flag": "--budget", "help": "stop before spend could pass this many USD"})
+    batch: bool = field(default=False, metadata={
+        "help": "use the Message Batches API (50% cheaper; resumable)"})  # results within 24 h
+    poll_interval_s: float = field(default=10.0, metadata={
+        "flag": "--poll-interval", "help": "seconds between batch status polls"})
+    row_ids: list[str] | None = field(default=None, metadata={"cli": False})  # only these rows (a pilot)
+    relabel: str | None = field(default=None, metadata={
+        "help": "also re-send rows whose answer failed to parse (failed), was given to an older prompt (stale), "
+                "or every row (all); identical requests come from the cache"})
+    rationale_fraction: float = field(default=1.0, metadata={
+        "help": "share of rows asked for a rationale (stratified by gold label); the rest get a label-only "
+                "prompt with a small max_tokens"})
+    seed: int = field(default=0, metadata={"help": "which rows form the rationale share"})
 
     def validate(self) -> LabelConfig:
         check_plan_args(self.relabel, self.rationale_fraction)

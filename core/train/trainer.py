@@ -47,41 +47,56 @@ EVAL_MIN_INTERVAL = 10
 @dataclass
 class TrainConfig:
     project: str
-    student: str = OFFLINE_DEFAULT     # hub id, local folder, offline default, or tiny-random
-    objective: str = "multitask"       # multitask (label + rationale) | standard (label only)
-    label_source: str = "reviewed"     # gold | teacher | reviewed (teacher with reviewer corrections)
-    alpha: float = 0.5                 # weight of the label loss; (1 - alpha) goes to the rationale loss
-    rationale_fraction: float = 1.0    # share of training rows that keep their rationale
-    rationale_missing: str = "mask"    # rows without a rationale: "mask" (no rationale loss) or "empty"
-                                       # (trained on an empty rationale target, as the seed paper's code did)
-    approved_rationales_only: bool = False  # use only rationales a reviewer accepted or corrected
-    max_steps: int = 120               # optimizer steps
-    batch_size: int = 8                # rows per step (a multitask step sees 2x sequences)
-    learning_rate: float = 3e-4        # AdamW peak learning rate
-    weight_decay: float = 0.01         # AdamW weight decay (matrices and embeddings; not biases or LayerNorm)
-    warmup_steps: int = 10             # linear warmup, then linear decay to 0
-    max_input_len: int = 128           # input tokens, truncated
-    max_label_len: int = 16            # label target tokens
-    max_rationale_len: int = 64        # rationale target tokens
-    test_fraction: float = 0.2         # held-out share when the data has no "test" split
-    log_every: int = 5                 # steps between metric writes to DuckDB
-    eval_every: int | None = None      # steps between held-out evaluations during training; None: about
-                                       # EVAL_POINTS per run (every 24 steps of the default 120, never more
-                                       # often than every EVAL_MIN_INTERVAL steps); 0: only at the end
-    eval_limit: int = 200              # test rows evaluated at most (the final evaluation)
-    step_eval_limit: int = 200         # test rows scored by each evaluation during training (the first
-                                       # ones of the final evaluation's rows: cheap, and comparable)
-    rationale_samples: int = 50        # test rows whose student rationale is generated for inspection
-    checkpoint_every: int = 50         # steps between checkpoints (a killed run resumes from the last)
-    group_by_length: bool = False      # batches of similar input length: less padding, but where length
-                                       # predicts the label (the demo) a batch holds one or two labels and
-                                       # trains worse per step (demo, 100 steps: mean training loss +30-45%,
-                                       # test accuracy the same); off by default
-    precision: str = "auto"            # auto: bf16 autocast on CUDA GPUs with bf16, else fp32 | fp32 | bf16
-    seed: int = 0                      # data order, rationale subset, init
-    device: str = "auto"               # auto | cpu | cuda
-    out_dir: str = ""                  # where the model and predictions are written
-    extra: dict = field(default_factory=dict)
+    student: str = field(default=OFFLINE_DEFAULT, metadata={
+        "help": "the student: a Hub id, a local folder, the offline default, or tiny-random"})
+    objective: str = field(default="multitask", metadata={
+        "choices": OBJECTIVES, "help": "multitask (label + rationale) or standard (label only)"})
+    label_source: str = field(default="reviewed", metadata={
+        "choices": LABEL_SOURCES, "help": "gold, teacher, or reviewed (teacher labels with reviewer corrections)"})
+    alpha: float = field(default=0.5, metadata={
+        "help": "weight of the label loss; (1 - alpha) goes to the rationale loss"})
+    rationale_fraction: float = field(default=1.0, metadata={
+        "help": "share of training rows that keep their rationale"})
+    # "empty" trains on an empty rationale target, as the seed paper's code did.
+    rationale_missing: str = field(default="mask", metadata={
+        "choices": ("mask", "empty"),
+        "help": "rows without a rationale: no rationale loss (mask) or an empty target (the seed code)"})
+    approved_rationales_only: bool = field(default=False, metadata={
+        "flag": "--approved-only", "help": "use only rationales a reviewer approved"})
+    max_steps: int = field(default=120, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=8, metadata={"help": "rows per step (a multitask step sees 2x sequences)"})
+    learning_rate: float = field(default=3e-4, metadata={"flag": "--lr", "help": "AdamW peak learning rate"})
+    weight_decay: float = field(default=0.01, metadata={
+        "help": "AdamW weight decay (matrices and embeddings; not biases or LayerNorm)"})
+    warmup_steps: int = field(default=10, metadata={"help": "linear warmup steps, then linear decay to 0"})
+    max_input_len: int = field(default=128, metadata={"help": "input tokens, truncated"})
+    max_label_len: int = field(default=16, metadata={"help": "label target tokens"})
+    max_rationale_len: int = field(default=64, metadata={"help": "rationale target tokens"})
+    test_fraction: float = field(default=0.2, metadata={"help": "held-out share when the data has no test split"})
+    log_every: int = field(default=5, metadata={"help": "steps between metric writes to the database"})
+    # Unset: about EVAL_POINTS per run (every 24 steps of the default 120, never more often
+    # than every EVAL_MIN_INTERVAL steps).
+    eval_every: int | None = field(default=None, metadata={
+        "help": "steps between held-out evaluations during training (default: automatic; 0: only at the end)"})
+    eval_limit: int = field(default=200, metadata={"help": "test rows evaluated at most (the final evaluation)"})
+    # The first rows of the final evaluation's: cheap, and comparable.
+    step_eval_limit: int = field(default=200, metadata={
+        "help": "test rows scored by each evaluation during training"})
+    rationale_samples: int = field(default=50, metadata={
+        "help": "test rows whose student rationale is generated for inspection"})
+    checkpoint_every: int = field(default=50, metadata={
+        "help": "steps between checkpoints (a killed run resumes from the last)"})
+    # Off by default: where length predicts the label (the demo) a batch holds one or two labels
+    # and trains worse per step (demo, 100 steps: mean training loss +30-45%, test accuracy the same).
+    group_by_length: bool = field(default=False, metadata={
+        "help": "batches of similar input length (less padding)"})
+    precision: str = field(default="auto", metadata={
+        "choices": ("auto", "fp32", "bf16"), "help": "auto: bf16 autocast on CUDA GPUs with bf16, else fp32"})
+    seed: int = field(default=0, metadata={"help": "data order, rationale subset, init"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    # Set by the program, not on the command line: where the model and predictions are written.
+    out_dir: str = field(default="", metadata={"cli": False})
+    extra: dict = field(default_factory=dict, metadata={"cli": False})
 
     def eval_interval(self) -> int:
         """Steps between evaluations during training (0: none before the final one)."""

@@ -1,0 +1,101 @@
+"""Teacher labels: run the teacher, import its answers from elsewhere, set the label words."""
+
+from __future__ import annotations
+
+import sys
+
+from core.cli.commands import command
+from core.cli.flags import add_config_flags, config_from_args
+from core.db import Store
+from core.label.teacher import LabelConfig, LabelSummary
+from core.prompt.planner import RELABEL
+
+# Which rows a run sends and with which prompt: `label` and `estimate` share these.
+PLAN_FIELDS = ("relabel", "rationale_fraction", "seed")
+
+
+# The relabel choices live in core.prompt.planner; the CLI adds them to the flag.
+RELABEL_CHOICES = {"relabel": {"choices": RELABEL}}
+
+
+def add_plan_flags(p) -> None:
+    add_config_flags(p, LabelConfig, only=PLAN_FIELDS, overrides=RELABEL_CHOICES)
+
+
+def summary_fields(result: dict) -> dict:
+    """A labeling job's result as the CLI has always printed it (LabelSummary's fields), plus its status."""
+    return {k: v for k, v in result.items()
+            if k in LabelSummary.__dataclass_fields__ or k in ("status", "stop_reason", "parse_failure_share")}
+
+
+def label_flags(p) -> None:
+    add_config_flags(p, LabelConfig, overrides=RELABEL_CHOICES)  # every LabelConfig field a person sets
+    p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
+    p.add_argument("--override-budget", action="store_true",
+                   help="start even when the P90 forecast exceeds the remaining project budget")
+
+
+@command("label", "Run the teacher over unlabeled rows (cached, retried, errors recorded per row).", label_flags)
+def cmd_label(args, store: Store) -> dict:
+    from core import jobs
+    from core.kernel.prices import load_prices
+    from core.prompt.forecast import preflight
+
+    store.get_project(args.project)
+    jobs.ensure_labeling_free(store, args.project)  # the lease message, before the preflight's
+    cfg = config_from_args(LabelConfig, args).validate()
+    preflight(store, args.project, load_prices(), model=cfg.model, batch=cfg.batch, override=args.override_budget,
+              n_rows=cfg.limit, relabel=cfg.relabel, rationale_fraction=cfg.rationale_fraction, seed=cfg.seed)
+    bar = None
+    if not args.json and sys.stderr.isatty() or args.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="row", file=sys.stderr)
+
+    def on_progress(p: dict) -> None:
+        if bar is not None:
+            bar.total = p["total"]
+            bar.n = p["done"]
+            bar.set_postfix(cost=f"${p['cost_usd']:.4f}", errors=p["errors"])
+            bar.refresh()
+
+    try:
+        job_id, result = jobs.run_foreground(store, args.project, "label", cfg.as_job_config(), on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    return {"job_id": job_id, **summary_fields(result)}
+
+
+def import_teacher_flags(p) -> None:
+    p.add_argument("--split", help="align list files with the rows of this split")
+    p.add_argument("--id-field", default="id")
+    p.add_argument("--response-field", default="response")
+    p.add_argument("--label-words", help="the words the answers use, mapped onto the label set: "
+                   "true=entailment,false=contradiction,inconclusive=neutral (default: the project's)")
+    p.add_argument("files", nargs="+")
+
+
+@command("import-teacher", "Import teacher completions obtained elsewhere; they are parsed like live ones.",
+         import_teacher_flags)
+def cmd_import_teacher(args, store: Store) -> dict:
+    from core.label.answers import import_teacher_outputs, read_completions
+    from core.label.parsing import parse_label_words
+
+    completions = read_completions(args.files, args.id_field, args.response_field)
+    words = parse_label_words(args.label_words) if args.label_words else None
+    return import_teacher_outputs(store, args.project, completions, split=args.split, label_words=words)
+
+
+def label_words_flags(p) -> None:
+    p.add_argument("spec", nargs="?", help="true=entailment,false=contradiction,inconclusive=neutral ('' clears)")
+
+
+@command("label-words", "Show or set the words the prompt asks the teacher for, mapped onto the label set; stored "
+                        "answers are read again with them (no calls, no cost).", label_words_flags)
+def cmd_label_words(args, store: Store) -> dict:
+    from core.label.answers import save_label_words
+
+    if args.spec is None:
+        return {"project": args.project, "label_words": store.get_project(args.project).label_words}
+    return save_label_words(store, args.project, args.spec)
