@@ -32,9 +32,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from core import jobs
 from core.db import Store
 from core.label.demo import ensure_demo
-from core.student.int8 import folder_bytes
-from core.student.predict import load_student_model, predict_file
-from core.results.runs import export_model
+from core.kernel.paths import run_dir
+from core.results.model_export import export_model, folder_bytes
+from core.student.batch import predict_file
+from core.student.predict import load_student_model
 from core.train.trainer import TrainConfig
 
 
@@ -110,7 +111,7 @@ def main() -> None:
                       f"{args.threads} thread(s))", flush=True)
 
         held_out = [json.loads(line) for line in
-                    (jobs.run_dir(store.get_job(run)) / "predictions.jsonl").read_text().splitlines() if line.strip()]
+                    (run_dir(store.get_job(run)) / "predictions.jsonl").read_text().splitlines() if line.strip()]
         gold = {p["row_id"]: p["gold"] for p in held_out}
         accuracy = {name: sum(outputs[name][r] == g for r, g in gold.items()) / len(gold) for name in outputs}
         agree_all = sum(outputs["fp32"][r] == outputs["int8"][r] for r in outputs["fp32"]) / len(outputs["fp32"])

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.label import rationale_checks
+from core.label import rationale_words
 from core.kernel.labels import format_number, numeric_value
 from core.label.parsing import parse_response
 from core.label.rationale_checks import CHECKS, check_rows
@@ -93,8 +93,8 @@ def load_demo() -> tuple[list[dict], list[str]]:
 
 def fresh_caches() -> None:
     """Time a cold run: nothing stemmed or tokenized by an earlier run."""
-    rationale_checks._STEMS.clear()
-    rationale_checks._OPTION_CACHE.clear()
+    rationale_words._STEMS.clear()
+    rationale_words._OPTION_CACHE.clear()
 
 
 def run(name: str, rows: list[dict], label_set: list[str] | None, examples: int, seed: int = 0) -> dict:

@@ -38,19 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.db import Store
 from core.label.demo import ensure_demo
 from core.train.base_models import OFFLINE_DEFAULT, load_student
-from core.train.trainer import (
-    LABEL_PREFIX,
-    RATIONALE_PREFIX,
-    Report,
-    TrainConfig,
-    epoch_batches,
-    lr_at,
-    split_rows,
-    task_loss,
-    train,
-    training_data,
-    training_examples,
-)
+from core.train.generate import LABEL_PREFIX, RATIONALE_PREFIX
+from core.train.data import epoch_batches, split_rows, training_examples
+from core.train.trainer import Report, TrainConfig, lr_at, task_loss, train, training_data
 
 
 def bench_config(project: str, steps: int, batch_size: int, lr: float, student: str, out: Path, **kw) -> TrainConfig:

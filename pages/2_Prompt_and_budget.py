@@ -19,19 +19,18 @@ from core.prompt.templates import (
     MODES,
     OUTPUT_FORMATS,
     demonstrations,
+    preset_template,
     request_for,
     validate_template,
 )
 from core.kernel.tasks import get_task
 from core.label.teacher import LabelConfig
+from core.prompt.json_mode import format_conflict, json_mode_template
 from core.label.trials import (
     DEFAULT_ROWS,
     MAX_ROWS,
     compare_trials,
     finish_trials,
-    format_conflict,
-    json_mode_template,
-    preset_template,
     quote_trial,
     start_trial,
     summary_line,

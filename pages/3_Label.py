@@ -7,6 +7,7 @@ from core import jobs
 from core.prompt.forecast import preflight
 from core.kernel.prices import load_prices
 from core.prompt.planner import RELABEL
+from core.label.job import PARSE_FAILURE_ALERT, parse_failures
 from core.label.teacher import LabelConfig
 from ui import (
     api_key,
@@ -42,7 +43,7 @@ def live_status(store, name: str) -> None:
     (?job=…), else the one running, else the latest."""
     label_jobs = jobs.jobs_for(store, name, "label")
     job = jobs.job_to_show(label_jobs, st.query_params.get("job"))
-    failures = jobs.parse_failures(job) if job else None
+    failures = parse_failures(job) if job else None
     stats = store.teacher_stats(name)
     counts = store.count_items(name)
     cols = st.columns(6)
@@ -60,7 +61,7 @@ def live_status(store, name: str) -> None:
         return
     total = job["total"] or 0
     st.progress(min(1.0, (job["done"] or 0) / total) if total else 0.0, text=plain(jobs.progress_text(job)))
-    if failures and failures[0] >= jobs.PARSE_FAILURE_ALERT:
+    if failures and failures[0] >= PARSE_FAILURE_ALERT:
         st.error(plain(failures[1]))
     elif failures and failures[0] > 0:
         st.caption(plain(failures[1]))

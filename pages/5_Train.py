@@ -7,8 +7,10 @@ import streamlit as st
 
 from core import jobs
 
+from core.results import charts
 from core.results import runs as results
 from core.results.runs import HELP
+from core.train.jobs import start_sweep
 from core.train.base_models import OFFLINE_DEFAULT, available_students
 from core.train.trainer import LABEL_SOURCES, OBJECTIVES, TrainConfig
 from ui import page_setup, plain, project_picker, show_error
@@ -91,13 +93,13 @@ def live_curves(store, name: str, active: list[dict]) -> None:
     training now, from the metrics they write."""
     ids = [r["id"] for r in active]
     st.subheader("Live training curves", help="Updated every few seconds from the metrics the running job writes.")
-    loss = results.loss_chart(store, ids)
+    loss = charts.loss_chart(store, ids)
     if loss is None:
         st.caption(plain(f"{', '.join(ids)}: waiting for the first logged step…"))
         return
     st.caption(plain(f"Live: {', '.join(ids)}, refreshed every {REFRESH_S} s while training. Accuracy points appear "
                      "at each evaluation on held-out rows (about five per run)."))
-    accuracy = results.accuracy_steps_chart(store, ids, _reference(store, str(store.path), name, tuple(ids)))
+    accuracy = charts.accuracy_steps_chart(store, ids, _reference(store, str(store.path), name, tuple(ids)))
     cols = st.columns(2) if accuracy is not None else [st.container()]
     cols[0].altair_chart(loss, width="stretch")
     if accuracy is not None:
@@ -147,7 +149,7 @@ def sweep_form(store, name: str, options: list[str], labels: dict) -> None:
                 base = {"project": name, "student": student, "label_source": label_source,
                         "max_steps": int(steps), "batch_size": int(batch)}
                 grid = {"objective": objectives, "rationale_fraction": fractions, "seed": seeds}
-                sweep_id = jobs.start_sweep(store, name, base, grid)
+                sweep_id = start_sweep(store, name, base, grid)
                 n = len(store.child_jobs(sweep_id))
                 st.success(f"Started sweep {sweep_id}: {n} runs, one after another, in a background process.")
             except Exception as exc:

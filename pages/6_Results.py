@@ -8,15 +8,18 @@ from core import jobs
 
 from core.results import runs as results
 
-from core.results import savings
+from core.results import charts, savings
+from core.results.model_export import export_model, models_folder
+from core.results.reports import run_report
+from core.kernel.paths import run_dir
 from core.results.runs import HELP
 from ui import auth_configured, page_setup, plain, project_picker, show_error
 
 CHARTS = {
-    "Training loss per task": lambda store, ids, table, ref: results.loss_chart(store, ids),
-    "Accuracy over steps": lambda store, ids, table, ref: results.accuracy_steps_chart(store, ids, ref),
-    "Accuracy against rationale fraction": lambda store, ids, table, ref: results.fraction_chart(table, ref),
-    "Accuracy against teacher spend": lambda store, ids, table, ref: results.cost_chart(table, ref),
+    "Training loss per task": lambda store, ids, table, ref: charts.loss_chart(store, ids),
+    "Accuracy over steps": lambda store, ids, table, ref: charts.accuracy_steps_chart(store, ids, ref),
+    "Accuracy against rationale fraction": lambda store, ids, table, ref: charts.fraction_chart(table, ref),
+    "Accuracy against teacher spend": lambda store, ids, table, ref: charts.cost_chart(table, ref),
 }
 CHART_HELP = {
     "Training loss per task": "How wrong the student still is on its training rows, step by step, for the label "
@@ -76,8 +79,8 @@ def reference_metrics(reference: dict | None, container=st) -> None:
 
 def comparison(store, table: list[dict], chosen: list[str], reference: dict | None) -> None:
     picked = [r for r in table if r["run"] in chosen]
-    charts = {title: make(store, chosen, picked, reference) for title, make in CHARTS.items()}  # built once per rerun
-    for title, chart in charts.items():
+    built = {title: make(store, chosen, picked, reference) for title, make in CHARTS.items()}  # built once per rerun
+    for title, chart in built.items():
         st.subheader(title, help=CHART_HELP[title])
         if chart is None:
             st.caption("Nothing to plot yet: no finished evaluation among the chosen runs.")
@@ -90,10 +93,10 @@ def comparison(store, table: list[dict], chosen: list[str], reference: dict | No
         cols = st.columns([3, 1, 2])
         name = cols[0].selectbox("Chart", list(CHARTS), key="export_chart")
         fmt = cols[1].radio("Format", ["svg", "png"], horizontal=True, key="export_format")
-        chart = charts[name]
+        chart = built[name]
         if chart is not None and cols[2].button("Prepare file", key="export_prepare"):
             st.session_state["chart_file"] = (f"{name.lower().replace(' ', '_')}.{fmt}",
-                                              results.chart_bytes(chart, fmt), fmt)
+                                              charts.chart_bytes(chart, fmt), fmt)
         if st.session_state.get("chart_file"):
             filename, data, kind = st.session_state["chart_file"]
             st.download_button(f"Download {filename}", data, file_name=filename,
@@ -116,7 +119,7 @@ def run_detail(store, run: dict, row: dict, reference: dict | None) -> None:
     matrix = results.confusion(run)
     if matrix:
         cols = st.columns([2, 1])
-        chart = results.confusion_chart(matrix)
+        chart = charts.confusion_chart(matrix)
         if chart is not None:
             cols[0].altair_chart(chart, width="stretch")
         cols[1].dataframe(pd.DataFrame({"class": list(matrix["per_class_accuracy"]),
@@ -142,7 +145,7 @@ def run_detail(store, run: dict, row: dict, reference: dict | None) -> None:
     cols = st.columns(3)
     fmt = cols[0].radio("Report format", ["md", "html"], horizontal=True, key="report_format")
     try:
-        report = results.run_report(store, run["id"], fmt)
+        report = run_report(store, run["id"], fmt)
         cols[0].download_button(f"Download run report (.{fmt})", report, file_name=f"{run['id']}.{fmt}",
                                 mime="text/markdown" if fmt == "md" else "text/html", key="report_download")
     except Exception as exc:
@@ -153,8 +156,8 @@ def run_detail(store, run: dict, row: dict, reference: dict | None) -> None:
     if cols[1].button("Save student", key="export_model"):
         try:
             # a shared (signed-in) app writes only under its workspace; a local one where its user says
-            folder = results.models_folder(store, target) if auth_configured() else target
-            done = results.export_model(store, run["id"], folder, push_to=push.strip() or None, public=public)
+            folder = models_folder(store, target) if auth_configured() else target
+            done = export_model(store, run["id"], folder, push_to=push.strip() or None, public=public)
             st.success(plain(f"Saved {len(done['files'])} files to {done['out']}"
                              + (f" and pushed to {done['pushed']}" if done["pushed"] else "")))
         except Exception as exc:
@@ -169,7 +172,7 @@ def savings_section(store, run: dict) -> None:
     except Exception as exc:
         show_error(exc)
         return
-    measured = savings.stored_throughput(jobs.run_dir(run))
+    measured = savings.stored_throughput(run_dir(run))
     cols = st.columns([1, 1, 2])
     price = cols[0].number_input("$ per CPU-hour", min_value=0.0, value=prices.usd_per_cpu_hour, step=0.005,
                                  format="%.4f", key="cpu_hour_usd", help=savings.HELP["cpu_price"])

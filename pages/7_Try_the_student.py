@@ -12,7 +12,8 @@ import streamlit as st
 from core import jobs
 
 from core.results import runs as results
-from core.student.predict import predict_file
+from core.kernel.paths import run_dir
+from core.student.batch import predict_file
 from ui import get_student, page_setup, plain, project_picker, show_error
 
 HELD_OUT_SHOWN = 200  # held-out rows offered in the picker (the run's evaluation order)
@@ -24,7 +25,7 @@ def finished_runs(store, project: str) -> list[tuple[dict, Path]]:
     """(run, its model folder) for the project's training runs that finished with a saved model."""
     found = []
     for job in jobs.jobs_for(store, project, "train"):
-        folder = jobs.run_dir(job)
+        folder = run_dir(job)
         if job["status"] in ("completed", "cancelled") and folder and (folder / "model" / "config.json").exists():
             found.append((job, folder / "model"))
     return found

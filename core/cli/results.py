@@ -28,7 +28,7 @@ def report_flags(p) -> None:
 
 @command("report", "Write a run report (config, provenance, metrics).", report_flags, project=False)
 def cmd_report(args, store: Store) -> dict:
-    from core.results.runs import run_report
+    from core.results.reports import run_report
 
     text = run_report(store, args.run, fmt=args.format)
     Path(args.out).write_text(text, encoding="utf-8")

@@ -29,7 +29,8 @@ def predict_flags(p) -> None:
                     "(fp32 or an int8 export).", predict_flags, project=False)
 def cmd_predict(args, store: Store) -> dict:
     """Texts given on the command line, or a whole file (--file F --out O) streamed in chunks."""
-    from core.student.predict import load_student_model, predict_file
+    from core.student.batch import predict_file
+    from core.student.predict import load_student_model
 
     texts = list(args.text or []) + list(args.text_option or [])
     if bool(texts) == bool(args.file):
@@ -74,7 +75,7 @@ def export_model_flags(p) -> None:
 @command("export-model", "Save a run's student (save_pretrained + tokenizer + model card).", export_model_flags,
          project=False)
 def cmd_export_model(args, store: Store) -> dict:
-    from core.results.runs import export_model
+    from core.results.model_export import export_model
 
     outs = [x for x in (args.out, args.out_option) if x]
     if len(outs) != 1:

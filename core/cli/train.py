@@ -37,6 +37,7 @@ def _train_distributed(store: Store, cfg: TrainConfig) -> dict:
     import torch.distributed as dist
 
     from core import jobs
+    from core.kernel.paths import run_dir
     from core.train.trainer import train_project
 
     dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
@@ -48,7 +49,7 @@ def _train_distributed(store: Store, cfg: TrainConfig) -> dict:
     if dist.get_rank() == 0:
         result = jobs.run_job(store, job_id)
     else:
-        cfg.out_dir = str(jobs.run_dir(store.get_job(job_id)))
+        cfg.out_dir = str(run_dir(store.get_job(job_id)))
         result = train_project(store, cfg, job_id=job_id)
     if dist.is_initialized():
         dist.destroy_process_group()
@@ -69,12 +70,13 @@ def sweep_flags(p) -> None:
 @command("sweep", "Run a grid of training runs one after another in one background process.", sweep_flags)
 def cmd_sweep(args, store: Store) -> dict:
     from core import jobs
+    from core.train.jobs import start_sweep
 
     store.get_project(args.project)
     base = {"project": args.project, "label_source": args.label_source[0], "alpha": args.alpha[0],
             **{name: getattr(args, name) for name in SWEEP_FIXED}}
     grid = {name: getattr(args, name) for name in SWEEP_GRID}
-    sweep_id = jobs.start_sweep(store, args.project, base, grid)
+    sweep_id = start_sweep(store, args.project, base, grid)
     children = store.child_jobs(sweep_id)
     if args.background:
         return {"sweep_id": sweep_id, "status": "started", "runs": [c["id"] for c in children]}

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 from core.db import Store
-from core.jobs import workspace_dir
+from core.kernel.paths import workspace_dir
 from core.kernel.errors import AppError, ConfigError
 from core.kernel.names import inside
 from core.kernel.tasks import get_task

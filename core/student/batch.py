@@ -21,37 +21,34 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from core.kernel.errors import AppError, ConfigError, NotFound
+from core.kernel.formats import format_of, is_duckdb_file, refuse_existing, suffixes_of
 from core.student.predict import CHOICES_COLUMN, Student, load_student_model, saved_train_config
 
 ID_COLUMNS = ("row_id", "id")      # the first of these a file has is carried into the output
-INPUT_FORMATS = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "ndjson": "jsonl", "parquet": "parquet", "pq": "parquet"}
-OUTPUT_FORMATS = {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl", "parquet": "parquet", "pq": "parquet"}
+INPUT_FORMATS = ("csv", "tsv", "jsonl", "parquet")
+OUTPUT_FORMATS = ("csv", "jsonl", "parquet")
 _CSV_BLOCK = 4 * 1024 * 1024       # pyarrow's CSV block: the memory a CSV read holds besides the chunk
 
 
-# ---- what may be read and written (core.review.dataset_export has the same rules) ---------
-def _format_of(path: Path, formats: dict[str, str], what: str) -> str:
-    """The format a file name's suffix names (the suffix -> format map above)."""
-    fmt = formats.get(path.suffix.lower().lstrip("."))
+# ---- what may be read and written (the rules of core.kernel.formats) ---------
+def _format_of(path: Path, formats: tuple[str, ...], what: str) -> str:
+    """The format a file name's suffix names, if `formats` accepts it."""
+    fmt = format_of(path, formats)
     if fmt is None:
-        names = ", ".join(sorted({"." + k for k in formats}))
-        raise AppError(f"{path.name}: the {what} must end in one of {names}.")
+        raise AppError(f"{path.name}: the {what} must end in one of {', '.join(suffixes_of(formats))}.")
     return fmt
 
 
 def check_output(out: Path, source: Path | None = None, force: bool = False) -> None:
     """Refuse to write over the file being read, a folder, any DuckDB file, or (without
     `force`) an existing file."""
-    from core.review.dataset_export import _is_duckdb_file
-
     if source is not None and out.resolve() == source.resolve():
         raise AppError(f"{out} is the file being read; choose another output file.")
     if out.is_dir():
         raise AppError(f"{out} is a folder; give a file name for the predictions.")
-    if out.is_file() and _is_duckdb_file(out):
+    if out.is_file() and is_duckdb_file(out):
         raise AppError(f"{out} is a DuckDB database; predictions never overwrite one.")
-    if out.exists() and not force:
-        raise AppError(f"{out} already exists; choose a new file name, or pass --force to replace it.")
+    refuse_existing(out, force)
 
 
 # ---- reading and writing in chunks --------------------------------------------------------

@@ -15,11 +15,11 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from core.kernel.errors import AppError, ConfigError, NotFound
+from core.kernel.formats import ChoicesError, cell_text, parse_choices
 from core.kernel.tasks import get_task, student_input
 from core.student.int8 import INT8_MANIFEST, load_int8
 from core.train.generate import LABEL_PREFIX, RATIONALE_PREFIX, generate
@@ -62,7 +62,7 @@ class Student:
                            f"{', '.join(fields)}.")
         inputs = {}
         for f in fields:
-            text = _cell_text(row[f])
+            text = cell_text(row[f])
             if text is None:
                 raise AppError(f"Input {f!r} is empty; the student needs every input field.")
             inputs[f] = text
@@ -146,35 +146,17 @@ def saved_train_config(path: Path) -> dict:
         raise ConfigError(f"{file} is not valid JSON ({exc.msg}).") from exc
 
 
-def _cell_text(value: Any) -> str | None:
-    """A cell as the text training stored (lists and objects as JSON; missing or blank: None)."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    text = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
-    return text if text.strip() else None
-
-
 def _parse_choices(value: Any) -> list[str]:
-    """Answer choices as the import reads them: a list, a JSON list, or "a | b | c"."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise AppError(f"the {CHOICES_COLUMN!r} are not a valid JSON list ({exc.msg}).") from exc
-        else:
-            value = [c.strip() for c in text.split("|")]
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if not isinstance(value, list) or len(value) < 2:
-        raise AppError(f"{CHOICES_COLUMN!r} needs a list of at least two choices.")
-    out = [_cell_text(v) for v in value]
-    if any(v is None for v in out):
-        raise AppError(f"a choice in {CHOICES_COLUMN!r} is empty.")
-    return out  # type: ignore[return-value]
+    """Answer choices as the import reads them (core.kernel.formats.parse_choices), with this
+    file's wording of what is wrong."""
+    try:
+        return parse_choices(value)
+    except ChoicesError as exc:
+        if exc.kind == "json":
+            raise AppError(f"the {CHOICES_COLUMN!r} are not a valid JSON list ({exc.detail}).") from exc
+        if exc.kind == "few":
+            raise AppError(f"{CHOICES_COLUMN!r} needs a list of at least two choices.") from exc
+        raise AppError(f"a choice in {CHOICES_COLUMN!r} is empty.") from exc
 
 
 def _as_choices(value: Any) -> list[str] | None:

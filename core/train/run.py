@@ -8,7 +8,7 @@ import functools
 import json
 from pathlib import Path
 
-from core.jobs import run_dir
+from core.kernel.paths import run_dir
 from core.kernel.errors import NotFound
 from core.train.data import split_rows
 from core.train.trainer import TrainConfig
