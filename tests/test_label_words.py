@@ -25,10 +25,11 @@ def mail(store):
 
 def test_answers_in_other_words_are_flagged_without_words_and_read_with_them(mail):
     out = import_teacher_outputs(mail, "mail", [(None, a) for a in ANSWERS])
-    assert out["parsed"] == 0 and out["flagged"] == 4
+    # without words only the answer that names a label in prose ("... is a complaint") is read
+    assert out["parsed"] == 1 and out["flagged"] == 3
     again = save_label_words(mail, "mail", "yes=complaint, no=question")
     assert again["label_words"] == {"yes": "complaint", "no": "question"}
-    assert (again["changed"], again["parsed_before"], again["parsed_after"]) == (4, 0, 4)
+    assert (again["changed"], again["parsed_before"], again["parsed_after"]) == (4, 1, 4)
     labels = {r["row_id"]: r["label"] for r in mail.items_by_order("mail", None)}
     assert labels == {"1": "complaint", "2": "question", "3": "complaint", "4": "question"}
     assert reparse_answers(mail, "mail")["changed"] == 0  # nothing new to read
@@ -90,5 +91,5 @@ def test_prompt_page_saves_label_words_and_rereads_stored_answers(app_store):
     at.text_input(key="label_words").set_value("yes=complaint, no=question").run()
     next(b for b in at.button if b.label == "Save prompt").click().run()
     assert not at.exception and not at.error
-    assert any("4 now parse, 0 did before" in i.value for i in at.info)
+    assert any("4 now parse, 1 did before" in i.value for i in at.info)
     assert app_store.get_project("mail").label_words == {"yes": "complaint", "no": "question"}

@@ -31,7 +31,7 @@ def test_ambiguous_and_unparseable_are_flagged_not_guessed():
     bad = parse_response("I am not sure about this one.", "multiple-choice", CHOICES)
     assert bad.flag == "unparseable" and bad.rationale == "I am not sure about this one."
     two = parse_response("Answer: billing or returns\nRationale: x", "classification", labels=["billing", "returns"])
-    assert two.flag == "unparseable"
+    assert two.label is None and two.flag == "unparseable"
 
 
 def test_truncated_response_is_flagged():

@@ -23,6 +23,7 @@ from core.kernel.labels import (  # noqa: F401  (re-exported: the label-space he
     numeric_value,
 )
 from core.kernel.tasks import TaskType, get_task
+from core.label.reader import read
 
 # Where a completion starts inventing a new example, everything after is ignored.
 # A completion cut right after the "Q" of a new question ends there too.
@@ -56,6 +57,9 @@ _RATIONALE_LABEL = re.compile(r"(?:^|(?<=[.!?] ))\s*\**\s*(?:rationale|explanati
 _BOLD_LINE = re.compile(r"\*\*(.+?)\*\*[.!]?")
 _DECORATION = " \t*_`\"'“”‘’"  # markdown emphasis and quotes around an answer
 _NEGATED = re.compile(r"\bnot\b|n't\b", re.IGNORECASE)
+
+
+NO_STATEMENT = "no answer statement found"
 
 
 @dataclass
@@ -175,12 +179,35 @@ def _parse_answer(text, task, choices, labels, stop_reason, words) -> ParseResul
     body = _RUN_ON.split(text, maxsplit=1)[0].strip()
     space = _Space(get_task(task), choices, labels, words)
     structured = _parse_json(body)
+    result = _read_statement(body, structured, space, stop_reason)
+    if structured is not None or result.ok or stop_reason == "max_tokens":
+        return result  # a JSON answer is never re-read from prose; a cut answer is never trusted
+    return _read_prose(body, space, result)
+
+
+def _read_prose(body: str, space: _Space, stated: ParseResult) -> ParseResult:
+    """No answer statement read: the reader weighs every mention of every candidate
+    (core.label.reader). What it cannot decide keeps the statement tier's flag."""
+    labelled = space.kind.name == "numeric" or _ANSWER_LABEL.search(body)
+    if stated.flag == "unparseable" and stated.note != NO_STATEMENT and labelled:
+        return stated  # "Answer: no", "the answer is (2 * x)": a stated answer that is no label is not guessed around
+    words = space.words if space.kind.accepts_label_words else None
+    reading = read(body, space.kind, choices=space.choices, labels=space.labels, words=words)
+    if reading.label is not None:
+        return ParseResult(reading.label, reading.rationale, note="read from prose")
+    if reading.flag == "ambiguous":
+        return ParseResult(None, stated.rationale or reading.rationale, "ambiguous", reading.note)
+    return stated
+
+
+def _read_statement(body: str, structured, space: _Space, stop_reason: str | None) -> ParseResult:
+    """A JSON answer, a labelled "Answer: x" line, or a prose statement ("the answer is (c)")."""
     answer, rationale = structured if structured is not None else _find_answer(body, space)
     if answer is None and stop_reason != "max_tokens":
         answer = space.kind.fallback_answer(body)
     if answer is None:
         flag = "truncated" if stop_reason == "max_tokens" else "unparseable"
-        return ParseResult(None, rationale, flag, "no answer statement found")
+        return ParseResult(None, rationale, flag, NO_STATEMENT)
     first_line = answer.split("\n")[0]
     if space.ambiguous(answer):
         return ParseResult(None, rationale, "ambiguous", f"answer names several options: {first_line[:80]!r}")

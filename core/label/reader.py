@@ -35,15 +35,19 @@ CLEAR_MARGIN = 1.0
 
 _SENTENCE = re.compile(r"(?<!\d)[.!?][\"'”’*)\]]*(?=\s|$)|(?<=\d)\.(?=\s+[A-Z])|\n+")
 _CLAUSE = re.compile(r"[,;:]|\b(?:but|while|whereas|although|though|however|yet)\b|\s[-–—]\s", re.I)
-_ANSWER_CUE = re.compile(r"\b(?:answer|option|choice)\s*(?:is|would\s+be|will\s+be|should\s+be|[:=])\s*\W{0,3}$", re.I)
+# "the answer is", and "the most suitable choice for a person heading overseas would be (to)": the
+# subject may name the question in between, but no sentence or clause break.
+_ANSWER_CUE = re.compile(r"\b(?:answer|option|choice|selection)\b(?:[^.;:!?,]{0,90}?\b(?:is|would\s+be|will\s+be|"
+                         r"should\s+be)(?:\s+to)?|\s*[:=])\s*\W{0,3}(?:(?:the|a|an)\s+)?$", re.I)
 _STATE_CUE = re.compile(
     r"\b(?:is|are|was|would\s+be|will\s+be|should\s+be|could\s+be|be|choose|chose|pick|select|go\s+with|opt\s+for|"
     r"prefer|recommend|answer|correct|best|right|optimal|ideal|suitable|appropriate|likely|probable|logical|"
     r"reasonable|preferred|closest|classif(?:y|ied)\s+as|categori[sz]ed?\s+as|labeled|labelled|as)\b\W*"
     r"(?:(?:the|a|an|in|at|on|to|by|from|into|of|with|option|choice|answer|be|likely|probably|most|"
     r"definitely|clearly|called|known\s+as)\W+){0,4}$", re.I)
-_AFTER_CUE = re.compile(r"^\W{0,3}(?:is|are|would\s+be|seems|appears|sounds|remains)\s+(?:to\s+be\s+)?(?:the\s+|a\s+)?"
-                        r"(?:most|best|correct|right|optimal|answer|likely|ideal|suitable|appropriate|preferred|better)\b",
+_AFTER_CUE = re.compile(r"^\W{0,3}(?:(?:fits|suits|works|matches)\s+(?:best|better)\b|"
+                        r"(?:is|are|would\s+be|seems|appears|sounds|remains)\s+(?:to\s+be\s+)?(?:the\s+|a\s+)?"
+                        r"(?:most|best|correct|right|optimal|answer|likely|ideal|suitable|appropriate|preferred|better)\b)",
                         re.I)
 _NEGATION = re.compile(r"\b(?:not|never|unlikely|rather\s+than|instead\s+of|less\s+likely|least|incorrect|wrong|"
                        r"except|eliminat\w*|other\s+than|cannot|neither|nor|irrelevant|unrelated|unsuitable|"
@@ -53,6 +57,8 @@ _CONTRAST_OPENING = re.compile(r"^\W*(?:while|whereas|although|though|even\s+tho
 _CLOSING = re.compile(r"^\W*(?:so|therefore|thus|hence|overall|in\s+conclusion|in\s+summary|to\s+conclude|"
                       r"ultimately|final(?:ly)?|the\s+(?:final\s+)?answer|answer)\b", re.I)
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]\s*)?(?:\(?[a-e1-5][).:]|\(?[A-E][).:])?\s*[\w' -]{1,40}:\s", re.I)
+_EXAMPLES = re.compile(r"\b(?:such\s+as|including|like|e\.g\.|for\s+example|for\s+instance|other\s+options?|"
+                       r"alternatives?)\b", re.I)
 _QUOTED = re.compile(r"[\"“][^\"”]{40,}[\"”]")  # a restated question or claim: its words state nothing
 _REASON = re.compile(r"\s+(?:because|since|as)\b\s*|,\s*(?:because|since|as)\b\s*|\s*;\s*|\s*—\s*|\s+(?:–|--|-)\s+|:\s+",
                      re.I)
@@ -89,6 +95,7 @@ def read(body: str, kind, choices: list[str] | None = None, labels: list[str] | 
     mentions = _mentions(body, sentences, kind, choices, labels, words)
     for m in mentions:
         _score(body, sentences, m)
+    _share_coordinated(body, mentions)
     return _decide(body, sentences, mentions)
 
 
@@ -215,7 +222,7 @@ def _score(body: str, sentences, m: _Mention) -> None:
         score += FIRST
     if _CLOSING.search(sentence) or (m.sentence == len(sentences) - 1 and len(sentences) > 2):
         score += CLOSING
-    if _ANSWER_CUE.search(before[-40:]):
+    if _ANSWER_CUE.search(before[-130:]):
         score += ANSWER_IS
         m.asserted = True
     elif _STATE_CUE.search(before[-80:]) or _AFTER_CUE.search(after):
@@ -223,7 +230,9 @@ def _score(body: str, sentences, m: _Mention) -> None:
         m.asserted = True
     if _LIST_ITEM.match(sentence) and not m.asserted and m.start - s_start < 45:
         score = 0.5  # "1. Table: ..." discusses an option
-    if _negated(clause_before) or _CONTRAST_OPENING.search(sentence) and m.start < s_start + len(
+    if _EXAMPLES.search(clause_before):
+        score, m.asserted = min(score, 1.0), False  # "other options such as x, y" lists, it does not choose
+    if _negated(clause_before) or _echoes_negation(before, clause_before) or _CONTRAST_OPENING.search(sentence) and m.start < s_start + len(
             sentence.split(",")[0]) or re.match(r"^\W*(?:is|would\s+be|are)\s+(?:not|un|less|in)", after, re.I):
         score = min(score, 0) + NEGATED
         m.asserted = False
@@ -239,7 +248,33 @@ def _negated(clause: str) -> bool:
     last = None
     for last in _NEGATION.finditer(clause):
         pass
-    return last is not None and not _VERB_CUE.search(clause[last.end():])
+    # "cannot be true", "is not the bank": the verb right after the negation is the negated one
+    rest = re.sub(r"^\s*(?:be|been|being|is|are)\b", "", clause[last.end():]) if last else ""
+    return last is not None and not _VERB_CUE.search(rest)
+
+
+_ECHO = re.compile(r"^\W*(?:and\s+)?(?:so|nor|neither|as)\s+(?:is|are|was|were|does|do|would)\b", re.I)
+
+
+def _echoes_negation(sentence_before: str, clause_before: str) -> bool:
+    """"The bank is unlikely, and so is the mall": an echo clause takes the verdict before it."""
+    if not _ECHO.search(clause_before):
+        return False
+    earlier = _CLAUSE.split(sentence_before[: len(sentence_before) - len(clause_before)])
+    return any(_NEGATION.search(c) for c in earlier[-2:])
+
+
+_COORDINATION = re.compile(r"^[\s*\"'”’)]*(?:\band/or\b|\bor\b|\band\b)[\s*\"'“‘(]*(?:(?:either|both|the|a|an|"
+                           r"option|choice)\s+)*[\"'“‘(]*$", re.I)
+
+
+def _share_coordinated(body: str, mentions: list[_Mention]) -> None:
+    """"The answer is (a) or (c)", "desert and ocean": a candidate joined to an asserted one by
+    "or" / "and" is asserted as strongly, so the two stay ambiguous."""
+    for first, second in zip(mentions, mentions[1:]):
+        if (first.asserted and first.sentence == second.sentence and first.candidate != second.candidate
+                and second.score < first.score and _COORDINATION.match(body[first.end:second.start])):
+            second.score, second.asserted = first.score, True
 
 
 def _decide(body: str, sentences, mentions: list[_Mention]) -> Reading:
@@ -280,24 +315,28 @@ def _clean(text: str) -> str | None:
 
 
 # ---- numbers -------------------------------------------------------------------------
-_NUMBER = re.compile(r"(?<![\w.])-?\$?\d[\d,]*(?:\.\d+)?(?![\w.]*\d)")
-_NUMBER_CUE = re.compile(r"\b(?:answer|total|altogether|in\s+all|so|therefore|thus|hence|result|each|left|"
-                         r"remain\w*|now|has|have|had|is|are|was|were|equals?)\b|=", re.I)
+# A stated result: a number right after "=" or a statement verb ("is 42", "has 8 apples", "total of
+# 12"), and not itself the start of a sum ("has 18 - 6" states no result).
+_RESULT = re.compile(
+    r"(?:=|\b(?:is|are|was|were|be|equals?|has|have|had|gets?|got|makes?|made|needs?|costs?|totals?|"
+    r"total\s+of|answer(?:\s+is)?|left\s+with|remains?|altogether|in\s+all)\b:?)\s*(?:about\s+|exactly\s+)?"
+    r"(?P<n>-?\$?\d[\d,]*(?:\.\d+)?)(?![\d,]*\s*[-+*/×÷^]\s*\(?\d)(?![\w.]*\d)", re.I)
 
 
 def _read_number(body: str, sentences) -> Reading:
-    """The number a closing sentence states: after its last '=' or its statement cue, else its last number."""
-    for i in range(len(sentences) - 1, max(-1, len(sentences) - 4), -1):
+    """The result the last sentence with a number states ("3 + 5 = 8, so she has 8 left" is 8);
+    sentences without numbers after it ("Hope this helps!") are passed over. A last number
+    sentence that states no result ("So Steven has 18 - 26") leaves the reply unread."""
+    for i in range(len(sentences) - 1, -1, -1):
         a, b = sentences[i]
-        sentence = body[a:b]
-        numbers = list(_NUMBER.finditer(sentence))
-        if not numbers or not _NUMBER_CUE.search(sentence):
+        if not re.search(r"\d", body[a:b]):
             continue
-        after_eq = [n for n in numbers if "=" in sentence[:n.start()]]
-        pick = (after_eq or numbers)[-1]
-        value = numeric_value(pick.group().replace("$", "").replace(",", ""))
+        stated = list(_RESULT.finditer(body[a:b]))
+        if not stated:
+            break
+        value = numeric_value(stated[-1].group("n").replace("$", "").replace(",", ""))
         if value is None:
             continue
         rationale = _clean(body[:a] + " " + body[b:]) if i == len(sentences) - 1 and i > 0 else _clean(body)
         return Reading(format_number(value), rationale)
-    return Reading(None, _clean(body), "unparseable", "no closing sentence states a number")
+    return Reading(None, _clean(body), "unparseable", "no closing sentence states a number as a result")
