@@ -38,6 +38,7 @@ from core.label.trials import (
     trial_table,
     wait_trial,
 )
+from ui.answer_panels import fix_outcome, stored_why, trial_why
 from ui import (
     api_key,
     job_env,
@@ -176,13 +177,15 @@ def trial_panel(store, name, prices, template, words_text, words, settings):
         override = st.checkbox("Try anyway (the budget cap still stops spending at its limit)", key="trial_override")
     if st.button(f"Try on {len(quote.row_ids)} rows", key="trial_start", type="primary"):
         run_try(store, name, prices, n, template, words_text, settings, dirty, override)
+    fix_outcome()
     trials = store.list_trials(name)
-    if not trials:
+    if trials:
+        show_trial(store, trials)
+    else:
         st.caption("No tries yet.")
-        return
-    show_trial(store, trials)
     if len(trials) > 1:
         compare_panel(store, trials)
+    stored_why(store, name)
 
 
 def run_try(store, name, prices, n, template, words_text, settings, dirty, override):
@@ -241,6 +244,7 @@ def show_trial(store, trials):
         return
     st.dataframe(pd.DataFrame(trial_table(store, picked)), hide_index=True,
                  column_config={"correct": st.column_config.CheckboxColumn("correct")})
+    trial_why(store, trial["project"], picked)
 
 
 def compare_panel(store, trials):

@@ -7,6 +7,7 @@ import sys
 from core.cli.commands import command
 from core.cli.flags import add_config_flags, config_from_args
 from core.db import Store
+from core.kernel.errors import AppError
 from core.label.teacher import LabelConfig, LabelSummary
 from core.prompt.planner import RELABEL
 
@@ -82,9 +83,41 @@ def cmd_import_teacher(args, store: Store) -> dict:
     from core.label.answers import import_teacher_outputs, read_completions
     from core.label.parsing import parse_label_words
 
+    from core.label.diagnosis import stored_diagnosis
+
     completions = read_completions(args.files, args.id_field, args.response_field)
     words = parse_label_words(args.label_words) if args.label_words else None
-    return import_teacher_outputs(store, args.project, completions, split=args.split, label_words=words)
+    out = import_teacher_outputs(store, args.project, completions, split=args.split, label_words=words)
+    if out["flagged"]:
+        out["why_unread"] = diagnosis_fields(stored_diagnosis(store, args.project))
+    return out
+
+
+def diagnosis_fields(report: dict) -> dict:
+    """A diagnosis as JSON: the fix as a dict, examples cut short."""
+    return {**report, "fix": report["fix"].as_dict() if report["fix"] else None}
+
+
+def why_unread_flags(p) -> None:
+    p.add_argument("--trial", type=int, help="a try's answers instead of the stored ones")
+    p.add_argument("--apply", action="store_true", help="save the suggested fix (a new template version, or label "
+                                                        "words and the stored answers read again)")
+
+
+@command("why-unread", "Why answers were not read: parse rate per template version, the unread answers grouped "
+                       "by shape, and one suggested fix for the prompt (--apply saves it).", why_unread_flags)
+def cmd_why_unread(args, store: Store) -> dict:
+    from core.label.diagnosis import apply_fix, stored_diagnosis, trial_diagnosis
+
+    if args.trial is not None and store.get_trial(args.trial)["project"] != args.project:
+        raise AppError(f"Try {args.trial} belongs to another project.")
+    report = trial_diagnosis(store, args.trial) if args.trial is not None else stored_diagnosis(store, args.project)
+    out = diagnosis_fields(report)
+    if args.apply:
+        if report["fix"] is None:
+            raise AppError("There is no suggested fix to apply.")
+        out["applied"] = apply_fix(store, args.project, report["fix"])
+    return out
 
 
 def label_words_flags(p) -> None:

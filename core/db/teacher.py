@@ -34,6 +34,25 @@ class TeacherWrites:
     released: list[int] = field(default_factory=list)  # reservations of calls that failed unbilled
 
 
+_PARSE_BY_VERSION = """
+WITH versions AS (SELECT request_hash, max(template_version) AS version FROM teacher_calls
+                  WHERE project = ? AND request_hash IS NOT NULL GROUP BY request_hash)
+SELECT v.version AS template_version, count(*) AS answers,
+       count(*) FILTER (WHERE i.status = 'labeled') AS parsed,
+       count(*) FILTER (WHERE i.status = 'flagged') AS unread
+FROM items i JOIN versions v ON v.request_hash = i.request_hash
+WHERE i.project = ? AND i.status IN ('labeled', 'flagged')
+GROUP BY v.version ORDER BY v.version NULLS FIRST
+"""
+
+_UNREAD_ANSWERS = """
+SELECT i.row_id, i.choices, i.gold, i.error, c.response
+FROM items i LEFT JOIN teacher_cache c ON c.request_hash = i.request_hash
+WHERE i.project = ? AND i.status IN ('flagged', 'error')
+ORDER BY hash(i.row_id) LIMIT ?
+"""
+
+
 class TeacherTables:
     def cached_responses(self, hashes: Sequence[str]) -> dict[str, dict]:
         if not hashes:
@@ -128,6 +147,20 @@ class TeacherTables:
     def job_spend(self, job_id: str) -> float:
         """Dollars billed by a job over all its runs (a resumed job keeps its total)."""
         return self.scalar("SELECT coalesce(sum(billed_usd), 0) FROM teacher_calls WHERE job_id = ?", [job_id])
+
+    def parse_rates_by_version(self, project: str) -> list[dict]:
+        """Stored answers per template version that produced them (None: imported): answers,
+        parsed (read to a label) and unread."""
+        return self.query(_PARSE_BY_VERSION, [project, project])
+
+    def unread_answers(self, project: str, limit: int) -> list[dict]:
+        """Up to `limit` unread rows (flagged, or a failed call), a stable spread over the
+        project: row id, choices, gold, the stored error, and the raw response when there is one."""
+        rows = self.query(_UNREAD_ANSWERS, [project, limit])
+        for r in rows:
+            r["choices"] = json.loads(r["choices"]) if r["choices"] else None
+            r["response"] = json.loads(r["response"]) if r["response"] else None
+        return rows
 
     def teacher_stats(self, project: str) -> dict:
         row = self.query(

@@ -269,12 +269,12 @@ _COORDINATION = re.compile(r"^[\s*\"'”’)]*(?:\band/or\b|\bor\b|\band\b)[\s*\
 
 
 def _share_coordinated(body: str, mentions: list[_Mention]) -> None:
-    """"The answer is (a) or (c)", "desert and ocean": a candidate joined to an asserted one by
-    "or" / "and" is asserted as strongly, so the two stay ambiguous."""
+    """"The answer is (a) or (c)", "Billing or shipping": a candidate joined to another by "or" /
+    "and" stands as strongly as it, so the two stay ambiguous."""
     for first, second in zip(mentions, mentions[1:]):
-        if (first.asserted and first.sentence == second.sentence and first.candidate != second.candidate
+        if (first.score > 0 and first.sentence == second.sentence and first.candidate != second.candidate
                 and second.score < first.score and _COORDINATION.match(body[first.end:second.start])):
-            second.score, second.asserted = first.score, True
+            second.score, second.asserted = first.score, first.asserted
 
 
 def _decide(body: str, sentences, mentions: list[_Mention]) -> Reading:

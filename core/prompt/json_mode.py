@@ -22,11 +22,14 @@ def _format_line(line: str):
     return m
 
 
+def has_format_lines(template: str) -> bool:
+    """Whether a template asks for a reply format ("Reply in exactly this format:", "Answer: <…>")."""
+    return any(_FORMAT_HEADING.match(line) or _format_line(line) for line in (template or "").splitlines())
+
+
 def format_conflict(template: str, output_format: str) -> bool:
     """Whether a JSON-output template still asks for free-text "Answer: … / Rationale: …" lines."""
-    if output_format != "json" or not template:
-        return False
-    return any(_FORMAT_HEADING.match(line) or _format_line(line) for line in template.splitlines())
+    return output_format == "json" and has_format_lines(template)
 
 
 def json_mode_template(template: str) -> str:

@@ -1,0 +1,94 @@
+"""Why answers were not read (Prompt page): the parse rate per template version, the unread
+answers grouped by shape, and the one suggested fix, applied with one click."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.label.answers import format_label_words
+from core.label.diagnosis import apply_fix, stored_diagnosis, trial_diagnosis
+from ui import plain, show_error
+
+
+def versions_table(report: dict) -> None:
+    rows = [{"template version": "imported" if v["template_version"] is None else f"v{v['template_version']}",
+             "answers": v["answers"], "read": v["parsed"], "parse rate": v["parse_rate"]} for v in report["versions"]]
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True,
+                     column_config={"parse rate": st.column_config.NumberColumn(format="percent")})
+
+
+def why_unread(store, name: str, report: dict, key: str) -> None:
+    """The groups and the fix of one diagnosis (a try's, or the stored answers')."""
+    if not report["shapes"]:
+        st.caption("Every answer was read.")
+        return
+    shown = report["read_again"]
+    st.markdown("**Why answers were not read**")
+    st.caption(plain(f"{report['unread']} answers were not read"
+                     + (f"; {shown} of them, a spread over the project, were read again to group them."
+                        if shown < report["unread"] else ".")))
+    st.dataframe(pd.DataFrame([{"shape": s["title"], "answers": s["count"], "example": s["examples"][0]}
+                               for s in report["shapes"]]), hide_index=True)
+    for s in report["shapes"]:
+        with st.expander(f"{s['title']}: {s['count']}"):
+            for example in s["examples"]:
+                st.text(example)  # teacher text: shown as text, never Markdown
+    fix = report["fix"]
+    if fix is None:
+        st.caption("No change to the prompt is suggested: review these answers, or ask the teacher again.")
+        return
+    st.info(plain("Suggested fix: " + fix.message))
+    if fix.template is not None:
+        st.code(fix.template, language=None)
+    st.button(f"Apply the fix ({fix.kind.replace('_', ' ')})", key=f"{key}_apply", on_click=_apply,
+              args=(store, name, fix))
+
+
+def _apply(store, name: str, fix) -> None:
+    """The apply button's callback: saves the fix, then puts it in the prompt editor's widgets
+    before they render, so the editor shows the saved prompt (and a try does not save the old
+    text back)."""
+    try:
+        out = apply_fix(store, name, fix)
+    except Exception as exc:
+        st.session_state["_fix_applied"] = exc
+        return
+    project = store.get_project(name)
+    st.session_state["template_text"] = project.template or ""
+    st.session_state["output_format"] = project.output_format
+    st.session_state["label_words"] = format_label_words(project.label_words)
+    st.session_state["_fix_applied"] = out
+
+
+def fix_outcome() -> None:
+    """What the last applied fix did (shown once)."""
+    out = st.session_state.pop("_fix_applied", None)
+    if isinstance(out, Exception):
+        show_error(out)
+    elif out is not None:
+        text = f"Fix applied: the prompt is template version {out['template_version']}."
+        if out.get("reread"):
+            r = out["reread"]
+            text += (f" {r['answers']} stored answers were read again (no calls, no cost): {r['parsed_after']} read, "
+                     f"{r['parsed_before']} before.")
+        st.success(plain(text))
+
+
+def trial_why(store, name: str, trial_id: int) -> None:
+    why_unread(store, name, trial_diagnosis(store, trial_id), key=f"trial{trial_id}")
+
+
+def stored_why(store, name: str) -> None:
+    """The stored answers (runs, tries, imports): parse rate per version and why some were not read."""
+    # a checkbox, not an expander: an expander's body runs on every rerun, and this one reads answers again
+    if not st.checkbox("Show the stored answers' parse rate per template version, and why some were not read",
+                       key="stored_why"):
+        return
+    report = stored_diagnosis(store, name)
+    if not report["versions"]:
+        st.caption("No stored teacher answers yet.")
+        return
+    versions_table(report)
+    why_unread(store, name, report, key="stored")
