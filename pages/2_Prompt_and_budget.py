@@ -24,7 +24,7 @@ from core.prompt.templates import (
     validate_template,
 )
 from core.kernel.tasks import get_task
-from core.label.teacher import LabelConfig
+from core.label.config import LabelConfig
 from core.prompt.json_mode import format_conflict, json_mode_template
 from core.label.trials import (
     DEFAULT_ROWS,

@@ -8,7 +8,7 @@ from core.prompt.forecast import preflight
 from core.kernel.prices import load_prices
 from core.prompt.planner import RELABEL
 from core.label.job import PARSE_FAILURE_ALERT, parse_failures
-from core.label.teacher import LabelConfig
+from core.label.config import LabelConfig
 from ui import (
     api_key,
     job_env,

@@ -6,9 +6,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core import jobs
+from core.kernel.prices import load_prices
 from core.label.answers import format_label_words
 from core.label.diagnosis import apply_fix, stored_diagnosis, trial_diagnosis
-from ui import plain, show_error
+from core.label.reread import DEFAULT_MODEL, quote_reread
+from core.label.config import LabelConfig
+from ui import api_key, job_env, plain, show_error
 
 
 def versions_table(report: dict) -> None:
@@ -92,3 +96,42 @@ def stored_why(store, name: str) -> None:
         return
     versions_table(report)
     why_unread(store, name, report, key="stored")
+    if report["unread"]:
+        reread_panel(store, name)
+
+
+def reread_panel(store, name: str) -> None:
+    """Ask a cheap model which label each unread answer chooses: its own cost line, refused over
+    the cap unless overridden, sent only on the click."""
+    st.markdown("**Ask a cheap model to read the unread answers**")
+    prices = load_prices()
+    models = sorted(prices.models)
+    c = st.columns([2, 3])
+    model = c[0].selectbox("Reader model", models, key="reread_model",
+                           index=models.index(DEFAULT_MODEL) if DEFAULT_MODEL in models else 0)
+    quote = quote_reread(store, name, prices, model)
+    c[1].caption(plain(f"{quote.rows} unread answers (not reviewed, not cut off): {quote.requests} requests to send, "
+                       f"{quote.cache_hits} read before (from the cache, free). Each asks {model} which one label the "
+                       "answer chooses, with structured output; the row keeps the teacher's words as its rationale "
+                       "and is marked as read this way."))
+    m = st.columns(3)
+    m[0].metric("Re-read requests", f"{quote.requests:,}")
+    m[1].metric("Re-read cost P50", "unknown" if quote.cost_usd_p50 is None else f"${quote.cost_usd_p50:,.4f}")
+    m[2].metric("Re-read cost P90", "unknown" if quote.cost_usd_p90 is None else f"${quote.cost_usd_p90:,.4f}")
+    override = False
+    if quote.over_budget:
+        st.warning(plain(quote.over_budget))
+        override = st.checkbox("Re-read anyway (the budget cap still stops spending at its limit)", key="reread_override")
+    if not quote.rows:
+        return
+    if st.button(f"Re-read {quote.rows} answers", key="reread_start", disabled=not api_key() and quote.requests > 0,
+                 help=None if api_key() or not quote.requests else "Set ANTHROPIC_API_KEY to send re-reads."):
+        if quote.over_budget and not override:
+            st.error(plain(quote.over_budget))
+            return
+        try:
+            cfg = LabelConfig(name, reread_model=model).validate()
+            job_id = jobs.start_job(store, name, "label", cfg.as_job_config(), env=job_env())
+            st.success(plain(f"Re-read job {job_id} started on {quote.rows} answers; follow it on the Label page."))
+        except Exception as exc:
+            show_error(exc)

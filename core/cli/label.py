@@ -8,7 +8,7 @@ from core.cli.commands import command
 from core.cli.flags import add_config_flags, config_from_args
 from core.db import Store
 from core.kernel.errors import AppError
-from core.label.teacher import LabelConfig, LabelSummary
+from core.label.config import LabelConfig, LabelSummary
 from core.prompt.planner import RELABEL
 
 # Which rows a run sends and with which prompt: `label` and `estimate` share these.
@@ -132,3 +132,35 @@ def cmd_label_words(args, store: Store) -> dict:
     if args.spec is None:
         return {"project": args.project, "label_words": store.get_project(args.project).label_words}
     return save_label_words(store, args.project, args.spec)
+
+
+def reread_flags(p) -> None:
+    from core.label.reread import DEFAULT_MODEL
+
+    p.add_argument("--model", default=DEFAULT_MODEL, help="the model that reads the answers again")
+    p.add_argument("--yes", action="store_true", help="send the re-reads (without it: only the quote)")
+    p.add_argument("--override", action="store_true", help="send even when P90 exceeds what is left of the cap "
+                                                          "(the cap still stops spending at its limit)")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--budget", type=float, help="stop before this re-read's spend could pass this many USD")
+
+
+@command("reread", "Ask a cheap model which label each unread stored answer chooses (structured output): "
+                   "priced first, sent only with --yes, refused over the budget cap.", reread_flags)
+def cmd_reread(args, store: Store) -> dict:
+    from core import jobs
+    from core.kernel.errors import BudgetExceeded
+    from core.kernel.prices import load_prices
+    from core.label.reread import quote_reread
+
+    quote = quote_reread(store, args.project, load_prices(), args.model)
+    out = {"quote": quote.as_dict()}
+    if not args.yes or not quote.rows:
+        return {**out, "sent": 0, "note": "nothing to re-read" if not quote.rows else
+                f"add --yes to send {quote.requests} requests (P90 ${quote.cost_usd_p90 or 0:.4f})"}
+    if quote.over_budget and not args.override:
+        raise BudgetExceeded(quote.over_budget)
+    cfg = LabelConfig(args.project, reread_model=args.model, concurrency=args.concurrency,
+                      budget_usd=args.budget).validate()
+    job_id, result = jobs.run_foreground(store, args.project, "label", cfg.as_job_config())
+    return {**out, "job_id": job_id, **summary_fields(result)}

@@ -9,7 +9,7 @@ from core.cli.flags import add_config_flags, config_from_args
 from core.cli.label import add_plan_flags, summary_fields
 from core.db import Store
 from core.kernel.errors import AppError
-from core.label.teacher import LabelConfig
+from core.label.config import LabelConfig
 
 MODE_CHOICES = ["zero-shot", "few-shot", "explain-label", "label-only"]
 
@@ -95,7 +95,7 @@ def estimate_flags(p) -> None:
 @command("estimate", "Forecast tokens and dollars (P50 and P90) for the rows still unlabeled.", estimate_flags)
 def cmd_estimate(args, store: Store) -> dict:
     from core.kernel.prices import load_prices
-    from core.label.teacher import resolve_api_key
+    from core.label.calls import resolve_api_key
     from core.prompt.forecast import cost_table, count_tokens_sample, forecast
 
     prices = load_prices()

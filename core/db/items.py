@@ -181,6 +181,15 @@ class ItemTables:
             "ORDER BY row_id", [str(seed), project, n])
         return [r["row_id"] for r in rows]
 
+    def unread_items(self, project: str, row_ids: Sequence[str] | None = None) -> list[dict]:
+        """Rows whose stored teacher answer could not be read (unparseable or ambiguous, not cut
+        off), not reviewed: what a second reading may settle. In import order."""
+        where = ("WHERE project = ? AND status = 'flagged' AND flag IN ('unparseable', 'ambiguous') "
+                 "AND request_hash IS NOT NULL AND NOT reviewed")
+        if row_ids is not None:
+            return self._items(where + " AND list_contains(?, row_id) ORDER BY idx", [project, list(row_ids)])
+        return self._items(where + " ORDER BY idx", [project])
+
     def items_by_order(self, project: str, split: str | None) -> list[dict]:
         if split:
             return self._items("WHERE project = ? AND split = ? ORDER BY idx", [project, split])

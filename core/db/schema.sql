@@ -1,6 +1,6 @@
 -- Generated from a freshly migrated database; do not edit.
 -- Regenerate after adding a migration to core/db/migrations/: python -m core.db.schema
--- Schema version 13.
+-- Schema version 14.
 
 CREATE SEQUENCE audit_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 
@@ -11,6 +11,17 @@ CREATE SEQUENCE review_events_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 922337203685
 CREATE SEQUENCE spend_ledger_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 
 CREATE SEQUENCE teacher_calls_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
+
+CREATE TABLE answer_rereads (
+    project     VARCHAR NOT NULL,
+    row_id      VARCHAR NOT NULL,
+    answer_hash VARCHAR NOT NULL,
+    reread_hash VARCHAR NOT NULL,
+    model       VARCHAR NOT NULL,
+    label       VARCHAR,
+    created_at  TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY(project, row_id, answer_hash)
+);
 
 CREATE TABLE audit_log (
     id          BIGINT NOT NULL DEFAULT nextval('audit_id'),

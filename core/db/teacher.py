@@ -1,5 +1,5 @@
 """Teacher answers, their cost and provenance. Owns the tables `teacher_cache`,
-`teacher_calls` and `token_counts`, and writes the teacher columns of `items`."""
+`teacher_calls`, `token_counts` and `answer_rereads`, and writes the teacher columns of `items`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ CALL_COLUMNS = ["row_id", "job_id", "request_hash", "template_hash", "model", "c
 
 RESULT_COLUMNS = ["row_id", "status", "label", "rationale", "flag", "request_hash", "source", "confidence"]
 
+REREAD_COLUMNS = ["row_id", "answer_hash", "reread_hash", "model", "label"]
+
 
 @dataclass
 class TeacherWrites:
@@ -32,6 +34,7 @@ class TeacherWrites:
     collected_batches: list[str] = field(default_factory=list)  # batch ids whose results these are
     settled: list[tuple[int, float]] = field(default_factory=list)  # (reservation id, real cost)
     released: list[int] = field(default_factory=list)  # reservations of calls that failed unbilled
+    rereads: list[dict] = field(default_factory=list)   # REREAD_COLUMNS: answers read again by a second model
 
 
 _PARSE_BY_VERSION = """
@@ -90,6 +93,10 @@ class TeacherTables:
                 "version = items.version + 1, updated_at = current_timestamp "
                 "FROM result_rows r WHERE items.project = ? AND items.row_id = r.row_id", [project])
             run_with_rows(
+                con, "reread_rows", writes.rereads, REREAD_COLUMNS,
+                f"INSERT OR REPLACE INTO answer_rereads(project, {', '.join(REREAD_COLUMNS)}) "
+                f"SELECT ?, {', '.join(REREAD_COLUMNS)} FROM reread_rows", [project])
+            run_with_rows(
                 con, "error_rows", writes.errors, ["row_id", "error"],
                 "UPDATE items SET status = 'error', error = r.error, version = items.version + 1, "
                 "updated_at = current_timestamp "
@@ -147,6 +154,11 @@ class TeacherTables:
     def job_spend(self, job_id: str) -> float:
         """Dollars billed by a job over all its runs (a resumed job keeps its total)."""
         return self.scalar("SELECT coalesce(sum(billed_usd), 0) FROM teacher_calls WHERE job_id = ?", [job_id])
+
+    def rereads(self, project: str) -> dict[str, dict]:
+        """The project's re-read answers by row: {row_id: {answer_hash, label, model}}."""
+        rows = self.query("SELECT row_id, answer_hash, label, model FROM answer_rereads WHERE project = ?", [project])
+        return {r["row_id"]: r for r in rows}
 
     def parse_rates_by_version(self, project: str) -> list[dict]:
         """Stored answers per template version that produced them (None: imported): answers,

@@ -11,7 +11,7 @@ from pathlib import Path
 from core.label import parsing
 from core.db import Store, TeacherWrites
 from core.kernel.errors import DataImportError
-from core.label.parsing import labels_equal, parse_response
+from core.label.parsing import ParseResult, labels_equal, parse_response
 from core.prompt.templates import request_hash
 
 MAX_FILE_BYTES = 200 * 1024 * 1024   # the app's upload limit
@@ -135,12 +135,13 @@ def reparse_answers(store: Store, project: str) -> dict:
     """Read every stored teacher answer again with the project's current parsing (its label
     words, say) and write the rows whose outcome changed. No request is sent, nothing is
     billed; a reviewed row keeps its reviewer's label (write_teacher's rule)."""
-    from core.label.teacher import response_text
+    from core.label.calls import response_text
 
     proj = store.get_project(project)
     items = [it for it in store.items_by_order(project, None)
              if it["request_hash"] and it["status"] in ("labeled", "flagged")]
     cached = store.cached_responses([it["request_hash"] for it in items])
+    rereads = store.rereads(project)
     writes = TeacherWrites()
     before_ok = after_ok = 0
     for item in items:
@@ -150,6 +151,10 @@ def reparse_answers(store: Store, project: str) -> dict:
         response = hit["response"]
         parsed = parse_response(response_text(response), proj.task, item.get("choices"), proj.label_set, response.get("stop_reason"),
                                 label_words=proj.label_words)
+        source = "imported" if hit["source"] == "imported" else "teacher"
+        reread = rereads.get(item["row_id"])
+        if not parsed.ok and reread and reread["answer_hash"] == item["request_hash"] and reread["label"]:
+            parsed, source = ParseResult(reread["label"], parsed.rationale), "reread"  # a second model read this answer
         before_ok += item["status"] == "labeled"
         after_ok += parsed.ok
         if (parsed.label, parsed.flag, parsed.rationale) == (item["teacher_label"], item["flag"],
@@ -157,7 +162,7 @@ def reparse_answers(store: Store, project: str) -> dict:
             continue
         writes.results.append({"row_id": item["row_id"], "status": "labeled" if parsed.ok else "flagged",
                                "label": parsed.label, "rationale": parsed.rationale, "flag": parsed.flag,
-                               "request_hash": item["request_hash"], "source": "imported" if hit["source"] == "imported" else "teacher",
+                               "request_hash": item["request_hash"], "source": source,
                                "confidence": parsed.confidence})
     store.write_teacher(project, writes)
     from core.label.rationale_flags import refresh_quietly

@@ -138,7 +138,7 @@ class BatchMode:
                 time.sleep(self.poll_interval_s)
 
     def _collect_batch(self, client, batch_id: str) -> None:
-        from core.label.teacher import call_cost
+        from core.label.calls import call_cost
 
         entries = {e["custom_id"]: e for e in self.store.batch_requests(batch_id)}
         items = {it["row_id"]: it for it in self.store.get_items(

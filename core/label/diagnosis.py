@@ -239,7 +239,7 @@ def apply_fix(store, project_name: str, fix: Fix) -> dict:
 
 # ---- where the answers come from ----------------------------------------------------------
 def _answer(response: dict | None, choices, gold, error) -> dict:
-    from core.label.teacher import response_text
+    from core.label.calls import response_text
 
     text = response_text(response) if response else None
     return {"text": text, "stop_reason": (response or {}).get("stop_reason"), "choices": choices, "gold": gold,

@@ -7,7 +7,8 @@ import json
 import time
 
 from core.jobs.states import now
-from core.label.teacher import LabelConfig, TeacherRun
+from core.label.config import LabelConfig
+from core.label.teacher import TeacherRun
 
 # A labeling run with at least this share of its answers unparseable is shown as a problem.
 PARSE_FAILURE_ALERT = 0.20
@@ -37,7 +38,14 @@ def run_label_job(store, job: dict, should_stop, observer=None) -> dict:
             store.update_job(job["id"], done=answered(p), total=p["total"], live_rows=live_rows(p),
                              cost_usd=store.job_spend(job["id"]), heartbeat_at=now())
 
-    run = TeacherRun.from_config(store, cfg, job_id=job["id"], on_progress=on_progress, should_stop=should_stop)
+    if cfg.reread_model:  # a second reading of unread answers (core.label.reread)
+        from core.label.reread import RereadRun
+
+        run = RereadRun(store, cfg.project, model=cfg.reread_model, concurrency=cfg.concurrency, limit=cfg.limit,
+                        budget_usd=cfg.budget_usd, row_ids=cfg.row_ids, job_id=job["id"], on_progress=on_progress,
+                        should_stop=should_stop)
+    else:
+        run = TeacherRun.from_config(store, cfg, job_id=job["id"], on_progress=on_progress, should_stop=should_stop)
     summary = run.run().as_dict()
     done = answered(summary)
     summary["parse_failure_share"] = round(summary["flagged"] / done, 4) if done else None

@@ -22,10 +22,19 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from core.label.batches import BatchMode, BatchRowError, PendingRequest
+from core.label.batches import BatchMode, PendingRequest
+from core.label.calls import (
+    attempts_of_error,
+    attempts_of_request,
+    call_cost,
+    error_type,
+    resolve_api_key,
+    response_text,
+    unbilled,
+)
+from core.label.config import LabelConfig, LabelSummary
 from core.prompt.tokens import request_tokens
 from core.db import Store, TeacherWrites
 from core.kernel.errors import ConfigError
@@ -37,133 +46,6 @@ from core.prompt.planner import check_plan_args, plan_requests
 
 DEMO_SOURCE = "recorded-demo"
 SPOOL_NAME = "answers.spool.jsonl"
-
-
-@dataclass
-class LabelConfig:
-    """One labeling run, as stored in its job row. The CLI's flags and the Label page's
-    widgets take their defaults from here."""
-
-    project: str
-    model: str | None = field(default=None, metadata={"help": "teacher model (default: the project's)"})
-    concurrency: int = field(default=8, metadata={"help": "requests in flight at once"})
-    limit: int | None = field(default=None, metadata={"help": "label at most this many rows (default: all due)"})
-    # This run's cap; the project's cap binds as well.
-    budget_usd: float | None = field(default=None, metadata={
-        "flag": "--budget", "help": "stop before spend could pass this many USD"})
-    batch: bool = field(default=False, metadata={
-        "help": "use the Message Batches API (50% cheaper; resumable)"})  # results within 24 h
-    poll_interval_s: float = field(default=10.0, metadata={
-        "flag": "--poll-interval", "help": "seconds between batch status polls"})
-    row_ids: list[str] | None = field(default=None, metadata={"cli": False})  # only these rows (a pilot)
-    relabel: str | None = field(default=None, metadata={
-        "help": "also re-send rows whose answer failed to parse (failed), was given to an older prompt (stale), "
-                "or every row (all); identical requests come from the cache"})
-    rationale_fraction: float = field(default=1.0, metadata={
-        "help": "share of rows asked for a rationale (stratified by gold label); the rest get a label-only "
-                "prompt with a small max_tokens"})
-    seed: int = field(default=0, metadata={"help": "which rows form the rationale share"})
-
-    def validate(self) -> LabelConfig:
-        check_plan_args(self.relabel, self.rationale_fraction)
-        if self.concurrency < 1:
-            raise ConfigError("concurrency must be at least 1.")
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError("limit must be at least 1 row (or none).")
-        if self.budget_usd is not None and self.budget_usd < 0:
-            raise ConfigError("a budget must be zero or more dollars.")
-        if self.poll_interval_s <= 0:
-            raise ConfigError("the poll interval must be positive.")
-        return self
-
-    @classmethod
-    def from_job(cls, job: dict) -> LabelConfig:
-        """The config of a job row (older rows lack the project and some fields)."""
-        known = {k: v for k, v in job["config"].items() if k in cls.__dataclass_fields__}
-        return cls(**{**known, "project": job["project"]}).validate()
-
-    def as_job_config(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "project"}
-
-
-@dataclass
-class LabelSummary:
-    rows: int = 0            # rows this run set out to label
-    requests: int = 0        # requests sent to the API (each may be retried by the SDK)
-    cache_hits: int = 0      # rows served from the response cache, not billed
-    labeled: int = 0         # rows with a parsed label
-    flagged: int = 0         # rows whose response could not be parsed cleanly
-    errors: int = 0          # rows whose call failed
-    cost_usd: float = 0.0    # billed in this run
-    seconds: float = 0.0
-    stopped: str | None = None  # None | budget | cancelled | paused
-    recorded_demo: int = 0   # rows answered by the recorded demo teacher
-    batches: int = 0         # batches submitted by this run (batch mode)
-    rate_limited: int = 0    # 429 answers seen (each was waited out and retried by the SDK)
-    replayed: int = 0        # paid answers of an earlier run recovered from its spool, not asked again
-    adopted_batches: int = 0  # batches created by an interrupted run, found at the API and adopted
-    held_by_batches: int = 0  # rows skipped because an open batch may still answer them
-    rationale_requests: int = 0   # requests sent with the project's prompt (label and rationale)
-    label_only_requests: int = 0  # requests sent with the label-only prompt (outside the rationale fraction)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def resolve_api_key(explicit: str | None = None) -> str | None:
-    """Key from the caller (Streamlit secrets, passed by the page) or the environment only."""
-    return explicit or os.environ.get("ANTHROPIC_API_KEY") or None
-
-
-def response_text(response: dict) -> str:
-    return "".join(block.get("text", "") for block in response.get("content", []) if block.get("type") == "text")
-
-
-def call_cost(prices: PriceTable, model: str, usage: dict, batch: bool = False) -> float | None:
-    inp = usage.get("input_tokens") or 0
-    out = usage.get("output_tokens") or 0
-    cost = prices.cost(model, inp, out, batch=batch)
-    if cost is None:
-        return None
-    price = prices.get(model)
-    cache_write = usage.get("cache_creation_input_tokens") or 0
-    cache_read = usage.get("cache_read_input_tokens") or 0
-    factor = (1 - prices.batch_discount) if batch else 1.0
-    return cost + factor * (cache_write * prices.cache_write_multiplier
-                            + cache_read * prices.cache_read_multiplier) * price.input / 1e6
-
-
-def _error_type(exc: BaseException) -> str:
-    import anthropic
-
-    if isinstance(exc, BatchRowError):
-        return exc.kind
-    if isinstance(exc, anthropic.APIStatusError):
-        return f"http_{exc.status_code}"
-    if isinstance(exc, anthropic.APITimeoutError):
-        return "timeout"
-    if isinstance(exc, anthropic.APIConnectionError):
-        return "connection"
-    if isinstance(exc, anthropic.APIResponseValidationError):
-        return "bad_response"
-    if isinstance(exc, (json.JSONDecodeError, ValueError)):
-        return "bad_response"
-    return type(exc).__name__
-
-
-def _attempts(exc: BaseException) -> int | None:
-    """Attempts the SDK made, read from the retry-count header of its last request."""
-    request = getattr(exc, "request", None)
-    if request is None and getattr(exc, "response", None) is not None:
-        request = exc.response.request
-    return _attempts_of_request(request)
-
-
-def _attempts_of_request(request) -> int | None:
-    try:
-        return int(request.headers.get("x-stainless-retry-count", "0")) + 1
-    except (AttributeError, ValueError, TypeError):
-        return None
 
 
 class TeacherRun(BatchMode):
@@ -188,10 +70,7 @@ class TeacherRun(BatchMode):
         self.model = model or self.project.model
         if not self.model:
             raise ConfigError("Choose a teacher model.")
-        if not self.project.template:
-            raise ConfigError("The project has no prompt template yet; set one on the Prompt page.")
-        validate_template(self.project.template, self.project.input_fields, self.project.task, self.project.mode,
-                          self.project.label_words)
+        self._check_prompt()
         self.row_ids = row_ids
         check_plan_args(relabel, rationale_fraction)
         self.relabel, self.rationale_fraction, self.seed = relabel, rationale_fraction, seed
@@ -211,11 +90,17 @@ class TeacherRun(BatchMode):
         self.max_retries, self.timeout_s, self.job_id = max_retries, timeout_s, job_id
         self.on_progress, self.should_stop = on_progress, should_stop
         self.batch, self.poll_interval_s = batch, poll_interval_s
-        self.template_hash = template_hash(self.project.template)
+        self.template_hash = template_hash(self.project.template or "")
         self.summary = LabelSummary()
         self._done = 0
         self._in_flight_worst = 0.0   # reserved by this run and not yet settled in the store
         self._money = threading.Lock()  # the writer thread settles, the event loop reserves
+
+    def _check_prompt(self) -> None:
+        if not self.project.template:
+            raise ConfigError("The project has no prompt template yet; set one on the Prompt page.")
+        validate_template(self.project.template, self.project.input_fields, self.project.task, self.project.mode,
+                          self.project.label_words)
 
     # ---- planning --------------------------------------------------------------
     def plan(self) -> tuple[dict[str, PendingRequest], dict[str, dict]]:
@@ -272,7 +157,7 @@ class TeacherRun(BatchMode):
 
     def _write_error(self, w: TeacherWrites, key: str, pending: PendingRequest, exc: BaseException,
                      attempts: int | None) -> None:
-        etype, message = _error_type(exc), str(exc)[:500]
+        etype, message = error_type(exc), str(exc)[:500]
         for item in pending.rows:
             w.calls.append({
                 "row_id": item["row_id"], "job_id": self.job_id, "request_hash": key, "template_hash": self.template_hash,
@@ -409,10 +294,10 @@ class TeacherRun(BatchMode):
                     raw = await client.messages.with_raw_response.create(**p.request)
                     message = await raw.parse()
                     response = message.model_dump(mode="json", exclude_none=True)
-                    await results.put((key, p, response, None, _attempts_of_request(raw.http_request),
+                    await results.put((key, p, response, None, attempts_of_request(raw.http_request),
                                        reservation, worst))
                 except Exception as exc:  # every failure becomes a per-row record
-                    await results.put((key, p, None, exc, _attempts(exc), reservation, worst))
+                    await results.put((key, p, None, exc, attempts_of_error(exc), reservation, worst))
 
         async def writer() -> None:
             while True:
@@ -457,7 +342,7 @@ class TeacherRun(BatchMode):
                 writes.settled.append((reservation, cost or 0.0))
             else:
                 self._write_error(writes, key, p, exc, attempts)
-                if _unbilled(exc):
+                if unbilled(exc):
                     writes.released.append(reservation)
                 # else: the API may have billed it (a timeout, a broken body): the reservation
                 # keeps counting until it expires
@@ -537,13 +422,6 @@ class _Reserver:
                     for n, (_, _, f) in enumerate(group):
                         f.set_result(ids[n] if n < len(ids) else None)
         return future.result()
-
-
-def _unbilled(exc: BaseException) -> bool:
-    """Whether a failed call was certainly not billed: the API answered with an error status."""
-    import anthropic
-
-    return isinstance(exc, anthropic.APIStatusError)
 
 
 def label_project(store: Store, project: str, **kwargs) -> LabelSummary:

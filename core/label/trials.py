@@ -41,7 +41,8 @@ from core.kernel.sampling import exactly_n, seeded_rank
 from core.prompt.templates import validate_template
 from core.prompt.planner import requests_to_send
 from core.kernel.tasks import format_choices, get_task
-from core.label.teacher import LabelConfig, resolve_api_key, response_text
+from core.label.config import LabelConfig
+from core.label.calls import resolve_api_key, response_text
 
 DEFAULT_ROWS = 10
 MAX_ROWS = 200

@@ -131,6 +131,6 @@ def apply_amendment(store, project: str, amendment: str) -> int:
 
 def reask_config(project: str, row_ids: list[str], model: str | None = None):
     """The labeling run that re-asks exactly these rows with the project's (amended) prompt."""
-    from core.label.teacher import LabelConfig
+    from core.label.config import LabelConfig
 
     return LabelConfig(project, model=model, row_ids=list(row_ids), relabel="stale").validate()
