@@ -85,10 +85,19 @@ def main() -> None:
         print(f"{tid:>8} {r['n']:>4} {r['accuracy']:6.3f} {r['paper']:6.3f} {r['unread']:7.1%}")
         for ex in r.get("unread_examples", []):
             print(f"{'':>10}unread: {ex!r}")
-    mean = lambda key: sum(r[key] for r in per.values()) / len(per)  # noqa: E731
+    mean = lambda key, ids=None: sum(per[t][key] for t in (ids or per)) / len(ids or per)  # noqa: E731
     below = sorted(t for t, r in per.items() if r["accuracy"] < r["paper"] - 1e-9)
+    far_below = sorted(t for t, r in per.items() if r["accuracy"] < r["paper"] - 0.05)
     print(f"\nmean accuracy {mean('accuracy'):.3f} against the paper's {mean('paper'):.3f}; unread {mean('unread'):.1%}; "
-          f"below the paper on {len(below)} of {len(per)} templates: {below}")
+          f"below the paper on {len(below)} of {len(per)} templates: {below}; more than 0.05 below on {far_below}")
+    flags = Counter()
+    for r in per.values():
+        flags.update(r["flags"])
+    print(f"unread answers by flag, all templates: {dict(flags)}")
+    # two halves by template number: a reader fitted to some templates would show it as a gap between them
+    for name, ids in (("odd", [t for t in per if t % 2]), ("even", [t for t in per if not t % 2])):
+        print(f"  {name} templates ({len(ids)}): ours {mean('accuracy', ids):.3f}, paper {mean('paper', ids):.3f}, "
+              f"unread {mean('unread', ids):.1%}")
     cqa = jsonl(args.data / "cqa" / "cqa_train.jsonl")
     palm_cqa = score([(a, g["answer"], g["choices"]) for a, g in zip(completions(args.data / "cqa" / "llm", "train"), cqa)],
                      "multiple-choice")
@@ -99,7 +108,8 @@ def main() -> None:
     print(f"PaLM CoT, SVAMP train: accuracy {palm_svamp['accuracy']:.4f}, unread {palm_svamp['unread']:.2%} ({palm_svamp['n']} rows)")
     print(json.dumps({"templates": len(per), "zero_shot_accuracy": round(mean("accuracy"), 4),
                       "paper_accuracy": round(mean("paper"), 4), "zero_shot_unread": round(mean("unread"), 4),
-                      "templates_below_paper": len(below), "palm_cqa_accuracy": round(palm_cqa["accuracy"], 4),
+                      "templates_below_paper": len(below), "templates_more_than_005_below": len(far_below),
+                      "palm_cqa_accuracy": round(palm_cqa["accuracy"], 4),
                       "palm_cqa_unread": round(palm_cqa["unread"], 4), "palm_svamp_accuracy": round(palm_svamp["accuracy"], 4),
                       "palm_svamp_unread": round(palm_svamp["unread"], 4), "cpu_s": round(time.process_time() - started, 1)}))
 

@@ -46,7 +46,7 @@ _STATE_CUE = re.compile(
     r"(?:(?:the|a|an|in|at|on|to|by|from|into|of|with|option|choice|answer|be|likely|probably|most|"
     r"definitely|clearly|called|known\s+as)\W+){0,4}$", re.I)
 _AFTER_CUE = re.compile(r"^\W{0,3}(?:(?:fits|suits|works|matches)\s+(?:best|better)\b|"
-                        r"(?:is|are|would\s+be|seems|appears|sounds|remains)\s+(?:to\s+be\s+)?(?:the\s+|a\s+)?"
+                        r"(?:is|are|(?:would|could|should|might|may|will)\s+be|seems|appears|sounds|remains)\s+(?:to\s+be\s+)?(?:the\s+|a\s+)?"
                         r"(?:most|best|correct|right|optimal|answer|likely|ideal|suitable|appropriate|preferred|better)\b)",
                         re.I)
 _NEGATION = re.compile(r"\b(?:not|never|unlikely|rather\s+than|instead\s+of|less\s+likely|least|incorrect|wrong|"
@@ -230,7 +230,7 @@ def _score(body: str, sentences, m: _Mention) -> None:
         m.asserted = True
     if _LIST_ITEM.match(sentence) and not m.asserted and m.start - s_start < 45:
         score = 0.5  # "1. Table: ..." discusses an option
-    if _EXAMPLES.search(clause_before):
+    if _listed(before):
         score, m.asserted = min(score, 1.0), False  # "other options such as x, y" lists, it does not choose
     if _negated(clause_before) or _echoes_negation(before, clause_before) or _CONTRAST_OPENING.search(sentence) and m.start < s_start + len(
             sentence.split(",")[0]) or re.match(r"^\W*(?:is|would\s+be|are)\s+(?:not|un|less|in)", after, re.I):
@@ -251,6 +251,15 @@ def _negated(clause: str) -> bool:
     # "cannot be true", "is not the bank": the verb right after the negation is the negated one
     rest = re.sub(r"^\s*(?:be|been|being|is|are)\b", "", clause[last.end():]) if last else ""
     return last is not None and not _VERB_CUE.search(rest)
+
+
+def _listed(before: str) -> bool:
+    """The mention is an item of a list of examples: "such as a, b, and c" earlier in its
+    sentence, with no statement verb after it."""
+    last = None
+    for last in _EXAMPLES.finditer(before):
+        pass
+    return last is not None and not _VERB_CUE.search(before[last.end():])
 
 
 _ECHO = re.compile(r"^\W*(?:and\s+)?(?:so|nor|neither|as)\s+(?:is|are|was|were|does|do|would)\b", re.I)
