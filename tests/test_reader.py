@@ -40,6 +40,8 @@ MC_READ = [
 
 MC_AMBIGUOUS = [
     "You could find it at a bank or at a library.",
+    "So the answer is either (a) bank or (b) library.",
+    "Library or mall, hard to say.",
     "Both the mall and the department store would work.",
 ]
 
@@ -178,3 +180,16 @@ def test_a_cut_answer_stays_truncated():
     parsed = read("The library lends books, so the answer would be", "multiple-choice", choices=CHOICES,
                   stop_reason="max_tokens")
     assert parsed.flag == "truncated"
+
+
+# ---- hostile answers ----------------------------------------------------------------------
+HOSTILE = ["\n" * 100_000, "option a or option b, " * 4_500, "(a) " * 25_000, "not " * 25_000 + "bank",
+           "such as " * 12_000 + "bank", "\n\n Q" * 30_000]
+
+
+@pytest.mark.timeout(120)  # not a speed claim: a backtracking pattern took hours on these before
+@pytest.mark.parametrize("text", HOSTILE, ids=["newlines", "options", "markers", "negations", "examples", "run-ons"])
+def test_hostile_answers_are_read_in_bounded_time_and_flagged_or_read(text):
+    for task, kw in (("multiple-choice", {"choices": CHOICES}), ("numeric", {}), ("nli", {"labels": NLI})):
+        parsed = read(text, task, **kw)
+        assert parsed.ok or parsed.flag in ("unparseable", "ambiguous"), parsed

@@ -27,7 +27,17 @@ from core.label.reader import read
 
 # Where a completion starts inventing a new example, everything after is ignored.
 # A completion cut right after the "Q" of a new question ends there too.
-_RUN_ON = re.compile(r"\n\s*\n\s*(?:Q|Question|Premise|Input|Text)\s*(?::|$)", re.IGNORECASE)
+# Found line by line, not with one "\n\s*\n\s*Q" pattern: that backtracks without end on a flood of newlines.
+_NEW_EXAMPLE = re.compile(r"^[ \t\r\f\v]*(?:Q|Question|Premise|Input|Text)[ \t\r\f\v]*(?::|\Z)", re.IGNORECASE | re.MULTILINE)
+_BLANK_LINE_BEFORE = re.compile(r"\n[ \t\r\f\v]*\n[ \t\r\f\v]*\Z")
+
+
+def cut_run_on(text: str) -> str:
+    """The completion up to the first new example it invents (a blank line, then "Q:" ...)."""
+    for m in _NEW_EXAMPLE.finditer(text):
+        if _BLANK_LINE_BEFORE.search(text, max(0, m.start() - 200), m.start()):
+            return text[: m.start()]
+    return text
 # Tier 1, a labelled answer: "Answer: x" at a line start or after a sentence ("... neutral. Answer:
 # neutral"), in bold ("**Answer:** x"), or with the answer on the next line.
 _ANSWER_LABEL = re.compile(
@@ -138,7 +148,7 @@ def parse_response(
 
 def _json_confidence(text: str | None) -> float | None:
     """A "confidence" in [0, 1] from a JSON answer; percentages are scaled; anything else is unknown."""
-    obj = _json_object(_RUN_ON.split(text or "", maxsplit=1)[0])
+    obj = _json_object(cut_run_on(text or ""))
     value = obj.get("confidence") if obj else None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -176,7 +186,7 @@ class _Space:
 def _parse_answer(text, task, choices, labels, stop_reason, words) -> ParseResult:
     if not text or not text.strip():
         return ParseResult(None, None, "unparseable", "empty response")
-    body = _RUN_ON.split(text, maxsplit=1)[0].strip()
+    body = cut_run_on(text).strip()
     space = _Space(get_task(task), choices, labels, words)
     structured = _parse_json(body)
     result = _read_statement(body, structured, space, stop_reason)

@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 
@@ -32,19 +33,20 @@ FIRST = 1.0       # in the first sentence
 CLOSING = 1.5     # in a closing "so / therefore / in conclusion" sentence
 NEGATED = -3.0    # "not", "unlikely", "rather than" in its clause
 CLEAR_MARGIN = 1.0
+CONTEXT = 300     # characters before a mention that its cues are read from
 
 _SENTENCE = re.compile(r"(?<!\d)[.!?][\"'”’*)\]]*(?=\s|$)|(?<=\d)\.(?=\s+[A-Z])|\n+")
 _CLAUSE = re.compile(r"[,;:]|\b(?:but|while|whereas|although|though|however|yet)\b|\s[-–—]\s", re.I)
 # "the answer is", and "the most suitable choice for a person heading overseas would be (to)": the
 # subject may name the question in between, but no sentence or clause break.
 _ANSWER_CUE = re.compile(r"\b(?:answer|option|choice|selection)\b(?:[^.;:!?,]{0,90}?\b(?:is|would\s+be|will\s+be|"
-                         r"should\s+be)(?:\s+to)?|\s*[:=])\s*\W{0,3}(?:(?:the|a|an)\s+)?$", re.I)
+                         r"should\s+be)(?:\s+to)?|\s*[:=])\s*\W{0,3}(?:(?:the|a|an|either|both)\s+)*$", re.I)
 _STATE_CUE = re.compile(
     r"\b(?:is|are|was|would\s+be|will\s+be|should\s+be|could\s+be|be|choose|chose|pick|select|go\s+with|opt\s+for|"
     r"prefer|recommend|answer|correct|best|right|optimal|ideal|suitable|appropriate|likely|probable|logical|"
     r"reasonable|preferred|closest|classif(?:y|ied)\s+as|categori[sz]ed?\s+as|labeled|labelled|as)\b\W*"
     r"(?:(?:the|a|an|in|at|on|to|by|from|into|of|with|option|choice|answer|be|likely|probably|most|"
-    r"definitely|clearly|called|known\s+as)\W+){0,4}$", re.I)
+    r"definitely|clearly|called|known\s+as|either|both)\W+){0,4}$", re.I)
 _AFTER_CUE = re.compile(r"^\W{0,3}(?:(?:fits|suits|works|matches)\s+(?:best|better)\b|"
                         r"(?:is|are|(?:would|could|should|might|may|will)\s+be|seems|appears|sounds|remains)\s+(?:to\s+be\s+)?(?:the\s+|a\s+)?"
                         r"(?:most|best|correct|right|optimal|answer|likely|ideal|suitable|appropriate|preferred|better)\b)",
@@ -86,9 +88,14 @@ class _Mention:
     asserted: bool = False
 
 
+HEAD, TAIL = 6000, 2000  # a longer reply is read at its opening and its close, where answers are stated
+
+
 def read(body: str, kind, choices: list[str] | None = None, labels: list[str] | None = None,
          words: dict[str, str] | None = None) -> Reading:
     """The answer a free-text reply states, read against the task's candidates."""
+    if len(body) > HEAD + TAIL:  # keeps the reading linear in what it reads: a 100 kB reply costs no more
+        body = body[:HEAD] + "\n" + body[-TAIL:]
     sentences = _sentences(body)
     if kind.name == "numeric":
         return _read_number(body, sentences)
@@ -112,7 +119,8 @@ def _sentences(body: str) -> list[tuple[int, int]]:
 
 
 def _sentence_of(sentences, pos: int) -> int:
-    return next((i for i, (a, b) in enumerate(sentences) if a <= pos < b), len(sentences) - 1)
+    i = bisect.bisect_right([a for a, _ in sentences], pos) - 1
+    return i if 0 <= i < len(sentences) and pos < sentences[i][1] else len(sentences) - 1
 
 
 def _surface_forms(kind, choices, labels, words) -> list[tuple[str, str]]:
@@ -212,7 +220,7 @@ def _markers(body, sentences, choices, texts: list[_Mention]) -> list[_Mention]:
 def _score(body: str, sentences, m: _Mention) -> None:
     s_start, s_end = sentences[m.sentence]
     sentence = body[s_start:s_end]
-    before = body[s_start:m.start]
+    before = body[max(s_start, m.start - CONTEXT):m.start]  # what bears on a mention stands near it
     clause_before = _CLAUSE.split(before)[-1]
     after = body[m.end:s_end]
     score = 1.0
@@ -281,9 +289,10 @@ def _share_coordinated(body: str, mentions: list[_Mention]) -> None:
     """"The answer is (a) or (c)", "Billing or shipping": a candidate joined to another by "or" /
     "and" stands as strongly as it, so the two stay ambiguous."""
     for first, second in zip(mentions, mentions[1:]):
-        if (first.score > 0 and first.sentence == second.sentence and first.candidate != second.candidate
-                and second.score < first.score and _COORDINATION.match(body[first.end:second.start])):
-            second.score, second.asserted = first.score, first.asserted
+        if (max(first.score, second.score) > 0 and first.sentence == second.sentence
+                and first.candidate != second.candidate and _COORDINATION.match(body[first.end:second.start])):
+            first.score = second.score = max(first.score, second.score)
+            first.asserted = second.asserted = first.asserted or second.asserted
 
 
 def _decide(body: str, sentences, mentions: list[_Mention]) -> Reading:
