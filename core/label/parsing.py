@@ -206,7 +206,7 @@ def _read_prose(body: str, space: _Space, stated: ParseResult) -> ParseResult:
     if reading.label is not None:
         return ParseResult(reading.label, reading.rationale, note="read from prose")
     if reading.flag == "ambiguous":
-        return ParseResult(None, stated.rationale or reading.rationale, "ambiguous", reading.note)
+        return ParseResult(None, stated.rationale, "ambiguous", reading.note)
     return stated
 
 
