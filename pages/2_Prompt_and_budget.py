@@ -46,6 +46,7 @@ from ui import (
     plain,
     planned_forecast,
     project_picker,
+    quote_metrics,
     show_error,
 )
 
@@ -167,14 +168,8 @@ def trial_panel(store, name, prices, template, words_text, words, settings):
         "cache (identical requests asked before, free). Every row is asked with the full prompt, and its answer "
         "replaces the row's stored teacher answer like any labeling run (reviewed labels stay)."
         + (" Unsaved edits are saved first, as a new template version." if dirty else "")))
-    m = st.columns(3)
-    m[0].metric("Requests to send", f"{quote.requests:,}")
-    m[1].metric("Try cost P50", "unknown" if fc.cost_usd_p50 is None else f"${fc.cost_usd_p50:,.4f}")
-    m[2].metric("Try cost P90", "unknown" if fc.cost_usd_p90 is None else f"${fc.cost_usd_p90:,.4f}")
-    override = False
-    if quote.over_budget:
-        st.warning(plain(quote.over_budget))
-        override = st.checkbox("Try anyway (the budget cap still stops spending at its limit)", key="trial_override")
+    override = quote_metrics("Try", quote.requests, fc.cost_usd_p50, fc.cost_usd_p90, quote.over_budget,
+                             key="trial_override")
     if st.button(f"Try on {len(quote.row_ids)} rows", key="trial_start", type="primary"):
         run_try(store, name, prices, n, template, words_text, settings, dirty, override)
     fix_outcome()

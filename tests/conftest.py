@@ -45,6 +45,23 @@ def fake():
 
 
 @pytest.fixture
+def serve_teacher(monkeypatch):
+    """serve_teacher(responder): a fake server answering with `responder`, and ANTHROPIC_API_KEY /
+    ANTHROPIC_BASE_URL pointing at it for this test; stopped after."""
+    servers = []
+
+    def start(responder):
+        server = FakeAnthropic(responder=responder).start()
+        servers.append(server)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        return server
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
 def tickets(store) -> Store:
     import_csv(store)
     return store

@@ -7,7 +7,6 @@ import pytest
 
 from core.label.answers import import_teacher_outputs
 from core.label.diagnosis import apply_fix, group_unread, stored_diagnosis, suggest_fix
-from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import correct_responder, import_csv, open_page, start_cli
 
 LABELS = ["billing", "technical", "shipping"]
@@ -158,12 +157,8 @@ def prose_unless_formatted(body: dict) -> str:
 
 
 @pytest.fixture
-def prose_teacher(monkeypatch):
-    server = FakeAnthropic(responder=prose_unless_formatted).start()
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-    yield server
-    server.stop()
+def prose_teacher(serve_teacher):
+    return serve_teacher(prose_unless_formatted)
 
 
 def test_page_shows_why_a_try_was_not_read_and_one_click_fixes_the_prompt(app_store, prose_teacher):

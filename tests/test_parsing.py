@@ -1,10 +1,10 @@
 import pytest
 
 from core.kernel.errors import DataImportError
+from core.kernel.labels import numeric_value
 from core.label.parsing import (
     check_label_words,
     labels_equal,
-    numeric_value,
     parse_label_words,
     parse_response,
 )

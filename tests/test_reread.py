@@ -11,7 +11,6 @@ from core.kernel.prices import load_prices
 from core.label.answers import import_teacher_outputs, save_label_words
 from core.label.reread import quote_reread, reread_request
 from core.label.config import LabelConfig
-from tests.fake_anthropic import FakeAnthropic
 from tests.helpers import import_csv, start_cli
 
 MAIL = ("id,text,label\n1,Why was I charged twice?,complaint\n2,Do you ship to Norway?,question\n"
@@ -28,12 +27,8 @@ def reader(body: dict) -> str:
 
 
 @pytest.fixture
-def cheap(monkeypatch):
-    server = FakeAnthropic(responder=reader).start()
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-    yield server
-    server.stop()
+def cheap(serve_teacher):
+    return serve_teacher(reader)
 
 
 @pytest.fixture

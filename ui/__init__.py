@@ -195,3 +195,17 @@ def page_setup(title: str) -> Store:
     st.title(title)
     require_sign_in()
     return get_store()
+
+
+def quote_metrics(what: str, requests: int, p50: float | None, p90: float | None, over_budget: str | None,
+                  key: str) -> bool:
+    """A priced run before it is sent: requests, cost P50 and P90 (unknown, never $0, without a
+    price), and the cap's warning with its override. Returns whether the user overrides."""
+    m = st.columns(3)
+    m[0].metric(f"{what} requests" if what != "Try" else "Requests to send", f"{requests:,}")
+    m[1].metric(f"{what} cost P50", "unknown" if p50 is None else f"${p50:,.4f}")
+    m[2].metric(f"{what} cost P90", "unknown" if p90 is None else f"${p90:,.4f}")
+    if not over_budget:
+        return False
+    st.warning(plain(over_budget))
+    return st.checkbox(f"{what} anyway (the budget cap still stops spending at its limit)", key=key)

@@ -12,7 +12,7 @@ from core.label.answers import format_label_words
 from core.label.diagnosis import apply_fix, stored_diagnosis, trial_diagnosis
 from core.label.reread import DEFAULT_MODEL, quote_reread
 from core.label.config import LabelConfig
-from ui import api_key, job_env, plain, show_error
+from ui import api_key, job_env, plain, quote_metrics, show_error
 
 
 def versions_table(report: dict) -> None:
@@ -114,14 +114,8 @@ def reread_panel(store, name: str) -> None:
                        f"{quote.cache_hits} read before (from the cache, free). Each asks {model} which one label the "
                        "answer chooses, with structured output; the row keeps the teacher's words as its rationale "
                        "and is marked as read this way."))
-    m = st.columns(3)
-    m[0].metric("Re-read requests", f"{quote.requests:,}")
-    m[1].metric("Re-read cost P50", "unknown" if quote.cost_usd_p50 is None else f"${quote.cost_usd_p50:,.4f}")
-    m[2].metric("Re-read cost P90", "unknown" if quote.cost_usd_p90 is None else f"${quote.cost_usd_p90:,.4f}")
-    override = False
-    if quote.over_budget:
-        st.warning(plain(quote.over_budget))
-        override = st.checkbox("Re-read anyway (the budget cap still stops spending at its limit)", key="reread_override")
+    override = quote_metrics("Re-read", quote.requests, quote.cost_usd_p50, quote.cost_usd_p90, quote.over_budget,
+                             key="reread_override")
     if not quote.rows:
         return
     if st.button(f"Re-read {quote.rows} answers", key="reread_start", disabled=not api_key() and quote.requests > 0,

@@ -12,7 +12,7 @@ from core.label import parsing
 from core.db import Store, TeacherWrites
 from core.kernel.errors import DataImportError
 from core.label.parsing import ParseResult, labels_equal, parse_response
-from core.prompt.templates import request_hash
+from core.kernel.hashing import request_hash
 
 MAX_FILE_BYTES = 200 * 1024 * 1024   # the app's upload limit
 MAX_ANSWER_CHARS = 100_000           # one answer; longer is not a teacher's label and rationale

@@ -12,16 +12,7 @@ import re
 from dataclasses import dataclass
 
 from core.kernel.errors import DataImportError
-from core.kernel.labels import (  # noqa: F401  (re-exported: the label-space helpers used to live here)
-    NLI_SYNONYMS,
-    canonical_text,
-    format_number,
-    match_choice,
-    match_label,
-    match_label_word,
-    match_nli,
-    numeric_value,
-)
+from core.kernel.labels import canonical_text, match_label_word
 from core.kernel.tasks import TaskType, get_task
 from core.label.reader import read
 

@@ -41,7 +41,8 @@ from core.kernel.errors import ConfigError
 from core.kernel.paths import job_dir
 from core.label.parsing import parse_response
 from core.kernel.prices import PriceTable, load_prices
-from core.prompt.templates import template_hash, validate_template
+from core.kernel.hashing import template_hash
+from core.prompt.templates import validate_template
 from core.prompt.planner import check_plan_args, plan_requests
 
 DEMO_SOURCE = "recorded-demo"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import string
 
 from core.kernel.errors import TemplateError
-from core.kernel.hashing import request_hash, template_hash  # noqa: F401  TEMPORARY until merge: core.label.teacher/answers import them from here
 from core.kernel.tasks import TASK_TYPES, format_choices, get_task, inputs_block
 from core.prompt.json_mode import json_mode_template
 

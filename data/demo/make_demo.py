@@ -23,7 +23,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from core.prompt.tokens import estimate_tokens, request_tokens  # noqa: E402
-from core.prompt.templates import build_request, preset_template, request_hash  # noqa: E402
+from core.kernel.hashing import request_hash  # noqa: E402
+from core.prompt.templates import build_request, preset_template  # noqa: E402
 
 PROJECT = "support-tickets-demo"
 MODEL = "claude-haiku-4-5"
