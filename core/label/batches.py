@@ -1,6 +1,6 @@
 """Labeling through the Message Batches API (half price, results within 24 h): submit, poll,
-collect, and resolve batches whose creation was interrupted. Mixed into core.label.teacher.TeacherRun,
-whose planning, writing and budget it uses."""
+collect, and resolve batches whose creation was interrupted. A part of core.label.teacher.TeacherRun
+(composition: the run holds a BatchSender), whose planning, writing and budget it uses."""
 
 from __future__ import annotations
 
@@ -30,56 +30,63 @@ class BatchRowError(Exception):
         self.kind = kind
 
 
-class BatchMode:
-    def _run_batches(self, misses: dict[str, PendingRequest]) -> None:
+class BatchSender:
+    """The Message Batches part of a teacher run (core.label.teacher.TeacherRun holds one): it
+    uses the run's planning, budget, writing and progress, and owns submitting, polling,
+    collecting and resolving interrupted batch creations."""
+
+    def __init__(self, run):
+        self.run = run
+
+    def send(self, misses: dict[str, PendingRequest]) -> None:
         import anthropic
 
-        client = anthropic.Anthropic(**self._client_kwargs())
+        client = anthropic.Anthropic(**self.run._client_kwargs())
         try:
-            self._submit_batches(client, misses)
-            self._poll_batches(client)
+            self._submit(client, misses)
+            self._poll(client)
         finally:
             client.close()
 
-    def _submit_batches(self, client, misses: dict[str, PendingRequest], chunk: int = 10_000) -> None:
+    def _submit(self, client, misses: dict[str, PendingRequest], chunk: int = 10_000) -> None:
         keys = list(misses)
         committed = 0.0  # worst case of the batches this run submitted (its own cap)
         for start in range(0, len(keys), chunk):
-            reason = self._stop_reason()
+            reason = self.run._stop_reason()
             if reason:
-                self.summary.stopped = reason
+                self.run.summary.stopped = reason
                 return
             part = keys[start:start + chunk]
-            worst = [self._worst_case(misses[key].request) for key in part]
+            worst = [self.run._worst_case(misses[key].request) for key in part]
             # A batch cannot be stopped half-way, so its whole worst case must fit the caps. It is
             # reserved in the ledger until the batch is stored, after which the batch's own
             # worst case counts (core.db.ledger counts submitted batches).
-            room = None if self.budget_usd is None else self.budget_usd - committed
-            ids = self.store.reserve_spend(self.project_name, self.job_id, worst, self._reservation_expiry_s(),
+            room = None if self.run.budget_usd is None else self.run.budget_usd - committed
+            ids = self.run.store.reserve_spend(self.run.project_name, self.run.job_id, worst, self.run._reservation_expiry_s(),
                                            run_room=room, request_hashes=part)
             if len(ids) < len(part):
-                self.summary.stopped = "budget"
+                self.run.summary.stopped = "budget"
                 part, worst = part[:len(ids)], worst[:len(ids)]
             if not part:
                 return
             try:
                 # The intent is stored before the batch is created, so that a batch whose id never
                 # reached the database is found and adopted on restart, not created again.
-                intent = self.store.add_batch_intent(self.project_name, self.job_id, self.model, [
+                intent = self.run.store.add_batch_intent(self.run.project_name, self.run.job_id, self.run.model, [
                     {"custom_id": key, "request_hash": key, "request": json.dumps(misses[key].request),
                      "row_ids": json.dumps([it["row_id"] for it in misses[key].rows]),
                      "worst_usd": w} for key, w in zip(part, worst)])
             finally:
-                self.store.release_spend(ids)  # from here the intent's own worst case counts
-            self._create_batch(client, intent, [{"custom_id": key, "params": misses[key].request} for key in part])
+                self.run.store.release_spend(ids)  # from here the intent's own worst case counts
+            self._create(client, intent, [{"custom_id": key, "params": misses[key].request} for key in part])
             committed += sum(worst)
-            self.summary.batches += 1
+            self.run.summary.batches += 1
             for key in part:
-                self._count_sent(misses[key])
-            if self.summary.stopped == "budget":
+                self.run._count_sent(misses[key])
+            if self.run.summary.stopped == "budget":
                 return
 
-    def _create_batch(self, client, intent: str, requests: list[dict]) -> None:
+    def _create(self, client, intent: str, requests: list[dict]) -> None:
         """Create the intent's batch without SDK retries: a retried create after a lost response
         would create (and bill) a second batch. A refusal drops the intent; a lost response
         leaves it to be resolved against the account's batch list."""
@@ -88,21 +95,21 @@ class BatchMode:
         try:
             batch = client.with_options(max_retries=0).messages.batches.create(requests=requests)
         except anthropic.APIStatusError:
-            self.store.drop_batch_intent(intent)  # the API answered: no batch was created
+            self.run.store.drop_batch_intent(intent)  # the API answered: no batch was created
             raise
         except (anthropic.APIConnectionError, anthropic.APITimeoutError):
-            self._resolve_intents(client)  # it may exist: look for it now, else on the next start
+            self.resolve_intents(client)  # it may exist: look for it now, else on the next start
             raise
-        self.store.confirm_batch(intent, batch.id)
+        self.run.store.confirm_batch(intent, batch.id)
 
-    def _resolve_intents(self, client) -> None:
+    def resolve_intents(self, client) -> None:
         """Adopt each stored intent's batch from the account's batch list (created after the intent
         with the same number of requests, and not known here), or drop the intent when there is
         none. Results are checked by custom_id when the batch is collected."""
-        intents = self.store.batch_intents(self.project_name)
+        intents = self.run.store.batch_intents(self.run.project_name)
         if not intents:
             return
-        known = self.store.known_batch_ids()
+        known = self.run.store.known_batch_ids()
         listed = [b for b in client.messages.batches.list(limit=100) if b.id not in known]
         for intent in intents:
             since = intent["submitted_at"].replace(tzinfo=dt.UTC) - dt.timedelta(seconds=60)  # clock skew
@@ -110,39 +117,39 @@ class BatchMode:
                 getattr(b.request_counts, k) for k in ("processing", "succeeded", "errored", "canceled", "expired"))
                 == intent["requests"]), key=lambda b: b.created_at)
             if matches:
-                self.store.confirm_batch(intent["batch_id"], matches[0].id)
+                self.run.store.confirm_batch(intent["batch_id"], matches[0].id)
                 listed.remove(matches[0])
-                self.summary.adopted_batches += 1
+                self.run.summary.adopted_batches += 1
             else:
-                self.store.drop_batch_intent(intent["batch_id"])
+                self.run.store.drop_batch_intent(intent["batch_id"])
 
-    def _poll_batches(self, client) -> None:
+    def _poll(self, client) -> None:
         while True:
-            open_batches = self.store.open_batches(self.project_name)
+            open_batches = self.run.store.open_batches(self.run.project_name)
             if not open_batches:
                 return
-            reason = self._stop_reason()
+            reason = self.run._stop_reason()
             if reason == "paused":
-                self.summary.stopped = "paused"  # the batches keep running; resume polls them
+                self.run.summary.stopped = "paused"  # the batches keep running; resume polls them
                 return
             for batch_id in open_batches:
                 if reason == "cancelled":
                     client.messages.batches.cancel(batch_id)
                 view = client.messages.batches.retrieve(batch_id)
                 if view.processing_status == "ended":
-                    self._collect_batch(client, batch_id)
+                    self._collect(client, batch_id)
             if reason == "cancelled":
-                self.summary.stopped = "cancelled"
-            self._progress()
-            if self.store.open_batches(self.project_name):
-                time.sleep(self.poll_interval_s)
+                self.run.summary.stopped = "cancelled"
+            self.run._progress()
+            if self.run.store.open_batches(self.run.project_name):
+                time.sleep(self.run.poll_interval_s)
 
-    def _collect_batch(self, client, batch_id: str) -> None:
+    def _collect(self, client, batch_id: str) -> None:
         from core.label.calls import call_cost
 
-        entries = {e["custom_id"]: e for e in self.store.batch_requests(batch_id)}
-        items = {it["row_id"]: it for it in self.store.get_items(
-            self.project_name, [rid for e in entries.values() for rid in json.loads(e["row_ids"])])}
+        entries = {e["custom_id"]: e for e in self.run.store.batch_requests(batch_id)}
+        items = {it["row_id"]: it for it in self.run.store.get_items(
+            self.run.project_name, [rid for e in entries.values() for rid in json.loads(e["row_ids"])])}
         writes = TeacherWrites(collected_batches=[batch_id])
         seen = set()
         for result in client.messages.batches.results(batch_id):
@@ -155,18 +162,18 @@ class BatchMode:
             outcome = result.result
             if outcome.type == "succeeded":
                 response = outcome.message.model_dump(mode="json", exclude_none=True)
-                cost = call_cost(self.prices, self.model, response.get("usage") or {}, batch=True)
-                self._write_success(writes, entry["request_hash"], pending, response, cached=False,
+                cost = call_cost(self.run.prices, self.run.model, response.get("usage") or {}, batch=True)
+                self.run._write_success(writes, entry["request_hash"], pending, response, cached=False,
                                     source="batch", cost=cost, attempts=1)
             else:
                 detail = getattr(getattr(getattr(outcome, "error", None), "error", None), "message", "")
-                self._write_error(writes, entry["request_hash"], pending,
+                self.run._write_error(writes, entry["request_hash"], pending,
                                   BatchRowError(f"batch_{outcome.type}", detail or f"request {outcome.type}"), 1)
         for custom_id in set(entries) - seen:  # a result the API never returned is retried later
             entry = entries[custom_id]
             pending = PendingRequest(json.loads(entry["request"]),
                                [items[r] for r in json.loads(entry["row_ids"]) if r in items])
-            self._write_error(writes, entry["request_hash"], pending, BatchRowError("batch_missing", "no result"), None)
+            self.run._write_error(writes, entry["request_hash"], pending, BatchRowError("batch_missing", "no result"), None)
         for call in writes.calls:
             call["batch_id"] = batch_id
-        self.store.write_teacher(self.project_name, writes)
+        self.run.store.write_teacher(self.run.project_name, writes)

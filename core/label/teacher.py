@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from core.label.batches import BatchMode, PendingRequest
+from core.label.batches import BatchSender, PendingRequest
 from core.label.calls import (
     attempts_of_error,
     attempts_of_request,
@@ -49,7 +49,7 @@ DEMO_SOURCE = "recorded-demo"
 SPOOL_NAME = "answers.spool.jsonl"
 
 
-class TeacherRun(BatchMode):
+class TeacherRun:
     @classmethod
     def from_config(cls, store: Store, cfg: LabelConfig, **kwargs) -> TeacherRun:
         return cls(store, cfg.project, model=cfg.model, concurrency=cfg.concurrency, limit=cfg.limit,
@@ -91,6 +91,7 @@ class TeacherRun(BatchMode):
         self.max_retries, self.timeout_s, self.job_id = max_retries, timeout_s, job_id
         self.on_progress, self.should_stop = on_progress, should_stop
         self.batch, self.poll_interval_s = batch, poll_interval_s
+        self.batches = BatchSender(self)  # the Message Batches part of this run
         self.template_hash = template_hash(self.project.template or "")
         self.summary = LabelSummary()
         self._done = 0
@@ -183,7 +184,7 @@ class TeacherRun(BatchMode):
             import anthropic
 
             with anthropic.Anthropic(**self._client_kwargs()) as client:
-                self._resolve_intents(client)
+                self.batches.resolve_intents(client)
         pending, cached = self.plan()
         hits = {k: v for k, v in pending.items() if k in cached}
         misses = {k: v for k, v in pending.items() if k not in cached}
@@ -210,7 +211,7 @@ class TeacherRun(BatchMode):
                     "is set. Set ANTHROPIC_API_KEY in the environment or in Streamlit secrets."
                 )
             if self.batch:
-                self._run_batches(misses)
+                self.batches.send(misses)
             else:
                 asyncio.run(self._run_live(misses))
         self.summary.seconds = round(time.monotonic() - started, 3)
