@@ -122,6 +122,8 @@ def test_page_prices_the_reread_as_its_own_line_and_starts_it(app_store, cheap):
     assert not at.exception and not at.error, [e.value for e in at.error]
     versions = next(d.value for d in at.dataframe if "template version" in d.value.columns)
     assert list(versions["template version"]) == ["imported"] and list(versions["parse rate"]) == [0.0]
+    assert "Re-read requests" not in {m.label for m in at.metric}  # priced on request only
+    at.button(key="reread_price").click().run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Re-read requests"] == "4" and metrics["Re-read cost P90"].startswith("$")
     assert cheap.requests == []  # priced, nothing sent

@@ -109,7 +109,15 @@ def reread_panel(store, name: str) -> None:
     c = st.columns([2, 3])
     model = c[0].selectbox("Reader model", models, key="reread_model",
                            index=models.index(DEFAULT_MODEL) if DEFAULT_MODEL in models else 0)
-    quote = quote_reread(store, name, prices, model)
+    # priced on request, not on every rerun (it reads every unread answer); kept while nothing changed
+    fingerprint = (name, model, tuple(store.change_counts(name).values()))
+    if c[0].button("Price the re-read", key="reread_price"):
+        st.session_state["reread_quote"] = (fingerprint, quote_reread(store, name, prices, model))
+    kept = st.session_state.get("reread_quote")
+    if not kept or kept[0] != fingerprint:
+        c[1].caption("Prices a second reading of the unread answers by this model before anything is sent.")
+        return
+    quote = kept[1]
     c[1].caption(plain(f"{quote.rows} unread answers (not reviewed, not cut off): {quote.requests} requests to send, "
                        f"{quote.cache_hits} read before (from the cache, free). Each asks {model} which one label the "
                        "answer chooses, with structured output; the row keeps the teacher's words as its rationale "
