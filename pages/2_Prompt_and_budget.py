@@ -65,8 +65,8 @@ def prompt_editor(store, name, project, prices):
     with right:
         mode = st.selectbox("Prompt mode", MODES, index=MODES.index(project.mode), key="prompt_mode",
                             format_func=lambda m: f"{m}: {MODE_HELP[m]}")
-        output_format = st.radio("Output", OUTPUT_FORMATS, index=OUTPUT_FORMATS.index(project.output_format),
-                                 horizontal=True, key="output_format",
+        output_format = st.radio("Output", OUTPUT_FORMATS, horizontal=True, key="output_format",
+                                 **_initial("output_format", index=OUTPUT_FORMATS.index(project.output_format)),
                                  help="json: structured output through the API's output_config")
         shots = st.number_input("Demonstrations (few-shot)", 1, 16, int(project.shots), key="shots")
         model = st.selectbox("Teacher model", model_options or ["claude-haiku-4-5"],
@@ -77,8 +77,8 @@ def prompt_editor(store, name, project, prices):
             # with JSON output the schema defines the reply: the preset without its format lines
             st.session_state["template_text"] = preset_template(project.task, project.input_fields, mode,
                                                                 output_format)
-        template = st.text_area("Template", value=st.session_state.get("template_text", project.template or ""),
-                                height=260, key="template_text")
+        template = st.text_area("Template", height=260, key="template_text",
+                                **_initial("template_text", value=project.template or ""))
         if format_conflict(template, output_format):
             st.warning("With JSON output the structured output schema defines the reply, but this template also "
                        "asks for free-text format lines (Answer / Rationale). They contradict each other.")
@@ -87,7 +87,8 @@ def prompt_editor(store, name, project, prices):
         words_text = ""
         if get_task(project.task).enum_labels:  # a label set the prompt may name in other words
             words_text = st.text_input(
-                "Label words (optional)", value=answers.format_label_words(project.label_words), key="label_words",
+                "Label words (optional)", key="label_words",
+                **_initial("label_words", value=answers.format_label_words(project.label_words)),
                 help="When the prompt asks for other words than the labels, map them: "
                      "true=entailment, false=contradiction, inconclusive=neutral. Answers are read through them; "
                      "{label_words} lists the words in the prompt.")
@@ -99,6 +100,12 @@ def prompt_editor(store, name, project, prices):
     if st.button("Save prompt", type="primary"):
         save_prompt(store, name, project, template, words_text, **settings)
     return template, words_text, settings
+
+
+def _initial(key: str, **default) -> dict:
+    """A widget's starting value, given only while its key holds none: a value set through the key
+    (a fix, a preset) is shown without Streamlit's warning about two sources."""
+    return {} if key in st.session_state else default
 
 
 def _json_fields() -> None:
@@ -175,12 +182,12 @@ def trial_panel(store, name, prices, template, words_text, words, settings):
     fix_outcome()
     trials = store.list_trials(name)
     if trials:
-        show_trial(store, trials)
+        show_trial(store, trials, dirty)
     else:
         st.caption("No tries yet.")
     if len(trials) > 1:
         compare_panel(store, trials)
-    stored_why(store, name)
+    stored_why(store, name, dirty)
 
 
 def run_try(store, name, prices, n, template, words_text, settings, dirty, override):
@@ -219,7 +226,7 @@ def _trial_name(trial: dict) -> str:
             + (" · running" if trial["status"] == "running" else ""))
 
 
-def show_trial(store, trials):
+def show_trial(store, trials, dirty: bool = False):
     by_id = {t["id"]: t for t in trials}
     _seed("trial_pick", list(by_id), 0)
     picked = st.selectbox("Try", list(by_id), key="trial_pick", format_func=lambda i: _trial_name(by_id[i]))
@@ -239,7 +246,7 @@ def show_trial(store, trials):
         return
     st.dataframe(pd.DataFrame(trial_table(store, picked)), hide_index=True,
                  column_config={"correct": st.column_config.CheckboxColumn("correct")})
-    trial_why(store, trial["project"], picked)
+    trial_why(store, trial["project"], picked, dirty)
 
 
 def compare_panel(store, trials):

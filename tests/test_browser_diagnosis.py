@@ -45,7 +45,7 @@ def test_prose_answers_are_explained_and_the_fix_is_one_click(tmp_path, teacher)
         page.get_by_text("names no answer: 6").wait_for()  # the group's expander, with its count
         page.get_by_text(re.compile(r"Suggested fix: The template does not say how to reply")).wait_for()
         page.get_by_role("button", name="Apply the fix (format line)").click()
-        page.get_by_text("Fix applied: the prompt is template version 2.").wait_for()
+        page.get_by_text("Fix applied (format lines added to the template): the prompt is template version 2.").wait_for()
         _settle(page)
         assert "Reply in exactly this format:" in page.get_by_label("Template", exact=True).input_value()
         page.get_by_role("button", name="Try on 6 rows").click()

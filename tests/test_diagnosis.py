@@ -68,19 +68,24 @@ def test_a_template_that_has_a_format_line_is_switched_to_json_output():
 
 
 def test_other_words_become_label_words_mapped_by_the_gold_labels():
-    rows = (answers("Yes, they are upset about the charge.", "Yes: a broken parcel.", gold="complaint")
-            + answers("No - they only ask.", "No. They want to know the price.", gold="question"))
+    rows = (answers("Yes, they are upset about the charge.", "Yes: a broken parcel.", "Yes. Billed twice.",
+                    gold="complaint")
+            + answers("No - they only ask.", "No. They want to know the price.", "No, an address.", gold="question")
+            + answers("Maybe: hard to tell.", gold="question"))  # one row is too few to map a word
     project = Project(label_set=["complaint", "question"])
     groups = group_unread(rows, "classification", ["complaint", "question"])
-    assert [(g.key, g.count) for g in groups] == [("other_words", 4)]
+    assert [(g.key, g.count) for g in groups] == [("other_words", 7)]
     fix = suggest_fix(project, groups)
     assert fix.kind == "label_words" and fix.label_words == {"yes": "complaint", "no": "question"}
+    assert "'maybe'" in fix.message and "gold label" in fix.message  # what it left, and where the mapping came from
 
 
 def test_nli_words_are_mapped_by_gold_and_unknown_words_without_gold_get_a_format_line():
     project = Project(task="nli", label_set=["entailment", "neutral", "contradiction"], template="{text}")
-    rows = (answers("Supported. The premise says so.", "Supported: it is stated.", gold="entailment")
-            + answers("Refuted, the premise says the opposite.", "Refuted: he was asleep.", gold="contradiction"))
+    rows = (answers("Supported. The premise says so.", "Supported: it is stated.", "Supported, clearly.",
+                    gold="entailment")
+            + answers("Refuted, the premise says the opposite.", "Refuted: he was asleep.", "Refuted.",
+                      gold="contradiction"))
     fix = suggest_fix(project, group_unread(rows, "nli", project.label_set))
     assert fix.kind == "label_words" and fix.label_words == {"supported": "entailment", "refuted": "contradiction"}
     no_gold = answers("Supported. The premise says so.", "Refuted: he was asleep.")
@@ -181,3 +186,33 @@ def test_page_shows_why_a_try_was_not_read_and_one_click_fixes_the_prompt(app_st
     at.button(key="trial_start").click().run()  # the fixed prompt, tried again
     assert {m.label: m.value for m in at.metric}["Parse rate"] == "100%"
     assert [t["template_version"] for t in app_store.list_trials("tickets")] == [version + 1, version]
+
+
+# ---- what a new user hit ----------------------------------------------------------------------
+def test_a_labelled_answer_naming_two_labels_is_several_not_other_words():
+    rows = answers("Answer: billing, shipping", "Answer: technical or shipping", gold="billing")
+    assert shapes_of(rows) == {"several": 2}
+
+
+def test_json_with_a_label_outside_the_set_is_not_broken_json_and_json_is_not_suggested_again():
+    rows = answers('{"label": "technical or shipping", "rationale": "both"}', "")
+    assert shapes_of(rows) == {"json_label": 1, "empty": 1}
+    assert suggest_fix(Project(output_format="json"), group_unread(rows, "classification", LABELS)) is None
+
+
+def test_a_max_tokens_already_raised_since_the_answers_were_cut_is_not_raised_again():
+    rows = [{**a, "output_tokens": 200} for a in answers("The charge", stop_reason="max_tokens")]
+    groups = group_unread(rows, "classification", LABELS)
+    assert suggest_fix(Project(max_tokens=200), groups).settings == {"max_tokens": 400}
+    assert suggest_fix(Project(max_tokens=400), groups) is None
+
+
+def test_answers_of_an_older_version_or_imported_ones_get_no_prompt_change(store):
+    groups = group_unread(answers("The customer seems upset."), "classification", LABELS)
+    assert suggest_fix(Project(), groups, "older") is None and suggest_fix(Project(), groups, "imported") is None
+    import_csv(store)
+    store.update_project("tickets", template="Which team? {text}")
+    import_teacher_outputs(store, "tickets", [("1", "The customer seems upset."), ("2", "Nobody knows.")])
+    report = stored_diagnosis(store, "tickets")
+    assert report["answers_from"] == "imported" and report["fix"] is None
+    assert "imported" in report["note"]

@@ -79,8 +79,10 @@ def test_reread_labels_what_it_can_records_it_and_never_bills_twice(mail, cheap)
                                                                        "3": "complaint", "4": None}
     assert len(cheap.usage) == 4
     assert mail.spend("mail") == pytest.approx(cheap.billed_usd(load_prices()))
-    again = reread(mail)  # the one still unread: its re-read is in the cache, free
-    assert again["cache_hits"] == 1 and len(cheap.usage) == 4
+    # the one still unread was read by this model and named no label: it is not offered, nor sent, again
+    assert quote_reread(mail, "mail", load_prices()).rows == 0
+    again = reread(mail)
+    assert again["rows"] == 0 and len(cheap.usage) == 4
     save_label_words(mail, "mail", "unhappy=complaint")  # reading the answers again keeps the re-read labels
     rows = {r["row_id"]: r for r in mail.items_by_order("mail", None)}
     assert [rows[i]["label"] for i in "123"] == ["complaint", "question", "complaint"]
@@ -134,3 +136,10 @@ def test_page_prices_the_reread_as_its_own_line_and_starts_it(app_store, cheap):
     assert jobs.wait(app_store, job_id, timeout_s=120)["status"] == "completed"
     assert len(cheap.usage) == 4
     assert sum(r["label_source"] == "reread" for r in app_store.items_by_order("mail", None)) == 3
+
+
+def test_empty_answers_are_not_sent_to_a_reread(store, cheap):
+    import_csv(store, MAIL, project="mail")
+    import_teacher_outputs(store, "mail", [("1", ""), ("2", PROSE[1])])
+    quote = quote_reread(store, "mail", load_prices())
+    assert (quote.rows, quote.requests) == (1, 1)

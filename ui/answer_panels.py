@@ -23,14 +23,19 @@ def versions_table(report: dict) -> None:
                      column_config={"parse rate": st.column_config.NumberColumn(format="percent")})
 
 
-def why_unread(store, name: str, report: dict, key: str) -> None:
-    """The groups and the fix of one diagnosis (a try's, or the stored answers')."""
+def _answers(n: int) -> str:
+    return f"{n} answer" + ("" if n == 1 else "s")
+
+
+def why_unread(store, name: str, report: dict, key: str, dirty: bool = False) -> None:
+    """The groups and the fix of one diagnosis (a try's, or the stored answers'). `dirty`: the
+    prompt editor holds unsaved edits, which applying a fix would replace."""
     if not report["shapes"]:
         st.caption("Every answer was read.")
         return
     shown = report["read_again"]
     st.markdown("**Why answers were not read**")
-    st.caption(plain(f"{report['unread']} answers were not read"
+    st.caption(plain(f"{_answers(report['unread'])} {'was' if report['unread'] == 1 else 'were'} not read"
                      + (f"; {shown} of them, a spread over the project, were read again to group them."
                         if shown < report["unread"] else ".")))
     st.dataframe(pd.DataFrame([{"shape": s["title"], "answers": s["count"], "example": s["examples"][0]}
@@ -41,13 +46,14 @@ def why_unread(store, name: str, report: dict, key: str) -> None:
                 st.text(example)  # teacher text: shown as text, never Markdown
     fix = report["fix"]
     if fix is None:
-        st.caption("No change to the prompt is suggested: review these answers, or ask the teacher again.")
+        st.caption(plain(report["note"]))
         return
     st.info(plain("Suggested fix: " + fix.message))
     if fix.template is not None:
         st.code(fix.template, language=None)
     st.button(f"Apply the fix ({fix.kind.replace('_', ' ')})", key=f"{key}_apply", on_click=_apply,
-              args=(store, name, fix))
+              args=(store, name, fix), disabled=dirty,
+              help="Save or undo your edits in the Template box first: the fix would replace them." if dirty else None)
 
 
 def _apply(store, name: str, fix) -> None:
@@ -72,7 +78,9 @@ def fix_outcome() -> None:
     if isinstance(out, Exception):
         show_error(out)
     elif out is not None:
-        text = f"Fix applied: the prompt is template version {out['template_version']}."
+        what = {"label_words": "label words set", "format_line": "format lines added to the template",
+                "json_output": "JSON output", "max_tokens": f"max_tokens {out.get('max_tokens')}"}[out["fix"]]
+        text = f"Fix applied ({what}): the prompt is template version {out['template_version']}."
         if out.get("reread"):
             r = out["reread"]
             text += (f" {r['answers']} stored answers were read again (no calls, no cost): {r['parsed_after']} read, "
@@ -80,11 +88,11 @@ def fix_outcome() -> None:
         st.success(plain(text))
 
 
-def trial_why(store, name: str, trial_id: int) -> None:
-    why_unread(store, name, trial_diagnosis(store, trial_id), key=f"trial{trial_id}")
+def trial_why(store, name: str, trial_id: int, dirty: bool = False) -> None:
+    why_unread(store, name, trial_diagnosis(store, trial_id), key=f"trial{trial_id}", dirty=dirty)
 
 
-def stored_why(store, name: str) -> None:
+def stored_why(store, name: str, dirty: bool = False) -> None:
     """The stored answers (runs, tries, imports): parse rate per version and why some were not read."""
     # a checkbox, not an expander: an expander's body runs on every rerun, and this one reads answers again
     if not st.checkbox("Show the stored answers' parse rate per template version, and why some were not read",
@@ -95,7 +103,7 @@ def stored_why(store, name: str) -> None:
         st.caption("No stored teacher answers yet.")
         return
     versions_table(report)
-    why_unread(store, name, report, key="stored")
+    why_unread(store, name, report, key="stored", dirty=dirty)
     if report["unread"]:
         reread_panel(store, name)
 
@@ -118,7 +126,8 @@ def reread_panel(store, name: str) -> None:
         c[1].caption("Prices a second reading of the unread answers by this model before anything is sent.")
         return
     quote = kept[1]
-    c[1].caption(plain(f"{quote.rows} unread answers (not reviewed, not cut off): {quote.requests} requests to send, "
+    c[1].caption(plain(f"{quote.rows} unread answers (not reviewed, not cut off, not read by {model} before): "
+                       f"{quote.requests} requests to send, "
                        f"{quote.cache_hits} read before (from the cache, free). Each asks {model} which one label the "
                        "answer chooses, with structured output; the row keeps the teacher's words as its rationale "
                        "and is marked as read this way."))
@@ -126,7 +135,7 @@ def reread_panel(store, name: str) -> None:
                              key="reread_override")
     if not quote.rows:
         return
-    if st.button(f"Re-read {quote.rows} answers", key="reread_start", disabled=not api_key() and quote.requests > 0,
+    if st.button(f"Re-read {_answers(quote.rows)}", key="reread_start", disabled=not api_key() and quote.requests > 0,
                  help=None if api_key() or not quote.requests else "Set ANTHROPIC_API_KEY to send re-reads."):
         if quote.over_budget and not override:
             st.error(plain(quote.over_budget))

@@ -156,8 +156,11 @@ def cmd_reread(args, store: Store) -> dict:
     quote = quote_reread(store, args.project, load_prices(), args.model)
     out = {"quote": quote.as_dict()}
     if not args.yes or not quote.rows:
+        cost = "cost unknown: the model has no price" if quote.cost_usd_p90 is None else f"P90 ${quote.cost_usd_p90:.4f}"
         return {**out, "sent": 0, "note": "nothing to re-read" if not quote.rows else
-                f"add --yes to send {quote.requests} requests (P90 ${quote.cost_usd_p90 or 0:.4f})"}
+                f"add --yes to send {quote.requests} request{'s' * (quote.requests != 1)} ({cost})"}
+    if quote.requests and quote.cost_usd_p90 is None:
+        raise AppError(f"{args.model} has no price in the price file, so the re-read's cost cannot be tracked.")
     if quote.over_budget and not args.override:
         raise BudgetExceeded(quote.over_budget)
     cfg = LabelConfig(args.project, reread_model=args.model, concurrency=args.concurrency,

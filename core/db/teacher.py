@@ -49,8 +49,11 @@ GROUP BY v.version ORDER BY v.version NULLS FIRST
 """
 
 _UNREAD_ANSWERS = """
-SELECT i.row_id, i.choices, i.gold, i.error, c.response
+WITH versions AS (SELECT request_hash, max(template_version) AS version FROM teacher_calls
+                  WHERE project = ? AND request_hash IS NOT NULL GROUP BY request_hash)
+SELECT i.row_id, i.choices, i.gold, i.error, c.response, v.version AS template_version
 FROM items i LEFT JOIN teacher_cache c ON c.request_hash = i.request_hash
+LEFT JOIN versions v ON v.request_hash = i.request_hash
 WHERE i.project = ? AND i.status IN ('flagged', 'error')
 ORDER BY hash(i.row_id) LIMIT ?
 """
@@ -167,8 +170,9 @@ class TeacherTables:
 
     def unread_answers(self, project: str, limit: int) -> list[dict]:
         """Up to `limit` unread rows (flagged, or a failed call), a stable spread over the
-        project: row id, choices, gold, the stored error, and the raw response when there is one."""
-        rows = self.query(_UNREAD_ANSWERS, [project, limit])
+        project: row id, choices, gold, the stored error, the raw response when there is one, and
+        the template version that asked for it (None: imported, or never answered)."""
+        rows = self.query(_UNREAD_ANSWERS, [project, project, limit])
         for r in rows:
             r["choices"] = json.loads(r["choices"]) if r["choices"] else None
             r["response"] = json.loads(r["response"]) if r["response"] else None

@@ -25,17 +25,21 @@ from dataclasses import dataclass, field
 from core.kernel.labels import NLI_SYNONYMS, canonical_text
 from core.kernel.tasks import get_task
 from core.label.parsing import ParseResult, check_label_words, parse_response
+from core.label.reader import read
 from core.prompt.json_mode import has_format_lines, json_mode_template
 from core.prompt.templates import mode_template, validate_template
 
 EXAMPLES = 3           # examples kept per shape
 SAMPLE = 1000          # unread stored answers read again for the groups, at most
 MAX_TOKENS_CAP = 4096  # the page's own limit for max_tokens
+MIN_WORD_ROWS = 3      # rows that must use a word before it is mapped to a label by their gold labels
 
 SHAPES = {
     "failed": "the call failed (no answer to read)",
+    "empty": "an empty answer",
     "cut_off": "cut off at max_tokens",
     "broken_json": "JSON that does not parse",
+    "json_label": "JSON whose label is none of the labels",
     "other_words": "answers in other words than the labels",
     "several": "names several answers",
     "refusal": "declines to answer",
@@ -55,6 +59,7 @@ class Shape:
     count: int = 0
     examples: list[str] = field(default_factory=list)
     words: Counter = field(default_factory=Counter)  # other_words: the words used
+    max_output: int = 0                               # cut_off: the most output tokens an answer got
 
 
 @dataclass
@@ -71,29 +76,48 @@ class Fix:
 
 
 # ---- shapes -------------------------------------------------------------------------------
-def shape_of(text: str | None, parsed: ParseResult | None, labels: list[str] | None) -> str:
+def shape_of(text: str | None, parsed: ParseResult | None, task: str, labels: list[str] | None,
+             choices: list[str] | None = None) -> str:
     """The group of one unread answer."""
-    if not text or parsed is None:
+    if text is None or parsed is None:
         return "failed"
+    if not text.strip():
+        return "empty"
     if parsed.flag == "truncated":
         return "cut_off"
     body = text.strip().removeprefix("```json").removeprefix("```").strip()
     if body.startswith("{"):
-        return "broken_json"
-    if _other_word(text, parsed, labels):
+        try:
+            return "json_label" if isinstance(json.loads(body.removesuffix("```").strip()), dict) else "broken_json"
+        except json.JSONDecodeError:
+            return "broken_json"
+    named = _named(_stated(parsed) or "", task, labels, choices)
+    if parsed.flag == "ambiguous" or named > 1:
+        return "several"  # "Answer: billing, shipping" names two labels, whatever the words between
+    if not named and _other_word(text, parsed, labels):
         return "other_words"
-    if parsed.flag == "ambiguous":
-        return "several"
     if _REFUSAL.search(text):
         return "refusal"
     return "no_answer"
 
 
+def _stated(parsed: ParseResult) -> str | None:
+    """The answer a labelled or prose statement gave, when it read as no label."""
+    m = _STATED.search(parsed.note or "")
+    return m.group(1) if m else None
+
+
+def _named(text: str, task: str, labels: list[str] | None, choices: list[str] | None) -> int:
+    """How many different candidates a stated answer mentions."""
+    if not text:
+        return 0
+    return len(read(text, get_task(task), choices=choices, labels=labels).scores)
+
+
 def _other_word(text: str, parsed: ParseResult, labels: list[str] | None) -> str | None:
     """The word an answer gives instead of a label: the stated answer ("Answer: yes"), or a
     reply's opening word ("True, the premise says ..."), when it is no label."""
-    stated = _STATED.search(parsed.note or "")
-    word = stated.group(1) if stated else None
+    word = _stated(parsed)
     if word is None:
         opening = _OPENING_WORD.match(text)
         word = opening.group(1) if opening else None
@@ -112,28 +136,43 @@ def group_unread(answers: list[dict], task: str, labels: list[str] | None,
     shapes: dict[str, Shape] = {}
     for a in answers:
         parsed = (parse_response(a["text"], task, a.get("choices"), labels, a.get("stop_reason"),
-                                 label_words=label_words) if a.get("text") else None)
+                                 label_words=label_words) if a.get("text") is not None else None)
         if parsed is not None and parsed.ok:
             continue
-        key = shape_of(a.get("text"), parsed, labels)
+        key = shape_of(a.get("text"), parsed, task, labels, a.get("choices"))
         shape = shapes.setdefault(key, Shape(key, SHAPES[key]))
         shape.count += 1
         if len(shape.examples) < EXAMPLES:
             shape.examples.append((a.get("text") or a.get("error") or "")[:300])
         if key == "other_words":
             shape.words[(_other_word(a["text"], parsed, labels), a.get("gold"))] += 1
+        if key == "cut_off":
+            shape.max_output = max(shape.max_output, a.get("output_tokens") or 0)
     return sorted(shapes.values(), key=lambda s: -s.count)
 
 
 # ---- the fix ------------------------------------------------------------------------------
-def suggest_fix(project, shapes: list[Shape]) -> Fix | None:
+def suggest_fix(project, shapes: list[Shape], answers_from: str = "saved") -> Fix | None:
     """The one change for the largest group a prompt change can fix (None: nothing to fix, or
-    nothing the prompt can change)."""
+    nothing the prompt can change). `answers_from`: "saved" (the saved prompt gave these answers),
+    "older" (an earlier template version did) or "imported": then only label words, which read
+    the stored answers again, can change them."""
     for shape in shapes:
         fix = _FIXES.get(shape.key, lambda p, s: None)(project, shape)
-        if fix is not None:
+        if fix is not None and (answers_from == "saved" or fix.kind == "label_words"):
             return fix
     return None
+
+
+def no_fix_note(project, answers_from: str, answers_version: int | None, current_version: int) -> str:
+    """Why no change is suggested, in a sentence."""
+    if answers_from == "imported":
+        return ("These answers were imported: a change to the prompt cannot change them. Set label words, or have a "
+                "cheap model read them (below).")
+    if answers_from == "older":
+        return (f"These answers came from template version {answers_version}; the saved prompt is version "
+                f"{current_version}. Try the saved prompt to see how its answers read.")
+    return "No change to the prompt is suggested: review these answers, or ask the teacher again."
 
 
 def _label_words_fix(project, shape: Shape) -> Fix | None:
@@ -157,19 +196,24 @@ def _label_words_fix(project, shape: Shape) -> Fix | None:
     if not new:
         return _format_fix(project, shape)
     spec = ", ".join(f"{w}={label}" for w, label in words.items())
+    unmapped = sorted({w for (w, _), _ in shape.words.items() if w and w not in words})
     return Fix("label_words", f"The teacher answers with {', '.join(repr(w) for w in new)} instead of the labels. "
-                              f"Set the label words {spec}: the stored answers are read again (no call, no cost).",
+                              f"Set the label words {spec}, each mapped by the gold label of most rows that used "
+                              "it (check them: a wrong mapping would count as right against gold). The stored "
+                              "answers are read again (no call, no cost)."
+                              + (f" Not mapped (too few rows, or no clear label): {', '.join(map(repr, unmapped))}."
+                                 if unmapped else ""),
                label_words=words)
 
 
 def _word_label(word: str, golds: Counter, task: str) -> str | None:
     """The label a word stands for: the gold label of most rows that answered with it (at least
-    two rows and two thirds of them), else for NLI the usual synonym."""
+    MIN_WORD_ROWS rows and two thirds of them), else for NLI the usual synonym."""
     known = [(g, n) for g, n in golds.items() if g is not None]
     total = sum(n for _, n in known)
     if known:
         gold, n = max(known, key=lambda gn: gn[1])
-        if total >= 2 and n / total >= 2 / 3:
+        if total >= MIN_WORD_ROWS and n / total >= 2 / 3:
             return gold
     return NLI_SYNONYMS.get(word) if task == "nli" else None
 
@@ -185,7 +229,9 @@ def _format_fix(project, shape: Shape) -> Fix | None:
     return None
 
 
-def _json_fix(project, shape: Shape) -> Fix:
+def _json_fix(project, shape: Shape) -> Fix | None:
+    if project.output_format == "json":
+        return None  # in place already
     enum = " (its schema lists the labels)" if get_task(project.task).enum_labels else ""
     return Fix("json_output", f"Switch to JSON output{enum}: the API's structured output returns a label and a "
                               "rationale in fields, so nothing is read from prose. Saved as a new template version.",
@@ -193,8 +239,8 @@ def _json_fix(project, shape: Shape) -> Fix:
 
 
 def _max_tokens_fix(project, shape: Shape) -> Fix | None:
-    if project.max_tokens >= MAX_TOKENS_CAP:
-        return None
+    if project.max_tokens >= MAX_TOKENS_CAP or (shape.max_output and project.max_tokens > shape.max_output):
+        return None  # at the limit, or already raised since these answers were cut
     more = min(MAX_TOKENS_CAP, project.max_tokens * 2)
     return Fix("max_tokens", f"Answers are cut off at max_tokens {project.max_tokens}: raise it to {more}. "
                              "Longer answers cost more output tokens.", settings={"max_tokens": more})
@@ -231,7 +277,8 @@ def apply_fix(store, project_name: str, fix: Fix) -> dict:
     if fix.label_words is not None:
         fields["label_words"] = fix.label_words
     store.update_project(project_name, **fields)
-    out = {"fix": fix.kind, "template_version": store.template_version(project_name)}
+    out = {"fix": fix.kind, "template_version": store.template_version(project_name),
+           "max_tokens": store.get_project(project_name).max_tokens}
     if fix.label_words is not None:
         out["reread"] = reparse_answers(store, project_name)
     return out
@@ -243,32 +290,40 @@ def _answer(response: dict | None, choices, gold, error) -> dict:
 
     text = response_text(response) if response else None
     return {"text": text, "stop_reason": (response or {}).get("stop_reason"), "choices": choices, "gold": gold,
-            "error": error}
+            "error": error, "output_tokens": ((response or {}).get("usage") or {}).get("output_tokens")}
 
 
-def _report(project, versions: list[dict], answers: list[dict], sampled_of: int) -> dict:
+def _report(store, project, versions: list[dict], answers: list[dict], unread: int | None,
+            answers_version: int | None, imported: bool) -> dict:
+    current = store.template_version(project.name)
+    answers_from = "imported" if imported else "saved" if answers_version == current else "older"
     shapes = group_unread(answers, project.task, project.label_set, project.label_words)
-    fix = suggest_fix(project, shapes)
-    return {"versions": versions, "unread": sampled_of, "read_again": len(answers),
+    fix = suggest_fix(project, shapes, answers_from)
+    return {"versions": versions, "unread": sum(s.count for s in shapes) if unread is None else unread,
+            "read_again": len(answers), "answers_from": answers_from,
             "shapes": [{"shape": s.key, "title": s.title, "count": s.count, "examples": s.examples} for s in shapes],
-            "fix": fix}
+            "fix": fix, "note": None if fix or not shapes else no_fix_note(project, answers_from, answers_version,
+                                                                            current)}
 
 
 def stored_diagnosis(store, project_name: str) -> dict:
     """The stored answers (labeling runs, tries, imports): parse rate per template version
     (`versions`; None = imported), the unread ones grouped by shape (a spread of at most SAMPLE
-    read again), and the suggested fix for the saved prompt."""
+    read again), and the suggested fix for the saved prompt when it gave them."""
     project = store.get_project(project_name)
     versions = [{**v, "parse_rate": v["parsed"] / v["answers"] if v["answers"] else None}
                 for v in store.parse_rates_by_version(project_name)]
     unread = sum(v["unread"] for v in versions) + store.count_items(project_name)["by_status"].get("error", 0)
     rows = store.unread_answers(project_name, SAMPLE)
     answers = [_answer(r["response"], r["choices"], r["gold"], r["error"]) for r in rows]
-    return _report(project, versions, answers, unread)
+    asked = [r["template_version"] for r in rows if r["template_version"] is not None]
+    imported = bool(rows) and not asked and all(r["response"] is not None for r in rows)
+    return _report(store, project, versions, answers, unread, max(asked) if asked else None, imported)
 
 
 def trial_diagnosis(store, trial_id: int) -> dict:
-    """One try's unread answers grouped by shape, and the suggested fix for the saved prompt."""
+    """One try's unread answers grouped by shape, and the suggested fix for the saved prompt
+    when the try asked with it."""
     trial = store.get_trial(trial_id)
     project = store.get_project(trial["project"])
     rows = store.trial_row_results(trial_id)
@@ -276,4 +331,4 @@ def trial_diagnosis(store, trial_id: int) -> dict:
                for r in rows if r["flag"] or r["error"]]
     version = {"template_version": trial["template_version"], "answers": trial["answered"], "parsed": trial["parsed"],
                "parse_rate": trial["parsed"] / trial["answered"] if trial["answered"] else None}
-    return _report(project, [version], answers, len(answers))
+    return _report(store, project, [version], answers, None, trial["template_version"], False)

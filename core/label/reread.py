@@ -108,14 +108,19 @@ def _original(store, project, items: list[dict]) -> dict[str, tuple[str, ParseRe
 def plan_rereads(store, project_name: str, model: str, row_ids: list[str] | None = None
                  ) -> dict[str, PendingRequest]:
     """The re-read requests for the project's unread answers, keyed by request hash; each row
-    carries its answer's hash and rationale."""
+    carries its answer's hash and rationale. Empty answers, and answers this model read before
+    without finding a label, are left out."""
     project = store.get_project(project_name)
-    items = store.unread_items(project_name, row_ids)
+    done = store.rereads(project_name)
+    # a row this model read already for this answer found no label: asking again would change nothing
+    items = [it for it in store.unread_items(project_name, row_ids)
+             if not (it["row_id"] in done and done[it["row_id"]]["answer_hash"] == it["request_hash"]
+                     and done[it["row_id"]]["model"] == model)]
     original = _original(store, project, items)
     pending: dict[str, PendingRequest] = {}
     for it in items:
-        if it["row_id"] not in original:
-            continue
+        if it["row_id"] not in original or not original[it["row_id"]][0].strip():
+            continue  # no answer text to read
         text, parsed = original[it["row_id"]]
         request = reread_request(project, it, text, model)
         if request is None:
