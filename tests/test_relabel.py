@@ -116,3 +116,64 @@ def test_relabel_failed_sends_only_changed_requests_and_prices_what_it_sends(sto
     assert (everything["rows"], everything["cache_hits"]) == (25, 5)
     calls = store.query("SELECT count(*) AS n FROM teacher_calls WHERE project = 'tickets' AND NOT cached")
     assert calls[0]["n"] == 35  # the old answers stay in the history
+
+
+@pytest.mark.parametrize("task", ["classification", "nli", "multiple-choice", "numeric"])
+def test_the_rationale_fraction_is_the_share_asked_on_every_task_type(task):
+    """300 rows: exactly round(F * 300) rows, spread over the task's classes (a multiple-choice
+    gold is its own choice text on every row, a numeric gold its own number: they are classed by
+    the gold's position and by its order of magnitude)."""
+    choices = [["red", "blue", "green", "gray", "pink"]]
+    golds = {"classification": lambda i: LABELS[i % 3], "nli": lambda i: ["entailment", "neutral", "contradiction"][i % 3],
+             "multiple-choice": lambda i: f"answer {i}", "numeric": lambda i: str(i * 7)}
+    items = [{"row_id": str(i), "gold": golds[task](i),
+              "choices": [f"answer {i}", *choices[0]][:5] if task == "multiple-choice" else None} for i in range(300)]
+    if task == "multiple-choice":  # the gold stands at position i % 5
+        for i, it in enumerate(items):
+            opts = [c for c in choices[0]][:4]
+            opts.insert(i % 5, it["gold"])
+            it["choices"] = opts
+    for fraction in (0.1, 0.3, 0.55):
+        chosen = rationale_rows(items, fraction, seed=0, task=task)
+        assert len(chosen) == round(fraction * 300), (task, fraction, len(chosen))
+        assert chosen <= rationale_rows(items, min(1.0, fraction + 0.2), seed=0, task=task)
+    if task == "multiple-choice":
+        third = rationale_rows(items, 0.3, seed=0, task=task)
+        assert all(abs(sum(int(r) % 5 == k for r in third) - 18) <= 1 for k in range(5))  # 18 per position
+
+
+def mc_and_numeric(store) -> None:
+    """Two 100-row projects whose gold is a different value on every row."""
+    import json as _json
+
+    from core.ingest.files import ColumnMapping, import_source, open_bytes
+
+    colors = ["red", "blue", "green", "gray", "pink"]
+    mc = "\n".join(_json.dumps({"id": str(i), "q": f"Which colour is thing {i}?", "choices": colors[i % 5:] + colors[:i % 5],
+                                "answer": colors[(i * 3) % 5]}) for i in range(100))
+    import_source(store, open_bytes(mc.encode(), "mc.jsonl"), "mc", "multiple-choice",
+                  ColumnMapping(input_fields=["q"], id_field="id", label_field="answer", choices_field="choices"))
+    num = "id,q,answer\n" + "\n".join(f"{i},What is {i} times 13?,{i * 13}" for i in range(100)) + "\n"
+    import_source(store, open_bytes(num.encode(), "num.csv"), "num", "numeric",
+                  ColumnMapping(input_fields=["q"], id_field="id", label_field="answer"))
+
+
+def test_the_fraction_runs_as_asked_on_multiple_choice_and_numeric_projects(store):
+    def answer(body: dict) -> str:
+        text = body["messages"][-1]["content"]
+        if "Answer Choices" in text:
+            return "Answer: (a) " + text.split("(a) ")[1].split("\n")[0] + "\nRationale: It fits."
+        number = int(text.split("What is ")[1].split(" times")[0]) * 13
+        return f"Rationale: {number // 13} times 13.\nAnswer: {number}"
+
+    mc_and_numeric(store)
+    store.release()
+    fake = FakeAnthropic(responder=answer).start()
+    try:
+        for project in ("mc", "num"):
+            est = cli(store.path, "estimate", "--project", project, "--rationale-fraction", "0.3")
+            assert est["rows"] == 100 and est["rationale_fraction"] == pytest.approx(0.3, abs=0.02), est
+            out = cli(store.path, "label", "--project", project, "--rationale-fraction", "0.3", fake=fake)
+            assert out["rationale_requests"] == 30 and out["label_only_requests"] == 70, out
+    finally:
+        fake.stop()

@@ -99,6 +99,13 @@ class TaskType:
         """labels_equal as a DuckDB boolean over two SQL expressions (FALSE when either is NULL)."""
         return f"coalesce({sql_canonical_text(a)} = {sql_canonical_text(b)}, FALSE)"
 
+    # ---- sampling ----------------------------------------------------------------------
+    def stratum(self, item: dict) -> str:
+        """The class a row belongs to when a share of rows is drawn per class (the rationale
+        fraction): its gold label; one class for rows without gold."""
+        gold = item.get("gold")
+        return "" if gold is None else canonical_text(str(gold))
+
     # ---- parse hints -----------------------------------------------------------------
     def is_ambiguous(self, answer_line: str, choices: list[str] | None) -> bool:
         """An answer statement that names several options is flagged, never guessed."""
@@ -178,6 +185,14 @@ class MultipleChoice(TaskType):
     def normalize(self, answer, choices=None, labels=None):
         return match_choice(answer, choices or [])
 
+    def stratum(self, item):
+        """Every row's gold is its own choice text: the class is the gold's position (a, b, c, ...)."""
+        gold, choices = item.get("gold"), item.get("choices") or []
+        if gold is None:
+            return ""
+        key = canonical_text(str(gold))
+        return next((f"choice {i}" for i, c in enumerate(choices) if canonical_text(str(c)) == key), "choice ?")
+
     def is_ambiguous(self, answer_line, choices):
         line = answer_line.lower()
         # "(a) or (c)", "a) or c)", "a or c", "option a or option c"
@@ -235,6 +250,13 @@ class Numeric(TaskType):
 
     def normalize(self, answer, choices=None, labels=None):
         return numeric_answer(answer)
+
+    def stratum(self, item):
+        """Numbers are bins, not classes: the sign and the order of magnitude (0, 1-9, 10-99, ...)."""
+        value = number_of_label(item.get("gold"))
+        if value is None:
+            return ""
+        return "0" if value == 0 else f"{'-' if value < 0 else '+'}{len(str(int(abs(value))))}"
 
     def normalize_gold(self, gold, choices, lineno, col):
         value = numeric_value(gold.strip())

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from core.kernel.errors import ConfigError
 from core.kernel.hashing import request_hash
 from core.kernel.sampling import seeded_rank
+from core.kernel.tasks import get_task
 from core.prompt.templates import demonstrations, mode_template, request_for
 
 RELABEL = ("failed", "stale", "all")
@@ -42,19 +43,24 @@ def check_plan_args(relabel: str | None, rationale_fraction: float) -> None:
         raise ConfigError(f"the rationale fraction must be between 0 and 1, not {rationale_fraction}.")
 
 
-def rationale_rows(items: list[dict], fraction: float, seed: int) -> set[str]:
-    """The row ids that get a rationale prompt: within each gold label (one group for rows
-    without gold), the round(F * size) rows first in a seeded hash order."""
+def rationale_rows(items: list[dict], fraction: float, seed: int, task: str = "classification") -> set[str]:
+    """The row ids that get a rationale prompt: exactly round(F * rows), spread evenly over the
+    task's classes (core.kernel.tasks.TaskType.stratum: the gold label, a multiple-choice gold's
+    position, a numeric gold's order of magnitude). Each class's rows are taken in a seeded order
+    and interleaved by their place in it (the j-th of n stands at (j + 1/2) / n), so every class
+    gets round(F * n) rows give or take one, and a larger F keeps the rows of a smaller one."""
     if fraction >= 1:
         return {it["row_id"] for it in items}
+    kind = get_task(task)
     groups: dict[str, list[str]] = {}
     for it in items:
-        groups.setdefault(str(it.get("gold") or ""), []).append(it["row_id"])
-    chosen: set[str] = set()
+        groups.setdefault(kind.stratum(it), []).append(it["row_id"])
+    ranked = []
     for ids in groups.values():
         ids.sort(key=lambda rid: seeded_rank(seed, rid))
-        chosen.update(ids[: round(fraction * len(ids))])
-    return chosen
+        ranked += [((j + 0.5) / len(ids), seeded_rank(seed, rid, salt="share:"), rid) for j, rid in enumerate(ids)]
+    ranked.sort()
+    return {rid for _, _, rid in ranked[: round(fraction * len(items))]}
 
 
 def label_only(project):
@@ -92,7 +98,7 @@ def plan_requests(store, project, model: str, *, relabel: str | None = None, rat
     items = _due(store, project, relabel, None if relabel == "stale" else limit, row_ids)
     if project.mode == "explain-label":
         items = [it for it in items if it.get("gold") is not None]  # the label to explain must exist
-    share = (rationale_rows(store.items_by_order(project.name, None), rationale_fraction, seed)
+    share = (rationale_rows(store.items_by_order(project.name, None), rationale_fraction, seed, project.task)
              if rationale_fraction < 1 else None)
     examples = demonstrations(store, project)
     short = label_only(project)
