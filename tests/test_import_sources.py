@@ -191,3 +191,23 @@ def test_the_cli_split_flag_picks_the_dataset_split_and_names_the_rows(tmp_path,
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0 and out["rows"] == 1
     assert Store(db).count_items("hf")["by_split"] == {"test": 1}
+
+
+def test_a_600000_row_csv_imports_whole(store, tmp_path):
+    """114 MB of ordinary text was refused once: the insert ran under a fixed 32 MB cap that the
+    table's key index (which cannot spill) outgrew. Now the cap doubles when the index needs it."""
+    import random
+
+    rng = random.Random(0)
+    words = "order parcel card charged twice app crash login error courier lost refund invoice late".split()
+    path = tmp_path / "big.csv"
+    with open(path, "w") as f:
+        f.write("id,text,label\n")
+        for i in range(600_000):
+            f.write(f"{i},{' '.join(rng.choices(words, k=30))},{('billing', 'technical', 'shipping')[i % 3]}\n")
+    from core.ingest.files import ColumnMapping, import_source, open_file
+
+    n, _ = import_source(store, open_file(path), "big", "classification",
+                         ColumnMapping(input_fields=["text"], id_field="id", label_field="label"))
+    assert n == 600_000 == store.count_items("big")["total"]
+    assert store.get_item("big", "599999")["gold"] == "shipping"  # 599999 % 3 == 2

@@ -31,11 +31,27 @@ class ItemTables:
     ) -> int:
         """Create or extend a project and insert rows, all in one transaction. Items from core.ingest.items
         are inserted straight from their Parquet file (INSERT ... SELECT, no Python object per row),
-        under the import's memory cap so that DuckDB spills rather than grows."""
+        under the import's memory cap so that DuckDB spills rather than grows. The table's key index
+        cannot spill and grows with its rows: when the cap is too small for it, the transaction is
+        rolled back and run again with twice the cap, up to the items' max_memory_mb (the rows were
+        already checked against the import's limits, so a bomb never reaches this)."""
+        memory_mb = getattr(records, "memory_mb", None)
+        ceiling = max(memory_mb or 0, getattr(records, "max_memory_mb", 0) or 0)
+        while True:
+            try:
+                return self._import_once(project, task, input_fields, label_set, records, template, model, replace,
+                                         memory_mb)
+            except duckdb.OutOfMemoryException as exc:
+                if not memory_mb or memory_mb >= ceiling:
+                    raise DataImportError(f"Inserting the rows needed more than {memory_mb or 'the'} MB of memory."
+                                          ) from exc
+                memory_mb = min(memory_mb * 2, ceiling)
+
+    def _import_once(self, project: str, task: str, input_fields: list[str], label_set: list[str] | None,
+                     records: Any, template: str, model: str, replace: bool, memory_mb: int | None) -> int:
         from core.kernel.names import check_project_name
 
         project = check_project_name(project)
-        memory_mb = getattr(records, "memory_mb", None)
         restore: str | None = None
         try:
             with self.transaction() as con:
@@ -58,8 +74,8 @@ class ItemTables:
                         f"SELECT ?, row_id, idx, split, inputs, choices, gold FROM ({rows})",
                         [project],
                     ).fetchall()[0][0]
-                except duckdb.OutOfMemoryException as exc:
-                    raise DataImportError(f"Inserting the rows needed more than {memory_mb} MB of memory.") from exc
+                except duckdb.OutOfMemoryException:
+                    raise  # import_items runs it again with more memory
                 if restore is not None:  # settings are not transactional: put it back before COMMIT
                     self._restore_memory_limit(con, restore)
                     restore = None

@@ -24,13 +24,14 @@ class Items:
     rows: the file itself may not be in order), with `rows` and the project's `label_set`.
     Store.import_items reads it with INSERT ... SELECT. Close it (or use `with`) to delete the file."""
 
-    def __init__(self, memory_mb: int = DEFAULT_LIMITS.insert_memory_mb):
+    def __init__(self, memory_mb: int = DEFAULT_LIMITS.insert_memory_mb, max_memory_mb: int = DEFAULT_LIMITS.max_memory_mb):
         self._tmp = Path(tempfile.mkdtemp(prefix="distill-items-"))
         self._cleanup = weakref.finalize(self, shutil.rmtree, self._tmp, True)
         self.path = self._tmp / "items.parquet"
         self.rows = 0
         self.label_set: list[str] | None = None
-        self.memory_mb = memory_mb  # the store's memory cap for the insert
+        self.memory_mb = memory_mb  # the store's memory cap for the insert, doubled when its key index needs more
+        self.max_memory_mb = max(memory_mb, max_memory_mb)  # ... up to this
 
     def to_frame(self) -> pd.DataFrame:
         """As a pandas frame: for small imports and tests."""

@@ -222,7 +222,7 @@ class Source:
                          default_split: str) -> Items:
         self._prescan(col)
         self._check_rows(mapping, col)
-        out = Items(self.limits.insert_memory_mb * self._growth)
+        out = Items(self.limits.insert_memory_mb * self._growth, self.limits.max_memory_mb)
         try:
             write = self._write_by_row if mapping.choices_field else self._write_with_gold_map
             golds = write(kind, mapping, col, default_split, out.path)
