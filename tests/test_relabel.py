@@ -177,3 +177,31 @@ def test_the_fraction_runs_as_asked_on_multiple_choice_and_numeric_projects(stor
             assert out["rationale_requests"] == 30 and out["label_only_requests"] == 70, out
     finally:
         fake.stop()
+
+
+def test_a_rationale_top_up_never_takes_away_the_label_it_explains(store):
+    """Explain-label top-ups whose answers cannot be read (or name another label) keep the row's
+    label; the readable ones add their rationale."""
+    def answer(body: dict) -> str:
+        text = body["messages"][-1]["content"]
+        if "Explain in one sentence" in text:
+            n = int(text.split("Ticket ")[1].split(":")[0])
+            return ("Hmm, I am not sure about this one." if n % 3 == 0 else "Answer: something else\nRationale: no"
+                    if n % 3 == 1 else correct_responder(body))
+        return correct_responder(body).split("\n")[0] if "Reply with exactly one line" in text else correct_responder(body)
+
+    many_tickets(store, 60)
+    store.release()
+    fake = FakeAnthropic(responder=answer).start()
+    try:
+        cli(store.path, "label", "--rationale-fraction", "0", fake=fake)
+        before = {it["row_id"]: it["label"] for it in store.items_by_order("tickets", None)}
+        assert all(before.values())
+        topped = cli(store.path, "label", "--relabel", "stale", fake=fake)
+        assert topped["requests"] == 60
+    finally:
+        fake.stop()
+    after = {it["row_id"]: it for it in store.items_by_order("tickets", None)}
+    assert {r: it["label"] for r, it in after.items()} == before  # no label lost or changed
+    with_rationale = {r for r, it in after.items() if it["teacher_rationale"]}
+    assert with_rationale == {r for r in after if int(r) % 3 == 2}  # only readable top-ups add a rationale

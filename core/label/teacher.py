@@ -39,10 +39,11 @@ from core.prompt.tokens import request_tokens
 from core.db import Store, TeacherWrites
 from core.kernel.errors import ConfigError
 from core.kernel.paths import job_dir
-from core.label.parsing import parse_response
+from core.kernel.tasks import get_task
+from core.label.parsing import ParseResult, parse_response
 from core.kernel.prices import PriceTable, load_prices
 from core.kernel.hashing import template_hash
-from core.prompt.templates import validate_template
+from core.prompt.templates import EXPLAIN_INSTRUCTION, validate_template
 from core.prompt.planner import check_plan_args, plan_requests
 
 DEMO_SOURCE = "recorded-demo"
@@ -148,6 +149,9 @@ class TeacherRun:
                 "template_version": self.template_version,
             })
             parsed = self._parse(item, response)
+            explained = self._explained_label(pending, item)
+            if explained is not None and not (parsed.ok and self._same_label(parsed.label, explained)):
+                parsed = ParseResult(explained, None)  # a top-up adds a rationale; it never takes the label away
             w.results.append({"row_id": item["row_id"], "status": "labeled" if parsed.ok else "flagged",
                               "label": parsed.label, "rationale": parsed.rationale, "flag": parsed.flag,
                               "request_hash": key, "source": "teacher", "confidence": parsed.confidence})
@@ -156,6 +160,16 @@ class TeacherRun:
             self.summary.recorded_demo += source == DEMO_SOURCE
         self.summary.cost_usd += 0.0 if cached else (cost or 0.0)
         self._done += len(pending.rows)
+
+    def _explained_label(self, pending: PendingRequest, item: dict) -> str | None:
+        """The label a rationale top-up asked the teacher to explain (the planner sends a row
+        answered label-only the explain-label prompt with its label given); None otherwise."""
+        if self.project.mode == "explain-label" or EXPLAIN_INSTRUCTION not in str(pending.request["messages"][-1]):
+            return None
+        return item.get("label") or item.get("teacher_label")
+
+    def _same_label(self, a: str | None, b: str) -> bool:
+        return get_task(self.project.task).labels_equal(a, b)
 
     def _write_error(self, w: TeacherWrites, key: str, pending: PendingRequest, exc: BaseException,
                      attempts: int | None) -> None:

@@ -27,8 +27,9 @@ SPECIAL_FIELDS = ("choices", "labels")
 MODES = ("zero-shot", "explain-label", "few-shot", "label-only")
 OUTPUT_FORMATS = ("text", "json")
 
+EXPLAIN_INSTRUCTION = "Explain in one sentence why this answer is correct."  # marks an explain-label request
 _EXPLAIN = (
-    "{given}\n\nExplain in one sentence why this answer is correct.\n\n"
+    "{given}\n\n" + EXPLAIN_INSTRUCTION + "\n\n"
     "Reply in exactly this format:\nAnswer: <the given answer>\nRationale: <one sentence>"
 )
 _LABEL_ONLY_FORMAT = "Reply with exactly one line:\nAnswer: <answer>"
