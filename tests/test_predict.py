@@ -245,6 +245,8 @@ def test_export_model_int8_card_states_size_speed_and_agreement(run, tmp_path):
     assert result["rows"] == held_out > 0 and 0 <= result["agreement"] <= 1
     assert f"{held_out} held-out rows" in card and f"| {result['rows_per_s_int8']} |" in card
     assert result["size_ratio"] == pytest.approx(result["int8_bytes"] / result["fp32_bytes"], abs=1e-4)
+    # the savings the card states price the student it describes, by the speed it measured
+    assert "CPU throughput not measured" not in card and "rows/s of this int8 export, measured when it was exported" in card
     with pytest.raises(AppError, match="not empty"):
         export_model(run["store"], run["job"], str(run["int8"]), quantize="int8")
     with pytest.raises(AppError, match="int8"):

@@ -25,8 +25,9 @@ from core.train.generate import LABEL_PREFIX, RATIONALE_PREFIX
 from core.train.run import Run
 
 
-def run_facts(store: Store, run_id: str) -> dict:
-    """Everything a report or model card says about a run: config, provenance, metrics."""
+def run_facts(store: Store, run_id: str, throughput: dict | None = None) -> dict:
+    """Everything a report or model card says about a run: config, provenance, metrics.
+    `throughput`: a measurement to price the student by instead of the stored one."""
     run = Run.find(store, run_id)
     job = run.job
     project = store.get_project(job["project"])
@@ -36,14 +37,14 @@ def run_facts(store: Store, run_id: str) -> dict:
     return {"job": job, "project": project, "config": run.config, "provenance": provenance,
             "metrics": store.latest_metrics(run_id), "summary": row, "confusion": confusion(job),
             "baseline": (reference or {}).get("runs", {}).get(run_id),
-            "warnings": run_warnings(store, row, reference), **_savings_facts(store, run_id)}
+            "warnings": run_warnings(store, row, reference), **_savings_facts(store, run_id, throughput)}
 
 
-def _savings_facts(store: Store, run_id: str) -> dict:
+def _savings_facts(store: Store, run_id: str, throughput: dict | None = None) -> dict:
     """What the student saves (core.results.savings), from the stored throughput measurement and the
     price file; a broken price file leaves the reason instead of failing the report."""
     try:
-        return {"savings": run_savings(store, run_id)}
+        return {"savings": run_savings(store, run_id, measurement=throughput)}
     except PriceFileError as exc:
         return {"savings": None, "savings_error": str(exc)}
 

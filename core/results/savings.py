@@ -209,6 +209,10 @@ def summarize(*, measurement: dict | None, usd_per_cpu_hour: float, usd_per_gpu_
 def throughput_text(measurement: dict | None) -> str:
     if measurement is None:
         return "not measured"
+    if measurement.get("source") == "int8 export":
+        return (f"{measurement['rows_per_s']:.1f} rows/s of this int8 export, measured when it was exported on "
+                f"{measurement['rows']} held-out rows of this run (labels only, batch {measurement['batch_size']}, "
+                f"{measurement['threads']} CPU threads)")
     return (f"{measurement['rows_per_s']:.1f} rows/s measured {measurement['measured_at']} on "
             f"{measurement['rows']} held-out rows of this run (labels only, batch {measurement['batch_size']}, "
             f"{measurement['threads']} CPU threads); stored with the run and reused until measured again")
@@ -293,17 +297,19 @@ def training_seconds(store, run_id: str, cfg: dict) -> float | None:
     return step * cfg.get("global_batch_size", cfg.get("batch_size", 0)) / rate
 
 
-def run_savings(store, run_id: str, usd_per_cpu_hour: float | None = None, prices: ComputePrices | None = None) -> dict:
+def run_savings(store, run_id: str, usd_per_cpu_hour: float | None = None, prices: ComputePrices | None = None,
+                measurement: dict | None = None) -> dict:
     """summarize() for one run from what is stored: its throughput measurement (if any), the
     project's billed spend and answered rows, its training rows and time, and its held-out
-    predictions. `usd_per_cpu_hour` overrides the price file's."""
+    predictions. `usd_per_cpu_hour` overrides the price file's; `measurement` the stored
+    throughput (an int8 export measures its own)."""
     run = Run.find(store, run_id)  # a run that never wrote a folder: nothing measured
     prices = prices or load_compute_prices()
     cfg = run.config
     by_status = store.count_items(run.project)["by_status"]
     price = prices.usd_per_cpu_hour if usd_per_cpu_hour is None else float(usd_per_cpu_hour)
     result = summarize(
-        measurement=stored_throughput(run.folder), usd_per_cpu_hour=price, usd_per_gpu_hour=prices.usd_per_gpu_hour,
+        measurement=measurement or stored_throughput(run.folder), usd_per_cpu_hour=price, usd_per_gpu_hour=prices.usd_per_gpu_hour,
         teacher_spend_usd=store.spend(run.project),
         rows_answered=by_status.get("labeled", 0) + by_status.get("flagged", 0),
         teacher_rows_used=cfg.get("teacher_rows_used"), training_seconds=training_seconds(store, run_id, cfg),
