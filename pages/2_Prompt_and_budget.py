@@ -23,6 +23,7 @@ from core.prompt.templates import (
     request_for,
     validate_template,
 )
+from core.kernel.hashing import template_text
 from core.kernel.tasks import get_task
 from core.label.config import LabelConfig
 from core.prompt.json_mode import format_conflict, json_mode_template
@@ -117,7 +118,7 @@ def unsaved(project, template, words_text, settings) -> bool:
     """Whether the editor differs from the saved prompt."""
     saved = {"model": project.model, "max_tokens": project.max_tokens, "mode": project.mode,
              "output_format": project.output_format, "shots": project.shots}
-    return (template != (project.template or "") or settings != saved
+    return (template_text(template) != (project.template or "") or settings != saved
             or words_text.strip() != answers.format_label_words(project.label_words).strip())
 
 

@@ -59,3 +59,16 @@ def test_try_prices_first_then_compares_two_versions_on_the_same_rows(store, fak
     assert run("--rows", "10", "--quote")["row_ids"] == quote["row_ids"]  # the same rows, so versions compare
     again = run("--rows", "10")
     assert again["cost_usd"] == 0 and again["cache_hits"] == 10  # unchanged prompt: answered by the cache
+
+
+def test_a_template_files_trailing_newline_is_the_same_template(store, tmp_path):
+    """Editors end a file with a newline: saving it again is no new version, and its requests
+    are the ones already cached."""
+    from tests.helpers import import_csv
+
+    import_csv(store)
+    store.update_project("tickets", template="Which team? {text}\nAnswer: <team>")
+    version = store.template_version("tickets")
+    store.update_project("tickets", template="Which team? {text}\r\nAnswer: <team>\n\n")
+    assert store.template_version("tickets") == version
+    assert store.get_project("tickets").template == "Which team? {text}\nAnswer: <team>"

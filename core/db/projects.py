@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.kernel.errors import NotFound
-from core.kernel.hashing import template_hash
+from core.kernel.hashing import template_hash, template_text
 
 
 @dataclass
@@ -60,6 +60,8 @@ class ProjectTables:
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"cannot update {sorted(bad)}")
+        if "template" in fields:
+            fields["template"] = template_text(fields["template"])
         for key in ("label_set", "demo_rows", "label_words"):
             if key in fields:  # empty means none
                 fields[key] = json.dumps(fields[key]) if fields[key] else None

@@ -15,3 +15,12 @@ def request_hash(request: dict) -> str:
 
 def template_hash(template: str) -> str:
     return hashlib.sha256(template.encode("utf-8")).hexdigest()[:12]
+
+
+def template_text(template: str | None) -> str | None:
+    """A template as it is stored and sent: line endings as "\n", no trailing whitespace at its end.
+    A file saved with a final newline (every editor adds one) is the same template, not a new
+    version whose requests all miss the cache."""
+    if template is None:
+        return None
+    return template.replace("\r\n", "\n").replace("\r", "\n").rstrip()
