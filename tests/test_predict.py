@@ -282,3 +282,13 @@ def test_cli_predicts_a_file_with_the_int8_export(run, tmp_path):
                                                                          for r in rows)
     expected = chunked(load_student_model(run["int8"]), TEXTS, 3)
     assert [r["label"] for r in rows] == [p["label"] for p in expected]
+
+
+def test_the_files_own_id_column_is_kept_under_its_name(student, tmp_path):
+    src = write_csv(tmp_path / "tickets.csv", [[f"T-{i}", t] for i, t in enumerate(TEXTS)], header=("ticket_no", "text"))
+    result = predict_file(student, src, tmp_path / "out.csv", id_column="ticket_no")
+    rows = read_csv(tmp_path / "out.csv")
+    assert result["columns"] == ["ticket_no", "label"] and [r["ticket_no"] for r in rows] == [f"T-{i}" for i in range(8)]
+    with pytest.raises(AppError, match="no column 'case'"):
+        predict_file(student, src, tmp_path / "out2.csv", id_column="case")
+    assert not (tmp_path / "out2.csv").exists()

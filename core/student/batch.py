@@ -192,10 +192,10 @@ class _Writer:
 def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, out: str | Path, *,
                  rationale: bool = False, chunk_rows: int = 256, input_columns: list[str] | None = None,
                  force: bool = False, on_progress: Callable[[int, int | None], None] | None = None,
-                 batch_size: int = 16) -> dict:
+                 batch_size: int = 16, id_column: str | None = None) -> dict:
     """Predict every row of a CSV/TSV, JSON Lines or Parquet file into `out` (CSV, JSON Lines or
-    Parquet, by its extension): the id column (`row_id` or `id`) when the file has one, `label`,
-    and `rationale` when asked. Streams `chunk_rows` rows at a time; `on_progress(done, total)`
+    Parquet, by its extension): the file's id column under its own name (`id_column`, else
+    `row_id` or `id` when the file has one), `label`, and `rationale` when asked. Streams `chunk_rows` rows at a time; `on_progress(done, total)`
     after each chunk. Returns rows, seconds, rows_per_s and out (seconds count reading,
     predicting and writing; loading the model is `load_seconds`)."""
     source, dest = Path(path), Path(out)
@@ -220,6 +220,8 @@ def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, o
         raise ConfigError("This model folder does not name its input fields (a run saved before they were recorded); "
                           "give the input columns (--input-columns).")
     missing = [c for c in fields if c not in reader.columns]
+    if id_column is not None and id_column not in reader.columns:
+        missing.append(id_column)
     if task == "multiple-choice" and CHOICES_COLUMN not in reader.columns:
         missing.append(CHOICES_COLUMN)
     if missing:
@@ -229,9 +231,11 @@ def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, o
     started = time.perf_counter()
     student = given if isinstance(given, Student) else load_student_model(given)
     load_seconds = time.perf_counter() - started
-    id_col = next((c for c in ID_COLUMNS if c in reader.columns), None)
+    id_col = id_column or next((c for c in ID_COLUMNS if c in reader.columns), None)
     use_choices = CHOICES_COLUMN in reader.columns and student.task in (None, "multiple-choice")
     needed = list(dict.fromkeys(([id_col] if id_col else []) + fields + ([CHOICES_COLUMN] if use_choices else [])))
+    if id_col in ("label", "rationale"):
+        raise AppError(f"The id column {id_col!r} would clash with the predictions' own {id_col!r} column.")
     columns = ([id_col] if id_col else []) + ["label"] + (["rationale"] if rationale else [])
 
     started = time.perf_counter()
