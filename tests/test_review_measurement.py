@@ -182,3 +182,22 @@ def test_rows_already_reviewed_are_never_made_blind(labeled):
     review.save_review(labeled, "tickets", "1", "ana", None, None, mode="first")  # seen with the teacher's answer
     labeled.create_spot_check("tickets", 6, stratified=False, blind_share=1.0)
     assert set(labeled.review_ids("tickets", ["blind (spot check)"])) == {"2", "3", "4", "5", "6"}
+
+
+def test_review_outcomes_add_up_to_the_reviews():
+    """One definition against the teacher's answer: each decision counts once (a second reviewer's
+    accept of a row whose label differs from the teacher's is a correction, not also an accept)."""
+    from core.review.stats import decision_outcome, verdict_counts
+
+    def d(verdict, label, teacher, kind="review"):
+        return {"verdict": verdict, "label": label, "teacher_label": teacher, "kind": kind, "label_changed": None}
+
+    current = [d("accept", "billing", "billing"), d("accept", "shipping", "billing"), d("correct", "account", "billing"),
+               d("correct", "billing", "Billing"), d("reject_rationale", "billing", "billing"),
+               d("flag", None, "billing"), d("correct", "billing", None), d("accept", "billing", "billing", "bulk")]
+    assert [decision_outcome(x) for x in current] == ["accepted", "corrected", "corrected", "rationale_edited",
+                                                      "rejected", "flagged", "corrected", "accepted"]
+    counts = verdict_counts(current)
+    assert counts["reviews"] == 8 == sum(counts[k] for k in ("accepted", "corrected", "rationale_edited", "rejected",
+                                                             "flagged"))
+    assert counts["bulk"] == 1

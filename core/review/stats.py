@@ -20,6 +20,7 @@ import tomllib
 from collections import defaultdict
 from pathlib import Path
 
+from core.kernel.labels import canonical_text
 from core.label.rationale_flags import flag_rejection
 from core.review.rules import kappa_from_counts, wilson_interval
 
@@ -88,13 +89,29 @@ def active_seconds(events: list[dict], idle_gap_s: float) -> dict[str, dict]:
     return out
 
 
+OUTCOMES = ("accepted", "corrected", "rationale_edited", "rejected", "flagged")
+
+
+def decision_outcome(d: dict) -> str:
+    """What one decision did, against the teacher's answer it was about (one definition for the
+    page, the CLI and the stats, so the outcomes add up to the reviews): flagged, rationale
+    rejected, label corrected (the reviewer's label is not the teacher's, or the teacher gave
+    none), only the rationale edited, or accepted."""
+    if d["verdict"] == "flag":
+        return "flagged"
+    if d["verdict"] == "reject_rationale":
+        return "rejected"
+    if d["label"] is not None and (d["teacher_label"] is None
+                                   or canonical_text(d["label"]) != canonical_text(d["teacher_label"])):
+        return "corrected"
+    return "rationale_edited" if d["verdict"] == "correct" else "accepted"
+
+
 def verdict_counts(current: list[dict]) -> dict:
-    return {"reviews": len(current),
-            "accepted": sum(d["verdict"] == "accept" for d in current),
-            "corrected": sum(bool(d["label_changed"]) for d in current),
-            "rationale_edited": sum(d["verdict"] == "correct" and not d["label_changed"] for d in current),
-            "rejected": sum(d["verdict"] == "reject_rationale" for d in current),
-            "flagged": sum(d["verdict"] == "flag" for d in current),
+    """reviews = accepted + corrected + rationale_edited + rejected + flagged; bulk counts the
+    decisions made by a bulk action (of any outcome)."""
+    outcomes = [decision_outcome(d) for d in current]
+    return {"reviews": len(current), **{o: outcomes.count(o) for o in OUTCOMES},
             "bulk": sum(d["kind"] == "bulk" for d in current)}
 
 
