@@ -106,3 +106,31 @@ def test_double_review_gives_kappa_between_reviewers_and_against_teacher(labeled
     pairs = [(a, b) for a, b, n in counts["reviewers"] for _ in range(n)]
     assert kappa_from_counts(counts["reviewers"]) == pytest.approx(cohen_kappa(pairs))
     assert sum(n for _, _, n in counts["teacher"]) == 6
+
+
+def test_a_corrected_label_does_not_keep_the_teachers_rationale_and_undo_brings_it_back(labeled):
+    """The teacher's rationale argues for the teacher's label: saved with another label (form or
+    CLI, single or bulk) it is cleared until the reviewer writes one; a rationale the reviewer wrote
+    stays; undo restores the teacher's."""
+    row = labeled.get_item("tickets", "1")  # billing, with the teacher's rationale about billing
+    assert row["teacher_label"] == "billing" and row["teacher_rationale"]
+    review.save_review(labeled, "tickets", "1", "ana", "shipping", row["teacher_rationale"])  # the form, pre-filled
+    assert labeled.get_item("tickets", "1")["rationale"] == ""
+    review.save_review(labeled, "tickets", "2", "ana", "billing", None)  # the CLI: no rationale given
+    assert labeled.get_item("tickets", "2")["rationale"] == ""
+    review.save_review(labeled, "tickets", "3", "ana", "billing", "The customer asks about a charge.")
+    assert labeled.get_item("tickets", "3")["rationale"] == "The customer asks about a charge."
+    review.save_review(labeled, "tickets", "4", "ana", "billing", None)  # the teacher's own label: kept as is
+    assert labeled.get_item("tickets", "4")["rationale"] == labeled.get_item("tickets", "4")["teacher_rationale"]
+    review.undo_last(labeled, "tickets", "ana")  # undoes row 4's accept; then row 3, row 2
+    review.undo_last(labeled, "tickets", "ana")
+    review.undo_last(labeled, "tickets", "ana")
+    restored = labeled.get_item("tickets", "2")
+    assert restored["rationale"] == restored["teacher_rationale"] and restored["label"] == restored["teacher_label"]
+
+    out = review.bulk_review(labeled, "tickets", "unreviewed", "ben", "set_label", label="technical")
+    shipping, technical = labeled.get_item("tickets", "3"), labeled.get_item("tickets", "5")  # the teacher's labels
+    assert out["applied"] == 5  # rows 2-6
+    assert shipping["rationale"] == "" and technical["rationale"] == technical["teacher_rationale"]
+    review.undo_last(labeled, "tickets", "ben")
+    assert labeled.get_item("tickets", "3")["rationale"] == shipping["teacher_rationale"]

@@ -260,6 +260,16 @@ class ReviewTables:
                 "INSERT INTO audit_log(project, row_id, reviewer, field, before, after, reason, change_id, row_version) "
                 "SELECT ?, row_id, ?, 'reviewed', 'false', 'true', ?, ?, version + 1 FROM bulk WHERE NOT reviewed",
                 [project, reviewer, f"bulk {action}", change_id])
+            if action == "set_label":  # the teacher's rationale argues for its own label: not kept with another
+                stale = ("i.project = ? AND i.row_id IN (SELECT row_id FROM bulk) AND i.teacher_rationale IS NOT NULL "
+                         "AND i.rationale = i.teacher_rationale AND coalesce(i.teacher_label, '') <> ?")
+                con.execute(
+                    "INSERT INTO audit_log(project, row_id, reviewer, field, before, after, reason, change_id, "
+                    f"row_version) SELECT i.project, i.row_id, ?, 'rationale', i.rationale, '', ?, ?, i.version + 1 "
+                    f"FROM items i WHERE {stale}",
+                    [reviewer, f"bulk {action}: the teacher's rationale argues for another label", change_id, project,
+                     label])
+                con.execute(f"UPDATE items i SET rationale = '' WHERE {stale}", [project, label])
             sets = {"accept": "verdict = 'accept'",
                     "set_label": "label = ?, label_source = 'reviewer', verdict = 'correct'",
                     "flag": "verdict = 'flag', verdict_reason = ?"}[action]

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from statistics import NormalDist
 
 from core.kernel.errors import AppError
+from core.kernel.labels import canonical_text
 from core.kernel.tasks import get_task
 
 VERDICTS = ("accept", "correct", "reject_rationale", "flag")
@@ -97,12 +98,23 @@ def save_review(store, project: str, row_id: str, reviewer: str | None, label: s
         label = row["teacher_label"] if label is None else label  # accepting takes the teacher's label
     label = checked_label(spec, label, row)
     require_label_choice(spec, seen, label, verdict)
+    rationale = _without_stale_rationale(row, label, rationale)
     final = decide_verdict(verdict, label is not None and label != seen["label"],
                            rationale is not None and rationale != (seen["rationale"] or ""))
     kind, shown = FORM_RECORDS[mode]
     return store.save_review(project, row_id, reviewer, label, rationale, expected_version=version,
                              reason=reason, verdict=final, comment=comment, kind=kind, shown=shown,
                              opened_at=opened_at)
+
+
+def _without_stale_rationale(row: dict, label: str | None, rationale: str | None) -> str | None:
+    """A corrected label does not keep the teacher's rationale, which argues for the teacher's
+    label: left as the teacher wrote it, it is cleared ("" is no rationale: the student learns the
+    label alone) until the reviewer writes one for the corrected label."""
+    teacher = (row.get("teacher_rationale") or "").strip()
+    kept = (row.get("rationale") if rationale is None else rationale) or ""
+    corrected = label is not None and canonical_text(label) != canonical_text(row.get("teacher_label") or "")
+    return "" if corrected and teacher and kept.strip() == teacher else rationale
 
 
 # What a reviewer's form shows, by mode, and how the decision is recorded (kind, shown).
