@@ -201,3 +201,37 @@ def test_review_outcomes_add_up_to_the_reviews():
     assert counts["reviews"] == 8 == sum(counts[k] for k in ("accepted", "corrected", "rationale_edited", "rejected",
                                                              "flagged"))
     assert counts["bulk"] == 1
+
+
+def test_the_cli_follows_the_pages_review_rules(labeled):
+    """Blind label first, a second reviewer counted as independent, reason codes from the list."""
+    import json
+
+    from tests.helpers import start_cli
+
+    labeled.create_spot_check("tickets", 6, stratified=False, blind_share=0.5)
+    blind = sorted(labeled.review_ids("tickets", ["blind (spot check)"]))
+    open_rows = sorted({str(i) for i in range(1, 7)} - set(blind))
+    labeled.release()
+
+    def cli(*args):
+        proc = start_cli("review", "--db", labeled.path, "--project", "tickets", *args)
+        out, err = proc.communicate(timeout=300)
+        return proc.returncode, (json.loads(out.strip().splitlines()[-1]) if out.strip() else {}), err
+
+    code, out, _ = cli("--row-id", blind[0], "--reviewer", "ana", "--verdict", "accept")
+    assert code != 0 and "--blind-label" in out["error"]
+    mine = other_label(labeled, blind[0])
+    code, out, _ = cli("--row-id", blind[0], "--reviewer", "ana", "--blind-label", mine)
+    assert code == 0 and out["blind_label"] == mine and out["teacher_label"]  # revealed after the own label
+    code, out, _ = cli("--row-id", blind[0], "--reviewer", "ana", "--verdict", "accept")
+    assert code == 0
+    code, _, err = cli("--row-id", open_rows[0], "--reviewer", "ana", "--verdict", "flag", "--reason", "meh")
+    assert code != 0 and "invalid choice" in err
+    for reviewer in ("ana", "ben"):  # ben's CLI decision after ana's is an independent second review
+        code, out, _ = cli("--row-id", open_rows[1], "--reviewer", reviewer, "--verdict", "accept")
+        assert code == 0, out
+    events = labeled.query("SELECT reviewer, shown FROM review_events WHERE row_id = ? AND kind = 'review' "
+                           "ORDER BY id", [open_rows[1]])
+    assert [(e["reviewer"], e["shown"]) for e in events] == [("ana", "cli"), ("ben", "none")]
+    assert review_stats(labeled, "tickets")["independent_pairs"] >= 1

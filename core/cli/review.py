@@ -6,8 +6,8 @@ from __future__ import annotations
 from core.cli.commands import command
 from core.cli.label import summary_fields
 from core.db import Store
-from core.kernel.errors import BudgetExceeded, ConfigError
-from core.review.rules import VERDICTS
+from core.kernel.errors import AppError, BudgetExceeded, ConfigError
+from core.review.rules import REASON_CODES, VERDICTS
 
 
 def review_flags(p) -> None:
@@ -16,7 +16,9 @@ def review_flags(p) -> None:
     p.add_argument("--label", help="one of the project's labels or the row's choices (a choice letter or another "
                                    "capitalisation is mapped to it; anything else is refused)")
     p.add_argument("--rationale")
-    p.add_argument("--reason")
+    p.add_argument("--reason", choices=REASON_CODES, help="why (needed to flag); free text goes in --comment")
+    p.add_argument("--blind-label", help="your own label for a blind spot-check row, given before its teacher answer "
+                                         "is shown (then review it with a second call)")
     p.add_argument("--expected-version", type=int)
     p.add_argument("--verdict", choices=VERDICTS, help="accept with an edited label or rationale is stored as correct")
     p.add_argument("--comment")
@@ -24,11 +26,27 @@ def review_flags(p) -> None:
 
 @command("review", "Save a reviewer's label and/or rationale for one row, with an audit record.", review_flags)
 def cmd_review(args, store: Store) -> dict:
+    """The page's rules from the command line: a blind row takes the reviewer's own label first;
+    a second reviewer's decision is recorded as independent (the CLI shows no earlier decision)."""
     from core.review import rules as review
 
+    mode = review.form_mode(store, args.project, args.row_id, args.reviewer)
+    if mode == "blind":
+        if not args.blind_label:
+            raise AppError(f"Row {args.row_id} is a blind spot-check row for {args.reviewer}: give your own label "
+                           "first with --blind-label LABEL; its teacher answer is shown after that.")
+        review.save_blind_label(store, args.project, args.row_id, args.reviewer, args.blind_label)
+        row = store.get_item(args.project, args.row_id)
+        return {"row_id": args.row_id, "blind_label": review.checked_label(store.get_project(args.project),
+                                                                          args.blind_label, row),
+                "teacher_label": row["teacher_label"], "teacher_rationale": row["teacher_rationale"],
+                "next": "review the row now (--verdict, --label, --rationale)"}
+    if args.blind_label:
+        raise AppError(f"Row {args.row_id} is not blind for {args.reviewer}; review it without --blind-label.")
     return review.save_review(store, args.project, args.row_id, args.reviewer, args.label, args.rationale,
                               verdict=args.verdict, reason=args.reason, comment=args.comment,
-                              expected_version=args.expected_version)
+                              expected_version=args.expected_version,
+                              mode=mode if mode in ("independent", "adjudicate") else "cli")
 
 
 def undo_flags(p) -> None:

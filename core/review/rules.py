@@ -89,6 +89,7 @@ def save_review(store, project: str, row_id: str, reviewer: str | None, label: s
                        "answer is shown after that.")
     if verdict == "flag" and not reason:
         raise AppError("Flagging needs a reason code.")
+    check_reason(reason)
     row = row if row is not None and row["row_id"] == row_id else store.get_item(project, row_id)
     spec = spec if spec is not None else store.get_project(project)
     version = row["version"] if expected_version is None else expected_version
@@ -167,6 +168,14 @@ def hidden_rows(store, project: str, row_ids: list[str], reviewer: str | None) -
     return out
 
 
+def check_reason(reason: str | None) -> None:
+    """A reason is one of the codes (they group corrections into prompt fixes), never free text:
+    free text goes in the comment."""
+    if reason is not None and reason not in REASON_CODES:
+        raise AppError(f"Unknown reason {reason!r}: use one of {', '.join(repr(r) for r in REASON_CODES)} "
+                       "(free text goes in the comment).")
+
+
 def save_blind_label(store, project: str, row_id: str, reviewer: str | None, label: str | None,
                      opened_at=None) -> None:
     """Record a reviewer's own label for a blind row, before its teacher answer is revealed."""
@@ -187,6 +196,7 @@ def bulk_review(store, project: str, filters, reviewer: str | None, action: str,
     since it was counted (its version moved) is skipped and reported in `skipped`, so a bulk
     action never overwrites an edit its user did not see. Without `row_ids`, every row that
     matches the filters when it runs (one transaction). Returns applied, skipped, change_id."""
+    check_reason(reason)
     reviewer = require_reviewer(reviewer)
     if action not in BULK_ACTIONS:
         raise AppError(f"Unknown bulk action {action!r}.")
