@@ -74,7 +74,7 @@ def heldout_loss(model, tokenizer, store: Store, project: str, cfg: TrainConfig)
     import torch
     from transformers import DataCollatorForSeq2Seq
 
-    _, test = split_rows(store.items_by_order(project, None), cfg.test_fraction, cfg.seed)
+    _, test = split_rows(store.items_by_order(project, None), cfg.test_fraction, cfg.split_seed)
     rows = [encode_views(tokenizer, e["text"], e["label"], e["rationale"], cfg) for e in training_examples(test, cfg)]
     collator = DataCollatorForSeq2Seq(tokenizer)
     model.eval()
@@ -103,7 +103,7 @@ def reference(store: Store, project: str, steps: int, batch_size: int, lr: float
 
     model, tokenizer = load_student(student, 0)
     cfg = bench_config(project, steps, batch_size, lr, student, out)
-    rows, _ = split_rows(store.items_by_order(project, None), cfg.test_fraction, cfg.seed)
+    rows, _ = split_rows(store.items_by_order(project, None), cfg.test_fraction, cfg.split_seed)
     examples = training_examples(rows, cfg)
     features = [encode_views(tokenizer, e["text"], e["label"], e["rationale"], cfg) for e in examples]
     batches = core_batches([len(f["input_ids"]) for f in features], cfg)

@@ -98,11 +98,16 @@ def test_baselines_follow_the_runs_split_and_are_none_without_gold(tmp_path):
     lines = ["id,text,label"] + [f"{i},text {i},{'a' if i % 3 else 'b'}" for i in range(30)]
     import_csv(store, "\n".join(lines) + "\n", project="seeded")
     runs = []
+    for seed in (0, 1):  # training seeds share the held-out rows; two split seeds hold out their own
+        cfg = asdict(TrainConfig(project="seeded", seed=seed + 5, test_fraction=0.2))
+        store.create_job("seeded", "train", cfg)
+    assert results.baselines(store, "seeded")["same_rows"] is True
+    import_csv(store, "\n".join(lines) + "\n", project="split")
     for seed in (0, 1):
-        cfg = asdict(TrainConfig(project="seeded", seed=seed, test_fraction=0.2))
-        runs.append(store.create_job("seeded", "train", cfg))
-    ref = results.baselines(store, "seeded")
-    # the majority is "a" (2 of 3 rows); each seed holds out its own 6 rows
+        cfg = asdict(TrainConfig(project="split", seed=seed, split_seed=seed, test_fraction=0.2))
+        runs.append(store.create_job("split", "train", cfg))
+    ref = results.baselines(store, "split")
+    # the majority is "a" (2 of 3 rows); each split seed holds out its own 6 rows
     assert {r["majority_label"] for r in ref["runs"].values()} == {"a"}
     assert all(r["rows"] == 6 for r in ref["runs"].values())
     assert ref["teacher_accuracy"] is None  # nothing labeled by a teacher

@@ -11,7 +11,8 @@ from core.train.generate import LABEL_PREFIX, RATIONALE_PREFIX
 
 # ---- data ---------------------------------------------------------------------------
 def split_rows(items: list[dict], test_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """Use the data's own test split when it has one; otherwise hold out a seeded share."""
+    """Use the data's own test split when it has one; otherwise hold out a seeded share (`seed`:
+    the run's split_seed, not its training seed)."""
     test = [it for it in items if it["split"] == "test"]
     if test:
         return [it for it in items if it["split"] != "test"], test

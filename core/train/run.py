@@ -51,7 +51,9 @@ class Run:
     def split(self, items: list[dict]) -> tuple[list[dict], list[dict]]:
         """(training rows, held-out rows) of `items` as train() split them."""
         cfg = self.config
-        return split_rows(items, cfg.get("test_fraction", TrainConfig.test_fraction), cfg.get("seed", TrainConfig.seed))
+        # a run from before split_seed held out rows by its training seed
+        split_seed = cfg["split_seed"] if "split_seed" in cfg else cfg.get("seed", TrainConfig.seed)
+        return split_rows(items, cfg.get("test_fraction", TrainConfig.test_fraction), split_seed)
 
     def evaluated_rows(self, test_rows: list[dict]) -> list[dict]:
         """The held-out rows the final evaluation scores (the first eval_limit)."""

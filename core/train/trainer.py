@@ -73,6 +73,9 @@ class TrainConfig:
     max_label_len: int = field(default=16, metadata={"help": "label target tokens"})
     max_rationale_len: int = field(default=64, metadata={"help": "rationale target tokens"})
     test_fraction: float = field(default=0.2, metadata={"help": "held-out share when the data has no test split"})
+    # Which rows are held out: fixed per project (not the training seed), so runs with different
+    # seeds, as a sweep makes them, are graded on the same rows.
+    split_seed: int = field(default=0, metadata={"help": "which rows are held out (the same for every training seed)"})
     log_every: int = field(default=5, metadata={"help": "steps between metric writes to the database"})
     # Unset: about EVAL_POINTS per run (every 24 steps of the default 120, never more often
     # than every EVAL_MIN_INTERVAL steps).
@@ -280,7 +283,7 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
     out_dir.mkdir(parents=True, exist_ok=True)
     device, replicas, bf16 = pick_device(cfg)
 
-    train_rows, test_rows = split_rows(data.items, cfg.test_fraction, cfg.seed)
+    train_rows, test_rows = split_rows(data.items, cfg.test_fraction, cfg.split_seed)
     examples = training_examples(train_rows, cfg)
     if not examples:
         raise ConfigError(f"No training rows have a {cfg.label_source} label.")
