@@ -134,3 +134,29 @@ def test_a_corrected_label_does_not_keep_the_teachers_rationale_and_undo_brings_
     assert shipping["rationale"] == "" and technical["rationale"] == technical["teacher_rationale"]
     review.undo_last(labeled, "tickets", "ben")
     assert labeled.get_item("tickets", "3")["rationale"] == shipping["teacher_rationale"]
+
+
+def test_cli_lists_a_queue_applies_a_bulk_action_and_estimates_the_spot_check(labeled):
+    import json
+
+    from tests.helpers import start_cli
+
+    labeled.create_spot_check("tickets", 3, stratified=False, blind_share=0.0)
+    labeled.release()
+
+    def cli(*args):
+        proc = start_cli(args[0], "--db", labeled.path, "--project", "tickets", *args[1:])
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        return json.loads(out.strip().splitlines()[-1])
+
+    page = cli("queue", "--filter", "unreviewed", "--page-size", "4")
+    assert page["total"] == 6 and len(page["rows"]) == 4 and page["rows"][0]["row_id"] == "1"
+    assert cli("bulk", "--reviewer", "ana", "--action", "flag", "--reason", "unclear input",
+               "--filter", "spot check")["would_change"] == 3
+    assert cli("queue", "--filter", "flagged by a reviewer")["total"] == 0  # counting changed nothing
+    done = cli("bulk", "--reviewer", "ana", "--action", "accept", "--filter", "spot check", "--yes")
+    assert done["applied"] == 3 and done["skipped"] == []
+    estimate = cli("spot-check-estimate")
+    assert estimate["planned"] == 3 and estimate["reviewed"] == 3 and estimate["complete"]
+    assert estimate["label_error"]["rate"] == 0.0

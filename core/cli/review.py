@@ -96,6 +96,71 @@ def cmd_spot_check(args, store: Store) -> dict:
     return {"rows": made, "blind": blind}
 
 
+def spot_check_estimate_flags(p) -> None:
+    p.add_argument("--confidence", type=float, default=0.95)
+
+
+@command("spot-check-estimate", "The spot check's live error estimate: teacher label and rationale error rates "
+                                "with Wilson intervals, per label, and whether the plan is complete.",
+         spot_check_estimate_flags)
+def cmd_spot_check_estimate(args, store: Store) -> dict:
+    from core.review.rules import error_estimate
+
+    planned, outcomes = store.spot_check_outcomes(args.project)
+    if not planned:
+        raise AppError("There is no spot-check set yet: create one with `core spot-check`.")
+    return {"planned": planned, **error_estimate(outcomes, args.confidence),
+            "complete": len(outcomes) >= planned}
+
+
+def queue_flags(p) -> None:
+    p.add_argument("--filter", action="append", help="a review filter (repeat to combine them with AND; "
+                                                     "default: all)")
+    p.add_argument("--sort", default="import order")
+    p.add_argument("--search", default="")
+    p.add_argument("--page", type=int, default=0)
+    p.add_argument("--page-size", type=int, default=25)
+
+
+@command("queue", "List a review queue: the rows a filter (or several) and a search match, sorted, one page.",
+         queue_flags)
+def cmd_queue(args, store: Store) -> dict:
+    from core.db.review import REVIEW_SORTS
+
+    if args.sort not in REVIEW_SORTS:
+        raise AppError(f"Unknown sort {args.sort!r}; choose from {', '.join(REVIEW_SORTS)}.")
+    if not 1 <= args.page_size <= 1000:
+        raise AppError("--page-size must be between 1 and 1000.")
+    rows, total = store.review_page(args.project, args.filter or "all", args.search, args.page, args.page_size,
+                                    args.sort)
+    keep = ("row_id", "status", "teacher_label", "label", "flag", "reviewed", "reviewer", "verdict", "version")
+    return {"total": total, "page": args.page, "rows": [{k: r.get(k) for k in keep} for r in rows]}
+
+
+def bulk_flags(p) -> None:
+    p.add_argument("--reviewer", required=True)
+    p.add_argument("--action", required=True, choices=["accept", "set_label", "flag"])
+    p.add_argument("--filter", action="append", help="review filter(s), as for `queue` (default: unreviewed)")
+    p.add_argument("--search", default="")
+    p.add_argument("--label", help="the label for set_label")
+    p.add_argument("--reason", choices=REASON_CODES, help="the reason code for flag")
+    p.add_argument("--yes", action="store_true", help="apply it (without: say how many rows it would change)")
+
+
+@command("bulk", "Accept, set the label of, or flag every row a filter matches, as one undoable change "
+                 "(an audit record per row); without --yes it only counts them.", bulk_flags)
+def cmd_bulk(args, store: Store) -> dict:
+    from core.review import rules as review
+
+    filters = args.filter or ["unreviewed"]
+    ids = store.review_ids(args.project, filters, args.search)
+    if not args.yes:
+        return {"would_change": len(ids), "applied": 0, "note": "add --yes to apply it"}
+    # the rows counted are the rows changed: one edited meanwhile is skipped and reported, never overwritten
+    return review.bulk_review(store, args.project, filters, args.reviewer, args.action, label=args.label,
+                              reason=args.reason, search=args.search, row_ids=ids)
+
+
 def prompt_fixes_flags(p) -> None:
     p.add_argument("--apply", metavar="CLUSTER", help="the cluster key to act on, e.g. 'confusion: billing -> account'")
     p.add_argument("--amendment", help="the amendment text (default: the cluster's draft)")
