@@ -292,13 +292,15 @@ def test_a_new_user_goes_from_csv_to_a_trained_student(app, browser, teacher, tm
     _go(page, "Train", "Train")
     _pick(page, "Student", "Tiny random bert2bert (smoke tests only; learns little)")
     steps = page.get_by_label("Steps", exact=True)
-    steps.fill("20")
+    # long enough that the page's 2 s refresh sees logged steps while it trains (20 steps of the
+    # tiny model log all their metrics within one second: the curve could appear only after the end)
+    steps.fill("150")
     page.keyboard.press("Tab")
     page.wait_for_timeout(300)
     page.get_by_role("button", name="Start training").click()
     page.get_by_text(re.compile(r"^Started run \S+ in a background process")).first.wait_for(timeout=60000)
     page.get_by_role("heading", name="Live training curves").first.wait_for(timeout=120000)
-    page.get_by_text(re.compile(r": step \d+/20 \(running\)")).first.wait_for(timeout=120000)
+    page.get_by_text(re.compile(r": step \d+/150 \(running\)")).first.wait_for(timeout=120000)
     page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=120000)  # a logged step: a curve
     page.get_by_role("heading", name="Live training curves").first.wait_for(state="detached", timeout=240000)
     _settle(page)
