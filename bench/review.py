@@ -92,9 +92,11 @@ def main() -> None:
     with store.transaction() as con:  # the teacher's answers, as a labeling run would leave them
         con.execute("UPDATE items SET status = CASE WHEN idx % 40 = 0 THEN 'flagged' ELSE 'labeled' END, "
                     "flag = CASE WHEN idx % 40 = 0 THEN 'ambiguous' END, "
-                    "teacher_label = CASE WHEN idx % 10 = 0 THEN 'other' ELSE gold END, label = teacher_label, "
+                    "teacher_label = CASE WHEN idx % 10 = 0 THEN 'other' ELSE gold END, "
+                    "label = CASE WHEN idx % 10 = 0 THEN 'other' ELSE gold END, "
                     "rationale = 'Because the ticket mentions ' || gold || ' in sentence ' || idx, "
-                    "teacher_rationale = rationale, label_source = 'teacher' WHERE project = 'big'")
+                    "teacher_rationale = 'Because the ticket mentions ' || gold || ' in sentence ' || idx, "
+                    "label_source = 'teacher' WHERE project = 'big'")
 
     queries = [
         lambda: store.review_page("big", ["unreviewed", "teacher ≠ gold"], page=3),

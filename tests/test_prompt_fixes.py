@@ -82,3 +82,55 @@ def test_prompt_fixes_from_the_command_line(labeled, fake):
     done = cli("--apply", "confusion: billing -> technical", "--amendment", "A crash that charges twice is technical.")
     assert done["rows"] == 1 and done["forecast_usd_p50"] > 0 and done["template_version"] >= 2
     assert "A crash that charges twice is technical." in labeled.get_project("tickets").template
+
+
+def test_apply_without_a_key_changes_nothing_and_a_retry_appends_the_amendment_once(labeled, fake):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    review.save_review(labeled, "tickets", "1", "ana", "technical", None, mode="first")
+    before = (labeled.template_version("tickets"), labeled.get_project("tickets").template)
+    amendment = "A crash that charges twice is technical."
+
+    def apply(key):
+        env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+        env.update({"ANTHROPIC_BASE_URL": fake.url, **({"ANTHROPIC_API_KEY": key} if key else {})})
+        return subprocess.run([sys.executable, "-m", "core", "prompt-fixes", "--db", str(labeled.path), "--project",
+                               "tickets", "--json", "--apply", "confusion: billing -> technical", "--amendment",
+                               amendment], cwd=REPO, capture_output=True, text=True, check=False, env=env)
+
+    refused = apply(None)
+    assert refused.returncode != 0 and "no API key is set" in refused.stderr + refused.stdout
+    assert (labeled.template_version("tickets"), labeled.get_project("tickets").template) == before
+    # a retry after a re-ask that failed once the prompt was saved: the amendment is not added twice
+    assert apply_amendment(labeled, "tickets", amendment) == before[0] + 1
+    assert apply_amendment(labeled, "tickets", amendment) == before[0] + 1
+    done = apply("k")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["template_version"] == before[0] + 1
+    assert labeled.get_project("tickets").template.count(amendment) == 1
+
+
+def test_budget_command_shows_the_cap_and_clears_it_only_when_asked(labeled):
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    def budget(*args):
+        out = subprocess.run([sys.executable, "-m", "core", "budget", "--db", str(labeled.path), "--project",
+                              "tickets", "--json", *args], cwd=REPO, capture_output=True, text=True, check=False)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    assert budget("--usd", "2.5")["budget_usd"] == 2.5
+    shown = budget()
+    assert shown["budget_usd"] == 2.5 and not shown["changed"] and labeled.get_project("tickets").budget_usd == 2.5
+    assert shown["remaining_usd"] == pytest.approx(2.5 - shown["spent_usd"] - shown["reserved_usd"])
+    cleared = budget("--clear")
+    assert cleared["budget_usd"] is None and cleared["changed"] and labeled.get_project("tickets").budget_usd is None

@@ -24,7 +24,7 @@ from core.review.rules import (
     sample_size,
 )
 from core.review.stats import review_costs, review_stats
-from ui import job_env, plain, show_error
+from ui import api_key, job_env, plain, show_error
 
 
 def flash(slot: str, kind: str, payload) -> None:
@@ -222,17 +222,9 @@ def fixes_panel(store, name: str) -> None:
 
 
 def _apply_fix(store, name: str, amendment: str, cluster, fc) -> None:
-    from core.prompt.forecast import check_budget
-
     try:
         jobs.ensure_labeling_free(store, name)
-        refusal = check_budget(fc)
-        if fc.rows and not job_env():  # refused before the prompt changes: nothing could be sent
-            refusal = (f"Re-asking sends {fc.rows} request(s) to the teacher, and no API key is set. Set "
-                       "ANTHROPIC_API_KEY in the environment or in Streamlit secrets. Nothing was changed.")
-        if refusal:
-            st.error(plain(refusal))
-            return
+        prompt_fixes.check_reask(fc, api_key())
         version = prompt_fixes.apply_amendment(store, name, amendment)
         cfg = prompt_fixes.reask_config(name, cluster.affected)
         job_id = jobs.start_job(store, name, "label", cfg.as_job_config(), env=job_env())

@@ -137,15 +137,20 @@ def cmd_pilot(args, store: Store) -> dict:
 
 
 def budget_flags(p) -> None:
-    p.add_argument("--usd", type=float)
+    cap = p.add_mutually_exclusive_group()
+    cap.add_argument("--usd", type=float, help="set the cap to this many dollars")
+    cap.add_argument("--clear", action="store_true", help="remove the cap")
 
 
-@command("budget", "Set (or clear, without --usd) the project's teacher budget cap.", budget_flags)
+@command("budget", "Show the project's teacher budget cap; --usd sets it, --clear removes it.", budget_flags)
 def cmd_budget(args, store: Store) -> dict:
-    store.get_project(args.project)
+    project = store.get_project(args.project)
     if args.usd is not None and args.usd < 0:
         raise AppError("A budget must be zero or more dollars.")
-    store.update_project(args.project, budget_usd=args.usd)
+    if args.usd is not None or args.clear:
+        store.update_project(args.project, budget_usd=args.usd)
+    cap = args.usd if args.usd is not None or args.clear else project.budget_usd
     spent, reserved = store.spend(args.project), store.reserved_spend(args.project)
-    return {"project": args.project, "budget_usd": args.usd, "spent_usd": spent, "reserved_usd": reserved,
-            "remaining_usd": None if args.usd is None else args.usd - spent - reserved}
+    return {"project": args.project, "budget_usd": cap, "spent_usd": spent, "reserved_usd": reserved,
+            "changed": args.usd is not None or args.clear,
+            "remaining_usd": None if cap is None else cap - spent - reserved}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from core.cli.commands import command
 from core.cli.label import summary_fields
 from core.db import Store
-from core.kernel.errors import AppError, BudgetExceeded, ConfigError
+from core.kernel.errors import AppError, ConfigError
 from core.review.rules import REASON_CODES, VERDICTS
 
 
@@ -176,7 +176,7 @@ def cmd_prompt_fixes(args, store: Store) -> dict:
 
     from core import jobs
     from core.kernel.prices import load_prices
-    from core.prompt.forecast import check_budget
+    from core.label.calls import resolve_api_key
     from core.review import prompt_fixes
 
     clusters = prompt_fixes.correction_clusters(store, args.project)
@@ -188,9 +188,7 @@ def cmd_prompt_fixes(args, store: Store) -> dict:
     amendment = args.amendment or cluster.amendment
     jobs.ensure_labeling_free(store, args.project)
     fc = prompt_fixes.price_reask(store, args.project, amendment, cluster.affected, load_prices())
-    refusal = check_budget(fc, args.override_budget)
-    if refusal:
-        raise BudgetExceeded(refusal)
+    prompt_fixes.check_reask(fc, resolve_api_key(), args.override_budget)
     version = prompt_fixes.apply_amendment(store, args.project, amendment)
     cfg = prompt_fixes.reask_config(args.project, cluster.affected)
     job_id, result = jobs.run_foreground(store, args.project, "label", cfg.as_job_config())

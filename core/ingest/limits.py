@@ -13,7 +13,11 @@ BATCH_BYTES = 8 * 1024 * 1024  # per chunk of rows Python sees, and per row grou
 class ImportLimits:
     """What an import accepts. Each refusal names the limit and the value found."""
 
-    max_file_bytes: int = 200 * 1024 * 1024  # = server.maxUploadSize (MB) in .streamlit/config.toml
+    # A file on disk (the CLI). The browser's uploads stop at server.maxUploadSize (200 MB) in
+    # .streamlit/config.toml, since Streamlit holds an upload in memory. What protects memory is
+    # the row, field and text limits below, not the file's size: a million rows of real text is
+    # about 350 MB of CSV.
+    max_file_bytes: int = 2 * 1024 ** 3
     max_rows: int = 1_000_000
     max_field_chars: int = 100_000  # one mapped cell
     max_text_bytes: int = 1024 ** 3  # all mapped cells together, decoded (a Parquet file can inflate)

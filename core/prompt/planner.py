@@ -13,6 +13,7 @@ plan through here, so the forecast prices exactly the requests a run would send.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from core.kernel.errors import ConfigError
 from core.kernel.hashing import request_hash
@@ -31,7 +32,7 @@ class PlannedRequest:
     with_rationale: bool
     current: bool = False  # the row's stored answer is one this plan accepts (not stale)
 
-    @property
+    @cached_property
     def key(self) -> str:
         return request_hash(self.request)
 
@@ -137,5 +138,5 @@ def requests_to_send(store, project, model: str, **plan_args) -> tuple[list[Plan
     for p in plan_requests(store, project, model, **plan_args):
         distinct.setdefault(p.key, p)
         rows_per_key[p.key] = rows_per_key.get(p.key, 0) + 1
-    cached = store.cached_responses(list(distinct))
+    cached = store.cached_keys(list(distinct))
     return [p for k, p in distinct.items() if k not in cached], sum(rows_per_key[k] for k in cached)

@@ -121,11 +121,27 @@ def price_reask(store, project: str, amendment: str, row_ids: list[str], prices)
                     template=amended_template(spec.template, amendment))
 
 
+def check_reask(fc, api_key: str | None, override: bool = False) -> None:
+    """Refuse a re-ask before the prompt changes (the page and the CLI): requests to send with
+    no API key (ConfigError), or a P90 over the remaining budget (BudgetExceeded)."""
+    from core.kernel.errors import BudgetExceeded, ConfigError
+    from core.prompt.forecast import check_budget
+
+    if fc.rows and not api_key:
+        raise ConfigError(f"Re-asking sends {fc.rows} request(s) to the teacher, and no API key is set. Set "
+                          "ANTHROPIC_API_KEY in the environment or in Streamlit secrets. Nothing was changed.")
+    refusal = check_budget(fc, override)
+    if refusal:
+        raise BudgetExceeded(refusal)
+
+
 def apply_amendment(store, project: str, amendment: str) -> int:
     """Save the amended prompt as the project's prompt (a new template version) and return that
-    version. Rows answered by the older prompt become stale; the re-ask sends only the chosen ones."""
+    version. Rows answered by the older prompt become stale; the re-ask sends only the chosen ones.
+    A prompt that already ends with this amendment (a retry after a failed re-ask) is kept as is."""
     spec = store.get_project(project)
-    store.update_project(project, template=amended_template(spec.template, amendment))
+    if not spec.template.rstrip().endswith("\n\n" + (amendment or "").strip()):
+        store.update_project(project, template=amended_template(spec.template, amendment))
     return store.template_version(project)
 
 
