@@ -185,8 +185,9 @@ def test_pause_then_resume_finishes_the_job_without_double_billing(store, server
     assert max(fake.billed.values()) == 1 and job["cost_usd"] == pytest.approx(store.spend("tickets"))
 
 
-def test_batch_budget_counts_earlier_spend_once(store, server):
-    """With a project cap, a batch run may reserve exactly what is left of the cap."""
+def test_batch_budget_counts_earlier_spend_once_and_sends_more_once_a_batch_settles(store, server):
+    """With a project cap, a batch may reserve exactly what is left of the cap (worst cases);
+    once it settles at its real cost, the next batch is sent from what is left."""
     from core.prompt.templates import build_request
     from core.label.teacher import TeacherRun
 
@@ -198,7 +199,15 @@ def test_batch_budget_counts_earlier_spend_once(store, server):
     project = store.get_project("tickets")
     worst = run._worst_case(build_request(project.template, store.items_to_label("tickets", 1)[0],
                                           project.label_set, project.model, project.max_tokens))
-    store.update_project("tickets", budget_usd=spent + 10.5 * worst)  # room for 10 more, not 11
+    cap = spent + 10.5 * worst
+    store.update_project("tickets", budget_usd=cap)  # room for 10 more worst cases, not 11
     summary = label_project(store, "tickets", api_key="k", base_url=fake.url, batch=True, poll_interval_s=0.05)
-    assert summary.stopped == "budget" and summary.requests == 10
-    assert store.spend("tickets") <= spent + 10.5 * worst
+    sizes = [len(b["requests"]) for b in fake.batches.values()]
+    assert sizes[0] == 10  # the first batch: exactly what the worst cases allow
+    assert summary.batches == len(sizes) >= 2 and summary.batch_rounds == len(sizes) - 1
+    assert summary.requests == sum(sizes) > 10  # later rounds used what the settled batches left
+    assert store.spend("tickets") <= cap and max(fake.billed.values()) == 1
+    if summary.requests < 30:  # stopped before the rows ran out: by the cap, and truthfully so
+        assert summary.stopped == "budget"
+    else:
+        assert summary.stopped is None and summary.labeled == 30

@@ -113,3 +113,38 @@ def test_a_failing_writer_stops_dispatch_and_resume_replays_the_paid_answers(tic
     assert tickets.count_items("more")["by_status"] == {"labeled": 60}
     assert max(fake.billed.values()) == 1 and sum(fake.billed.values()) == 60  # none bought twice
     assert open_reserved(tickets) == 0
+
+
+def test_a_new_labeling_job_stores_what_a_dead_job_paid_for_before_asking_again(tickets, fake, monkeypatch):
+    """Every answer is spooled as it arrives (before it waits for the writer), and a new job,
+    not only a resume of the dead one, replays the dead job's spool."""
+    from core.jobs.lifecycle import create_job
+    from core.jobs.states import now
+
+    many_tickets(tickets, 60, project="more")
+    real_write = tickets.write_teacher
+    calls = {"n": 0}
+
+    def failing_write(project, writes):
+        calls["n"] += 1
+        if calls["n"] >= 2:
+            raise RuntimeError("disk full")
+        return real_write(project, writes)
+
+    monkeypatch.setattr(tickets, "write_teacher", failing_write)
+    dead = create_job(tickets, "more", "label", {}, lease=True)
+    with pytest.raises(Exception, match="Storing teacher answers failed"):
+        TeacherRun(tickets, "more", api_key="k", base_url=fake.url, concurrency=4, job_id=dead).run()
+    tickets.transition_job(dead, "failed", ("queued", "running"), release_lease=True, error="killed",
+                           finished_at=now())
+    paid = sum(fake.billed.values())
+    stored = tickets.count_items("more")["by_status"].get("labeled", 0)
+    assert stored < paid
+
+    monkeypatch.setattr(tickets, "write_teacher", real_write)
+    fresh = create_job(tickets, "more", "label", {}, lease=True)
+    summary = TeacherRun(tickets, "more", api_key="k", base_url=fake.url, concurrency=4, job_id=fresh).run()
+    assert summary.replayed == paid - stored  # every answer received was spooled, even those still queued
+    assert tickets.count_items("more")["by_status"] == {"labeled": 60}
+    assert max(fake.billed.values()) == 1 and sum(fake.billed.values()) == 60
+    assert open_reserved(tickets) == 0

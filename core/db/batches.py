@@ -62,10 +62,11 @@ class BatchTables:
                           "WHERE b.project = ? AND list_contains(?, b.status)", [project, list(OPEN)])
         return {r["request_hash"] for r in rows}
 
-    def open_batch_worst_case(self, project: str) -> float:
+    def open_batch_worst_case(self, project: str, job_id: str | None = None) -> float:
+        """The worst case of the project's batches that may still be answered (of one job's, given one)."""
         return self.scalar("SELECT coalesce(sum(r.worst_usd), 0) FROM teacher_batch_requests r "
-                           "JOIN teacher_batches b USING (batch_id) WHERE b.project = ? AND list_contains(?, b.status)",
-                           [project, list(OPEN)])
+                           "JOIN teacher_batches b USING (batch_id) WHERE b.project = ? AND list_contains(?, b.status) "
+                           "AND (? IS NULL OR b.job_id IS NOT DISTINCT FROM ?)", [project, list(OPEN), job_id, job_id])
 
     def batch_requests(self, batch_id: str) -> list[dict]:
         return self.query("SELECT * FROM teacher_batch_requests WHERE batch_id = ?", [batch_id])

@@ -39,36 +39,59 @@ class BatchSender:
         self.run = run
 
     def send(self, misses: dict[str, PendingRequest]) -> None:
+        """Submit what the caps allow, wait for it to settle, and go on from what is left.
+
+        Each request reserves its worst case (full max_tokens), so a batch under a cap is far
+        smaller than the cap would pay for. Once a batch settles, its real cost replaces its
+        worst case and the next batch is sent from what is left, until the rows or the cap run
+        out (or the run is paused or cancelled)."""
         import anthropic
 
         client = anthropic.Anthropic(**self.run._client_kwargs())
+        left = dict(misses)
         try:
-            self._submit(client, misses)
-            self._poll(client)
+            while True:
+                sent = self._submit(client, left) if left else []
+                for key in sent:
+                    left.pop(key)
+                self._poll(client)  # also the batches of an earlier run of the job
+                if not left or not sent or self.run.summary.stopped in ("paused", "cancelled"):
+                    return
+                if self.run.summary.stopped == "budget":
+                    self.run.summary.stopped = None  # settled: the next round finds out what is left
+                    self.run.summary.batch_rounds += 1
         finally:
             client.close()
 
-    def _submit(self, client, misses: dict[str, PendingRequest], chunk: int = 10_000) -> None:
-        keys = list(misses)
-        committed = 0.0  # worst case of the batches this run submitted (its own cap)
+    def _run_room(self) -> float | None:
+        """What this run may still commit under its own cap: the cap less what it was billed and
+        the worst case of its batches still running."""
+        if self.run.budget_usd is None:
+            return None
+        return (self.run.budget_usd - self.run.summary.cost_usd
+                - self.run.store.open_batch_worst_case(self.run.project_name, self.run.job_id))
+
+    def _submit(self, client, misses: dict[str, PendingRequest], chunk: int = 10_000) -> list[str]:
+        """Submit batches of `misses` while the caps have room; returns the keys submitted."""
+        keys, submitted = list(misses), []
         for start in range(0, len(keys), chunk):
             reason = self.run._stop_reason()
             if reason:
                 self.run.summary.stopped = reason
-                return
+                return submitted
             part = keys[start:start + chunk]
             worst = [self.run._worst_case(misses[key].request) for key in part]
             # A batch cannot be stopped half-way, so its whole worst case must fit the caps. It is
             # reserved in the ledger until the batch is stored, after which the batch's own
             # worst case counts (core.db.ledger counts submitted batches).
-            room = None if self.run.budget_usd is None else self.run.budget_usd - committed
-            ids = self.run.store.reserve_spend(self.run.project_name, self.run.job_id, worst, self.run._reservation_expiry_s(),
-                                           run_room=room, request_hashes=part)
+            ids = self.run.store.reserve_spend(self.run.project_name, self.run.job_id, worst,
+                                               self.run._reservation_expiry_s(), run_room=self._run_room(),
+                                               request_hashes=part)
             if len(ids) < len(part):
                 self.run.summary.stopped = "budget"
                 part, worst = part[:len(ids)], worst[:len(ids)]
             if not part:
-                return
+                return submitted
             try:
                 # The intent is stored before the batch is created, so that a batch whose id never
                 # reached the database is found and adopted on restart, not created again.
@@ -79,12 +102,13 @@ class BatchSender:
             finally:
                 self.run.store.release_spend(ids)  # from here the intent's own worst case counts
             self._create(client, intent, [{"custom_id": key, "params": misses[key].request} for key in part])
-            committed += sum(worst)
+            submitted += part
             self.run.summary.batches += 1
             for key in part:
                 self.run._count_sent(misses[key])
             if self.run.summary.stopped == "budget":
-                return
+                return submitted
+        return submitted
 
     def _create(self, client, intent: str, requests: list[dict]) -> None:
         """Create the intent's batch without SDK retries: a retried create after a lost response

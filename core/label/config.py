@@ -74,6 +74,7 @@ class LabelSummary:
     batches: int = 0         # batches submitted by this run (batch mode)
     rate_limited: int = 0    # 429 answers seen (each was waited out and retried by the SDK)
     replayed: int = 0        # paid answers of an earlier run recovered from its spool, not asked again
+    batch_rounds: int = 0    # rounds sent after earlier batches settled and freed their worst-case reservation
     adopted_batches: int = 0  # batches created by an interrupted run, found at the API and adopted
     held_by_batches: int = 0  # rows skipped because an open batch may still answer them
     rationale_requests: int = 0   # requests sent with the project's prompt (label and rationale)

@@ -172,6 +172,8 @@ class RereadRun(TeacherRun):
     """A labeling run whose requests are re-reads (core.label.teacher runs them: ledger, cache,
     retries, spool). Its model is the reader's, not the project's teacher."""
 
+    REREAD = True
+
     def __init__(self, store, project: str, *, model: str = DEFAULT_MODEL, **kwargs):
         super().__init__(store, project, model=model, **kwargs)
         self.template_hash, self.template_version = "reread", None

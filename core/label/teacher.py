@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -41,16 +40,18 @@ from core.kernel.errors import ConfigError
 from core.kernel.paths import job_dir
 from core.kernel.tasks import get_task
 from core.label.parsing import ParseResult, parse_response
+from core.label.spool import SPOOL_NAME, AnswerSpool, read_entries, spools_to_replay
 from core.kernel.prices import PriceTable, load_prices
 from core.kernel.hashing import template_hash
 from core.prompt.templates import EXPLAIN_INSTRUCTION, validate_template
 from core.prompt.planner import check_plan_args, plan_requests
 
 DEMO_SOURCE = "recorded-demo"
-SPOOL_NAME = "answers.spool.jsonl"
 
 
 class TeacherRun:
+    REREAD = False  # its requests ask the teacher (a RereadRun's re-read answers)
+
     @classmethod
     def from_config(cls, store: Store, cfg: LabelConfig, **kwargs) -> TeacherRun:
         return cls(store, cfg.project, model=cfg.model, concurrency=cfg.concurrency, limit=cfg.limit,
@@ -80,7 +81,7 @@ class TeacherRun:
         # the store could not take is replayed on resume instead of being bought again.
         if spool_path is None and job_id is not None:
             spool_path = job_dir(store, job_id) / SPOOL_NAME
-        self.spool = Path(spool_path) if spool_path else None
+        self.spool = AnswerSpool(Path(spool_path)) if spool_path else None
         self.template_version = store.template_version(project)
         self.prices = prices or load_prices()
         self.concurrency = max(1, concurrency)
@@ -310,8 +311,10 @@ class TeacherRun:
                     raw = await client.messages.with_raw_response.create(**p.request)
                     message = await raw.parse()
                     response = message.model_dump(mode="json", exclude_none=True)
-                    await results.put((key, p, response, None, attempts_of_request(raw.http_request),
-                                       reservation, worst))
+                    answer = (key, p, response, None, attempts_of_request(raw.http_request), reservation, worst)
+                    if self.spool is not None:  # paid: kept before it waits for the writer
+                        await asyncio.to_thread(self.spool.append, [answer])
+                    await results.put(answer)
                 except Exception as exc:  # every failure becomes a per-row record
                     await results.put((key, p, None, exc, attempts_of_error(exc), reservation, worst))
 
@@ -362,35 +365,17 @@ class TeacherRun:
                     writes.released.append(reservation)
                 # else: the API may have billed it (a timeout, a broken body): the reservation
                 # keeps counting until it expires
-        self._append_to_spool([b for b in batch if b[3] is None])
         self.store.write_teacher(self.project_name, writes)
         with self._money:
             self._in_flight_worst -= sum(b[6] for b in batch)
 
     # ---- the spool: paid answers survive a failed write or a kill ----------------------
-    def _append_to_spool(self, answered: list) -> None:
-        if self.spool is None or not answered:
-            return
-        lines = [json.dumps({"key": key, "request": p.request, "response": response,
-                             "row_ids": [it["row_id"] for it in p.rows], "attempts": attempts,
-                             "reservation": reservation}) + "\n"
-                 for key, p, response, _, attempts, reservation, _ in answered]
-        self.spool.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.spool, "a", encoding="utf-8") as f:
-            f.writelines(lines)
-            f.flush()
-            os.fsync(f.fileno())
-
     def _replay_spool(self) -> None:
         """Store the spooled answers the database does not have yet, before anything is sent."""
-        if self.spool is None or not self.spool.exists():
+        entries = read_entries(spools_to_replay(self.store, self.project_name, self.spool and self.spool.path,
+                                                self.job_id, reread=self.REREAD))
+        if not entries:
             return
-        entries = []
-        for line in self.spool.read_text(encoding="utf-8").splitlines():
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut short by a kill: its answer was not complete
-                continue
         stored = self.store.cached_responses([e["key"] for e in entries])
         todo = {e["key"]: e for e in entries if e["key"] not in stored}
         if not todo:
