@@ -12,7 +12,7 @@ from core.results import runs as results
 from core.results.runs import HELP
 from core.train.jobs import start_sweep
 from core.train.base_models import OFFLINE_DEFAULT, available_students
-from core.train.trainer import LABEL_SOURCES, OBJECTIVES, TrainConfig
+from core.train.trainer import LABEL_SOURCES, OBJECTIVES, TrainConfig, describe_split
 from ui import page_setup, plain, project_picker, show_error
 
 CUSTOM = "Other (hub id or local folder)…"
@@ -30,6 +30,7 @@ RUN_COLUMNS = {
     "steps": ("steps", HELP["steps"]),
     "student": ("student", HELP["student"]),
     "train_loss": ("training loss", HELP["train_loss"]),
+    "val_accuracy": ("validation accuracy", HELP["val_accuracy"]),
     "test_accuracy": ("held-out accuracy", HELP["test_accuracy"]),
 }
 
@@ -63,7 +64,8 @@ def run_list(store, name: str, live: bool) -> None:
             "rationale_fraction": str(results.setting_text(cfg, "rationale_fraction")),
             "rationale_loss": str(results.setting_text(cfg, "rationale_missing")),
             "seed": cfg["seed"], "steps": cfg["max_steps"], "student": cfg["student"],
-            "train_loss": latest.get("train_loss"), "test_accuracy": latest.get("test_accuracy"),
+            "train_loss": latest.get("train_loss"), "val_accuracy": latest.get("val_accuracy"),
+            "test_accuracy": latest.get("test_accuracy"),
             "error": run["error"],
         })
     config = {key: st.column_config.Column(label, help=text) for key, (label, text) in RUN_COLUMNS.items()}
@@ -190,8 +192,10 @@ def main() -> None:
         start = st.form_submit_button("Start training", type="primary")
     st.caption("Multi-task: loss = α·label_loss + (1−α)·rationale_loss, with task prefixes [label] and [rationale]. "
                "Label-only runs ignore α, the rationale fraction and the rationale settings (shown as \"—\"). "
-               "Each run is scored on held-out rows about five times while it trains. "
+               "Each run is scored on its validation rows about five times while it trains and keeps the best step; "
+               "the test rows are scored once, at the end. "
                "Runs checkpoint every 50 steps and resume after a crash, a kill or a pause.")
+    st.caption(plain(describe_split(store, name)), help=HELP["held_out"])
     spec = custom.strip() if student == CUSTOM else student
     if start:
         try:

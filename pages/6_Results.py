@@ -107,9 +107,11 @@ def run_detail(store, run: dict, row: dict, reference: dict | None) -> None:
     for warning in results.run_warnings(store, row, reference):
         st.warning(plain(warning), icon="⚠️")
     mine = (reference or {}).get("runs", {}).get(run["id"])
-    cols = st.columns(4)
+    cols = st.columns(5)
     accuracy, agreement = row.get("test_accuracy"), row.get("teacher_agreement")
     cols[0].metric("Held-out accuracy", "—" if accuracy is None else f"{accuracy:.3f}", help=HELP["test_accuracy"])
+    macro = row.get("test_macro_f1")
+    cols[4].metric("Macro-F1", "—" if macro is None else f"{macro:.3f}", help=HELP["test_macro_f1"])
     cols[1].metric("Majority-class baseline", "—" if not mine else f"{mine['majority_baseline']:.3f}",
                    help=HELP["majority_baseline"])
     cols[2].metric("Teacher accuracy (vs gold)",
@@ -122,11 +124,17 @@ def run_detail(store, run: dict, row: dict, reference: dict | None) -> None:
         chart = charts.confusion_chart(matrix)
         if chart is not None:
             cols[0].altair_chart(chart, width="stretch")
-        cols[1].dataframe(pd.DataFrame({"class": list(matrix["per_class_accuracy"]),
-                                        "accuracy": list(matrix["per_class_accuracy"].values())}), hide_index=True,
-                          column_config={"accuracy": st.column_config.NumberColumn(
-                              "accuracy", format="%.3f",
-                              help="Share of held-out rows of this gold class that the student labels correctly.")})
+        per_class = matrix.get("per_class") or {}
+        table = pd.DataFrame([{"class": c, "precision": s["precision"], "recall": s["recall"], "F1": s["f1"],
+                               "rows": s["support"]} for c, s in per_class.items()] if per_class else
+                             [{"class": c, "recall": a} for c, a in matrix["per_class_accuracy"].items()])
+        number = lambda name, text: st.column_config.NumberColumn(name, format="%.3f", help=text)  # noqa: E731
+        cols[1].dataframe(table, hide_index=True, column_config={
+            "precision": number("precision", "Of the held-out rows the student gave this class, the share that are it."),
+            "recall": number("recall", "Of the held-out rows of this gold class, the share the student labels correctly."),
+            "F1": number("F1", "Precision and recall together (their harmonic mean).")})
+        if row.get("chosen_step") is not None:
+            cols[1].caption(f"Scored with the model of step {int(row['chosen_step'])}, the best on the validation rows.")
     st.subheader("Predictions on held-out rows", help=HELP["held_out"])
     cols = st.columns([2, 1])
     only = cols[0].radio("Show", ["all", "wrong", "disagrees"], horizontal=True, key="pred_filter",

@@ -67,10 +67,10 @@ def test_rationale_fraction_zero_masks_rationale_loss_to_label_loss(labeled, tmp
 def test_split_uses_test_split_or_seeded_holdout_and_label_sources():
     items = [{"row_id": str(i), "split": "train", "inputs": {"t": f"x{i}"}, "choices": None, "gold": "g",
               "teacher_label": "t", "label": "r", "rationale": "why"} for i in range(10)]
-    test_rows = split_rows(items, 0.2, seed=1)[1]
-    assert len(test_rows) == 2 and split_rows(items, 0.2, seed=1)[1] == test_rows
+    test_rows = split_rows(items, 0.2, seed=1).test
+    assert len(test_rows) == 2 and split_rows(items, 0.2, seed=1).test == test_rows
     items[0]["split"] = "test"
-    assert [r["row_id"] for r in split_rows(items, 0.2, 1)[1]] == ["0"]
+    assert [r["row_id"] for r in split_rows(items, 0.2, 1).test] == ["0"]
     for source, expected in [("gold", "g"), ("teacher", "t"), ("reviewed", "r")]:
         ex = training_examples(items, TrainConfig(project="p", label_source=source))
         assert {e["label"] for e in ex} == {expected}
@@ -110,8 +110,11 @@ def test_rejected_rationales_are_never_trained_on(labeled):
 
 def test_evaluations_during_training_and_the_final_one_with_its_confusion_matrix(labeled, tmp_path):
     train_project(labeled, cfg(eval_every=2, step_eval_limit=1, out_dir=str(tmp_path / "c")), job_id="c")
-    points = sorted(m["step"] for m in labeled.metrics(["c"]) if m["name"] == "test_accuracy")
-    assert points == [2, 4, 6]  # every 2 steps (on 1 held-out row), then the final evaluation
+    points = sorted(m["step"] for m in labeled.metrics(["c"]) if m["name"] == "val_accuracy")
+    assert points == [2, 4, 6]  # every 2 steps on the validation row, and the last step
+    assert [m["step"] for m in labeled.metrics(["c"]) if m["name"] == "test_accuracy"] == [6]  # the test: once
+    chosen = json.loads((tmp_path / "c" / "train_config.json").read_text())["chosen_step"]
+    assert chosen in (2, 4, 6)
     assert json.loads((tmp_path / "c" / "train_config.json").read_text())["eval_every"] == 2
     confusion = json.loads((tmp_path / "c" / "confusion.json").read_text())
     total = sum(sum(row.values()) for row in confusion["counts"].values())
@@ -282,3 +285,57 @@ def test_train_config_names_the_task_label_set_and_input_fields(tmp_path):
         saved = json.loads(path.read_text())
         assert saved["task"] == "classification" and saved["label_set"] == ["billing", "shipping"]
         assert saved["input_fields"] == ["subject", "body"]  # the rows' order, not sorted
+
+
+def test_the_split_is_three_way_stratified_fixed_and_uses_the_datas_own_splits():
+    labels = ["a"] * 60 + ["b"] * 30 + ["c"] * 10
+    items = [{"row_id": f"r{i}", "split": "train", "inputs": {"t": f"x{i}"}, "choices": None, "gold": g}
+             for i, g in enumerate(labels)]
+    split = split_rows(items, 0.2, seed=3, val_fraction=0.1)
+    assert (len(split.train), len(split.validation), len(split.test)) == (70, 10, 20)
+    ids = [{it["row_id"] for it in part} for part in (split.train, split.validation, split.test)]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])  # disjoint
+    count = lambda rows, g: sum(it["gold"] == g for it in rows)  # noqa: E731
+    assert [count(split.test, g) for g in "abc"] == [12, 6, 2]  # each class in proportion
+    assert [count(split.validation, g) for g in "abc"] == [6, 3, 1]
+    again = split_rows(list(reversed(items)), 0.2, seed=3, val_fraction=0.1)  # fixed: not the rows' order
+    assert {it["row_id"] for it in again.test} == ids[2] and {it["row_id"] for it in again.validation} == ids[1]
+    assert "stratified" in split.how and "split seed 3" in split.how
+    for i, it in enumerate(items[:5]):
+        it["split"] = "validation" if i < 3 else "test"
+    own = split_rows(items, 0.2, seed=3, val_fraction=0.1)
+    assert [it["row_id"] for it in own.validation] == ["r0", "r1", "r2"]
+    assert [it["row_id"] for it in own.test] == ["r3", "r4"] and len(own.train) == 95
+    assert split_rows(items[5:], 0.2, seed=3, val_fraction=0.0).validation == []
+
+
+def test_macro_f1_and_per_class_precision_and_recall():
+    from core.train.evaluate import class_scores, confusion_matrix
+
+    pairs = [("a", "a"), ("a", "a"), ("a", "b"), ("b", "b"), ("b", "a"), ("c", "a")]  # (gold, prediction)
+    preds = [{"gold": g, "prediction": p, "correct": g == p} for g, p in pairs]
+    scores = class_scores(preds)
+    a, b, c = (scores["per_class"][k] for k in "abc")
+    assert (a["precision"], a["recall"]) == (pytest.approx(2 / 4), pytest.approx(2 / 3))
+    assert (b["precision"], b["recall"]) == (pytest.approx(1 / 2), pytest.approx(1 / 2))
+    assert (c["precision"], c["recall"], c["f1"]) == (0.0, 0.0, 0.0)
+    f1_a = 2 * (0.5 * 2 / 3) / (0.5 + 2 / 3)
+    assert scores["macro_f1"] == pytest.approx((f1_a + 0.5 + 0.0) / 3)
+    assert confusion_matrix(preds)["macro_f1"] == pytest.approx(scores["macro_f1"])
+
+
+def test_the_checkpoint_kept_is_the_one_best_on_validation(tmp_path):
+    import torch
+
+    from core.train.checkpoint import Best
+
+    model = torch.nn.Linear(2, 1)
+    best = Best(tmp_path)
+    for step, score in ((10, 0.5), (20, 0.8), (30, 0.6)):
+        with torch.no_grad():
+            model.weight.fill_(step)
+        best.consider(step, {"val_accuracy": score}, model)
+    assert (best.step, best.score) == (20, 0.8)
+    assert Best(tmp_path).step == 20  # a resumed run still knows it
+    best.restore(model)
+    assert float(model.weight.detach()[0, 0]) == 20.0  # the weights of step 20, not the last step's

@@ -13,6 +13,22 @@ def seeded_rank(seed: int, row_id: str, salt: str = "") -> str:
     return hashlib.sha256(f"{salt}{seed}:{row_id}".encode()).hexdigest()
 
 
+def stratified_order(items: list[dict], seed: int, stratum: Callable[[dict], str], salt: str = "share:") -> list[str]:
+    """Row ids in an order whose every prefix is spread evenly over the strata: each stratum's
+    rows are taken in a seeded order and interleaved by their place in it (the j-th of n stands
+    at (j + 1/2) / n), so the first k rows hold round(k * n / N) of each stratum, give or take one,
+    and a longer prefix keeps the rows of a shorter one."""
+    groups: dict[str, list[str]] = {}
+    for it in items:
+        groups.setdefault(stratum(it), []).append(it["row_id"])
+    ranked = []
+    for ids in groups.values():
+        ids.sort(key=lambda rid: seeded_rank(seed, rid))
+        ranked += [((j + 0.5) / len(ids), seeded_rank(seed, rid, salt=salt), rid) for j, rid in enumerate(ids)]
+    ranked.sort()
+    return [rid for _, _, rid in ranked]
+
+
 def at_least_n(sample: Callable[[int], list[str]], n: int, total: int) -> list[str]:
     """At least min(n, total) row ids from a stratified sampler whose strata round on their own.
 

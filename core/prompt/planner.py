@@ -17,7 +17,7 @@ from functools import cached_property
 
 from core.kernel.errors import ConfigError
 from core.kernel.hashing import request_hash
-from core.kernel.sampling import seeded_rank
+from core.kernel.sampling import stratified_order
 from core.kernel.tasks import get_task
 from core.prompt.templates import demonstrations, mode_template, request_for
 
@@ -52,16 +52,8 @@ def rationale_rows(items: list[dict], fraction: float, seed: int, task: str = "c
     gets round(F * n) rows give or take one, and a larger F keeps the rows of a smaller one."""
     if fraction >= 1:
         return {it["row_id"] for it in items}
-    kind = get_task(task)
-    groups: dict[str, list[str]] = {}
-    for it in items:
-        groups.setdefault(kind.stratum(it), []).append(it["row_id"])
-    ranked = []
-    for ids in groups.values():
-        ids.sort(key=lambda rid: seeded_rank(seed, rid))
-        ranked += [((j + 0.5) / len(ids), seeded_rank(seed, rid, salt="share:"), rid) for j, rid in enumerate(ids)]
-    ranked.sort()
-    return {rid for _, _, rid in ranked[: round(fraction * len(items))]}
+    order = stratified_order(items, seed, get_task(task).stratum)
+    return set(order[: round(fraction * len(items))])
 
 
 def label_only(project):

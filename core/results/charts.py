@@ -60,7 +60,8 @@ def accuracy_steps_chart(store: Store, run_ids: list[str], reference: dict | Non
     majority-class baseline and the teacher's accuracy as labelled rules (`reference`: baselines())."""
     import altair as alt
 
-    names = {"test_accuracy": "accuracy (vs gold)", "teacher_agreement": "agreement with teacher"}
+    names = {"val_accuracy": "validation accuracy (vs gold)", "val_teacher_agreement": "validation agreement with teacher",
+             "test_accuracy": "test accuracy (once, chosen step)", "teacher_agreement": "test agreement with teacher"}
     rows = [{"run": m["job_id"], "step": m["step"], "metric": names[m["name"]], "value": m["value"]}
             for m in store.metrics(run_ids) if m["name"] in names]
     if not rows:
@@ -69,7 +70,7 @@ def accuracy_steps_chart(store: Store, run_ids: list[str], reference: dict | Non
         x="step:Q", y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1]), title="share of held-out rows"), color="run:N",
         strokeDash="metric:N", tooltip=["run", "metric", "step", alt.Tooltip("value:Q", format=".3f")])
     return alt.layer(lines, *_reference_layers(reference, "share of held-out rows"),
-                     title="Held-out accuracy over steps")
+                     title="Accuracy over steps: validation rows, and the test rows once")
 
 
 def _finished(table: list[dict]) -> list[dict]:

@@ -37,9 +37,15 @@ HELP = {
                       "empty = they also teach the student to explain nothing.",
     "label_source": "Where the training labels come from: gold (the data's own answers), teacher (the LLM's), "
                     "or reviewed (the teacher's with your reviewers' corrections).",
-    "held_out": "Rows kept out of training (the data's test split, or a seeded share of the rows) so that "
-                "accuracy measures answers the student has never seen.",
-    "test_accuracy": "Share of held-out rows where the student's label matches the gold label.",
+    "held_out": "Rows kept out of training (the data's test split, or a seeded share of the rows, stratified by "
+                "class and the same for every run of the project) so that accuracy measures answers the student "
+                "has never seen. They are scored once, with the checkpoint chosen on the validation rows.",
+    "test_accuracy": "Share of held-out test rows where the student's label matches the gold label (scored once, "
+                     "at the step chosen on the validation rows).",
+    "val_accuracy": "Share of the validation rows (held out from training, apart from the test rows) where the "
+                    "student's label matches gold: what picks the checkpoint kept.",
+    "test_macro_f1": "The mean over the classes of each class's F1 (precision and recall together): a student "
+                     "that ignores a rare class scores low here even when its accuracy is high.",
     "teacher_agreement": "Share of held-out rows where the student gives the same label as the teacher, "
                          "right or wrong.",
     "majority_baseline": "Accuracy of a model that always answers the most common label of the training rows, "
@@ -81,7 +87,8 @@ def run_rows(store: Store, project: str, jobs: list[dict]) -> list[dict]:
             "rationale_loss": None if label_only else cfg.get("rationale_missing", "mask"),
             "seed": cfg["seed"], "student": cfg["student"],
             "steps": cfg["max_steps"], "train_rows": cfg.get("train_rows"), "rows_with_rationale": cfg.get("rows_with_rationale"),
-            "test_accuracy": latest.get("test_accuracy"), "teacher_agreement": latest.get("teacher_agreement"),
+            "test_accuracy": latest.get("test_accuracy"), "test_macro_f1": latest.get("test_macro_f1"),
+            "teacher_agreement": latest.get("teacher_agreement"), "chosen_step": latest.get("chosen_step"),
             "train_loss": latest.get("train_loss"),
             "teacher_usd": None if teacher_rows is None else round(teacher_rows * cost_per_row, 6),
         })

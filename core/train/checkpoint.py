@@ -1,9 +1,11 @@
 """A run's checkpoint: the weights, the optimizer, the random state, the rest of the epoch and
 the resolved config, written atomically every `checkpoint_every` steps and when a run stops
-early, so a killed or paused run resumes where it was."""
+early, so a killed or paused run resumes where it was; and the step best on the validation
+rows (`Best`), whose weights the run keeps at the end."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from core.kernel.errors import ConfigError
@@ -56,3 +58,31 @@ def restore(state: dict, model, optimizer, rng) -> tuple[list[list[int]], int, i
     rng.setstate(state["python_rng"])
     torch.set_rng_state(state["torch_rng"])
     return state["batches"], state["step"], state["seen"], state["elapsed"]
+
+
+class Best:
+    """The step whose model scored best on the validation rows (accuracy against gold, else
+    agreement with the teacher; the later step on a tie), its weights kept in the run folder so
+    that a resumed run still knows it."""
+
+    def __init__(self, out_dir: Path):
+        self.weights, self.facts = out_dir / "best_model.pt", out_dir / "best.json"
+        known = json.loads(self.facts.read_text()) if self.facts.exists() and self.weights.exists() else {}
+        self.step, self.score = known.get("step"), known.get("score")
+
+    def consider(self, step: int, metrics: dict, model) -> None:
+        import torch
+
+        score = metrics.get("val_accuracy", metrics.get("val_teacher_agreement"))
+        if score is None or (self.score is not None and score < self.score):
+            return
+        torch.save(model.state_dict(), self.weights)
+        self.facts.write_text(json.dumps({"step": step, "score": score}))
+        self.step, self.score = step, score
+
+    def restore(self, model) -> None:
+        import torch
+
+        if self.step is not None:
+            model.load_state_dict(torch.load(self.weights, map_location=next(model.parameters()).device))
+            self.weights.unlink()  # the chosen model is saved next; this copy is not needed again

@@ -4,15 +4,56 @@ rationale, task prefixes), tokenised once, and batches drawn from them."""
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
-from core.kernel.tasks import student_input
+from core.kernel.sampling import stratified_order
+from core.kernel.tasks import get_task, student_input
 from core.train.generate import LABEL_PREFIX, RATIONALE_PREFIX
 
 
 # ---- data ---------------------------------------------------------------------------
-def split_rows(items: list[dict], test_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """Use the data's own test split when it has one; otherwise hold out a seeded share (`seed`:
-    the run's split_seed, not its training seed)."""
+VALIDATION_SPLITS = ("validation", "valid", "val", "dev")  # a data set's own validation split names
+
+
+@dataclass
+class Split:
+    """Which rows a run trains on, chooses its checkpoint on, and is graded on (once)."""
+    train: list[dict]
+    validation: list[dict]
+    test: list[dict]
+    how: str  # in words, for the pages
+
+
+def split_rows(items: list[dict], test_fraction: float, seed: int, val_fraction: float = 0.0,
+               task: str = "classification") -> Split:
+    """The project's train / validation / test split. The data's own test and validation splits
+    are used when it has them; otherwise seeded shares, stratified by the task's classes (the
+    gold label; a multiple-choice gold's position; a numeric gold's order of magnitude), so each
+    class is held out in proportion. `seed` is the run's split_seed, not its training seed: runs
+    with different seeds are graded on the same rows."""
+    own_test = [it for it in items if it["split"] == "test"]
+    own_val = [it for it in items if it["split"] in VALIDATION_SPLITS]
+    rest = [it for it in items if it["split"] != "test" and it["split"] not in VALIDATION_SPLITS]
+    order = stratified_order(rest, seed, get_task(task).stratum, salt="split:")
+    n_test = 0 if own_test else (max(1, round(len(rest) * test_fraction)) if len(rest) > 1 else 0)
+    n_val = 0 if own_val else round(len(rest) * val_fraction)
+    n_val = n_val if len(rest) - n_test - n_val >= 1 else 0  # never the last training row
+    test_ids, val_ids = set(order[:n_test]), set(order[n_test:n_test + n_val])
+    by_id = {it["row_id"]: it for it in rest}
+    test = own_test or [by_id[r] for r in order[:n_test]]
+    validation = own_val or [by_id[r] for r in order[n_test:n_test + n_val]]
+    train = [it for it in rest if it["row_id"] not in test_ids and it["row_id"] not in val_ids]
+    how = (("the data's own test split" if own_test else f"{len(test)} rows ({test_fraction:.0%}) held out for the test")
+           + (", the data's own validation split" if own_val else
+              f", {len(validation)} ({val_fraction:.0%}) for choosing the checkpoint" if validation else
+              ", no validation rows (the last step is kept)")
+           + ("" if own_test and own_val else f": stratified by class, fixed by split seed {seed}"))
+    return Split(train, validation, test, how)
+
+
+def legacy_split_rows(items: list[dict], test_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, test) as runs before the stratified three-way split held rows out: a seeded
+    shuffle by row id (kept to recompute those runs' held-out rows)."""
     test = [it for it in items if it["split"] == "test"]
     if test:
         return [it for it in items if it["split"] != "test"], test

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.kernel.paths import run_dir
 from core.kernel.errors import NotFound
-from core.train.data import split_rows
+from core.train.data import legacy_split_rows, split_rows
 from core.train.trainer import TrainConfig
 
 
@@ -49,11 +49,16 @@ class Run:
         return dict(self.job["config"])
 
     def split(self, items: list[dict]) -> tuple[list[dict], list[dict]]:
-        """(training rows, held-out rows) of `items` as train() split them."""
+        """(training rows, held-out test rows) of `items` as train() split them."""
         cfg = self.config
-        # a run from before split_seed held out rows by its training seed
-        split_seed = cfg["split_seed"] if "split_seed" in cfg else cfg.get("seed", TrainConfig.seed)
-        return split_rows(items, cfg.get("test_fraction", TrainConfig.test_fraction), split_seed)
+        test_fraction = cfg.get("test_fraction", TrainConfig.test_fraction)
+        if "val_fraction" not in cfg:  # a run from before the three-way split
+            # (and from before split_seed, it held out rows by its training seed)
+            split_seed = cfg["split_seed"] if "split_seed" in cfg else cfg.get("seed", TrainConfig.seed)
+            return legacy_split_rows(items, test_fraction, split_seed)
+        split = split_rows(items, test_fraction, cfg["split_seed"], cfg["val_fraction"],
+                           cfg.get("task") or (self.store.get_project(self.project).task if self.store else "classification"))
+        return split.train, split.test
 
     def evaluated_rows(self, test_rows: list[dict]) -> list[dict]:
         """The held-out rows the final evaluation scores (the first eval_limit)."""

@@ -30,7 +30,7 @@ from pathlib import Path
 from core.kernel.errors import ConfigError
 from core.kernel.tasks import get_task
 from core.train.base_models import OFFLINE_DEFAULT, load_student
-from core.train.checkpoint import CHECKPOINT, load_checkpoint, restore, run_state, save_checkpoint
+from core.train.checkpoint import CHECKPOINT, Best, load_checkpoint, restore, run_state, save_checkpoint
 from core.train.distributed import Replicas
 from core.train.evaluate import confusion_matrix, evaluate
 from core.train.data import encode_examples, epoch_batches, make_batch, split_rows, training_examples
@@ -72,7 +72,10 @@ class TrainConfig:
     max_input_len: int = field(default=128, metadata={"help": "input tokens, truncated"})
     max_label_len: int = field(default=16, metadata={"help": "label target tokens"})
     max_rationale_len: int = field(default=64, metadata={"help": "rationale target tokens"})
-    test_fraction: float = field(default=0.2, metadata={"help": "held-out share when the data has no test split"})
+    test_fraction: float = field(default=0.2, metadata={"help": "held-out test share when the data has no test split"})
+    # The checkpoint kept is the one best on these rows; the test rows are scored once, at the end.
+    val_fraction: float = field(default=0.1, metadata={
+        "help": "validation share for choosing the checkpoint when the data has no validation split (0: keep the last step)"})
     # Which rows are held out: fixed per project (not the training seed), so runs with different
     # seeds, as a sweep makes them, are graded on the same rows.
     split_seed: int = field(default=0, metadata={"help": "which rows are held out (the same for every training seed)"})
@@ -124,6 +127,8 @@ class TrainConfig:
             raise ConfigError("steps and batch size must be at least 1.")
         if self.eval_every is not None and self.eval_every < 0:
             raise ConfigError("eval_every must be 0 (only at the end), a number of steps, or unset (automatic).")
+        if not (0 <= self.test_fraction < 1 and 0 <= self.val_fraction < 1 and self.test_fraction + self.val_fraction < 1):
+            raise ConfigError("test_fraction and val_fraction must be between 0 and 1 and leave rows to train on.")
         if self.eval_limit < 1 or self.step_eval_limit < 1:
             raise ConfigError("eval_limit and step_eval_limit must be at least 1.")
         return self
@@ -283,7 +288,8 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
     out_dir.mkdir(parents=True, exist_ok=True)
     device, replicas, bf16 = pick_device(cfg)
 
-    train_rows, test_rows = split_rows(data.items, cfg.test_fraction, cfg.split_seed)
+    split = split_rows(data.items, cfg.test_fraction, cfg.split_seed, cfg.val_fraction, data.task)
+    train_rows, val_rows, test_rows = split.train, split.validation, split.test
     examples = training_examples(train_rows, cfg)
     if not examples:
         raise ConfigError(f"No training rows have a {cfg.label_source} label.")
@@ -299,7 +305,8 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
                               # what batch prediction needs to read a file of new rows like the training rows
                               "task": data.task, "label_set": data.label_set,
                               "input_fields": list(dict.fromkeys(k for it in train_rows for k in it["inputs"])),
-                              "train_rows": len(examples), "test_rows": len(test_rows),
+                              "train_rows": len(examples), "validation_rows": len(val_rows),
+                              "test_rows": len(test_rows), "split": split.how,
                               "rows_with_rationale": sum(1 for e in examples if e["rationale"]),
                               "teacher_rows_used": sum(1 for e in examples if e["uses_teacher"]),
                               "rationale_loss": ("masked (rows without a rationale add no rationale loss)"
@@ -315,6 +322,7 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
     batches: list[list[int]] = []   # the rest of the current epoch, as example indices
     first_step, seen, elapsed = 0, 0, 0.0
     ckpt_path = out_dir / CHECKPOINT
+    best = Best(out_dir)  # the step best on the validation rows so far (kept across a resume)
     ckpt = load_checkpoint(ckpt_path)
     if ckpt is not None:
         batches, first_step, seen, elapsed = restore(ckpt, model, optimizer, rng)
@@ -364,11 +372,12 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
         if replicas.main and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.max_steps:
             save_checkpoint(ckpt_path, run_state(step + 1, model, optimizer, rng, batches, seen, clock.seconds(),
                                                  resolved))
-        if eval_every and (step + 1) % eval_every == 0 and step + 1 < cfg.max_steps and replicas.main:
+        if eval_every and (step + 1) % eval_every == 0 and step + 1 < cfg.max_steps and replicas.main and val_rows:
             with clock.paused():  # evaluate runs on rank 0 only
-                rows = test_rows[:min(cfg.eval_limit, cfg.step_eval_limit)]
-                _, metrics = evaluate(model, tokenizer, rows, kind, data.label_set, cfg)
+                _, metrics = evaluate(model, tokenizer, val_rows[:cfg.step_eval_limit], kind, data.label_set, cfg,
+                                      prefix="val")
                 report.metrics([(step + 1, k, v) for k, v in metrics.items()])
+                best.consider(step + 1, metrics, model)
     else:
         step = cfg.max_steps
 
@@ -380,13 +389,21 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
     if not replicas.main:
         return {"status": status, "steps": step, "out_dir": str(out_dir), "rank": replicas.rank,
                 "replicas_in_sync": in_sync}
+    if val_rows:  # the last step against the best one on validation; the test is scored once, on the choice
+        _, metrics = evaluate(model, tokenizer, val_rows[:cfg.step_eval_limit], kind, data.label_set, cfg, prefix="val")
+        report.metrics([(step, k, v) for k, v in metrics.items()])
+        best.consider(step, metrics, model)
+        best.restore(model)
+    resolved["chosen_step"] = best.step if val_rows else step
     predictions, final = evaluate(model, tokenizer, test_rows[:cfg.eval_limit], kind, data.label_set, cfg,
                                   rationale_rows=cfg.rationale_samples if cfg.objective == "multitask" else 0)
     save_evaluation(out_dir, predictions, report)
+    final["chosen_step"] = resolved["chosen_step"]
     report.metrics([(step, k, v) for k, v in final.items()])
     model.save_pretrained(out_dir / "model")
     tokenizer.save_pretrained(out_dir / "model")
     (out_dir / "model" / "train_config.json").write_text(json.dumps(resolved, indent=2))
+    (out_dir / "train_config.json").write_text(json.dumps(resolved, indent=2))  # with the chosen step
     return {"status": status, "steps": step, "out_dir": str(out_dir), "final_loss": loss.item() if step > first_step else None,
             "resumed_from": first_step or None, "processes": replicas.world, "replicas_in_sync": in_sync, **final}
 
@@ -412,6 +429,16 @@ class StoreReport(Report):
 def training_data(store, project_name: str) -> TrainingData:
     project = store.get_project(project_name)
     return TrainingData(project.task, project.label_set, store.items_by_order(project_name, None))
+
+
+def describe_split(store, project_name: str, cfg: TrainConfig | None = None) -> str:
+    """The rows a run of the project trains on, chooses its checkpoint on and is tested on, in
+    words (the same for every run with these fractions and split seed)."""
+    cfg = cfg or TrainConfig(project=project_name)
+    data = training_data(store, project_name)
+    split = split_rows(data.items, cfg.test_fraction, cfg.split_seed, cfg.val_fraction, data.task)
+    return (f"{len(split.train)} rows to train on, {len(split.validation)} validation rows (choose the checkpoint), "
+            f"{len(split.test)} test rows (scored once). Held out: {split.how}.")
 
 
 def train_project(store, cfg: TrainConfig, job_id: str | None = None, should_stop=lambda: None) -> dict:
