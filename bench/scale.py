@@ -96,9 +96,11 @@ def child(step: str, db: str, arg: str | None) -> None:
         from core.train.trainer import training_data
 
         data = training_data(Store(db), "big")
-        train, test = split_rows(data.items, 0.2, 0)
-        examples = training_examples(train, TrainConfig(project="big"))
-        out.update({"rows": len(data.items), "train": len(examples), "test": len(test)})
+        cfg = TrainConfig(project="big")
+        split = split_rows(data.items, cfg.test_fraction, cfg.split_seed, cfg.val_fraction, data.task)
+        examples = training_examples(split.train, cfg)
+        out.update({"rows": len(data.items), "train": len(examples), "validation": len(split.validation),
+                    "test": len(split.test)})
     print(json.dumps({"seconds": round(time.monotonic() - started, 2), "peak_rss_mb": peak_rss_mb(), **out},
                      default=str))
 
@@ -245,6 +247,8 @@ def main() -> None:
             for old in folder.glob(f"{name}.duckdb*"):
                 old.unlink()
             measured = in_process("import", db, str(path))
+            if measured.get("exit"):
+                raise SystemExit(f"import {name} failed: {measured}")
             size = path.stat().st_size / 2**20
             measured.update(file_mb=round(size, 1), rss_over_file=round(measured["peak_rss_mb"] / size, 2),
                             above_baseline_over_file=round((measured["peak_rss_mb"] - baseline["peak_rss_mb"]) / size, 2))

@@ -259,3 +259,38 @@ def test_plain_text_never_becomes_a_live_link():
     assert "https://" not in shown and "www." not in shown and "p@e" not in shown  # no autolink can start
     assert shown.replace("\u200b", "").replace("\\", "") == (
         "Sign in again at https://evil.example.com/login, www.evil.example.com or help@evil.example.com")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "hf"])
+def test_export_streams_every_format_with_awkward_field_names_and_choices(store, tmp_path, fmt):
+    import json
+
+    import pandas as pd
+
+    from core.label.answers import import_teacher_outputs
+
+    text = ('id,"we""ird",$x,gold,question,options,label\n'
+            '1,"quote "" here",dollar,g1,Which one?,"[""red"", ""blue""]",blue\n'
+            '2,plain,"é, ü",g2,And now?,"[""cat"", ""dog""]",cat\n')
+    import_csv(store, text, project="mc", task="multiple-choice", input_fields=['we"ird', "$x", "gold", "question"],
+               choices_field="options")
+    import_teacher_outputs(store, "mc", [("1", "Answer: blue\nRationale: r1"), ("2", "Answer: cat\nRationale: r2")])
+    out = export_project(store, "mc", fmt, str(tmp_path / f"mc.{fmt}"))
+    path = tmp_path / f"mc.{fmt}"
+    if fmt == "jsonl":
+        frame = pd.DataFrame([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()])
+    elif fmt == "csv":
+        frame = pd.read_csv(path)
+        frame["choices"] = frame["choices"].map(json.loads)
+    elif fmt == "parquet":
+        frame = pd.read_parquet(path)
+    else:
+        from datasets import load_from_disk
+
+        frame = load_from_disk(str(path)).to_pandas()
+    assert out["rows"] == len(frame) == 2 and list(frame.columns) == out["columns"]
+    assert list(frame.columns[:5]) == ["row_id", 'we"ird', "$x", "input_gold", "question"]
+    first, second = frame.iloc[0], frame.iloc[1]
+    assert (first['we"ird'], first["$x"], first["input_gold"]) == ('quote " here', "dollar", "g1")
+    assert (second["$x"], second["label"], second["rationale"]) == ("é, ü", "cat", "r2")
+    assert list(first["choices"]) == ["red", "blue"] and first["gold"] == "blue"

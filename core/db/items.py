@@ -217,24 +217,48 @@ class ItemTables:
                           "GROUP BY status ORDER BY status", [project])
         return {r["status"]: r["n"] for r in rows}
 
-    def export_frame(self, project: str):
-        """Labeled rows with provenance: label source, reviewer, template, teacher model, cost."""
+    def export_to_file(self, project: str, fields: list[tuple[str, str]], fmt: str, path: str) -> tuple[int, list[str]]:
+        """Write the labeled rows straight from DuckDB to a parquet, JSON Lines or CSV file
+        (streamed: memory stays flat for a million rows), one column per input field: `fields`
+        is (column name, input field). Returns (rows, columns)."""
+        def ident(name: str) -> str:
+            return '"' + name.replace('"', '""') + '"'
+
+        def json_path(key: str) -> str:  # any key, also one with quotes, dots or a leading $
+            return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        inputs = ", ".join(f"json_extract_string(inputs, ?) AS {ident(column)}" for column, _ in fields)
+        # choices: a list in parquet and JSON Lines, its JSON text in a CSV cell
+        choices = "choices" if fmt == "csv" else "from_json(choices, '[\"VARCHAR\"]') AS choices"
+        options = {"parquet": "FORMAT parquet", "jsonl": "FORMAT json", "csv": "FORMAT csv, HEADER"}[fmt]
+        select = (f"SELECT row_id, {inputs + ', ' if inputs else ''}split, {choices}, * EXCLUDE "
+                  f"(row_id, split, choices, inputs, idx) FROM ({_EXPORT_ROWS}) ORDER BY idx")
+        params = [json_path(field) for _, field in fields] + [project, project]
         with self.connect() as con:
-            return con.execute(
-                """
-                SELECT i.row_id, i.split, i.inputs, i.choices, i.gold, i.label, i.rationale,
-                       i.teacher_label, i.teacher_rationale, i.flag, i.label_source, i.reviewed, i.reviewer,
-                       i.verdict, i.verdict_reason, i.version AS row_version, i.teacher_confidence,
-                       c.model AS teacher_model, c.template_version, c.template_hash, t.source AS teacher_source,
-                       coalesce(t.cost_usd, 0) AS teacher_cost_usd
-                FROM items i
-                LEFT JOIN teacher_cache t ON t.request_hash = i.request_hash
-                LEFT JOIN (SELECT row_id, arg_max(model, id) AS model, arg_max(template_hash, id) AS template_hash,
-                                  arg_max(template_version, id) AS template_version
-                           FROM teacher_calls WHERE project = ? AND error_type IS NULL GROUP BY row_id) c
-                       ON c.row_id = i.row_id
-                WHERE i.project = ? AND i.label IS NOT NULL
-                ORDER BY i.idx
-                """,
-                [project, project],
-            ).df()
+            columns = [d[0] for d in con.execute(f"SELECT * FROM ({select}) LIMIT 0", params).description]
+            con.execute(f"SET memory_limit = '{EXPORT_MEMORY_MB}MB'")  # the sort spills beyond it
+            try:
+                con.execute(f"COPY ({select}) TO '{path.replace(chr(39), chr(39) * 2)}' ({options})", params)
+            finally:
+                con.execute("RESET memory_limit")
+            rows = con.execute(f"SELECT count(*) FROM ({_EXPORT_ROWS})", [project, project]).fetchall()[0][0]
+        return rows, columns
+
+
+EXPORT_MEMORY_MB = 512  # DuckDB's memory while writing an export (a million rows sort in it, spilling)
+
+# The labeled rows with provenance, in import order (idx): what an export writes.
+_EXPORT_ROWS = """
+SELECT i.idx, i.row_id, i.split, i.inputs, i.choices, i.gold, i.label, i.rationale,
+       i.teacher_label, i.teacher_rationale, i.flag, i.label_source, i.reviewed, i.reviewer,
+       i.verdict, i.verdict_reason, i.version AS row_version, i.teacher_confidence,
+       c.model AS teacher_model, c.template_version, c.template_hash, t.source AS teacher_source,
+       coalesce(t.cost_usd, 0) AS teacher_cost_usd
+FROM items i
+LEFT JOIN teacher_cache t ON t.request_hash = i.request_hash
+LEFT JOIN (SELECT row_id, arg_max(model, id) AS model, arg_max(template_hash, id) AS template_hash,
+                  arg_max(template_version, id) AS template_version
+           FROM teacher_calls WHERE project = ? AND error_type IS NULL GROUP BY row_id) c
+       ON c.row_id = i.row_id
+WHERE i.project = ? AND i.label IS NOT NULL
+"""

@@ -8,7 +8,6 @@ temporary name and renamed, so a failed export never leaves a half-written file.
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import uuid
 import zipfile
@@ -19,25 +18,21 @@ from core.kernel.errors import AppError
 from core.kernel.formats import is_duckdb_file, refuse_existing
 
 FORMATS = ("jsonl", "csv", "parquet", "hf")
+# The columns an export writes besides the input fields (core.db.items: the export rows).
+PROVENANCE = ("row_id", "split", "choices", "gold", "label", "rationale", "teacher_label", "teacher_rationale", "flag",
+              "label_source", "reviewed", "reviewer", "verdict", "verdict_reason", "row_version", "teacher_confidence",
+              "teacher_model", "template_version", "template_hash", "teacher_source", "teacher_cost_usd")
 
 
 LEFT_OUT_WHY = {"unlabeled": "not answered by the teacher yet", "flagged": "the answer did not parse",
                 "error": "the teacher call failed", "labeled": "no label"}
 
 
-def _frame(store: Store, project: str):
-    """The labeled rows, one column per input field (named after it; `input_<field>` when the
-    name is taken by a provenance column), choices as a list."""
-    fields = store.get_project(project).input_fields
-    frame = store.export_frame(project)
-    inputs = frame.pop("inputs").map(json.loads)
-    position = 1  # after row_id
-    for field in fields:
-        column = field if field not in frame.columns else f"input_{field}"
-        frame.insert(position, column, inputs.map(lambda d, f=field: d.get(f)))
-        position += 1
-    frame["choices"] = frame["choices"].map(lambda v: json.loads(v) if isinstance(v, str) else v)
-    return frame
+def _input_columns(store: Store, project: str) -> list[tuple[str, str]]:
+    """(column, input field): one column per input field, named after it (`input_<field>` when
+    the name is taken by a provenance column)."""
+    return [(field if field not in PROVENANCE else f"input_{field}", field)
+            for field in store.get_project(project).input_fields]
 
 
 def left_out(store: Store, project: str) -> list[dict]:
@@ -46,21 +41,22 @@ def left_out(store: Store, project: str) -> list[dict]:
             for status, n in store.rows_without_label(project).items()]
 
 
-def _write(frame, fmt: str, path: Path) -> None:
-    if fmt == "jsonl":
-        frame.to_json(path, orient="records", lines=True, force_ascii=False, date_format="iso")
-    elif fmt == "csv":
-        flat = frame.copy()
-        flat["choices"] = flat["choices"].map(lambda v: json.dumps(v, ensure_ascii=False) if v is not None else None)
-        flat.to_csv(path, index=False)
-    elif fmt == "parquet":
-        frame.to_parquet(path, index=False)
-    elif fmt == "hf":
-        from datasets import Dataset
-
-        Dataset.from_pandas(frame, preserve_index=False).save_to_disk(str(path))
-    else:
+def _write(store: Store, project: str, fmt: str, path: Path) -> tuple[int, list[str]]:
+    """Stream the rows from DuckDB into the file (the hf folder: through a parquet file)."""
+    if fmt not in FORMATS:
         raise AppError(f"Unknown export format {fmt!r}: use {', '.join(FORMATS)}.")
+    if fmt != "hf":
+        return store.export_to_file(project, _input_columns(store, project), fmt, str(path))
+    import pyarrow.parquet as pq
+    from datasets import Dataset
+
+    staged = path.with_name(path.name + ".parquet")
+    try:
+        rows, columns = store.export_to_file(project, _input_columns(store, project), "parquet", str(staged))
+        Dataset(pq.read_table(staged)).save_to_disk(str(path))
+    finally:
+        staged.unlink(missing_ok=True)
+    return rows, columns
 
 
 def _remove(path: Path) -> None:
@@ -94,20 +90,19 @@ def export_project(store: Store, project: str, fmt: str, out: str, force: bool =
         raise AppError(f"Unknown export format {fmt!r}: use {', '.join(FORMATS)}.")
     path = Path(out)
     check_destination(store, path, fmt, force)
-    frame = _frame(store, project)
     path.parent.mkdir(parents=True, exist_ok=True)
     # a fresh hidden name: never a file of the user's, and a crash leaves no half-written export
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
-        _write(frame, fmt, tmp)
+        rows, columns = _write(store, project, fmt, tmp)
     except BaseException:
         _remove(tmp)
         raise
     if fmt == "hf" and path.exists():
         path.rmdir()
     tmp.replace(path)
-    return {"project": project, "rows": len(frame), "format": fmt, "path": str(path),
-            "columns": list(frame.columns), "left_out": left_out(store, project)}
+    return {"project": project, "rows": rows, "format": fmt, "path": str(path),
+            "columns": columns, "left_out": left_out(store, project)}
 
 
 def export_bytes(store: Store, project: str, fmt: str, tmp_dir: str) -> tuple[str, bytes]:
