@@ -347,8 +347,7 @@ def main() -> None:
     search = cols[2].text_input("Search inputs and rationales",
                                 help="Find rows whose input or rationale contains this text, or a row by its id.")
     try:
-        queue = store.review_ids(name, filters, search)  # one read for the count and the bulk confirmation
-        total = len(queue)
+        total = store.review_count(name, filters, search)
         pages = max(1, -(-total // PAGE_SIZE))
         page = cols[3].number_input(f"Page (of {pages})", 1, pages, 1) - 1
         rows, _ = store.review_page(name, filters, search, page=page, page_size=PAGE_SIZE, sort=sort, total=total)
@@ -360,7 +359,7 @@ def main() -> None:
         for panel in (sampling_panel, quality_panel, checks_panel, fixes_panel, export_panel):
             panel(store, name)
         if rows:
-            bulk_panel(store, name, project, filters, search, queue)
+            bulk_panel(store, name, project, filters, search, total)
             hidden = review.hidden_rows(store, name, [r["row_id"] for r in rows], reviewer)
             st.dataframe(row_table(rows, hidden), hide_index=True)
     else:

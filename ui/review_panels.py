@@ -235,18 +235,23 @@ def _apply_fix(store, name: str, amendment: str, cluster, fc) -> None:
 
 
 # ---- bulk actions and export ----------------------------------------------------------------
-def confirmed_rows(name: str, filters, search: str, queue: dict[str, int]) -> dict[str, int]:
-    """The rows (id -> version) the bulk confirmation counts: the queue as rendered while the box
-    is unchecked, frozen from the rerun in which it gets checked. So Apply changes exactly the
-    rows the user saw counted, not rows that entered the queue since. Another queue (project,
-    filters or search changed), or no rows kept from when it was checked, unchecks the box: it
-    was confirmed for other rows."""
+def confirmed_rows(store, name: str, filters, search: str) -> dict[str, int] | None:
+    """The rows (id -> version) the bulk confirmation holds: read in the rerun in which the box
+    gets checked, and frozen from then on, so Apply changes exactly the rows counted, not rows
+    that entered the queue since. None while the box is unchecked (the page only counts the
+    queue then: reading every id of a million-row queue on each rerun costs half a second).
+    Another queue (project, filters or search changed) unchecks the box: it was confirmed for
+    other rows."""
     query = (name, tuple(filters), search)
     held = st.session_state.get("_bulk_rows")
-    if held is None or held[0] != query:
+    if held is not None and held[0] != query:
         st.session_state["bulk_confirm"] = False  # before the checkbox is drawn in this run
+        held = None
     if not st.session_state.get("bulk_confirm"):
-        held = (query, queue)
+        st.session_state.pop("_bulk_rows", None)
+        return None
+    if held is None:
+        held = (query, store.review_ids(name, filters, search))
         st.session_state["_bulk_rows"] = held
     return held[1]
 
@@ -267,9 +272,9 @@ def bulk_message(action: str, out: dict, confirmed: dict[str, int], queue: dict[
     return text
 
 
-def bulk_panel(store, name: str, project, filters, search: str, queue: dict[str, int]) -> None:
-    confirmed = confirmed_rows(name, filters, search, queue)
-    with st.expander(f"Bulk action on the {len(queue)} rows of this queue"):
+def bulk_panel(store, name: str, project, filters, search: str, total: int) -> None:
+    confirmed = confirmed_rows(store, name, filters, search)
+    with st.expander(f"Bulk action on the {total} rows of this queue"):
         c = st.columns(3)
         action = c[0].selectbox("Action", BULK_ACTIONS, key="bulk_action",
                                 help="What to do with every row of this queue: accept the teacher's answers, "
@@ -278,11 +283,12 @@ def bulk_panel(store, name: str, project, filters, search: str, queue: dict[str,
         label = c[1].selectbox("Label", options, key="bulk_label") if options else c[1].text_input("Label", key="bulk_label_text")
         reason = c[2].selectbox("Reason code", REASON_CODES, key="bulk_reason",
                                 help="Why the rows are flagged (used by the flag action only).")
-        confirm = st.checkbox(f"Yes, apply '{action}' to these {len(confirmed)} rows", key="bulk_confirm",
+        counted = total if confirmed is None else len(confirmed)
+        confirm = st.checkbox(f"Yes, apply '{action}' to these {counted} rows", key="bulk_confirm",
                               help="The rows counted when you tick this; rows entering the queue later are left "
                                    "out, and rows someone changes meanwhile are skipped.")
         # applied in a callback, before the page reruns: the counts and queues drawn show its result
-        st.button("Apply", disabled=not confirm, key="bulk_apply", on_click=bulk_clicked,
+        st.button("Apply", disabled=not confirm or confirmed is None, key="bulk_apply", on_click=bulk_clicked,
                   args=(store, name, filters, search, action, label, reason, confirmed))
         show_flash("bulk")
 
@@ -293,7 +299,7 @@ def bulk_clicked(store, name: str, filters, search: str, action: str, label, rea
                                  label=label if action == "set_label" else None,
                                  reason=reason if action == "flag" else None, search=search, row_ids=confirmed)
         queue = store.review_ids(name, filters, search)
-        st.session_state.pop("_bulk_rows", None)  # done: this rerun unchecks the box
+        st.session_state["_bulk_rows"] = (None, {})  # done: held for no queue, so this rerun unchecks the box
         st.session_state.pop("_form_row", None)  # the open row may have changed: show it as stored
         flash("bulk", "success", bulk_message(action, out, confirmed, queue))
     except Exception as exc:
