@@ -178,10 +178,20 @@ class ReviewEventTables:
             r["inputs"] = json.loads(r["inputs"])
         return rows
 
-    def unreviewed_teacher_labels(self, project: str) -> dict[str, tuple[str | None, list[str]]]:
-        """Unreviewed answered rows: row id -> (teacher label, rationale-check flags)."""
-        rows = self.query(
-            "SELECT i.row_id, i.teacher_label, coalesce(c.flags, []) AS flags FROM items i "
-            "LEFT JOIN rationale_checks c ON c.project = i.project AND c.row_id = i.row_id "
-            "WHERE i.project = ? AND NOT i.reviewed AND i.status IN ('labeled', 'flagged') ORDER BY i.idx", [project])
-        return {r["row_id"]: (r["teacher_label"], list(r["flags"])) for r in rows}
+    def unreviewed_answered(self, project: str, teacher_labels: list[str] | None = None,
+                            check: str | None = None) -> list[str]:
+        """Unreviewed answered rows (in import order) whose teacher label is one of
+        `teacher_labels`, or whose rationale check flagged `check`: the rows a prompt fix re-asks.
+        Read as a column (a million rows: tenths of a second, not seconds as dicts)."""
+        sql = ("SELECT i.row_id FROM items i WHERE i.project = ? AND NOT i.reviewed "
+               "AND i.status IN ('labeled', 'flagged')")
+        params: list = [project]
+        if teacher_labels is not None:
+            sql += " AND list_contains(?, i.teacher_label)"
+            params.append(list(teacher_labels))
+        if check is not None:
+            sql += (" AND i.row_id IN (SELECT c.row_id FROM rationale_checks c WHERE c.project = ? "
+                    "AND list_contains(c.flags, ?))")
+            params += [project, check]
+        with self.connect() as con:
+            return con.execute(sql + " ORDER BY i.idx", params).fetchnumpy()["row_id"].tolist()

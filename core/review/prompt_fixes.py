@@ -74,7 +74,8 @@ def correction_clusters(store, project: str) -> list[Cluster]:
     """Clusters of corrections, largest first, each with examples, a draft and affected rows."""
     spec = store.get_project(project)
     rows = store.corrections(project)
-    unreviewed = store.unreviewed_teacher_labels(project)  # row id -> (teacher label, check flags)
+    if not rows:
+        return []
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
         if spec.label_set and r["label_changed"] and r["teacher_label"] and r["label"]:
@@ -87,14 +88,14 @@ def correction_clusters(store, project: str) -> list[Cluster]:
     for (kind, name), members in groups.items():
         if kind == "confusion":
             a, b = name.split(" -> ", 1)
-            text, affected = _confusion_text(a, b, members), [i for i, (t, _) in unreviewed.items() if t == a]
+            text, affected = _confusion_text(a, b, members), store.unreviewed_answered(project, teacher_labels=[a])
         elif kind == "check":
             text = CHECK_FIXES.get(name, "Reviewers corrected answers like these.") + _comments(members)
-            affected = [i for i, (_, flags) in unreviewed.items() if name in flags]
+            affected = store.unreviewed_answered(project, check=name)
         else:
             text = REASON_FIXES.get(name, REASON_FIXES["other"]) + _comments(members)
-            labels = {m["teacher_label"] for m in members}
-            affected = [i for i, (t, _) in unreviewed.items() if t in labels]
+            labels = sorted({m["teacher_label"] for m in members if m["teacher_label"] is not None})
+            affected = store.unreviewed_answered(project, teacher_labels=labels)
         clusters.append(Cluster(f"{kind}: {name}", kind, len(members),
                                 [_example(m) for m in members[:EXAMPLES_PER_CLUSTER]], text, affected))
     return sorted(clusters, key=lambda c: (-c.count, c.key))
