@@ -339,3 +339,15 @@ def test_the_checkpoint_kept_is_the_one_best_on_validation(tmp_path):
     assert Best(tmp_path).step == 20  # a resumed run still knows it
     best.restore(model)
     assert float(model.weight.detach()[0, 0]) == 20.0  # the weights of step 20, not the last step's
+
+
+def test_the_split_counts_without_reading_the_rows_agree_with_the_split():
+    from core.train.data import split_counts
+
+    for splits in (["train"] * 97, ["train"] * 90 + ["test"] * 7, ["train"] * 80 + ["dev"] * 9 + ["test"] * 8, ["x"] * 2):
+        items = [{"row_id": str(i), "split": s, "inputs": {}, "choices": None, "gold": "ab"[i % 2]}
+                 for i, s in enumerate(splits)]
+        split = split_rows(items, 0.2, 0, 0.1)
+        by_split = {s: splits.count(s) for s in set(splits)}
+        assert split_counts(by_split, 0.2, 0.1, 0) == (len(split.train), len(split.validation), len(split.test),
+                                                        split.how)

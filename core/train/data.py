@@ -35,20 +35,44 @@ def split_rows(items: list[dict], test_fraction: float, seed: int, val_fraction:
     own_val = [it for it in items if it["split"] in VALIDATION_SPLITS]
     rest = [it for it in items if it["split"] != "test" and it["split"] not in VALIDATION_SPLITS]
     order = stratified_order(rest, seed, get_task(task).stratum, salt="split:")
-    n_test = 0 if own_test else (max(1, round(len(rest) * test_fraction)) if len(rest) > 1 else 0)
-    n_val = 0 if own_val else round(len(rest) * val_fraction)
-    n_val = n_val if len(rest) - n_test - n_val >= 1 else 0  # never the last training row
+    n_test, n_val = held_out_sizes(len(rest), bool(own_test), bool(own_val), test_fraction, val_fraction)
     test_ids, val_ids = set(order[:n_test]), set(order[n_test:n_test + n_val])
     by_id = {it["row_id"]: it for it in rest}
     test = own_test or [by_id[r] for r in order[:n_test]]
     validation = own_val or [by_id[r] for r in order[n_test:n_test + n_val]]
     train = [it for it in rest if it["row_id"] not in test_ids and it["row_id"] not in val_ids]
-    how = (("the data's own test split" if own_test else f"{len(test)} rows ({test_fraction:.0%}) held out for the test")
-           + (", the data's own validation split" if own_val else
-              f", {len(validation)} ({val_fraction:.0%}) for choosing the checkpoint" if validation else
-              ", no validation rows (the last step is kept)")
-           + ("" if own_test and own_val else f": stratified by class, fixed by split seed {seed}"))
-    return Split(train, validation, test, how)
+    return Split(train, validation, test, split_text(bool(own_test), bool(own_val), len(test), len(validation),
+                                                     test_fraction, val_fraction, seed))
+
+
+def held_out_sizes(rest: int, own_test: bool, own_val: bool, test_fraction: float,
+                   val_fraction: float) -> tuple[int, int]:
+    """(test rows, validation rows) drawn from the `rest` rows outside the data's own splits."""
+    n_test = 0 if own_test else (max(1, round(rest * test_fraction)) if rest > 1 else 0)
+    n_val = 0 if own_val else round(rest * val_fraction)
+    return n_test, (n_val if rest - n_test - n_val >= 1 else 0)  # never the last training row
+
+
+def split_counts(by_split: dict[str, int], test_fraction: float, val_fraction: float,
+                 seed: int) -> tuple[int, int, int, str]:
+    """(train, validation, test, in words) from the row counts per data split alone: what
+    split_rows gives, without reading the rows (the Train page, a million rows)."""
+    own_test = by_split.get("test", 0)
+    own_val = sum(n for name, n in by_split.items() if name in VALIDATION_SPLITS)
+    rest = sum(by_split.values()) - own_test - own_val
+    n_test, n_val = held_out_sizes(rest, bool(own_test), bool(own_val), test_fraction, val_fraction)
+    test, validation = own_test or n_test, own_val or n_val
+    return (rest - n_test - n_val, validation, test,
+            split_text(bool(own_test), bool(own_val), test, validation, test_fraction, val_fraction, seed))
+
+
+def split_text(own_test: bool, own_val: bool, test: int, validation: int, test_fraction: float,
+               val_fraction: float, seed: int) -> str:
+    return (("the data's own test split" if own_test else f"{test} rows ({test_fraction:.0%}) held out for the test")
+            + (", the data's own validation split" if own_val else
+               f", {validation} ({val_fraction:.0%}) for choosing the checkpoint" if validation else
+               ", no validation rows (the last step is kept)")
+            + ("" if own_test and own_val else f": stratified by class, fixed by split seed {seed}"))
 
 
 def legacy_split_rows(items: list[dict], test_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:

@@ -33,7 +33,7 @@ from core.train.base_models import OFFLINE_DEFAULT, load_student
 from core.train.checkpoint import CHECKPOINT, Best, load_checkpoint, restore, run_state, save_checkpoint
 from core.train.distributed import Replicas
 from core.train.evaluate import confusion_matrix, evaluate
-from core.train.data import encode_examples, epoch_batches, make_batch, split_rows, training_examples
+from core.train.data import encode_examples, epoch_batches, make_batch, split_counts, split_rows, training_examples
 
 OBJECTIVES = ("multitask", "standard")           # label + rationale | label only
 LABEL_SOURCES = ("reviewed", "teacher", "gold")  # reviewed = teacher labels with reviewer corrections
@@ -435,10 +435,10 @@ def describe_split(store, project_name: str, cfg: TrainConfig | None = None) -> 
     """The rows a run of the project trains on, chooses its checkpoint on and is tested on, in
     words (the same for every run with these fractions and split seed)."""
     cfg = cfg or TrainConfig(project=project_name)
-    data = training_data(store, project_name)
-    split = split_rows(data.items, cfg.test_fraction, cfg.split_seed, cfg.val_fraction, data.task)
-    return (f"{len(split.train)} rows to train on, {len(split.validation)} validation rows (choose the checkpoint), "
-            f"{len(split.test)} test rows (scored once). Held out: {split.how}.")
+    train_n, val_n, test_n, how = split_counts(store.count_items(project_name)["by_split"], cfg.test_fraction,
+                                               cfg.val_fraction, cfg.split_seed)
+    return (f"{train_n} rows to train on, {val_n} validation rows (choose the checkpoint), "
+            f"{test_n} test rows (scored once). Held out: {how}.")
 
 
 def train_project(store, cfg: TrainConfig, job_id: str | None = None, should_stop=lambda: None) -> dict:
