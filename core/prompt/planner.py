@@ -77,8 +77,10 @@ def _known_label(item: dict) -> str | None:
 def _due(store, project, relabel: str | None, limit: int | None, row_ids: list[str] | None) -> list[dict]:
     if relabel is None:
         return store.items_to_label(project.name, limit, row_ids)
-    wanted = set(row_ids) if row_ids is not None else None
-    items = [it for it in store.items_by_order(project.name, None) if wanted is None or it["row_id"] in wanted]
+    if row_ids is not None:  # a few rows (a try, a re-ask) of possibly a million: read only them
+        items = sorted(store.get_items(project.name, row_ids), key=lambda it: it["idx"])
+    else:
+        items = store.items_by_order(project.name, None)
     if relabel == "failed":
         items = [it for it in items if it["status"] in ("unlabeled", "error", "flagged")]
     return items  # stale is decided once the requests are built; all keeps every row
