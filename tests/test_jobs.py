@@ -113,3 +113,46 @@ def test_pause_then_resume_a_training_run(labeled):
         time.sleep(0.2)
     jobs.cancel_job(labeled, job_id)
     assert jobs.wait(labeled, job_id, timeout_s=120)["status"] == "cancelled"
+
+
+APP_TAB = """
+import sys, time
+from core.db import Store
+store = Store(sys.argv[1], hold_s=0.3)  # as the app holds it: open 0.3 s past the last query
+reads = 0
+while True:  # a tab refreshing without pause: the queue, the counts, the job
+    store.review_page("tickets", ["all"], page=0)
+    store.count_items("tickets")
+    store.list_jobs("tickets")
+    reads += 1
+    print(reads, flush=True)
+"""
+
+
+def test_app_tabs_refreshing_without_pause_never_stall_a_labeling_job(store, monkeypatch):
+    """Three app processes (tabs of three users) read the file continuously while a labeling job
+    writes 300 rows: the app lets go of the file whenever the job waits for it, so the job
+    finishes, every row labeled, and the tabs kept reading meanwhile."""
+    import subprocess
+    import sys
+
+    from tests.fake_anthropic import FakeAnthropic
+    from tests.helpers import REPO, correct_responder, many_tickets
+
+    many_tickets(store, 300)
+    fake = FakeAnthropic(responder=correct_responder, latency_s=0.01).start()
+    tabs = [subprocess.Popen([sys.executable, "-c", APP_TAB, str(store.path)], cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    try:
+        time.sleep(1.0)  # the tabs hold the file in turn before the job starts
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+        job_id = jobs.start_job(store, "tickets", "label", {"concurrency": 4}, env={"ANTHROPIC_API_KEY": "k"})
+        job = jobs.wait(store, job_id, timeout_s=240)
+    finally:
+        for tab in tabs:
+            tab.kill()
+        outputs = [tab.communicate()[0].split() for tab in tabs]
+        fake.stop()
+    assert job["status"] == "completed", job["error"]
+    assert store.count_items("tickets")["by_status"] == {"labeled": 300}
+    assert all(len(out) > 3 for out in outputs)  # every tab went on reading while the job wrote
