@@ -210,7 +210,7 @@ def test_results_page_shows_baseline_rules_and_warnings(app_store):
     warnings = [w.value for w in at.warning]
     assert any("same answer" in w and one_class in w.replace("\\", "") for w in warnings), warnings
     assert any("no better than always answering" in w for w in warnings)
-    steps = next(c for c in page_charts(at) if "Held-out accuracy over steps" in c.proto.spec)
+    steps = next(c for c in page_charts(at) if "Accuracy over steps: validation rows" in c.proto.spec)
     assert '"rule"' in steps.proto.spec and "majority-class baseline (always 'billing'): 0.25" in chart_text(steps)
     table = at.dataframe[0].value.set_index("run")
     assert table.loc[label_only, "alpha"] == "—" and table.loc[label_only, "objective"] == "label-only"
@@ -230,7 +230,7 @@ def test_train_page_shows_live_curves_of_a_running_job(app_store):
     assert "Live training curves" in [s.value for s in at.subheader]
     specs = [c.proto.spec for c in page_charts(at)]
     assert any("Training loss per task" in s for s in specs)
-    assert any("Held-out accuracy over steps" in s for s in specs)  # the accuracy point at step 5
+    assert any("Accuracy over steps: validation rows" in s for s in specs)  # the accuracy point at step 5
     runs = at.dataframe[0].value.set_index("run")
     assert runs.loc[job_id, "alpha"] == runs.loc[job_id, "rationale_fraction"] == "—"
     assert runs.loc[job_id, "objective"] == "label-only"

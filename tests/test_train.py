@@ -351,3 +351,24 @@ def test_the_split_counts_without_reading_the_rows_agree_with_the_split():
         by_split = {s: splits.count(s) for s in set(splits)}
         assert split_counts(by_split, 0.2, 0.1, 0) == (len(split.train), len(split.validation), len(split.test),
                                                         split.how)
+
+
+def test_a_run_records_what_it_trained_on_and_results_say_when_that_changed(labeled, tmp_path):
+    from core import jobs
+    from core.results import runs as results
+    from core.train.data import read_snapshot
+
+    job_id = jobs.create_job(labeled, "tickets", "train", {})
+    out = tmp_path / "snap"
+    train_project(labeled, cfg(out_dir=str(out)), job_id=job_id)
+    labeled.transition_job(job_id, "completed", ("queued",), message=json.dumps({"out_dir": str(out)}))
+    saved = json.loads((out / "train_config.json").read_text())
+    trained = read_snapshot(out)
+    assert saved["data_snapshot"]["rows"] == len(trained) == saved["train_rows"]
+    assert len(saved["data_snapshot"]["sha256"]) == 64
+    row = {"run": job_id, "status": "completed", "test_accuracy": None}
+    assert not any("changed since" in w for w in results.run_warnings(labeled, row))
+    first = next(iter(trained))
+    review.save_review(labeled, "tickets", first, "ana", "shipping", None)  # a correction after training
+    warned = [w for w in results.run_warnings(labeled, row) if "changed since" in w]
+    assert warned and warned[0].startswith(f"1 of the {len(trained)} rows run {job_id} trained on")

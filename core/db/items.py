@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from core.kernel.errors import DataImportError, NotFound
 
@@ -217,6 +218,19 @@ class ItemTables:
         rows = self.query("SELECT status, count(*) AS n FROM items WHERE project = ? AND label IS NULL "
                           "GROUP BY status ORDER BY status", [project])
         return {r["status"]: r["n"] for r in rows}
+
+    def rows_changed_since(self, project: str, versions: dict[str, int]) -> int:
+        """How many of these rows (row id -> version then) are at another version now, or gone."""
+        if not versions:
+            return 0
+        with self.connect() as con:
+            con.register("seen_rows", pd.DataFrame({"row_id": list(versions), "version": list(versions.values())}))
+            try:
+                return con.execute(
+                    "SELECT count(*) FROM seen_rows s LEFT JOIN items i ON i.project = ? AND i.row_id = s.row_id "
+                    "WHERE i.version IS DISTINCT FROM s.version", [project]).fetchall()[0][0]
+            finally:
+                con.unregister("seen_rows")
 
     def export_to_file(self, project: str, fields: list[tuple[str, str]], fmt: str, path: str) -> tuple[int, list[str]]:
         """Write the labeled rows straight from DuckDB to a parquet, JSON Lines or CSV file

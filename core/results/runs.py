@@ -225,8 +225,16 @@ def run_warnings(store: Store, row: dict, reference: dict | None = None) -> list
         warnings.append(
             f"Run {row['run']} gives the same answer, {answer}, to all {len(preds)} held-out rows: it has learned "
             "one answer, not the task. Train longer, check that the training labels vary, or try another student.")
+    run = Run.find(store, row["run"])
+    changed = run.rows_changed_since()
+    if changed:
+        trained = run.config.get("data_snapshot", {}).get("rows")
+        warnings.append(
+            f"{changed} of the {trained or 'its'} rows run {row['run']} trained on have changed since it trained "
+            "(a review, a corrected label or rationale, a new teacher answer): its numbers describe the data as it "
+            "was. Train again to learn from the rows as they are now.")
     if reference is None:
-        reference = baselines(store, Run.find(store, row["run"]).project, [row["run"]])
+        reference = baselines(store, run.project, [row["run"]])
     mine = (reference or {}).get("runs", {}).get(row["run"])
     accuracy = row.get("test_accuracy")
     if mine and accuracy is not None and accuracy <= mine["majority_baseline"] + BASELINE_MARGIN:

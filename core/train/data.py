@@ -101,7 +101,8 @@ def training_examples(rows: list[dict], cfg) -> list[dict]:
             rationale = None  # a rejected (or, when asked, unapproved) rationale is never trained on
         if rationale and rng.random() >= cfg.rationale_fraction:
             rationale = None
-        out.append({"text": student_input(it["inputs"], it.get("choices")), "label": label, "rationale": rationale,
+        out.append({"row_id": it["row_id"], "version": it.get("version"),
+                    "text": student_input(it["inputs"], it.get("choices")), "label": label, "rationale": rationale,
                     # the teacher's answer was paid for and used: its label, or its rationale
                     "uses_teacher": cfg.label_source != "gold" or rationale is not None})
     return out
@@ -156,3 +157,38 @@ def make_batch(batch: list[dict], cfg, pad_id: int, device) -> dict:
         "label_targets": pad([e["label_out"] for e in batch], -100, device),
         "rationale_targets": pad([e["rat_out"] for e in with_rat], -100, device) if with_rat else None,
     }
+
+
+# ---- the snapshot: what a run trained on ---------------------------------------------------
+SNAPSHOT_FILE = "training_rows.jsonl"
+
+
+def write_snapshot(out_dir, examples: list[dict]) -> dict:
+    """Record exactly which rows, at which version, with which label and rationale the run trains
+    on (one line each, in the run folder), and return their count and content hash: a later
+    review cannot silently change what a finished run claims it learned."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    path = Path(out_dir) / SNAPSHOT_FILE
+    with open(path, "w", encoding="utf-8") as f:
+        for e in examples:
+            line = json.dumps({"row_id": e["row_id"], "version": e["version"], "label": e["label"],
+                               "rationale": e["rationale"]}, ensure_ascii=False, sort_keys=True)
+            digest.update(line.encode())
+            f.write(line + "\n")
+    return {"rows": len(examples), "sha256": digest.hexdigest()}
+
+
+def read_snapshot(out_dir) -> dict[str, int] | None:
+    """row id -> version of the rows a run trained on (None for runs from before snapshots)."""
+    import json
+    from pathlib import Path
+
+    path = Path(out_dir) / SNAPSHOT_FILE
+    if not path.exists():
+        return None
+    with open(path, encoding="utf-8") as f:
+        return {r["row_id"]: r["version"] for r in map(json.loads, f)}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.kernel.paths import run_dir
 from core.kernel.errors import NotFound
-from core.train.data import legacy_split_rows, split_rows
+from core.train.data import legacy_split_rows, read_snapshot, split_rows
 from core.train.trainer import TrainConfig
 
 
@@ -59,6 +59,12 @@ class Run:
         split = split_rows(items, test_fraction, cfg["split_seed"], cfg["val_fraction"],
                            cfg.get("task") or (self.store.get_project(self.project).task if self.store else "classification"))
         return split.train, split.test
+
+    def rows_changed_since(self) -> int | None:
+        """How many of the rows this run trained on were changed since (a review, a new teacher
+        answer): what it learned is no longer what the project holds. None without a snapshot."""
+        trained = read_snapshot(self.folder) if self.folder else None
+        return None if trained is None else self.store.rows_changed_since(self.project, trained)
 
     def evaluated_rows(self, test_rows: list[dict]) -> list[dict]:
         """The held-out rows the final evaluation scores (the first eval_limit)."""

@@ -33,7 +33,15 @@ from core.train.base_models import OFFLINE_DEFAULT, load_student
 from core.train.checkpoint import CHECKPOINT, Best, load_checkpoint, restore, run_state, save_checkpoint
 from core.train.distributed import Replicas
 from core.train.evaluate import confusion_matrix, evaluate
-from core.train.data import encode_examples, epoch_batches, make_batch, split_counts, split_rows, training_examples
+from core.train.data import (
+    encode_examples,
+    epoch_batches,
+    make_batch,
+    split_counts,
+    split_rows,
+    training_examples,
+    write_snapshot,
+)
 
 OBJECTIVES = ("multitask", "standard")           # label + rationale | label only
 LABEL_SOURCES = ("reviewed", "teacher", "gold")  # reviewed = teacher labels with reviewer corrections
@@ -315,6 +323,7 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
     if replicas.world > 1:
         resolved |= {"processes": replicas.world, "global_batch_size": cfg.batch_size * replicas.world}
     if replicas.main:
+        resolved["data_snapshot"] = write_snapshot(out_dir, examples)
         (out_dir / "train_config.json").write_text(json.dumps(resolved, indent=2))
 
     # ---- resume -------------------------------------------------------------------
