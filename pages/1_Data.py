@@ -9,6 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from core.ingest.files import ColumnMapping, import_source, open_file, open_hf
+from core.ingest.hf import check_served_folder
+from core.kernel.paths import workspace_dir
 from core.kernel.tasks import TASK_TYPES, TASKS
 from ui import page_setup, plain, project_picker, set_current_project, show_error
 
@@ -52,7 +54,7 @@ def uploaded_copy(upload) -> Path:
     return path
 
 
-def choose_source():
+def choose_source(store):
     """(a function that opens the chosen source, a default project name), or (None, None)."""
     kind = st.radio("Source", [UPLOAD, HF], horizontal=True, key="data_source")
     if kind == UPLOAD:
@@ -64,7 +66,11 @@ def choose_source():
     split = st.text_input("Split (for a dataset with several splits)", placeholder="e.g. train", key="hf_split").strip()
     if not ref:
         return None, None
-    return (lambda: open_hf(ref, split or None)), Path(ref).name
+
+    def opener():
+        check_served_folder(ref, workspace_dir(store))  # a visitor reads no folder outside the workspace
+        return open_hf(ref, split or None)
+    return opener, Path(ref).name
 
 
 def import_section(store, opener, default_project: str) -> str | None:
@@ -92,7 +98,7 @@ def main() -> None:
     current = project_picker(store)
     if "_imported" in st.session_state:
         st.success(st.session_state.pop("_imported"))
-    opener, default_project = choose_source()
+    opener, default_project = choose_source(store)
     if opener is not None:
         try:
             current = import_section(store, opener, default_project) or current

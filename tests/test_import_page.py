@@ -11,13 +11,23 @@ from tests.helpers import REPO
 HF = "Hugging Face dataset (folder or id)"
 
 
-@pytest.fixture
-def folder(tmp_path):
+def save_dataset(path):
     ds = datasets.Dataset.from_dict({"id": ["a", "b", "c"], "text": ["card charged twice", "app crashes", "lost"],
                                      "label": ["billing", "technical", "shipping"]})
-    path = tmp_path / "tickets_ds"
     datasets.DatasetDict({"train": ds, "test": ds.select([2])}).save_to_disk(str(path))
     return path
+
+
+@pytest.fixture
+def folder(app_store, tmp_path):
+    """A dataset folder inside the app's workspace (the folder of its database): the page reads there."""
+    import shutil
+
+    from core.kernel.paths import workspace_dir
+
+    path = save_dataset(workspace_dir(app_store) / f"tickets_ds_{tmp_path.name}")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def by_label(widgets, label: str):
@@ -59,3 +69,26 @@ def test_a_refused_source_is_an_error_on_the_page_and_changes_nothing(app_store,
     by_label(at.button, "Import").click().run()
     assert not at.exception and any("may hold letters" in e.value for e in at.error)
     assert app_store.list_projects() == before
+
+
+def test_the_page_reads_no_dataset_folder_outside_its_workspace_unless_configured(app_store, tmp_path,
+                                                                                  tmp_path_factory, monkeypatch):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")  # beside the workspace (tmp_path), not in it
+    outside = save_dataset(elsewhere / "ds")
+    def previewed(at) -> bool:
+        return any("3 rows, columns" in c.value for c in at.caption)
+
+    at = open_dataset(outside, "train")
+    assert not at.exception and not previewed(at)
+    assert any("only inside its workspace" in e.value for e in at.error)
+    link = __import__("core.kernel.paths", fromlist=["x"]).workspace_dir(app_store) / f"link_{tmp_path.name}"
+    link.symlink_to(outside)  # a link inside the workspace to a folder outside: refused too
+    try:
+        at = open_dataset(link, "train")
+        assert any("only inside its workspace" in e.value for e in at.error) and not previewed(at)
+    finally:
+        link.unlink()
+    monkeypatch.setenv("DISTILL_DATA_DIRS", str(elsewhere))  # the operator allows that folder
+    at = open_dataset(outside, "train")
+    assert not at.error and previewed(at)
+    assert "ds" not in app_store.list_projects()  # previewed, nothing imported

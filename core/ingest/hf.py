@@ -3,9 +3,29 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from core.kernel.errors import DataImportError
+
+DATA_DIRS_ENV = "DISTILL_DATA_DIRS"  # more folders the app may read datasets from (os.pathsep-separated)
+
+
+def check_served_folder(ref: str, workspace: Path) -> None:
+    """Refuse a dataset folder outside the app's workspace (the folder of its database) and the
+    folders listed in DISTILL_DATA_DIRS: a visitor of the app must not read whatever folder the
+    server can. A ref that is no local path is a Hub id and passes. The CLI is not limited: its
+    user has the filesystem anyway."""
+    path = Path(ref).expanduser()
+    if not path.exists():
+        return
+    real = path.resolve()  # symlinks and .. resolved before the check
+    roots = [workspace.resolve()] + [Path(p).expanduser().resolve()
+                                     for p in os.environ.get(DATA_DIRS_ENV, "").split(os.pathsep) if p.strip()]
+    if not any(real == root or real.is_relative_to(root) for root in roots):
+        raise DataImportError(f"The app reads dataset folders only inside its workspace ({roots[0]}). Move the "
+                              f"folder there, import it with `python -m core import --hf FOLDER`, or list its parent "
+                              f"folder in {DATA_DIRS_ENV} when starting the app.")
 
 
 def load_hf(ref: str, split: str | None):
