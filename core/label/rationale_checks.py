@@ -56,10 +56,13 @@ CHECK_HELP = {
 LEAKAGE_MAX_OTHER_WORDS = 0
 # ungrounded: below this share of content words found in the input or choices. Real chain-of-thought
 # restates the question and adds some world knowledge: on CommonsenseQA (PaLM) the median share is
-# 1.0, a quarter of the rows are under 0.75 and 5% under 0.57, and rows between 0.4 and 0.5 still
-# read as grounded paraphrase ("a place where canned goods are kept" for a pantry question); under
-# 0.4 a rationale mostly talks about what the input does not mention (1.1% of CQA rows, 0% of SVAMP).
-UNGROUNDED_MAX_SHARE = 0.4
+# 1.0, a quarter of the rows are under 0.75 and 5% under 0.57. The threshold is set by what a flag is
+# worth to a reviewer (bench/rationale_precision.py: of the flagged rows, the share whose label is
+# wrong, against the unflagged rows). At 0.4 it flagged 36% of GPT-3.5's zero-shot CQA rationales at
+# 40% wrong against 27% (lift 1.49), and PaLM's flags were less often wrong than the rest (lift 0.69);
+# at 0.15 it flags 6.3% of GPT-3.5's at 57% wrong against 30% (lift 1.89) and 0.1% of PaLM's. The
+# share itself stays a sort ("least grounded rationale") for reviewers who want to go further.
+UNGROUNDED_MAX_SHARE = 0.15
 # ... judged only with this many content words: a share of 1 to 3 words moves in steps of a third
 # and is noise ("Double charge.", "only fire can be lit").
 UNGROUNDED_MIN_WORDS = 4
