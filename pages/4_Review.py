@@ -10,14 +10,16 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core.review import rules as review
 from core.db import REVIEW_FILTERS, REVIEW_SORTS
 from core.db.review_events import utc_now
 from core.label.rationale_flags import shared_word_segments
+from core.review import rules as review
 from core.review.rules import FORM_MODES, REASON_CODES, VERDICTS
+from ui import page_setup, plain, project_picker, show_error, signed_in_user
 from ui.review_panels import (
     bulk_panel,
     checks_panel,
+    explain_panel,
     export_panel,
     fixes_panel,
     flash,
@@ -25,7 +27,6 @@ from ui.review_panels import (
     sampling_panel,
     show_flash,
 )
-from ui import page_setup, plain, project_picker, show_error, signed_in_user
 
 PAGE_SIZE = 25
 KEYED_LABELS = 9  # labels 1-9 get a key each
@@ -356,7 +357,7 @@ def main() -> None:
         return
     st.caption(f"{total} rows match.")
     if not focus:
-        for panel in (sampling_panel, quality_panel, checks_panel, fixes_panel, export_panel):
+        for panel in (sampling_panel, quality_panel, checks_panel, explain_panel, fixes_panel, export_panel):
             panel(store, name)
         if rows:
             bulk_panel(store, name, project, filters, search, total)

@@ -12,7 +12,8 @@ from core.results import runs as results
 from core.results.runs import HELP
 from core.train.jobs import start_sweep
 from core.train.base_models import OFFLINE_DEFAULT, available_students
-from core.train.trainer import LABEL_SOURCES, OBJECTIVES, TrainConfig, describe_split
+from core.train.data import describe_split
+from core.train.trainer import LABEL_SOURCES, OBJECTIVES, TrainConfig
 from ui import page_setup, plain, project_picker, show_error
 
 CUSTOM = "Other (hub id or local folder)…"
@@ -195,7 +196,8 @@ def main() -> None:
                "Each run is scored on its validation rows about five times while it trains and keeps the best step; "
                "the test rows are scored once, at the end. "
                "Runs checkpoint every 50 steps and resume after a crash, a kill or a pause.")
-    st.caption(plain(describe_split(store, name)), help=HELP["held_out"])
+    st.caption(plain(describe_split(store.count_items(name)["by_split"], TrainConfig.test_fraction,
+                                    TrainConfig.val_fraction, TrainConfig.split_seed)), help=HELP["held_out"])
     spec = custom.strip() if student == CUSTOM else student
     if start:
         try:

@@ -8,14 +8,13 @@ import pandas as pd
 import streamlit as st
 
 from core import jobs
-
-from core.review import prompt_fixes
-
-from core.review import rules as review
-from core.review.dataset_export import FORMATS, export_bytes, left_out
+from core.kernel.errors import ConfigError
 from core.kernel.prices import load_prices
 from core.label.rationale_checks import CHECK_HELP, CHECKS
 from core.label.rationale_flags import refresh_rationale_checks
+from core.review import prompt_fixes
+from core.review import rules as review
+from core.review.dataset_export import FORMATS, export_bytes, left_out
 from core.review.rules import (
     BULK_ACTIONS,
     REASON_CODES,
@@ -24,7 +23,7 @@ from core.review.rules import (
     sample_size,
 )
 from core.review.stats import review_costs, review_stats
-from ui import api_key, job_env, plain, show_error
+from ui import api_key, job_env, plain, quote_metrics, show_error
 
 
 def flash(slot: str, kind: str, payload) -> None:
@@ -181,6 +180,46 @@ def checks_panel(store, name: str) -> None:
                   help="They run by themselves after each labeling run and import; run them here after "
                        "editing rationales.")
         show_flash("checks")
+
+
+# ---- the teacher explains corrected labels ------------------------------------------------------
+def explain_panel(store, name: str) -> None:
+    """Corrected labels hold no rationale (the teacher's argued for its own label): the teacher may
+    explain the reviewer's label, priced first."""
+    from core.label.config import LabelConfig
+    from core.label.explain import check_quote, quote_explanations
+
+    waiting = len(store.corrected_without_rationale(name))
+    with st.expander(f"Corrected labels without a rationale ({waiting})"):
+        st.caption("When a reviewer changes a label, the teacher's rationale (which argued for the teacher's label) "
+                   "is cleared: the row trains on its label alone until it has a rationale that fits. Write one in "
+                   "the review form, or ask the teacher to explain the corrected label; an explanation that argues "
+                   "for another label is not kept.")
+        if not waiting:
+            return
+        if st.button(f"Price the teacher's explanations of {waiting} row(s)", key="explain_price"):
+            try:
+                st.session_state["_explain_quote"] = quote_explanations(store, name, load_prices())
+            except Exception as exc:
+                show_error(exc)
+        quote = st.session_state.get("_explain_quote")
+        if quote is None or quote.project != name or quote.rows != waiting:
+            return
+        override = quote_metrics("Explanation", quote.requests, quote.cost_usd_p50, quote.cost_usd_p90,
+                                 quote.over_budget, key="explain_override")
+        if st.button("Ask the teacher", key="explain_start", type="primary"):
+            try:
+                check_quote(quote, override)
+                if quote.requests and not api_key():
+                    raise ConfigError(f"{quote.requests} request(s) to send, and no API key is set. Set "
+                                      "ANTHROPIC_API_KEY in the environment or in Streamlit secrets.")
+                cfg = LabelConfig(name, explain_corrections=True).validate()
+                job_id = jobs.start_job(store, name, "label", cfg.as_job_config(), env=job_env())
+                st.session_state.pop("_explain_quote", None)
+                st.success(f"Job {job_id} asks the teacher to explain {quote.rows} corrected label(s). "
+                           "Follow it on the Label page.")
+            except Exception as exc:
+                show_error(exc)
 
 
 # ---- prompt fixes --------------------------------------------------------------------------

@@ -167,3 +167,34 @@ def cmd_reread(args, store: Store) -> dict:
                       budget_usd=args.budget).validate()
     job_id, result = jobs.run_foreground(store, args.project, "label", cfg.as_job_config())
     return {**out, "job_id": job_id, **summary_fields(result)}
+
+
+def explain_flags(p) -> None:
+    p.add_argument("--yes", action="store_true", help="send the requests (without it: only the quote)")
+    p.add_argument("--override", action="store_true", help="send even when P90 exceeds what is left of the cap "
+                                                          "(the cap still stops spending at its limit)")
+    p.add_argument("--model", help="teacher model (default: the project's)")
+    p.add_argument("--budget", type=float, help="stop before this run's spend could pass this many USD")
+
+
+@command("explain-corrections", "Ask the teacher to explain the labels reviewers corrected (their rows hold no "
+                                "rationale that fits): priced first, sent only with --yes, refused over the cap.",
+         explain_flags)
+def cmd_explain_corrections(args, store: Store) -> dict:
+    from core import jobs
+    from core.kernel.prices import load_prices
+    from core.label.explain import check_quote, quote_explanations
+
+    quote = quote_explanations(store, args.project, load_prices(), args.model)
+    out = {"quote": quote.as_dict()}
+    if not args.yes or not quote.rows:
+        cost = "cost unknown: the model has no price" if quote.cost_usd_p90 is None else f"P90 ${quote.cost_usd_p90:.4f}"
+        return {**out, "sent": 0, "note": "no corrected row lacks a rationale" if not quote.rows else
+                f"add --yes to send {quote.requests} request{'s' * (quote.requests != 1)} ({cost})"}
+    if quote.requests and quote.cost_usd_p90 is None:
+        raise AppError(f"{quote.model} has no price in the price file, so the cost cannot be tracked.")
+    check_quote(quote, args.override)
+    cfg = LabelConfig(args.project, model=args.model, budget_usd=args.budget, explain_corrections=True).validate()
+    job_id, result = jobs.run_foreground(store, args.project, "label", cfg.as_job_config())
+    return {**out, "job_id": job_id, "explained": result.get("labeled", 0),
+            "not_fitting": result.get("flagged", 0), **summary_fields(result)}

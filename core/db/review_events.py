@@ -178,6 +178,12 @@ class ReviewEventTables:
             r["inputs"] = json.loads(r["inputs"])
         return rows
 
+    def corrected_without_rationale(self, project: str) -> list[dict]:
+        """Rows whose label a reviewer set and that hold no rationale (the teacher's argued for
+        another label and was cleared): the rows a teacher explanation would give one to."""
+        return self._items("WHERE project = ? AND reviewed AND label IS NOT NULL AND label_source = 'reviewer' "
+                           "AND coalesce(rationale, '') = '' ORDER BY idx", [project])
+
     def unreviewed_answered(self, project: str, teacher_labels: list[str] | None = None,
                             check: str | None = None) -> list[str]:
         """Unreviewed answered rows (in import order) whose teacher label is one of

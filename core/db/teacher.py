@@ -37,6 +37,7 @@ class TeacherWrites:
     settled: list[tuple[int, float]] = field(default_factory=list)  # (reservation id, real cost)
     released: list[int] = field(default_factory=list)  # reservations of calls that failed unbilled
     rereads: list[dict] = field(default_factory=list)   # REREAD_COLUMNS: answers read again by a second model
+    explanations: list[dict] = field(default_factory=list)  # row_id, label, rationale: a reviewer's label explained
 
 
 _PARSE_BY_VERSION = """
@@ -116,6 +117,20 @@ class TeacherTables:
                 con, "reread_rows", writes.rereads, REREAD_COLUMNS,
                 f"INSERT OR REPLACE INTO answer_rereads(project, {', '.join(REREAD_COLUMNS)}) "
                 f"SELECT ?, {', '.join(REREAD_COLUMNS)} FROM reread_rows", [project])
+            # the teacher's explanation of a reviewer's label becomes the row's rationale only while
+            # the row still holds that label with no rationale (a reviewer's edit meanwhile wins)
+            fits = ("i.project = ? AND i.row_id = e.row_id AND i.reviewed AND i.label = e.label "
+                    "AND coalesce(i.rationale, '') = ''")
+            run_with_rows(
+                con, "explained_rows", writes.explanations, ["row_id", "label", "rationale"],
+                "INSERT INTO audit_log(project, row_id, reviewer, field, before, after, reason, change_id, row_version) "
+                "SELECT i.project, i.row_id, 'teacher', 'rationale', i.rationale, e.rationale, "
+                "'the teacher explained the corrected label', 'explain-' || i.row_id || '-' || (i.version + 1), "
+                f"i.version + 1 FROM items i, explained_rows e WHERE {fits}", [project])
+            run_with_rows(
+                con, "explained_rows", writes.explanations, ["row_id", "label", "rationale"],
+                "UPDATE items i SET rationale = e.rationale, version = i.version + 1, updated_at = current_timestamp "
+                f"FROM explained_rows e WHERE {fits}", [project])
             run_with_rows(
                 con, "error_rows", writes.errors, ["row_id", "error"],
                 "UPDATE items SET status = 'error', error = r.error, version = items.version + 1, "

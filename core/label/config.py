@@ -36,6 +36,9 @@ class LabelConfig:
     # A re-read run (core.label.reread): this model reads the unread stored answers again; nothing
     # is asked of the teacher. Set by `core reread` and the Prompt page, not a flag of `label`.
     reread_model: str | None = field(default=None, metadata={"cli": False})
+    # An explain run (core.label.explain): the teacher explains the labels reviewers corrected.
+    # Set by `core explain-corrections` and the Review page, after their quote.
+    explain_corrections: bool = field(default=False, metadata={"cli": False})
 
     def validate(self) -> LabelConfig:
         check_plan_args(self.relabel, self.rationale_fraction)

@@ -44,6 +44,10 @@ def run_label_job(store, job: dict, should_stop, observer=None) -> dict:
         run = RereadRun(store, cfg.project, model=cfg.reread_model, concurrency=cfg.concurrency, limit=cfg.limit,
                         budget_usd=cfg.budget_usd, row_ids=cfg.row_ids, job_id=job["id"], on_progress=on_progress,
                         should_stop=should_stop)
+    elif cfg.explain_corrections:  # the teacher explains the labels reviewers corrected
+        from core.label.explain import ExplainRun
+
+        run = ExplainRun.from_config(store, cfg, job_id=job["id"], on_progress=on_progress, should_stop=should_stop)
     else:
         run = TeacherRun.from_config(store, cfg, job_id=job["id"], on_progress=on_progress, should_stop=should_stop)
     summary = run.run().as_dict()

@@ -66,6 +66,14 @@ def split_counts(by_split: dict[str, int], test_fraction: float, val_fraction: f
             split_text(bool(own_test), bool(own_val), test, validation, test_fraction, val_fraction, seed))
 
 
+def describe_split(by_split: dict[str, int], test_fraction: float, val_fraction: float, seed: int) -> str:
+    """The rows a run trains on, chooses its checkpoint on and is tested on, in words, from the
+    row counts per data split (the same for every run with these fractions and split seed)."""
+    train_n, val_n, test_n, how = split_counts(by_split, test_fraction, val_fraction, seed)
+    return (f"{train_n} rows to train on, {val_n} validation rows (choose the checkpoint), "
+            f"{test_n} test rows (scored once). Held out: {how}.")
+
+
 def split_text(own_test: bool, own_val: bool, test: int, validation: int, test_fraction: float,
                val_fraction: float, seed: int) -> str:
     return (("the data's own test split" if own_test else f"{test} rows ({test_fraction:.0%}) held out for the test")

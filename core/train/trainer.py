@@ -37,7 +37,6 @@ from core.train.data import (
     encode_examples,
     epoch_batches,
     make_batch,
-    split_counts,
     split_rows,
     training_examples,
     write_snapshot,
@@ -438,16 +437,6 @@ class StoreReport(Report):
 def training_data(store, project_name: str) -> TrainingData:
     project = store.get_project(project_name)
     return TrainingData(project.task, project.label_set, store.items_by_order(project_name, None))
-
-
-def describe_split(store, project_name: str, cfg: TrainConfig | None = None) -> str:
-    """The rows a run of the project trains on, chooses its checkpoint on and is tested on, in
-    words (the same for every run with these fractions and split seed)."""
-    cfg = cfg or TrainConfig(project=project_name)
-    train_n, val_n, test_n, how = split_counts(store.count_items(project_name)["by_split"], cfg.test_fraction,
-                                               cfg.val_fraction, cfg.split_seed)
-    return (f"{train_n} rows to train on, {val_n} validation rows (choose the checkpoint), "
-            f"{test_n} test rows (scored once). Held out: {how}.")
 
 
 def train_project(store, cfg: TrainConfig, job_id: str | None = None, should_stop=lambda: None) -> dict:
