@@ -9,8 +9,9 @@ mean ~45, with commas and quotes), then measures, side by side in one run:
                   (which rows get a rationale) for that fraction, in seconds
   batches         a Batches-mode labeling run against the fake server on --label-rows of the rows:
                   requests per second of wall time, and requests the server billed twice
-  review          with every row labeled: queue page p50/p95 for each filter and each sort, one
-                  saved edit (in the app's rerun), the Review page's render through AppTest
+  review          with every row labeled: the queue's count and page (as the page asks them, through
+                  the app's store) p50/p95 for each filter and each sort, one saved edit (in the
+                  app's rerun), the Review page's render through AppTest
   export          the project to Parquet, and building the training set (rows, split, examples),
                   each in its own process: seconds and peak RSS
 
@@ -176,17 +177,24 @@ def label_everything(store) -> None:
                     "label_source = 'teacher' WHERE project = 'big'")
 
 
-def review_queue(store, repeats: int) -> dict:
-    from core.db import REVIEW_FILTERS, REVIEW_SORTS
+def review_queue(db: Path, repeats: int) -> dict:
+    """What the Review page's queue costs: the count and one page of it, through the app's store
+    (it keeps the file open across one rerun's queries), for every filter and every sort."""
+    from core.db import REVIEW_FILTERS, REVIEW_SORTS, Store
 
+    store = Store(db, hold_s=0.3)
     out = {}
     cases = [(f, "import order") for f in REVIEW_FILTERS] + [("unreviewed", s) for s in REVIEW_SORTS if s != "import order"]
     for name, sort in cases:
         times = []
         for r in range(repeats):
-            times.append(timed(lambda: store.review_page("big", [name], page=r * 7, sort=sort)))
+            def page():
+                total = store.review_count("big", [name])
+                store.review_page("big", [name], page=r * 7, sort=sort, total=total)
+            times.append(timed(page))
         out[f"{name} | {sort}"] = {"p50_ms": round(1000 * statistics.median(times), 1),
                                    "p95_ms": round(1000 * p95(times), 1)}
+    store.release()
     return out
 
 
@@ -263,7 +271,7 @@ def main() -> None:
         result["batches"] = batches_run(store, args.label_rows)
         print(f"Batches run on {args.label_rows:,} rows: {result['batches']}", flush=True)
         label_everything(store)
-        result["queue"] = review_queue(store, args.repeats)
+        result["queue"] = review_queue(db, args.repeats)
         worst = max(result["queue"].items(), key=lambda kv: kv[1]["p95_ms"])
         all_times = [v["p95_ms"] for v in result["queue"].values()]
         print(f"review queue: {len(all_times)} filters and sorts; worst p95 {worst[1]['p95_ms']} ms ({worst[0]}); "

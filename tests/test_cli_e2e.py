@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.helpers import REPO, TICKETS_CSV
 
@@ -54,6 +55,13 @@ def test_import_label_review_train_runs_export(tmp_path, fake):
     assert len(runs["runs"]) == 1
     assert runs["runs"][0]["status"] == "completed" and "train_loss" in runs["runs"][0]["metrics"]
     assert runs["runs"][0]["config"]["label_source"] == "reviewed"
+    config = runs["runs"][0]["config"]  # as resolved: the split, the chosen step, what it trained on
+    assert "held out for the test" in config["split"] and config["data_snapshot"]["rows"] == config["train_rows"]
+    assert config["chosen_step"] is not None and runs["runs"][0]["warnings"] == []
+    cli("review", "--db", db, "--project", "t", "--row-id", "1", "--reviewer", "ana", "--label", "shipping")
+    changed = cli("runs", "--db", db, "--project", "t")[0]["runs"][0]["warnings"]
+    if "1" in (json.loads(line)["row_id"] for line in open(Path(config["out_dir"]) / "training_rows.jsonl")):
+        assert any("changed since it trained" in w for w in changed), changed
 
     export_path = tmp_path / "out.jsonl"
     exp, _ = cli("export", "--db", db, "--project", "t", "--format", "jsonl", str(export_path))

@@ -109,3 +109,46 @@ def test_invalid_utf8_ragged_rows_and_bad_json_name_the_line(store):
             r"^line 2: expected a JSON object, got list\.$")
     with pytest.raises(DataImportError, match="Unsupported file type 'exe'"):
         open_bytes(b"MZ", "t.exe")
+
+
+PEAK = """
+import json, sys
+from pathlib import Path
+from core.cli.main import main
+code = main(["import", "--db", sys.argv[1], "--project", "bomb", "--task", "classification", "--id-field", "id",
+             "--input-fields", "text", "--label-field", "label", "--json", sys.argv[2]])
+kb = next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:"))
+print(json.dumps({"exit": code, "peak_mb": kb / 1024}))
+"""
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_a_memory_bomb_is_refused_at_the_real_limits_before_memory_grows(store, tmp_path, kind):
+    """With the default limits, in its own process as the CLI runs it: a small Parquet file that
+    inflates to 4.5 GB of text, and a CSV whose one field is 300 MB, are refused with a clear
+    message while the process stays under 1.5 GB, and the database is unchanged."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    if kind == "parquet":
+        path = bomb(tmp_path / "bomb.parquet", 900_000, 5_000, compression="zstd")
+        message = "of text; the limit is 1.0 GB"
+    else:
+        path = tmp_path / "bomb.csv"
+        with open(path, "wb") as f:
+            f.write(b"id,text,label\n1,")
+            for _ in range(300):
+                f.write(b"z" * (1024 * 1024))
+            f.write(b",x\n")
+        message = "line 2: a cell longer than 4.0 MB; the limit is 100,000 characters per field."
+    before = state(store)
+    out = subprocess.run([sys.executable, "-c", PEAK, str(store.path), str(path)], cwd=REPO, capture_output=True,
+                         text=True, timeout=600, check=False)
+    lines = out.stdout.strip().splitlines()
+    refusal, measured = json.loads(lines[-2]), json.loads(lines[-1])
+    assert measured["exit"] != 0 and message in refusal["error"], refusal
+    assert measured["peak_mb"] < 1536, measured
+    assert state(store) == before

@@ -272,6 +272,8 @@ def test_review_page_exports_the_dataset_as_a_zipped_hf_folder(app_store):
 def test_train_page_starts_a_run(app_store):
     at = open_page("pages/5_Train.py")
     assert not at.exception
+    split = next(c.value for c in at.caption if "validation rows" in c.value)  # the split, before any run
+    assert "280 rows to train on, 40 validation rows" in split and "80 test rows (scored once)" in split
     at.selectbox(key="student").set_value("tiny-random")
     at.number_input(key="steps").set_value(3)
     at.button[0].click().run()
@@ -325,6 +327,11 @@ def test_results_page_compares_runs_and_exports(app_store, tmp_path):
     assert titles[:5] == ["Run comparison", "Training loss per task", "Accuracy over steps",
                           "Accuracy against rationale fraction", "Accuracy against teacher spend"]
     assert len(at.dataframe[0].value) == 2
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Macro-F1"] != "—" and 0 <= float(metrics["Macro-F1"]) <= 1  # beside accuracy
+    per_class = next(d.value for d in at.dataframe if "precision" in d.value.columns)
+    assert {"class", "precision", "recall", "F1", "rows"} <= set(per_class.columns)
+    assert any("best on the validation rows" in c.value for c in at.caption)
     at.radio(key="export_format").set_value("svg")
     at.button(key="export_prepare").click().run()
     assert at.session_state["chart_file"][1].lstrip().startswith(b"<svg")

@@ -8,15 +8,21 @@ from core.cli.commands import command
 from core.db import Store
 
 
-@command("runs", "List training runs with config, status and latest metrics.")
+@command("runs", "List training runs with config, status, latest metrics and the Results page's warnings "
+                 "(one answer for everything, no better than the baseline, data changed since training).")
 def cmd_runs(args, store: Store) -> dict:
     from core import jobs
+    from core.results.runs import run_warnings
+    from core.train.run import Run
 
     runs = []
     for job in jobs.jobs_for(store, args.project, "train"):
-        runs.append({"id": job["id"], "status": job["status"], "config": job["config"], "error": job["error"],
-                     "created_at": job["created_at"], "finished_at": job["finished_at"],
-                     "metrics": store.latest_metrics(job["id"])})
+        metrics = store.latest_metrics(job["id"])
+        row = {"run": job["id"], "status": job["status"], "test_accuracy": metrics.get("test_accuracy")}
+        config = Run(job).config  # as the run resolved it (split, chosen step, data snapshot) once it started
+        runs.append({"id": job["id"], "status": job["status"], "config": config, "error": job["error"],
+                     "created_at": job["created_at"], "finished_at": job["finished_at"], "metrics": metrics,
+                     "warnings": run_warnings(store, row)})
     return {"runs": runs}
 
 

@@ -114,6 +114,9 @@ def diagnose_csv(path: Path, delimiter: str, ncols: int, limits: ImportLimits) -
                     raise DataImportError(f"line {reader.line_num}: a cell of {longest:,} characters; the limit is "
                                           f"{limits.max_field_chars:,}.")
         except csv.Error as exc:
+            if "field larger than field limit" in str(exc):
+                raise DataImportError(f"line {reader.line_num}: a cell longer than {size_text(CSV_BUFFER)}; the limit "
+                                      f"is {limits.max_field_chars:,} characters per field.") from exc
             raise DataImportError(f"line {reader.line_num}: malformed CSV ({exc}).") from exc
 
 

@@ -139,6 +139,8 @@ class Source:
         reads compact columns instead of parsing again."""
         select, where = self.scan.text_select(self.columns, types, label_names, drop_null_rows)
         self.rows = self._grow_on_oom(lambda: self.scan.count_raw(where))
+        if self.rows == 0 and self._diagnose is not None:
+            self._diagnose()  # DuckDB reads a file whose only record outgrows its buffer as empty: name that record
         if self.rows > self.limits.max_rows:
             raise DataImportError(f"{self.name} has {self.rows:,} rows; the limit is {self.limits.max_rows:,}.")
         if stage:

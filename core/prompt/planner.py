@@ -105,23 +105,33 @@ def plan_requests(store, project, model: str, *, relabel: str | None = None, rat
     return planned
 
 
+def _planned(item: dict, request: dict, with_rationale: bool, current: bool | None = None) -> PlannedRequest:
+    """A PlannedRequest whose key (the request's hash) is computed once; `current` None: the
+    row's stored answer is current when it is this very request."""
+    planned = PlannedRequest(item, request, with_rationale)
+    planned.current = (item.get("request_hash") == planned.key) if current is None else current
+    return planned
+
+
 def _plan_row(item, project, short, explain, model, examples, share) -> PlannedRequest:
     """One row's request. A row in the rationale share whose stored answer came from the
     label-only prompt, with a label, gets its rationale topped up in explain-label mode (its
     label given); a row answered that way already counts as current."""
     stored = item.get("request_hash")
     if share is not None and item["row_id"] not in share:
-        request = request_for(short, item, model)
-        return PlannedRequest(item, request, False, current=stored == request_hash(request))
+        return _planned(item, request_for(short, item, model), False)
     request = request_for(project, item, model, examples)
-    if stored is None or stored == request_hash(request) or explain is None or not _known_label(item):
-        return PlannedRequest(item, request, True, current=stored == request_hash(request))
+    if stored is None:  # never answered (most rows of a first run): nothing to compare
+        return _planned(item, request, True, current=False)
+    planned = _planned(item, request, True)
+    if planned.current or explain is None or not _known_label(item):
+        return planned
     given = request_for(explain, {**item, "gold": _known_label(item)}, model)
     if stored == request_hash(given):
-        return PlannedRequest(item, request, True, current=True)  # topped up already
+        return _planned(item, request, True, current=True)  # topped up already
     if stored == request_hash(request_for(short, item, model)):
-        return PlannedRequest(item, given, True)  # answered label-only: top the rationale up
-    return PlannedRequest(item, request, True)
+        return _planned(item, given, True, current=False)  # answered label-only: top the rationale up
+    return planned
 
 
 def requests_to_send(store, project, model: str, **plan_args) -> tuple[list[PlannedRequest], int]:
