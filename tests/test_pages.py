@@ -272,7 +272,7 @@ def test_review_page_exports_the_dataset_as_a_zipped_hf_folder(app_store):
 def test_train_page_starts_a_run(app_store):
     at = open_page("pages/5_Train.py")
     assert not at.exception
-    split = next(c.value for c in at.caption if "validation rows" in c.value)  # the split, before any run
+    split = next(c.value for c in at.caption if "rows to train on" in c.value)  # the split, before any run
     assert "280 rows to train on, 40 validation rows" in split and "80 test rows (scored once)" in split
     at.selectbox(key="student").set_value("tiny-random")
     at.number_input(key="steps").set_value(3)
