@@ -107,3 +107,15 @@ def _page_that_imports_tickets():
     if not st.session_state.get("_imported"):  # the import happens once, after the picker is drawn
         st.session_state["_imported"] = True
         set_current_project("tickets")
+
+
+def test_a_new_tab_without_a_project_in_the_url_opens_the_one_last_used(app_store):
+    """A new tab, a bookmark without ?project= or a sidebar link in a fresh session: the project
+    last opened in this workspace, not the demo created first."""
+    used = open_page("pages/3_Label.py", "tickets")
+    assert picker(used).value == "tickets"
+    fresh = open_page("pages/1_Data.py")  # another tab: a new session, no query string
+    assert not fresh.exception and not fresh.warning
+    assert picker(fresh).value == "tickets" and rows(fresh) == "6" and url_project(fresh) == "tickets"
+    picker(fresh).set_value(DEMO).run()
+    assert open_page("app.py").sidebar.selectbox(key="_project_widget").value == DEMO  # the latest choice wins

@@ -139,20 +139,21 @@ def _picked() -> None:
         set_current_project(choice)
 
 
-def current_project(projects: list[str]) -> tuple[str, str | None]:
+def current_project(projects: list[str], last_opened: str | None = None) -> tuple[str, str | None]:
     """The project to show and, when the URL names a project that does not exist, that name.
 
     A project that code made current since the last rerun (st.session_state["project"] set
     directly, as an import does) comes first; then the URL's ?project=; then this session's
     choice (switching pages through the sidebar drops query parameters, so the session restores
-    it); then the first project."""
+    it); then the project last opened in this workspace (a new tab, a bookmark); then the first."""
     wanted = st.query_params.get(PROJECT_PARAM)
     session = st.session_state.get("project")
     if session in projects and session != st.session_state.get(_PROJECT_SHOWN):
         return session, None
     if wanted in projects:
         return wanted, None
-    return (session if session in projects else projects[0]), (wanted or None)
+    fallback = session if session in projects else last_opened if last_opened in projects else projects[0]
+    return fallback, (wanted or None)
 
 
 def project_picker(store: Store) -> str | None:
@@ -160,9 +161,12 @@ def project_picker(store: Store) -> str | None:
     if not projects:
         st.sidebar.info("No project yet. Import data on the Data page.")
         return None
-    current, missing = current_project(projects)
+    current, missing = current_project(projects, store.last_opened_project())
     if missing is not None:
         st.warning(plain(f"There is no project named {missing!r}; showing {current!r} instead."))
+    if st.session_state.get("_opened_recorded") != current:  # once per switch, not every rerun
+        store.mark_opened(current)
+        st.session_state["_opened_recorded"] = current
     set_current_project(current)  # also puts it back in the URL after a page switch dropped it
     st.session_state[_PROJECT_SHOWN] = current
     # Streamlit drops widget state when the user switches pages, so the widget is seeded from the

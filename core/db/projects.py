@@ -32,6 +32,16 @@ class ProjectTables:
     def list_projects(self) -> list[str]:
         return [r["name"] for r in self.query("SELECT name FROM projects ORDER BY created_at, name")]
 
+    def mark_opened(self, name: str) -> None:
+        """Record that the app showed this project now (core.db: the last one opened is the default)."""
+        with self.transaction() as con:
+            con.execute("UPDATE projects SET opened_at = current_timestamp WHERE name = ?", [name])
+
+    def last_opened_project(self) -> str | None:
+        """The project the app showed last in this workspace; None before any was shown."""
+        rows = self.query("SELECT name FROM projects WHERE opened_at IS NOT NULL ORDER BY opened_at DESC LIMIT 1")
+        return rows[0]["name"] if rows else None
+
     def get_project(self, name: str) -> Project:
         rows = self.query("SELECT * FROM projects WHERE name = ?", [name])
         if not rows:

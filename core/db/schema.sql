@@ -1,6 +1,6 @@
 -- Generated from a freshly migrated database; do not edit.
 -- Regenerate after adding a migration to core/db/migrations/: python -m core.db.schema
--- Schema version 14.
+-- Schema version 15.
 
 CREATE SEQUENCE audit_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 
@@ -116,6 +116,7 @@ CREATE TABLE projects (
     demo_rows     VARCHAR,
     budget_usd    DOUBLE,
     label_words   VARCHAR,
+    opened_at     TIMESTAMP,
     PRIMARY KEY("name")
 );
 
