@@ -92,3 +92,46 @@ def test_the_page_reads_no_dataset_folder_outside_its_workspace_unless_configure
     at = open_dataset(outside, "train")
     assert not at.error and previewed(at)
     assert "ds" not in app_store.list_projects()  # previewed, nothing imported
+
+
+def test_the_mapping_is_guessed_shown_and_the_task_fields_follow_the_task(app_store, tmp_path):
+    """A fact-checking file (case, passage, claim, judgement): the page guesses nli with the case
+    as id, the passage and claim as inputs and the judgement as gold, says why, hides the choices
+    column (not multiple-choice), says what is held out, and imports with the guess as it stands."""
+    import shutil
+
+    from core.kernel.paths import workspace_dir
+
+    ds = datasets.Dataset.from_dict({
+        "case": ["C-001", "C-002", "C-003", "C-004"],
+        "passage": ["The bridge opened in 1932 after six years of work.", "Tea was first drunk in China.",
+                    "The river floods every spring.", "The museum is closed on Mondays."],
+        "claim": ["The bridge opened in 1932.", "Tea came from Peru.", "The river never floods.",
+                  "The museum opens every day."],
+        "judgement": ["supported", "refuted", "refuted", "refuted"]})
+    folder = workspace_dir(app_store) / f"claims_{tmp_path.name}"
+    ds.save_to_disk(str(folder))
+    try:
+        at = AppTest.from_file(str(REPO / "pages/1_Data.py"), default_timeout=60).run()
+        at.radio(key="data_source").set_value(HF).run()
+        at.text_input(key="hf_ref").set_value(str(folder)).run()
+        assert not at.exception and not at.error
+        assert at.selectbox(key="import_task").value == "nli"
+        assert by_label(at.selectbox, "Id column").value == "case"
+        assert by_label(at.multiselect, "Input columns").value == ["passage", "claim"]
+        assert by_label(at.selectbox, "Gold label column (optional)").value == "judgement"
+        assert not [s for s in at.selectbox if s.label.startswith("Choices column")]
+        assert any("are a pair" in c.value for c in at.caption)
+        assert any("kept out of training" in c.value for c in at.caption)
+        at.selectbox(key="import_task").set_value("multiple-choice").run()
+        assert [s for s in at.selectbox if s.label.startswith("Choices column")]  # follows the task at once
+        at.selectbox(key="import_task").set_value("nli").run()
+        by_label(at.text_input, "Project name").set_value("claims")
+        by_label(at.button, "Import").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        item = app_store.get_item("claims", "C-002")
+        assert item["gold"] == "contradiction" and item["inputs"] == {"passage": "Tea was first drunk in China.",
+                                                                       "claim": "Tea came from Peru."}
+        assert any("rows to train on" in c.value for c in at.caption)  # the project's split, after the import
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -18,6 +18,9 @@ NLI_SYNONYMS = {
     "neutral": "neutral", "inconclusive": "neutral", "unknown": "neutral", "undetermined": "neutral",
     "it is not possible to tell": "neutral", "not possible to tell": "neutral", "maybe": "neutral",
     "contradiction": "contradiction", "contradicts": "contradiction", "false": "contradiction", "no": "contradiction",
+    # fact-checking data (FEVER and the like): does the evidence support the claim?
+    "supported": "entailment", "supports": "entailment", "refuted": "contradiction", "refutes": "contradiction",
+    "not enough info": "neutral", "not enough information": "neutral", "nei": "neutral",
 }
 # Anything but letters, digits, underscore, whitespace and . + - becomes a space. Written
 # with classes both Python's re (Unicode \w) and DuckDB's RE2 (\p{L}\p{N}) read the same way.
