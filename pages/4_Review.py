@@ -48,7 +48,8 @@ def row_table(rows: list[dict], hidden: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame([{
         "row_id": r["row_id"], "input": " | ".join(r["inputs"].values())[:160],
         "gold": cell(r, "gold"), "label": cell(r, "label"), "rationale": cell(r, "rationale"),
-        "status": r["status"], "flag": cell(r, "flag"), "reviewed": r["reviewed"],
+        "state": HIDDEN.format(hidden[r["row_id"]]) if r["row_id"] in hidden else review.row_state(r),
+        "flag": cell(r, "flag"),
         "confidence": cell(r, "teacher_confidence"),
     } for r in rows])
 
@@ -162,7 +163,7 @@ def undo_clicked(store, name: str, reviewer: str) -> None:
     try:
         out = review.undo_last(store, name, reviewer)
         st.session_state.pop("_form_row", None)  # show the undone row as stored
-        flash("top", "success", f"Undid {out['fields']} field change(s) on {out['rows']} row(s).")
+        flash("top", "success", review.undo_text(out))
     except Exception as exc:
         flash("top", "error", exc)
 
@@ -280,7 +281,8 @@ def own_decision(store, name: str, row: dict, reviewer: str, mode: str) -> dict 
 def teacher_line(row: dict, independent: bool) -> None:
     sure = "" if row["teacher_confidence"] is None else f" (confidence {row['teacher_confidence']:.2f})"
     current = "" if independent else f" · current label: {row['label']}"
-    st.text(f"gold: {row['gold']} · teacher: {row['teacher_label']}{sure}{current} · status: {row['status']}"
+    state = "" if independent else f" · {review.row_state(row)}"
+    st.text(f"gold: {row['gold']} · teacher: {row['teacher_label']}{sure}{current}{state}"
             + (f" · flag: {row['flag']}" if row["flag"] else "") + (f" · error: {row['error']}" if row["error"] else ""))
 
 

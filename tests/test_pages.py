@@ -146,10 +146,16 @@ def test_review_page_saves_an_audited_edit(app_store):
     assert (item["label"], item["rationale"], item["reviewer"], item["verdict"]) == (
         "technical", "A reviewer's rationale.", "ana", "correct")
     assert app_store.audit_trail(DEMO, row_id)[0]["reviewer"] == "ana"
+    table = next(d.value for d in at.dataframe if "state" in d.value.columns)
+    state = table.set_index("row_id").loc[row_id, "state"]
+    assert state == "corrected by ana"  # not "labeled"
+    assert any("corrected by ana" in t.value for t in at.text)  # the open row says so too
     next(b for b in at.button if b.label == "Next ▶").click().run()
     assert at.selectbox(key="review_row").value != row_id
     next(b for b in at.button if b.label.startswith("Undo ana")).click().run()
     assert app_store.get_item(DEMO, row_id)["reviewed"] is False
+    undone = next(s.value for s in at.success if s.value.startswith("Undid"))
+    assert f"row {row_id}:" in undone.replace("\\", "") and "label" in undone
     # Back on the row: the form shows the stored (undone) values, not the text typed before.
     at.selectbox(key="review_row").set_value(row_id).run()
     assert next(t for t in at.text_area if t.label == "Rationale").value == app_store.get_item(DEMO, row_id)["rationale"]

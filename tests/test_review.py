@@ -42,7 +42,7 @@ def test_wilson_interval_and_error_estimate():
 
 def test_filters_combine_sort_and_search(labeled):
     review.save_review(labeled, "tickets", "1", "ana", "technical", "Long " * 30, verdict="correct")
-    rows, total = labeled.review_page("tickets", ["reviewed", "disagrees with gold"])
+    rows, total = labeled.review_page("tickets", ["reviewed", "label after review ≠ gold"])
     assert total == 1 and rows[0]["row_id"] == "1"
     rows, _ = labeled.review_page("tickets", "all", sort="longest rationale")
     assert rows[0]["row_id"] == "1"

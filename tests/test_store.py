@@ -67,7 +67,7 @@ def test_review_filters_and_pagination(tickets):
         {"row_id": "2", "status": "flagged", "label": None, "rationale": "r", "flag": "unparseable",
          "request_hash": None, "source": "teacher"},
     ]))
-    assert [r["row_id"] for r in store.review_page("tickets", "disagrees with gold")[0]] == ["1"]
+    assert [r["row_id"] for r in store.review_page("tickets", "label after review ≠ gold")[0]] == ["1"]
     assert [r["row_id"] for r in store.review_page("tickets", "flagged or error")[0]] == ["2"]
     assert store.review_page("tickets", "unreviewed")[1] == 2
     page, total = store.review_page("tickets", "all", page=1, page_size=4)

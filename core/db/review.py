@@ -33,9 +33,10 @@ REVIEW_FILTERS = {
     "parse errors": "flag IS NOT NULL",
     "API errors": "status = 'error'",
     "flagged or error": "(status IN ('flagged', 'error') OR flag IS NOT NULL)",
+    # the teacher's first answer against gold, and the row's label now (a reviewer's correction wins)
     "teacher ≠ gold": lambda task: ("gold IS NOT NULL AND teacher_label IS NOT NULL AND NOT "
                                     + task.sql_equal("teacher_label", "gold")),
-    "disagrees with gold": lambda task: "gold IS NOT NULL AND label IS NOT NULL AND NOT " + task.sql_equal("label", "gold"),
+    "label after review ≠ gold": lambda task: "gold IS NOT NULL AND label IS NOT NULL AND NOT " + task.sql_equal("label", "gold"),
     "flagged by a reviewer": "verdict = 'flag'",
     "rationale rejected": "verdict = 'reject_rationale'",
     "spot check": "row_id IN (SELECT row_id FROM spot_checks s WHERE s.project = {project})",
@@ -252,7 +253,8 @@ class ReviewTables:
                 [project, last[0], reviewer, sorted(rows), project, last[0]])
             con.execute("UPDATE items SET version = version + 1, updated_at = current_timestamp "
                         "WHERE project = ? AND list_contains(?, row_id)", [project, sorted(rows)])
-            return {"undone": last[0], "rows": len(rows), "fields": len(entries)}
+            return {"undone": last[0], "rows": len(rows), "row_ids": sorted(rows), "fields": len(entries),
+                    "field_names": sorted({field for _, field, _, _ in entries})}
 
     def bulk_review(self, project: str, filters, reviewer: str, action: str, label: str | None = None,
                     reason: str | None = None, search: str = "",

@@ -218,6 +218,33 @@ def bulk_label(project, label: str | None) -> str:
     return checked_label(project, label)
 
 
+def undo_text(out: dict) -> str:
+    """What an undo did, naming the row (or the first rows of a bulk change) and the fields."""
+    shown = ", ".join(out["row_ids"][:5]) + (f" and {len(out['row_ids']) - 5} more" if len(out["row_ids"]) > 5 else "")
+    fields = ", ".join(f for f in out["field_names"] if f != "reviewed")
+    return (f"Undid your last change on row{'s' * (out['rows'] != 1)} {shown}: {fields or 'the review'} back as "
+            f"{'they were' if out['rows'] != 1 else 'it was'} ({out['fields']} field change(s)).")
+
+
+def row_state(row: dict, reviewer: str | None = None) -> str:
+    """Where a row stands, in words: the teacher's side (not answered, call failed, answer not
+    read, answered) or the review's (accepted, corrected, rationale edited or rejected, flagged,
+    by whom)."""
+    if not row.get("reviewed"):
+        return {"unlabeled": "not answered yet", "error": "teacher call failed",
+                "flagged": "answer not read"}.get(row["status"], "answered, not reviewed")
+    by = f" by {row['reviewer']}" if row.get("reviewer") else ""
+    verdict = row.get("verdict")
+    if verdict == "flag":
+        return f"flagged{by}"
+    if verdict == "reject_rationale":
+        return f"rationale rejected{by}"
+    if row.get("label") is not None and (row.get("teacher_label") is None
+                                         or canonical_text(row["label"]) != canonical_text(row["teacher_label"])):
+        return f"corrected{by}"
+    return f"rationale edited{by}" if verdict == "correct" else f"accepted{by}"
+
+
 def undo_last(store, project: str, reviewer: str | None) -> dict:
     """Revert the reviewer's own most recent change that is not undone yet; nobody undoes
     someone else's work, and an undo is refused (changing nothing) when a row of that change
