@@ -242,6 +242,10 @@ def test_review_page_bulk_action_applies_to_the_rows_it_counted(app_store):
 
 def test_review_page_sampling_plan_and_bulk_flag(app_store):
     at = open_page("pages/4_Review.py")
+    assert {m.label: m.value for m in at.metric}["Rows to review"] == "78"  # ±10% at 95% of 400 rows
+    tradeoff = next(c.value for c in at.caption if c.value.startswith("Checking 78 of the 400 rows"))
+    assert "±5% needs 197" in tradeoff.replace("\\", "")  # the cost of a narrower margin, in plain words
+    at.number_input(key="plan_margin").set_value(0.05).run()
     assert {m.label: m.value for m in at.metric}["Rows to review"] == "197"  # ±5% at 95% of 400 rows
     next(b for b in at.button if b.key == "plan_create").click().run()
     assert app_store.scalar("SELECT count(*) FROM spot_checks") == pytest.approx(197, abs=3)

@@ -48,9 +48,9 @@ def _pct(value) -> str:
 
 # ---- sampling plan and agreement ---------------------------------------------------------
 def sampling_panel(store, name: str) -> None:
-    with st.expander("Sampling plan and agreement"):
+    with st.expander("Sampling plan and agreement", key="panel_sampling"):
         c = st.columns(5)
-        margin = c[0].number_input("± margin", 0.01, 0.5, 0.05, 0.01, key="plan_margin",
+        margin = c[0].number_input("± margin", 0.01, 0.5, DEFAULT_MARGIN, 0.01, key="plan_margin",
                                    help="How close the estimated error rate should be to the true one: 0.05 "
                                         "means within 5 percentage points either way.")
         confidence = c[1].selectbox("Confidence", (0.9, 0.95, 0.99), index=1, key="plan_confidence",
@@ -63,10 +63,12 @@ def sampling_panel(store, name: str) -> None:
                                   help="The share of the spot-check rows shown blind: you label them from the "
                                        "input alone, then the teacher's answer is revealed for your verdict. "
                                        "Comparing the two measures how much seeing the teacher sways you.")
-        n = sample_size(margin, confidence, population=store.review_count(name, "all"))
+        population = store.review_count(name, "all")
+        n = sample_size(margin, confidence, population=population)
         c[4].metric("Rows to review", n,
                     help="How many rows to check by hand to know the teacher's error rate within that margin "
                          "and confidence (Cochran's sample-size formula, adjusted for the project's size).")
+        st.caption(plain(spot_check_tradeoff(population, margin, confidence)))
         if st.button(f"Create a spot-check set of {n} rows", key="plan_create",
                      help="A spot check is a random sample of the teacher's answers that you check by hand; "
                           "this picks the rows (replacing the previous set) and the 'spot check' filter lists them."):
@@ -89,6 +91,19 @@ def sampling_panel(store, name: str) -> None:
                      "reviews do not.")
 
 
+DEFAULT_MARGIN = 0.1  # ±10 points: a first spot check of a few dozen rows; narrow it when the estimate matters
+
+
+def spot_check_tradeoff(population: int, margin: float, confidence: float) -> str:
+    """The spot check's size in plain words, with what other margins would cost."""
+    n = sample_size(margin, confidence, population=population)
+    others = [(m, sample_size(m, confidence, population=population)) for m in (0.15, 0.1, 0.05, 0.03) if m != margin]
+    return (f"Checking {n} of the {population} rows by hand tells you the teacher's error rate to within "
+            f"±{margin:.0%} (say 12% ± {margin:.0%}), {confidence:.0%} sure. A narrower margin costs many more rows: "
+            + ", ".join(f"±{m:.0%} needs {k}" for m, k in others)
+            + ". Start wide; narrow it when the estimate decides something (a re-label, a budget).")
+
+
 def _spot_check_estimate(planned: int, outcomes: list[dict], confidence: float) -> None:
     est = error_estimate(outcomes, confidence)
     le, re_ = est["label_error"], est["rationale_error"]
@@ -107,7 +122,7 @@ def _spot_check_estimate(planned: int, outcomes: list[dict], confidence: float) 
 
 # ---- review quality and cost -------------------------------------------------------------
 def quality_panel(store, name: str) -> None:
-    with st.expander("Review quality and cost"):
+    with st.expander("Review quality and cost", key="panel_quality"):
         costs = review_costs()
         rate = st.number_input("Expert rate, USD per hour", 0.0, 10_000.0, costs["usd_per_hour"], 5.0,
                                key="expert_rate",
@@ -170,7 +185,7 @@ def run_checks(store, name: str) -> None:
 
 def checks_panel(store, name: str) -> None:
     stale = store.rationale_checks_stale(name)
-    with st.expander("Rationale checks" + (f" ({stale} rows not checked yet)" if stale else "")):
+    with st.expander("Rationale checks" + (f" ({stale} rows not checked yet)" if stale else ""), key="panel_checks"):
         st.caption("Cheap automatic checks of every rationale; each is a queue filter ('rationale: …') and "
                    "the sort 'most rationale check flags' puts the worst first.")
         st.dataframe(pd.DataFrame([{"check": c, "rows flagged": store.review_count(name, f"rationale: {c}"),
@@ -190,7 +205,7 @@ def explain_panel(store, name: str) -> None:
     from core.label.explain import check_quote, quote_explanations
 
     waiting = len(store.corrected_without_rationale(name))
-    with st.expander(f"Corrected labels without a rationale ({waiting})"):
+    with st.expander(f"Corrected labels without a rationale ({waiting})", key="panel_explain"):
         st.caption("When a reviewer changes a label, the teacher's rationale (which argued for the teacher's label) "
                    "is cleared: the row trains on its label alone until it has a rationale that fits. Write one in "
                    "the review form, or ask the teacher to explain the corrected label; an explanation that argues "
@@ -224,7 +239,7 @@ def explain_panel(store, name: str) -> None:
 
 # ---- prompt fixes --------------------------------------------------------------------------
 def fixes_panel(store, name: str) -> None:
-    with st.expander("Prompt fixes from corrections"):
+    with st.expander("Prompt fixes from corrections", key="panel_fixes"):
         clusters = prompt_fixes.correction_clusters(store, name)
         if not clusters:
             st.caption("No corrections yet: clusters appear once reviewers correct, reject or flag answers.")
@@ -313,7 +328,7 @@ def bulk_message(action: str, out: dict, confirmed: dict[str, int], queue: dict[
 
 def bulk_panel(store, name: str, project, filters, search: str, total: int) -> None:
     confirmed = confirmed_rows(store, name, filters, search)
-    with st.expander(f"Bulk action on the {total} rows of this queue"):
+    with st.expander(f"Bulk action on the {total} rows of this queue", key="panel_bulk"):
         c = st.columns(3)
         action = c[0].selectbox("Action", BULK_ACTIONS, key="bulk_action",
                                 help="What to do with every row of this queue: accept the teacher's answers, "
@@ -346,7 +361,7 @@ def bulk_clicked(store, name: str, filters, search: str, action: str, label, rea
 
 
 def export_panel(store, name: str) -> None:
-    with st.expander("Export the reviewed dataset"):
+    with st.expander("Export the reviewed dataset", key="panel_export"):
         st.caption("Labeled rows with provenance: label source, reviewer, verdict, teacher model, "
                    "template version, teacher cost. hf = a Hugging Face datasets folder (zipped).")
         cols = st.columns([2, 1])
