@@ -2,11 +2,13 @@
 rationale and the latency beside the teacher's answer; predict a whole file (CSV, JSON Lines,
 Parquet) and download the predictions."""
 
+import json
 import re
 import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from core import jobs
@@ -126,9 +128,13 @@ def batch_section(run: dict, student, fields: list[str], task: str, multitask: b
                                         "the predictions come back as a file of the same format.")
     st.caption(plain(f"The file needs a column for each input field ({', '.join(fields)})"
                      + (" and a choices column (a JSON list, or choices separated by |)" if task == "multiple-choice"
-                        else "") + "; an id or row_id column is carried into the predictions."))
+                        else "")
+                     + (f"; its id column ('{student.id_field}', as the project was imported), or an id or row_id "
+                        "column, is carried into the predictions so they join back to your rows."
+                        if student.id_field else "; an id or row_id column is carried into the predictions.")))
     upload = st.file_uploader("File to predict", type=FILE_TYPES, key="batch_file")
     with_rationale = multitask and st.checkbox("With rationales (about twice as slow)", key="batch_rationale")
+    keep_inputs = st.checkbox("Keep the input columns beside the predictions", key="batch_keep_inputs")
     if upload is not None and st.button("Predict file", key="batch_predict"):
         suffix = Path(upload.name).suffix.lower()
         bar = st.progress(0.0, text="Starting…")
@@ -144,8 +150,9 @@ def batch_section(run: dict, student, fields: list[str], task: str, multitask: b
                 source, out = Path(tmp) / f"{stem}{suffix}", Path(tmp) / f"{stem}-predictions{suffix}"
                 source.write_bytes(upload.getbuffer())
                 summary = predict_file(student, str(source), str(out), rationale=with_rationale,
-                                       input_columns=fields, on_progress=on_progress)
+                                       input_columns=fields, on_progress=on_progress, keep_inputs=keep_inputs)
                 data = Path(summary.get("out") or out).read_bytes()
+                summary["preview"] = preview_rows(Path(summary.get("out") or out))
         except Exception as exc:
             bar.empty()
             show_error(exc)
@@ -160,6 +167,20 @@ def batch_section(run: dict, student, fields: list[str], task: str, multitask: b
         st.success(f"Predicted {s['rows']:,} rows in {s['seconds']:.1f} s ({s['rows_per_s']:.1f} rows/s).")
         st.download_button(f"Download {done['name']}", done["data"], file_name=done["name"], mime=done["mime"],
                            key="batch_download")
+        st.caption("The first rows of the predicted file:")
+        st.dataframe(pd.DataFrame(s["preview"]), hide_index=True)
+
+
+def preview_rows(path: Path, n: int = 10) -> list[dict]:
+    """The first n rows of a predicted file (CSV, JSON Lines or Parquet), as text."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).read_row_group(0).slice(0, n).to_pylist() if path.stat().st_size else []
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for _, line in zip(range(n), f) if line.strip()]
+    return pd.read_csv(path, nrows=n, dtype=str, keep_default_na=False).to_dict("records")
 
 
 def main() -> None:
@@ -175,6 +196,9 @@ def main() -> None:
     by_id = {job["id"]: (job, folder) for job, folder in runs}
     run_id = st.selectbox("Run", list(by_id), key="try_run", format_func=lambda r: run_label(by_id[r][0], latest[r]))
     run, folder = by_id[run_id]
+    row = {"run": run_id, "status": run["status"], "test_accuracy": latest[run_id].get("test_accuracy")}
+    for warning in results.run_warnings(store, row):  # the Results page's warnings, where the student is used
+        st.warning(plain(warning), icon="⚠️")
     try:
         student = load(folder)
     except Exception as exc:

@@ -292,3 +292,25 @@ def test_the_files_own_id_column_is_kept_under_its_name(student, tmp_path):
     with pytest.raises(AppError, match="no column 'case'"):
         predict_file(student, src, tmp_path / "out2.csv", id_column="case")
     assert not (tmp_path / "out2.csv").exists()
+
+
+def test_the_projects_id_column_is_kept_by_default_and_the_inputs_on_request(student, tmp_path):
+    """A student knows the id column its project was imported with: a file that has it gets it
+    back without naming it; --keep-inputs writes the input columns too, so the file joins back."""
+    src = write_csv(tmp_path / "cases.csv", [[f"C-{i}", t, "x"] for i, t in enumerate(TEXTS)],
+                    header=("case", "text", "other"))
+    student.id_field = "case"  # as a run of a project imported with --id-field case saves it
+    try:
+        result = predict_file(student, src, tmp_path / "out.csv", keep_inputs=True)
+    finally:
+        student.id_field = None
+    rows = read_csv(tmp_path / "out.csv")
+    assert result["columns"] == ["case", "text", "label"]
+    assert [(r["case"], r["text"]) for r in rows] == [(f"C-{i}", t) for i, t in enumerate(TEXTS)]
+
+
+def test_a_run_records_its_projects_id_column(tickets, tmp_path):
+    from core.train.trainer import training_data
+
+    assert tickets.get_project("tickets").id_field == "id"  # imported with --id-field id
+    assert training_data(tickets, "tickets").id_field == "id"

@@ -52,6 +52,19 @@ def latency(at) -> str:
     return next(m.value for m in at.metric if m.label == "Latency")
 
 
+def test_the_students_warnings_are_repeated_where_it_is_used(app_store):
+    from core.results import runs as results
+
+    run_id = trained_run(app_store)
+    at = open_page()
+    latest = app_store.latest_metrics(run_id)
+    expected = results.run_warnings(app_store, {"run": run_id, "status": "completed",
+                                                "test_accuracy": latest.get("test_accuracy")})
+    assert expected  # a 2-step tiny student has learned nothing, and the Results page says so
+    shown = [w.value.replace("\\", "") for w in at.warning]  # shown as text (markdown characters escaped)
+    assert shown == [w.replace("\\", "") for w in expected]
+
+
 def test_without_a_finished_run_the_page_says_what_to_do(app_store):
     ensure_demo(app_store)
     at = open_page()
@@ -129,12 +142,16 @@ def test_batch_prediction_of_an_uploaded_file_with_progress_and_download(app_sto
     jsonl = "".join(json.dumps(r) + "\n" for r in rows).encode()
     at.file_uploader(key="batch_file").set_value(("tickets.jsonl", jsonl, "application/jsonl")).run()
     at.checkbox(key="batch_rationale").check()
+    at.checkbox(key="batch_keep_inputs").check()
     at.button(key="batch_predict").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("Predicted 3 rows" in s.value for s in at.success)
     result = at.session_state["batch_result"]
     assert result["name"] == "tickets-predictions.jsonl"
     got = [json.loads(line) for line in result["data"].decode().splitlines()]
+    assert list(got[0]) == ["id", "subject", "body", "label", "rationale"]  # joins back, inputs beside
+    shown = at.dataframe[-1].value  # a preview of the file on the page
+    assert list(shown["id"]) == ["a1", "a2", "a3"] and "label" in shown.columns
     expected = student.predict([student_input({"subject": r["subject"], "body": r["body"]}, None) for r in rows],
                                rationale=True)
     assert [g["id"] for g in got] == ["a1", "a2", "a3"]

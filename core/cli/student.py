@@ -19,7 +19,8 @@ def predict_flags(p) -> None:
     p.add_argument("--out", help="predictions file: .csv, .jsonl or .parquet (the id column when the file has "
                    "row_id or id, label, rationale)")
     p.add_argument("--id-column", help="the file's id column, carried into --out under its own name (default: "
-                   "row_id or id when the file has one)")
+                   "the project's id column when the file has it, else row_id or id)")
+    p.add_argument("--keep-inputs", action="store_true", help="also write the input columns beside the predictions")
     p.add_argument("--input-columns", help="comma-separated input columns, for a model folder that does not name them")
     p.add_argument("--chunk-rows", type=int, default=256, help="rows read, predicted and written at a time")
     p.add_argument("--batch-size", type=int, default=16, help="rows per generation batch")
@@ -58,7 +59,7 @@ def cmd_predict(args, store: Store) -> dict:
     try:
         return predict_file(args.model, args.file, args.out, rationale=args.rationale, chunk_rows=args.chunk_rows,
                             input_columns=columns, force=args.force, batch_size=args.batch_size,
-                            id_column=args.id_column,
+                            id_column=args.id_column, keep_inputs=args.keep_inputs,
                             on_progress=on_progress if bar is not None else None)
     finally:
         if bar is not None:

@@ -26,6 +26,7 @@ class Project:
     demo_rows: list[str] | None = None
     budget_usd: float | None = None
     label_words: dict[str, str] | None = None  # the prompt's answer words -> labels (a verbalizer)
+    id_field: str | None = None  # the column the rows were imported with as their id
 
 
 class ProjectTables:
@@ -62,11 +63,12 @@ class ProjectTables:
             demo_rows=json.loads(r["demo_rows"]) if r["demo_rows"] else None,
             budget_usd=r["budget_usd"],
             label_words=json.loads(r["label_words"]) if r["label_words"] else None,
+            id_field=r.get("id_field"),
         )
 
     def update_project(self, name: str, **fields: Any) -> None:
         allowed = {"template", "model", "max_tokens", "label_set", "demo_teacher", "mode", "output_format", "shots",
-                   "demo_rows", "budget_usd", "label_words"}
+                   "demo_rows", "budget_usd", "label_words", "id_field"}
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"cannot update {sorted(bad)}")

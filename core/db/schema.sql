@@ -1,6 +1,6 @@
 -- Generated from a freshly migrated database; do not edit.
 -- Regenerate after adding a migration to core/db/migrations/: python -m core.db.schema
--- Schema version 15.
+-- Schema version 16.
 
 CREATE SEQUENCE audit_id INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 
@@ -117,6 +117,7 @@ CREATE TABLE projects (
     budget_usd    DOUBLE,
     label_words   VARCHAR,
     opened_at     TIMESTAMP,
+    id_field      VARCHAR,
     PRIMARY KEY("name")
 );
 

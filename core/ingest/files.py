@@ -188,6 +188,8 @@ def import_source(store: Store, source: Source, project: str, task: str, mapping
     with items:
         n = store.import_items(project, task, mapping.input_fields, items.label_set, items,
                                template or get_task(task).preset_template(mapping.input_fields), model)
+    if mapping.id_field:  # kept for the files a student of this project predicts
+        store.update_project(project, id_field=mapping.id_field)
     return n, items.label_set
 
 

@@ -192,10 +192,11 @@ class _Writer:
 def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, out: str | Path, *,
                  rationale: bool = False, chunk_rows: int = 256, input_columns: list[str] | None = None,
                  force: bool = False, on_progress: Callable[[int, int | None], None] | None = None,
-                 batch_size: int = 16, id_column: str | None = None) -> dict:
+                 batch_size: int = 16, id_column: str | None = None, keep_inputs: bool = False) -> dict:
     """Predict every row of a CSV/TSV, JSON Lines or Parquet file into `out` (CSV, JSON Lines or
-    Parquet, by its extension): the file's id column under its own name (`id_column`, else
-    `row_id` or `id` when the file has one), `label`, and `rationale` when asked. Streams `chunk_rows` rows at a time; `on_progress(done, total)`
+    Parquet, by its extension): the file's id column under its own name (`id_column`, else the
+    project's own id column when the file has it, else `row_id` or `id`), the input columns when
+    `keep_inputs`, `label`, and `rationale` when asked. Streams `chunk_rows` rows at a time; `on_progress(done, total)`
     after each chunk. Returns rows, seconds, rows_per_s and out (seconds count reading,
     predicting and writing; loading the model is `load_seconds`)."""
     source, dest = Path(path), Path(out)
@@ -209,12 +210,12 @@ def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, o
     reader = _Reader(source, in_fmt)  # reads the header: a bad file is refused before the model loads
     given = model_dir_or_student
     if isinstance(given, Student):
-        task, known_fields = given.task, given.input_fields
+        task, known_fields, project_id = given.task, given.input_fields, given.id_field
     else:  # the folder's saved config is enough to check the file before the model loads
         if not Path(given).is_dir():
             raise NotFound(f"No model folder at {given}.")
         config = saved_train_config(Path(given))
-        task, known_fields = config.get("task"), config.get("input_fields")
+        task, known_fields, project_id = config.get("task"), config.get("input_fields"), config.get("id_field")
     fields = list(input_columns or known_fields or [])
     if not fields:
         raise ConfigError("This model folder does not name its input fields (a run saved before they were recorded); "
@@ -231,12 +232,16 @@ def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, o
     started = time.perf_counter()
     student = given if isinstance(given, Student) else load_student_model(given)
     load_seconds = time.perf_counter() - started
-    id_col = id_column or next((c for c in ID_COLUMNS if c in reader.columns), None)
+    id_col = id_column or next((c for c in (project_id, *ID_COLUMNS) if c and c in reader.columns), None)
     use_choices = CHOICES_COLUMN in reader.columns and student.task in (None, "multiple-choice")
     needed = list(dict.fromkeys(([id_col] if id_col else []) + fields + ([CHOICES_COLUMN] if use_choices else [])))
     if id_col in ("label", "rationale"):
         raise AppError(f"The id column {id_col!r} would clash with the predictions' own {id_col!r} column.")
-    columns = ([id_col] if id_col else []) + ["label"] + (["rationale"] if rationale else [])
+    kept = [f for f in fields if f != id_col] if keep_inputs else []
+    if {"label", "rationale"} & set(kept):
+        raise AppError("An input column named 'label' or 'rationale' would clash with the predictions' own columns; "
+                       "predict without keeping the inputs.")
+    columns = ([id_col] if id_col else []) + kept + ["label"] + (["rationale"] if rationale else [])
 
     started = time.perf_counter()
     total = reader.total() if on_progress else None
@@ -260,6 +265,8 @@ def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, o
                 rec = {"label": p["label"]}
                 if id_col:
                     rec[id_col] = None if row.get(id_col) is None else str(row[id_col])
+                for f in kept:
+                    rec[f] = row.get(f)
                 if rationale:
                     rec["rationale"] = p["rationale"]
                 rows.append(rec)

@@ -41,6 +41,7 @@ class Student:
         self.task: str | None = self.config.get("task")
         self.label_set: list[str] | None = self.config.get("label_set")
         self.input_fields: list[str] | None = self.config.get("input_fields")
+        self.id_field: str | None = self.config.get("id_field")  # the project's id column
         self.max_input_len = int(self.config.get("max_input_len") or 128)
         self.max_label_len = int(self.config.get("max_label_len") or 16)
         self.max_rationale_len = int(self.config.get("max_rationale_len") or 64)

@@ -252,6 +252,7 @@ class TrainingData:
     task: str
     label_set: list[str] | None
     items: list[dict]   # rows as core.db returns them (inputs, choices, gold, labels, rationales, verdict)
+    id_field: str | None = None  # the project's id column: predicted files carry it
 
 
 class Report:
@@ -310,7 +311,7 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
     resolved = asdict(cfg) | {"out_dir": str(out_dir), "device": str(device), "bf16_autocast": bf16,
                               "eval_every": eval_every,
                               # what batch prediction needs to read a file of new rows like the training rows
-                              "task": data.task, "label_set": data.label_set,
+                              "task": data.task, "label_set": data.label_set, "id_field": data.id_field,
                               "input_fields": list(dict.fromkeys(k for it in train_rows for k in it["inputs"])),
                               "train_rows": len(examples), "validation_rows": len(val_rows),
                               "test_rows": len(test_rows), "split": split.how,
@@ -436,7 +437,7 @@ class StoreReport(Report):
 
 def training_data(store, project_name: str) -> TrainingData:
     project = store.get_project(project_name)
-    return TrainingData(project.task, project.label_set, store.items_by_order(project_name, None))
+    return TrainingData(project.task, project.label_set, store.items_by_order(project_name, None), project.id_field)
 
 
 def train_project(store, cfg: TrainConfig, job_id: str | None = None, should_stop=lambda: None) -> dict:
