@@ -26,7 +26,8 @@ from core.prompt.templates import (
 from core.kernel.hashing import template_text
 from core.kernel.tasks import get_task
 from core.label.config import LabelConfig
-from core.prompt.json_mode import format_conflict, json_mode_template
+from core.label.diagnosis import with_format_lines
+from core.prompt.json_mode import format_conflict, has_format_lines, json_mode_template
 from core.label.trials import (
     DEFAULT_ROWS,
     MAX_ROWS,
@@ -69,7 +70,8 @@ def prompt_editor(store, name, project, prices):
         output_format = st.radio("Output", OUTPUT_FORMATS, horizontal=True, key="output_format",
                                  **_initial("output_format", index=OUTPUT_FORMATS.index(project.output_format)),
                                  help="json: structured output through the API's output_config")
-        shots = st.number_input("Demonstrations (few-shot)", 1, 16, int(project.shots), key="shots")
+        shots = (st.number_input("Demonstrations (few-shot)", 1, 16, int(project.shots), key="shots")
+                 if mode == "few-shot" else project.shots)  # zero-shot asks with none
         model = st.selectbox("Teacher model", model_options or ["claude-haiku-4-5"],
                              index=(model_options.index(project.model) if project.model in model_options else 0))
         max_tokens = st.number_input("max_tokens", min_value=16, max_value=4096, value=int(project.max_tokens))
@@ -80,6 +82,11 @@ def prompt_editor(store, name, project, prices):
                                                                 output_format)
         template = st.text_area("Template", height=260, key="template_text",
                                 **_initial("template_text", value=project.template or ""))
+        if output_format == "text" and template.strip() and not has_format_lines(template):
+            st.warning("This template does not say how to reply (no \"Answer: …\" line), so the teacher answers in "
+                       "prose and many answers cannot be read. Add the preset's reply format before trying it.")
+            st.button("Add the reply format lines", key="format_lines", on_click=_format_lines,
+                      args=(replace(project, mode=mode),))
         if format_conflict(template, output_format):
             st.warning("With JSON output the structured output schema defines the reply, but this template also "
                        "asks for free-text format lines (Answer / Rationale). They contradict each other.")
@@ -107,6 +114,11 @@ def _initial(key: str, **default) -> dict:
     """A widget's starting value, given only while its key holds none: a value set through the key
     (a fix, a preset) is shown without Streamlit's warning about two sources."""
     return {} if key in st.session_state else default
+
+
+def _format_lines(project) -> None:
+    """The format-lines button's callback: the preset's reply format appended to the editor's text."""
+    st.session_state["template_text"] = with_format_lines(st.session_state.get("template_text") or "", project)
 
 
 def _json_fields() -> None:

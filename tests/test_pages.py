@@ -417,3 +417,20 @@ def test_review_export_says_which_rows_it_leaves_out(app_store):
     captions = [c.value for c in at.caption]
     assert "Left out: 4 rows (not answered by the teacher yet)." in captions
     assert "Left out: 1 row (the answer did not parse)." in captions
+
+
+def test_prompt_page_warns_about_a_template_without_a_reply_format_and_adds_it(app_store):
+    import_csv(app_store)
+    at = open_page("pages/2_Prompt_and_budget.py", "tickets")
+    assert not at.exception
+    assert not [n for n in at.number_input if n.key == "shots"]  # zero-shot: no demonstrations to count
+    assert not any("does not say how to reply" in w.value for w in at.warning)  # the preset has its format
+    at.text_area(key="template_text").set_value("Which team should handle this ticket?\n\n{text}").run()
+    assert any("does not say how to reply" in w.value for w in at.warning)
+    at.button(key="format_lines").click().run()
+    fixed = at.text_area(key="template_text").value
+    assert fixed.startswith("Which team should handle this ticket?") and "Reply in exactly this format:" in fixed
+    assert "{labels}" in fixed  # a template that named no labels gets them listed
+    assert not any("does not say how to reply" in w.value for w in at.warning)
+    at.selectbox(key="prompt_mode").set_value("few-shot").run()
+    assert [n for n in at.number_input if n.key == "shots"]
