@@ -26,8 +26,7 @@ from core.prompt.templates import (
 from core.kernel.hashing import template_text
 from core.kernel.tasks import get_task
 from core.label.config import LabelConfig
-from core.label.diagnosis import with_format_lines
-from core.prompt.json_mode import format_conflict, has_format_lines, json_mode_template
+from core.prompt.json_mode import format_conflict, has_format_lines
 from core.label.trials import (
     DEFAULT_ROWS,
     MAX_ROWS,
@@ -40,7 +39,7 @@ from core.label.trials import (
     trial_table,
     wait_trial,
 )
-from ui.answer_panels import fix_outcome, stored_why, trial_why
+from ui.answer_panels import add_format_lines, fix_outcome, json_field_hints, stored_why, trial_why
 from ui import (
     api_key,
     job_env,
@@ -85,12 +84,12 @@ def prompt_editor(store, name, project, prices):
         if output_format == "text" and template.strip() and not has_format_lines(template):
             st.warning("This template does not say how to reply (no \"Answer: …\" line), so the teacher answers in "
                        "prose and many answers cannot be read. Add the preset's reply format before trying it.")
-            st.button("Add the reply format lines", key="format_lines", on_click=_format_lines,
+            st.button("Add the reply format lines", key="format_lines", on_click=add_format_lines,
                       args=(replace(project, mode=mode),))
         if format_conflict(template, output_format):
             st.warning("With JSON output the structured output schema defines the reply, but this template also "
                        "asks for free-text format lines (Answer / Rationale). They contradict each other.")
-            st.button("Turn the format lines into JSON field hints", key="json_fields", on_click=_json_fields)
+            st.button("Turn the format lines into JSON field hints", key="json_fields", on_click=json_field_hints)
         extra = {"explain-label": ", {gold}", "few-shot": ", {examples}"}.get(mode, "")
         words_text = ""
         if get_task(project.task).enum_labels:  # a label set the prompt may name in other words
@@ -114,16 +113,6 @@ def _initial(key: str, **default) -> dict:
     """A widget's starting value, given only while its key holds none: a value set through the key
     (a fix, a preset) is shown without Streamlit's warning about two sources."""
     return {} if key in st.session_state else default
-
-
-def _format_lines(project) -> None:
-    """The format-lines button's callback: the preset's reply format appended to the editor's text."""
-    st.session_state["template_text"] = with_format_lines(st.session_state.get("template_text") or "", project)
-
-
-def _json_fields() -> None:
-    """The JSON-fields button's callback: rewrites the editor's text before the rerun renders it."""
-    st.session_state["template_text"] = json_mode_template(st.session_state.get("template_text") or "")
 
 
 def unsaved(project, template, words_text, settings) -> bool:
@@ -185,13 +174,16 @@ def trial_panel(store, name, prices, template, words_text, words, settings):
     fc = quote.forecast
     c[1].caption(plain(
         f"{len(quote.row_ids)} rows: {quote.requests} requests to send, {quote.cache_hits} rows answered by the "
-        "cache (identical requests asked before, free). Every row is asked with the full prompt, and its answer "
-        "replaces the row's stored teacher answer like any labeling run (reviewed labels stay)."
-        + (" Unsaved edits are saved first, as a new template version." if dirty else "")))
+        "cache (identical requests asked before, free). Every row is asked with the full prompt; the answers stay "
+        "with the try (and in the cache: labeling with this prompt later gets them free), and the rows keep the "
+        "answers they have unless you tick below." + (" Unsaved edits are saved first, as a new template version."
+                                                       if dirty else "")))
     override = quote_metrics("Try", quote.requests, fc.cost_usd_p50, fc.cost_usd_p90, quote.over_budget,
                              key="trial_override")
+    replace_answers = st.checkbox("Store the try's answers as these rows' teacher answers (reviewed labels stay)",
+                                  key="trial_replace")
     if st.button(f"Try on {len(quote.row_ids)} rows", key="trial_start", type="primary"):
-        run_try(store, name, prices, n, template, words_text, settings, dirty, override)
+        run_try(store, name, prices, n, template, words_text, settings, dirty, (override, replace_answers))
     fix_outcome()
     trials = store.list_trials(name)
     if trials:
@@ -203,12 +195,14 @@ def trial_panel(store, name, prices, template, words_text, words, settings):
     stored_why(store, name, dirty)
 
 
-def run_try(store, name, prices, n, template, words_text, settings, dirty, override):
+def run_try(store, name, prices, n, template, words_text, settings, dirty, choices):
+    override, replace_answers = choices
     if dirty and not save_prompt(store, name, store.get_project(name), template, words_text, **settings):
         return
     try:
         previous = next((t["id"] for t in store.list_trials(name) if t["status"] != "running"), None)
-        trial_id = start_trial(store, name, prices, n, settings["model"], env=job_env(), override=override)
+        trial_id = start_trial(store, name, prices, n, settings["model"], env=job_env(), override=override,
+                               replace_answers=replace_answers)
         with st.spinner(f"Asking the teacher about {n} rows..."):
             trial = wait_trial(store, trial_id, timeout_s=TRIAL_WAIT_S)
         # the pickers below (not rendered yet in this rerun) show the new try, compared with the one before

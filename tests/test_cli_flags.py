@@ -25,7 +25,7 @@ def _options(p: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 def test_every_config_field_has_a_flag_whose_default_is_the_dataclass_default(command, cls):
     options = _options(_subparser(command))
     internal = {f.name for f in dataclasses.fields(cls)} - {f.name for f in cli_fields(cls)}
-    assert internal <= {"out_dir", "extra", "row_ids", "reread_model", "explain_corrections"}  # set by the program (reread_model: `core reread`)
+    assert internal <= {"out_dir", "extra", "row_ids", "reread_model", "explain_corrections", "store_answers"}  # set by the program (reread_model: `core reread`)
     for f in cli_fields(cls):
         name = flag_name(f) if f.name == "project" or f.default is not True else "--no-" + flag_name(f)[2:]
         assert name in options, f"{cls.__name__}.{f.name} has no {name} flag on `{command}`"

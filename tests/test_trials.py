@@ -232,3 +232,25 @@ def test_page_with_label_words_in_the_template_prices_a_try(app_store):
     at = open_page("tickets")
     assert not at.exception and not at.error, [e.value for e in at.error]  # {label_words} was refused before
     assert {m.label: m.value for m in at.metric}["Requests to send"] == "6"
+
+
+def test_a_try_keeps_the_rows_stored_answers_unless_asked_to_replace_them(store, fake, teacher_env):
+    """A try of a draft prompt that the teacher answers in prose must not turn good stored answers
+    into unreadable ones: its answers stay with the try (and the cache) unless replace_answers."""
+    from core.label.teacher import label_project
+
+    import_csv(store)
+    teacher_env(fake)
+    label_project(store, "tickets")
+    before = {r["row_id"]: (r["label"], r["rationale"], r["status"], r["request_hash"])
+              for r in store.items_by_order("tickets", None)}
+    store.update_project("tickets", template="Which team should handle this?\n\n{text}")  # no reply format
+    fake.responder = lambda body: "Probably the people who handle this kind of thing."
+    kept = trials.run_trial(store, "tickets", load_prices(), 6)
+    assert kept["answered"] == 6 and kept["parsed"] == 0  # the try saw the unreadable answers ...
+    after = {r["row_id"]: (r["label"], r["rationale"], r["status"], r["request_hash"])
+             for r in store.items_by_order("tickets", None)}
+    assert after == before  # ... and the rows keep theirs
+    replaced = trials.run_trial(store, "tickets", load_prices(), 6, replace_answers=True)
+    assert replaced["cache_hits"] == 6  # the same requests: answered by the cache, not bought again
+    assert store.count_items("tickets")["by_status"] == {"flagged": 6}  # asked for: now the try's answers

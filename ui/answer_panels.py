@@ -9,9 +9,10 @@ import streamlit as st
 from core import jobs
 from core.kernel.prices import load_prices
 from core.label.answers import format_label_words
-from core.label.diagnosis import apply_fix, stored_diagnosis, trial_diagnosis
+from core.label.diagnosis import apply_fix, stored_diagnosis, trial_diagnosis, with_format_lines
 from core.label.reread import DEFAULT_MODEL, quote_reread
 from core.label.config import LabelConfig
+from core.prompt.json_mode import json_mode_template
 from ui import api_key, job_env, plain, quote_metrics, show_error
 
 
@@ -146,3 +147,14 @@ def reread_panel(store, name: str) -> None:
             st.success(plain(f"Re-read job {job_id} started on {quote.rows} answers; follow it on the Label page."))
         except Exception as exc:
             show_error(exc)
+
+
+# ---- editor callbacks (they rewrite the template editor's text before the rerun renders it) ----
+def add_format_lines(project) -> None:
+    """The format-lines button's callback: the preset's reply format appended to the editor's text."""
+    st.session_state["template_text"] = with_format_lines(st.session_state.get("template_text") or "", project)
+
+
+def json_field_hints() -> None:
+    """The JSON-fields button's callback: rewrites the editor's text before the rerun renders it."""
+    st.session_state["template_text"] = json_mode_template(st.session_state.get("template_text") or "")

@@ -66,6 +66,8 @@ def try_flags(p) -> None:
     p.add_argument("--model")
     p.add_argument("--quote", action="store_true", help="only price the try; send nothing")
     p.add_argument("--override-budget", action="store_true", help="try even when P90 exceeds the remaining budget")
+    p.add_argument("--replace-answers", action="store_true",
+                   help="store the try's answers as the rows' teacher answers (default: the rows keep theirs)")
 
 
 @command("try", "Try the saved prompt on N rows (the same rows for every try, so versions compare): priced first, "
@@ -79,7 +81,8 @@ def cmd_try(args, store: Store) -> dict:
     prices = load_prices()
     if args.quote:
         return trials.quote_trial(store, args.project, prices, args.rows, args.model).as_dict()
-    return trials.run_trial(store, args.project, prices, args.rows, args.model, override=args.override_budget)
+    return trials.run_trial(store, args.project, prices, args.rows, args.model, override=args.override_budget,
+                            replace_answers=args.replace_answers)
 
 
 def estimate_flags(p) -> None:

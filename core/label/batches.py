@@ -200,4 +200,4 @@ class BatchSender:
             self.run._write_error(writes, entry["request_hash"], pending, BatchRowError("batch_missing", "no result"), None)
         for call in writes.calls:
             call["batch_id"] = batch_id
-        self.run.store.write_teacher(self.run.project_name, writes)
+        self.run._write(writes)

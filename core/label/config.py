@@ -39,6 +39,9 @@ class LabelConfig:
     # An explain run (core.label.explain): the teacher explains the labels reviewers corrected.
     # Set by `core explain-corrections` and the Review page, after their quote.
     explain_corrections: bool = field(default=False, metadata={"cli": False})
+    # False (a try of a prompt, unless asked): the answers go to the cache and the try's record
+    # only; the rows keep the answers they had.
+    store_answers: bool = field(default=True, metadata={"cli": False})
 
     def validate(self) -> LabelConfig:
         check_plan_args(self.relabel, self.rationale_fraction)

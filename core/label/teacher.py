@@ -57,7 +57,7 @@ class TeacherRun:
         return cls(store, cfg.project, model=cfg.model, concurrency=cfg.concurrency, limit=cfg.limit,
                    budget_usd=cfg.budget_usd, batch=cfg.batch, poll_interval_s=cfg.poll_interval_s,
                    row_ids=cfg.row_ids, relabel=cfg.relabel, rationale_fraction=cfg.rationale_fraction,
-                   seed=cfg.seed, **kwargs)
+                   seed=cfg.seed, store_answers=cfg.store_answers, **kwargs)
 
     def __init__(
         self, store: Store, project: str, *, model: str | None = None, concurrency: int = 8,
@@ -66,7 +66,7 @@ class TeacherRun:
         prices: PriceTable | None = None, on_progress: Callable[[dict], None] | None = None,
         should_stop: Callable[[], str | bool | None] | None = None, batch: bool = False,
         poll_interval_s: float = 10.0, row_ids: list[str] | None = None, spool_path: str | None = None,
-        relabel: str | None = None, rationale_fraction: float = 1.0, seed: int = 0,
+        relabel: str | None = None, rationale_fraction: float = 1.0, seed: int = 0, store_answers: bool = True,
     ):
         self.store, self.project_name = store, project
         self.project = store.get_project(project)
@@ -96,6 +96,7 @@ class TeacherRun:
         self.batches = BatchSender(self)  # the Message Batches part of this run
         self.template_hash = template_hash(self.project.template or "")
         self.summary = LabelSummary()
+        self.store_answers = store_answers  # False: cache, calls and ledger only (a try); the rows stay as they are
         self._done = 0
         self._in_flight_worst = 0.0   # reserved by this run and not yet settled in the store
         self._money = threading.Lock()  # the writer thread settles, the event loop reserves
@@ -209,7 +210,7 @@ class TeacherRun:
                 self._write_success(writes, key, p, cached[key]["response"], cached=True,
                                     source=cached[key]["source"], cost=0.0, attempts=None)
                 self.summary.cache_hits += len(p.rows)
-            self.store.write_teacher(self.project_name, writes)
+            self._write(writes)
             self._progress()
         held = self.store.open_batch_hashes(self.project_name)  # a batch may still answer them
         self.summary.held_by_batches = sum(len(v.rows) for k, v in misses.items() if k in held)
@@ -365,9 +366,14 @@ class TeacherRun:
                     writes.released.append(reservation)
                 # else: the API may have billed it (a timeout, a broken body): the reservation
                 # keeps counting until it expires
-        self.store.write_teacher(self.project_name, writes)
+        self._write(writes)
         with self._money:
             self._in_flight_worst -= sum(b[6] for b in batch)
+
+    def _write(self, writes: TeacherWrites) -> None:
+        if not self.store_answers:  # the answers are paid for and cached; the rows keep theirs
+            writes.results, writes.errors, writes.rereads, writes.explanations = [], [], [], []
+        self.store.write_teacher(self.project_name, writes)
 
     # ---- the spool: paid answers survive a failed write or a kill ----------------------
     def _replay_spool(self) -> None:
@@ -391,7 +397,7 @@ class TeacherRun:
             if e.get("reservation") is not None:
                 writes.settled.append((e["reservation"], cost or 0.0))
             self.summary.replayed += len(pending.rows)
-        self.store.write_teacher(self.project_name, writes)
+        self._write(writes)
         self._done = done  # progress counts the rows this run sets out to label, planned next
 
 class WriterFailed(ConfigError):

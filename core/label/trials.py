@@ -11,8 +11,10 @@
   (BudgetExceeded) unless overridden; the spend ledger still stops the spend at the cap.
 - **Run.** A try is a labeling job over those rows (relabel="all", every row asked with the
   project's saved prompt, no rationale fraction) through the teacher engine: cache, spend
-  ledger, one labeling run per project. Like any labeling run it stores the rows' newest
-  answers (a reviewed row keeps its reviewer's label). `start_trial` starts it as a
+  ledger, one labeling run per project. Its answers go to the response cache and the try's
+  record; the rows keep the answers they had (a try of a draft prompt must not replace good
+  answers with unreadable ones) unless `replace_answers` (then a reviewed row still keeps its
+  reviewer's label). A later labeling run with the same prompt gets the try's answers free. `start_trial` starts it as a
   background job (the app: the job gets the key in its environment only, and `core cancel`
   never signals the app's own process); `run_trial` runs it in this process (the CLI).
 - **Record.** Each try is a row of `prompt_trials`, per template version, with a row per
@@ -115,8 +117,9 @@ def _checked_quote(store, project: str, prices: PriceTable, n: int, model: str |
     return quote
 
 
-def _job_config(quote: TrialQuote) -> dict:
-    cfg = LabelConfig(quote.project, model=quote.model, row_ids=quote.row_ids, relabel="all")
+def _job_config(quote: TrialQuote, replace_answers: bool = False) -> dict:
+    cfg = LabelConfig(quote.project, model=quote.model, row_ids=quote.row_ids, relabel="all",
+                      store_answers=replace_answers)
     return cfg.validate().as_job_config()
 
 
@@ -130,23 +133,23 @@ def _create(store, quote: TrialQuote, job_id: str) -> int:
 
 # ---- run --------------------------------------------------------------------------------
 def start_trial(store, project: str, prices: PriceTable, n: int = DEFAULT_ROWS, model: str | None = None,
-                env: dict | None = None, override: bool = False) -> int:
+                env: dict | None = None, override: bool = False, replace_answers: bool = False) -> int:
     """Start a try as a background labeling job; returns the try's id (`wait_trial` follows it).
     `env` carries the API key to the job's process only. Refuses (BudgetExceeded) when the
     try's P90 exceeds what is left of the cap, unless `override`; LabelingBusy while another
     labeling run of the project is alive."""
     quote = _checked_quote(store, project, prices, n, model, override, (env or {}).get("ANTHROPIC_API_KEY"))
-    job_id = jobs.start_job(store, project, "label", _job_config(quote), env=env)
+    job_id = jobs.start_job(store, project, "label", _job_config(quote, replace_answers), env=env)
     return _create(store, quote, job_id)
 
 
 def run_trial(store, project: str, prices: PriceTable, n: int = DEFAULT_ROWS, model: str | None = None,
-              override: bool = False, on_progress=None) -> dict:
+              override: bool = False, on_progress=None, replace_answers: bool = False) -> dict:
     """Try the project's saved prompt on its N trial rows in this process (the CLI) and return
     the try's summary (`trial_summary`). The run is a job like `core label`'s foreground runs:
     `core cancel` reaches it, and the try is recorded however it ended."""
     quote = _checked_quote(store, project, prices, n, model, override, None)
-    job_id = jobs.create_job(store, project, "label", _job_config(quote), lease=True,
+    job_id = jobs.create_job(store, project, "label", _job_config(quote, replace_answers), lease=True,
                              **processes.identity(os.getpid()))
     trial_id = _create(store, quote, job_id)
     try:
