@@ -81,14 +81,15 @@ def test_other_words_become_label_words_mapped_by_the_gold_labels():
 
 
 def test_nli_words_are_mapped_by_gold_and_unknown_words_without_gold_get_a_format_line():
+    # (supported / refuted are read as NLI words directly now; these two are not)
     project = Project(task="nli", label_set=["entailment", "neutral", "contradiction"], template="{text}")
-    rows = (answers("Supported. The premise says so.", "Supported: it is stated.", "Supported, clearly.",
+    rows = (answers("Confirmed. The premise says so.", "Confirmed: it is stated.", "Confirmed, clearly.",
                     gold="entailment")
-            + answers("Refuted, the premise says the opposite.", "Refuted: he was asleep.", "Refuted.",
+            + answers("Disproved, the premise says the opposite.", "Disproved: he was asleep.", "Disproved.",
                       gold="contradiction"))
     fix = suggest_fix(project, group_unread(rows, "nli", project.label_set))
-    assert fix.kind == "label_words" and fix.label_words == {"supported": "entailment", "refuted": "contradiction"}
-    no_gold = answers("Supported. The premise says so.", "Refuted: he was asleep.")
+    assert fix.kind == "label_words" and fix.label_words == {"confirmed": "entailment", "disproved": "contradiction"}
+    no_gold = answers("Confirmed. The premise says so.", "Disproved: he was asleep.")
     fix = suggest_fix(project, group_unread(no_gold, "nli", project.label_set))
     assert fix.kind == "format_line"  # nothing tells which label a new word stands for
 
