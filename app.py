@@ -42,9 +42,16 @@ def main() -> None:
         "check the cost, label, review, then train a student on labels and rationales together "
         "(Hsieh et al. 2023; Vöge, Gurgul & Lessmann 2024)."
     )
+    own, demo = st.columns(2)
+    own.page_link("pages/1_Data.py", label="Start with your own data: import a CSV, JSON Lines or Parquet file",
+                  icon=":material/upload_file:")
+    demo.caption("Or look around the bundled demo project (support tickets, a recorded teacher: no API key, "
+                  "no cost). The sidebar switches projects.")
     if project is None:
-        st.info("Start on the **Data** page.")
         return
+    if store.get_project(project).demo_teacher:
+        st.caption(f"You are looking at the demo project. The steps below are about {project}; they follow "
+                   "whichever project the sidebar shows.")
     counts = store.count_items(project)
     stats = store.teacher_stats(project)
     cols = st.columns(5)

@@ -31,6 +31,8 @@ RUN_COLUMNS = {
     "steps": ("steps", HELP["steps"]),
     "student": ("student", HELP["student"]),
     "train_loss": ("training loss", HELP["train_loss"]),
+    "finishes in": ("finishes in", "The time the run still needs for its remaining steps at the pace it has kept "
+                                   "so far (evaluations add a little)."),
     "val_accuracy": ("validation accuracy", HELP["val_accuracy"]),
     "test_accuracy": ("held-out accuracy", HELP["test_accuracy"]),
 }
@@ -65,6 +67,8 @@ def run_list(store, name: str, live: bool) -> None:
             "rationale_fraction": str(results.setting_text(cfg, "rationale_fraction")),
             "rationale_loss": str(results.setting_text(cfg, "rationale_missing")),
             "seed": cfg["seed"], "steps": cfg["max_steps"], "student": cfg["student"],
+            "finishes in": (results.duration_text(results.training_eta_s(cfg, latest))
+                            if run["status"] in jobs.ACTIVE else ""),
             "train_loss": latest.get("train_loss"), "val_accuracy": latest.get("val_accuracy"),
             "test_accuracy": latest.get("test_accuracy"),
             "error": run["error"],

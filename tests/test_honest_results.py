@@ -224,7 +224,7 @@ def test_train_page_shows_live_curves_of_a_running_job(app_store):
     job_id = app_store.create_job(PROJECT, "train", cfg, **processes.identity(os.getpid()))  # "runs" in this process
     app_store.transition_job(job_id, "running", ("queued",))
     app_store.add_metrics(job_id, [(s, name, 2.0 / s) for s in range(1, 6) for name in ("train_loss", "label_loss")]
-                          + [(5, "test_accuracy", 0.5)])
+                          + [(5, "test_accuracy", 0.5), (5, "examples_per_s", 4.0)])
     at = open_page("pages/5_Train.py", PROJECT)
     assert not at.exception, at.exception
     assert "Live training curves" in [s.value for s in at.subheader]
@@ -234,6 +234,7 @@ def test_train_page_shows_live_curves_of_a_running_job(app_store):
     runs = at.dataframe[0].value.set_index("run")
     assert runs.loc[job_id, "alpha"] == runs.loc[job_id, "rationale_fraction"] == "—"
     assert runs.loc[job_id, "objective"] == "label-only"
+    assert runs.loc[job_id, "finishes in"] == "about 2 min"  # 45 steps x 8 rows at 4 rows/s: 90 s
 
     app_store.transition_job(job_id, "completed", ("running",))
     at.run()

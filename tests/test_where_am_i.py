@@ -238,3 +238,14 @@ def test_the_home_page_checks_off_the_steps_done(app_store):
     assert f"1. {done} **Data**" in checklist and f"2. {done} **Prompt & budget**" in checklist
     assert f"3. {done} **Label**" in checklist and f"4. {next_} **Review**" in checklist
     assert f"5. {not_yet} **Train**" in checklist and f"6. {not_yet} **Results**" in checklist
+
+
+def test_the_home_page_offers_your_own_data_beside_the_demo(app_store):
+    from tests.helpers import open_page
+
+    at = open_page("app.py")
+    assert not at.exception
+    links = at.get("page_link")
+    assert any("Start with your own data" in link.proto.label and link.proto.page.endswith("Data")
+               for link in links), [link.proto for link in links]
+    assert any("demo project" in c.value for c in at.caption)

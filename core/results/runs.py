@@ -95,6 +95,26 @@ def run_rows(store: Store, project: str, jobs: list[dict]) -> list[dict]:
     return rows
 
 
+def training_eta_s(cfg: dict, latest: dict) -> float | None:
+    """Seconds a running run still needs for its remaining steps, at the pace it has kept so far
+    (examples per second, logged every few steps); None before the first measure. Evaluations on the
+    validation rows and the final test add to it."""
+    pace, step = latest.get("examples_per_s"), latest.get("step")
+    if not pace or step is None:
+        return None
+    return max(0.0, (cfg["max_steps"] - step) * cfg["batch_size"] / pace)
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"about {round(seconds / 60)} min"
+    return f"about {seconds / 3600:.1f} h"
+
+
 def is_label_only(cfg: dict) -> bool:
     return cfg.get("objective") == "standard"
 
