@@ -104,8 +104,9 @@ def comparison(store, table: list[dict], chosen: list[str], reference: dict | No
 
 
 def run_detail(store, run: dict, row: dict, reference: dict | None) -> None:
-    for warning in results.run_warnings(store, row, reference):
-        st.warning(plain(warning), icon="⚠️")
+    warned = len(results.run_warnings(store, row, reference))
+    if warned:  # said once, above the comparison; here only a pointer to it
+        st.caption(f"⚠️ {warned} warning{'s' * (warned != 1)} about this run: see above the run comparison.")
     mine = (reference or {}).get("runs", {}).get(run["id"])
     cols = st.columns(5)
     accuracy, agreement = row.get("test_accuracy"), row.get("teacher_agreement")

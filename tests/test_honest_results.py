@@ -210,6 +210,7 @@ def test_results_page_shows_baseline_rules_and_warnings(app_store):
     warnings = [w.value for w in at.warning]
     assert any("same answer" in w and one_class in w.replace("\\", "") for w in warnings), warnings
     assert any("no better than always answering" in w for w in warnings)
+    assert len(warnings) == len(set(warnings))  # each warning once (the run's detail points to it)
     steps = next(c for c in page_charts(at) if "Accuracy over steps: validation rows" in c.proto.spec)
     assert '"rule"' in steps.proto.spec and "majority-class baseline (always 'billing'): 0.25" in chart_text(steps)
     table = at.dataframe[0].value.set_index("run")
