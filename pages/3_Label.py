@@ -43,6 +43,10 @@ def live_status(store, name: str) -> None:
     (?job=…), else the one running, else the latest."""
     label_jobs = jobs.jobs_for(store, name, "label")
     job = jobs.job_to_show(label_jobs, st.query_params.get("job"))
+    active = job is not None and job["status"] in jobs.ACTIVE
+    was_active, st.session_state["_label_live"] = st.session_state.get("_label_live"), active
+    if was_active and not active:
+        st.rerun()  # the job ended: the whole page (the stage line, the next run's plan) shows the state after it
     failures = parse_failures(job) if job else None
     stats = store.teacher_stats(name)
     counts = store.count_items(name)
