@@ -48,18 +48,12 @@ def test_upload_map_and_import_in_the_browser(app_url, browser, tmp_path):
     page.locator('input[type="file"]').set_input_files(str(data))
     page.get_by_text("6 rows, columns: id, text, label").wait_for(timeout=30000)
 
-    def choose(label: str, option: str) -> None:
-        box = page.get_by_label(label).first
-        box.click()
-        page.keyboard.type(option)  # filters the dropdown to the one matching column
-        page.get_by_role("option", name=option, exact=True).wait_for(timeout=30000)
-        page.keyboard.press("Enter")
-        page.wait_for_timeout(300)
-
-    choose("Id column", "id")
-    choose("Gold label column (optional)", "label")
+    # the mapping is guessed from the column names (id, text, label): shown, and left as it is
+    page.get_by_text("'id' looks like the id column").wait_for(timeout=30000)
+    page.get_by_text("'label' looks like the gold label column", exact=False).wait_for(timeout=30000)
     page.get_by_role("button", name="Import").click()
     page.get_by_text("Imported 6 rows into project 'my_tickets'.").wait_for(timeout=30000)
+    page.get_by_text("Label set: billing, shipping, technical").wait_for(timeout=30000)  # the gold was mapped
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
 
@@ -97,7 +91,7 @@ def _identify(page, reviewer: str) -> None:
 
 def _open_parse_errors(page, app_url: str) -> str:
     """Open Review on the demo project, switch the queue to parse errors, return the open row id."""
-    page.goto(f"{app_url}/Review")
+    page.goto(f"{app_url}/Review?project=support-tickets-demo")
     page.get_by_role("heading", name="Review").first.wait_for(timeout=60000)
     _settle(page)
     # the input itself: with a help tooltip the label also names the "?" icon
@@ -164,12 +158,7 @@ def _import_in_the_browser(page, app_url: str, data) -> None:
     page.get_by_role("heading", name="Data").first.wait_for(timeout=60000)
     page.locator('input[type="file"]').set_input_files(str(data))
     page.get_by_text("6 rows, columns: id, text, label").wait_for(timeout=30000)
-    for label, option in (("Id column", "id"), ("Gold label column (optional)", "label")):
-        page.get_by_label(label).first.click()
-        page.keyboard.type(option)
-        page.get_by_role("option", name=option, exact=True).wait_for(timeout=30000)
-        page.keyboard.press("Enter")
-        page.wait_for_timeout(300)
+    page.get_by_text("'id' looks like the id column").wait_for(timeout=30000)  # id and gold guessed
     page.get_by_role("button", name="Import").click()
     page.get_by_text(f"Imported 6 rows into project '{data.stem}'.").wait_for(timeout=30000)
 
@@ -192,27 +181,30 @@ def test_the_project_chosen_in_the_sidebar_survives_reload_page_switch_and_a_new
     page = context.new_page()
     _import_in_the_browser(page, app_url, data)
 
-    page.goto(app_url)  # a new session without ?project=: the first project
+    page.goto(app_url)  # a new session without ?project=: the project last used (the import), not the demo
     page.get_by_role("heading", name=re.compile("^Distill")).first.wait_for(timeout=60000)
-    assert _shown_project(page) == "support-tickets-demo" and _rows_metric(page) == "400"
-    _pick(page, "Project", "url_tickets")
     assert _shown_project(page) == "url_tickets" and _rows_metric(page) == "6"
-    page.wait_for_url(re.compile(r"[?&]project=url_tickets\b"), timeout=30000)
+    _pick(page, "Project", "support-tickets-demo")
+    assert _shown_project(page) == "support-tickets-demo" and _rows_metric(page) == "400"
+    page.wait_for_url(re.compile(r"[?&]project=support-tickets-demo\b"), timeout=30000)
 
     page.reload()
     page.get_by_role("heading", name=re.compile("^Distill")).first.wait_for(timeout=60000)
-    assert _shown_project(page) == "url_tickets" and _rows_metric(page) == "6"
+    assert _shown_project(page) == "support-tickets-demo" and _rows_metric(page) == "400"
 
     # the sidebar's page links drop the query string; the page puts the project back
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Data").click()
     page.get_by_role("heading", name="Data").first.wait_for(timeout=60000)
-    assert _shown_project(page) == "url_tickets" and _rows_metric(page) == "6"
-    page.wait_for_url(re.compile(r"/Data\?(.*&)?project=url_tickets\b"), timeout=30000)
+    assert _shown_project(page) == "support-tickets-demo" and _rows_metric(page) == "400"
+    page.wait_for_url(re.compile(r"/Data\?(.*&)?project=support-tickets-demo\b"), timeout=30000)
 
     tab = context.new_page()  # a new tab on the same URL: a new session, same project
     tab.goto(page.url)
     tab.get_by_role("heading", name="Data").first.wait_for(timeout=60000)
-    assert _shown_project(tab) == "url_tickets" and _rows_metric(tab) == "6"
+    assert _shown_project(tab) == "support-tickets-demo" and _rows_metric(tab) == "400"
+    tab.goto(f"{app_url}/Review")  # a bookmark without ?project=: the project last used
+    tab.get_by_role("heading", name="Review").first.wait_for(timeout=60000)
+    assert _shown_project(tab) == "support-tickets-demo"
 
     tab.goto(f"{app_url}/Data?project=no-such-project")  # a stale link
     tab.get_by_role("heading", name="Data").first.wait_for(timeout=60000)
