@@ -16,6 +16,7 @@ from core import jobs
 from core.results import runs as results
 from core.kernel.paths import run_dir
 from core.student.batch import predict_file
+from core.student.predict import saved_train_config
 from ui import get_student, page_setup, plain, project_picker, show_error
 
 HELD_OUT_SHOWN = 200  # held-out rows offered in the picker (the run's evaluation order)
@@ -41,6 +42,22 @@ def run_label(job: dict, latest: dict) -> str:
 
 def load(model_dir: Path):
     return get_student(str(model_dir), (model_dir / "config.json").stat().st_mtime)
+
+
+class StudentOnDemand:
+    """The run's student as the page needs it: what its folder records at once (input fields,
+    task, the project's id column), the model only when a prediction is asked. Loading the model
+    was most of the page's first render (4.7 s of it, 300 rows)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        config = saved_train_config(folder)
+        self.input_fields, self.task, self.id_field = (config.get("input_fields"), config.get("task"),
+                                                       config.get("id_field"))
+
+    def model(self):
+        with st.spinner("Loading the student..."):
+            return load(self.folder)
 
 
 def predict_one(student, row: dict, fields: list[str], rationale: bool) -> tuple[dict, float]:
@@ -88,7 +105,8 @@ def typed_input(student, fields: list[str], task: str, rationale: bool) -> None:
         st.warning("Give at least two answer choices, one per line.")
         return
     try:
-        answer, ms = predict_one(student, {**values, **({"choices": choices} if choices else {})}, fields, rationale)
+        answer, ms = predict_one(student.model(), {**values, **({"choices": choices} if choices else {})}, fields,
+                                 rationale)
     except Exception as exc:
         show_error(exc)
         return
@@ -114,7 +132,7 @@ def held_out_row(store, project: str, run: dict, student, fields: list[str], rat
         return
     try:
         row = {**item["inputs"], **({"choices": item["choices"]} if item.get("choices") else {})}
-        answer, ms = predict_one(student, row, fields, rationale)
+        answer, ms = predict_one(student.model(), row, fields, rationale)
     except Exception as exc:
         show_error(exc)
         return
@@ -149,7 +167,7 @@ def batch_section(run: dict, student, fields: list[str], task: str, multitask: b
                 stem = re.sub(r"[^\w.-]", "_", Path(upload.name).stem)[:64].lstrip(".") or "upload"
                 source, out = Path(tmp) / f"{stem}{suffix}", Path(tmp) / f"{stem}-predictions{suffix}"
                 source.write_bytes(upload.getbuffer())
-                summary = predict_file(student, str(source), str(out), rationale=with_rationale,
+                summary = predict_file(student.model(), str(source), str(out), rationale=with_rationale,
                                        input_columns=fields, on_progress=on_progress, keep_inputs=keep_inputs)
                 data = Path(summary.get("out") or out).read_bytes()
                 summary["preview"] = preview_rows(Path(summary.get("out") or out))
@@ -200,7 +218,7 @@ def main() -> None:
     for warning in results.run_warnings(store, row):  # the Results page's warnings, where the student is used
         st.warning(plain(warning), icon="⚠️")
     try:
-        student = load(folder)
+        student = StudentOnDemand(folder)
     except Exception as exc:
         show_error(exc)
         return
