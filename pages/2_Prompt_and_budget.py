@@ -278,10 +278,12 @@ def compare_panel(store, trials):
         "cost usd": st.column_config.NumberColumn(format="$%.4f")})
     if not out["common"]:
         st.caption("These tries share no rows.")
-    elif out["differ"]:
-        st.caption(f"{len(out['differ'])} of the {out['common']} rows both asked get a different label:")
-        st.dataframe(pd.DataFrame(out["differ"]), hide_index=True)
-    else:
+    for key, text in (("differ", "get a different label"), ("read_once", "were read in one try only (an unread "
+                                                                          "answer is no label, not another one)")):
+        if out["common"] and out[key]:
+            st.caption(f"{len(out[key])} of the {out['common']} rows both asked {text}:")
+            st.dataframe(pd.DataFrame(out[key]), hide_index=True)
+    if out["common"] and not out["differ"] and not out["read_once"]:
         st.caption(f"Both give the same label on all {out['common']} rows they share.")
 
 

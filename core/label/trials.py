@@ -319,9 +319,10 @@ def _label_cell(row: dict) -> str:
 
 def compare_trials(store, first: int, second: int) -> dict:
     """Two tries on the rows both asked: `tries` (one dict per try: version, parse rate,
-    accuracy, mean output tokens, cost, over those common rows), `differ` (the common rows
-    whose parsed label differs, with both answers and the gold label) and `common` (how many
-    rows both asked)."""
+    accuracy, mean output tokens, cost, over those common rows), `differ` (the common rows both
+    tries read a label for, and the labels differ), `read_once` (rows only one try read a label
+    for: an unread answer is no label, not a different one), each with both answers and the gold
+    label, and `common` (how many rows both asked)."""
     a, b = store.get_trial(first), store.get_trial(second)
     if a["project"] != b["project"]:
         raise ConfigError("Only tries of the same project can be compared.")
@@ -343,17 +344,17 @@ def compare_trials(store, first: int, second: int) -> dict:
                 "mean output tokens": _share(sum(tokens), len(tokens)),
                 "cost usd": sum(r["billed_usd"] or 0.0 for r in mine)}
 
-    def same(x: dict, y: dict) -> bool:
-        if (x["flag"] is None and x["error"] is None) != (y["flag"] is None and y["error"] is None):
-            return False
-        return (x["label"] is None and y["label"] is None) or kind.labels_equal(x["label"], y["label"])
+    def read(r: dict) -> bool:
+        return r["flag"] is None and r["error"] is None and r["label"] is not None
 
-    differ = []
+    differ, read_once = [], []
     for rid in common:
         x, y = ra[rid], rb[rid]
-        if same(x, y):
+        if read(x) and read(y) and kind.labels_equal(x["label"], y["label"]) or not (read(x) or read(y)):
             continue
-        differ.append({"row": rid, **_input_columns(project, x), f"label #{a['id']}": _label_cell(x),
-                       f"label #{b['id']}": _label_cell(y), f"rationale #{a['id']}": x["rationale"],
-                       f"rationale #{b['id']}": y["rationale"], "gold": x["gold"]})
-    return {"tries": [measures(a, ra), measures(b, rb)], "differ": differ, "common": len(common)}
+        row = {"row": rid, **_input_columns(project, x), f"label #{a['id']}": _label_cell(x),
+               f"label #{b['id']}": _label_cell(y), f"rationale #{a['id']}": x["rationale"],
+               f"rationale #{b['id']}": y["rationale"], "gold": x["gold"]}
+        (differ if read(x) and read(y) else read_once).append(row)
+    return {"tries": [measures(a, ra), measures(b, rb)], "differ": differ, "read_once": read_once,
+            "common": len(common)}
