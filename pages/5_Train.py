@@ -197,8 +197,10 @@ def main() -> None:
         start = st.form_submit_button("Start training", type="primary")
     st.caption("Multi-task: loss = α·label_loss + (1−α)·rationale_loss, with task prefixes [label] and [rationale]. "
                "Label-only runs ignore α, the rationale fraction and the rationale settings (shown as \"—\"). "
-               "Each run is scored on its validation rows about five times while it trains and keeps the best step; "
-               "the test rows are scored once, at the end. "
+               f"With {int(steps)} steps a run scores its validation rows at step"
+               f"{'s' * (len(results.evaluation_steps(int(steps))) > 1)} "
+               f"{', '.join(map(str, results.evaluation_steps(int(steps))))} (the points of its accuracy curve) "
+               "and keeps the best; the test rows are scored once, at the end. "
                "Runs checkpoint every 50 steps and resume after a crash, a kill or a pause.")
     st.caption(plain(describe_split(store.count_items(name)["by_split"], TrainConfig.test_fraction,
                                     TrainConfig.val_fraction, TrainConfig.split_seed)), help=HELP["held_out"])

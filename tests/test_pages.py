@@ -284,6 +284,7 @@ def test_train_page_starts_a_run(app_store):
     assert not at.exception
     split = next(c.value for c in at.caption if "rows to train on" in c.value)  # the split, before any run
     assert "280 rows to train on, 40 validation rows" in split and "80 test rows (scored once)" in split
+    assert any("at steps 24, 48, 72, 96, 120" in c.value for c in at.caption)  # the accuracy curve's points
     at.selectbox(key="student").set_value("tiny-random")
     at.number_input(key="steps").set_value(3)
     at.button[0].click().run()

@@ -112,6 +112,9 @@ def test_evaluations_during_training_and_the_final_one_with_its_confusion_matrix
     train_project(labeled, cfg(eval_every=2, step_eval_limit=1, out_dir=str(tmp_path / "c")), job_id="c")
     points = sorted(m["step"] for m in labeled.metrics(["c"]) if m["name"] == "val_accuracy")
     assert points == [2, 4, 6]  # every 2 steps on the validation row, and the last step
+    from core.results.runs import evaluation_steps
+
+    assert evaluation_steps(6, 2) == points  # what the Train page promises is what the run does
     assert [m["step"] for m in labeled.metrics(["c"]) if m["name"] == "test_accuracy"] == [6]  # the test: once
     chosen = json.loads((tmp_path / "c" / "train_config.json").read_text())["chosen_step"]
     assert chosen in (2, 4, 6)

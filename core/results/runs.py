@@ -15,6 +15,7 @@ import json
 from core.db import Store
 from core.kernel.tasks import get_task
 from core.train.run import Run
+from core.train.trainer import TrainConfig
 
 # One name per objective in everything people read (tables, charts, reports); the stored
 # value (`TrainConfig.objective`, the CLI's --objective) stays "multitask" | "standard".
@@ -93,6 +94,12 @@ def run_rows(store: Store, project: str, jobs: list[dict]) -> list[dict]:
             "teacher_usd": None if teacher_rows is None else round(teacher_rows * cost_per_row, 6),
         })
     return rows
+
+
+def evaluation_steps(max_steps: int, eval_every: int | None = None) -> list[int]:
+    """The steps at which a run scores its validation rows (the points of its accuracy curve)."""
+    every = TrainConfig(project="", max_steps=max_steps, eval_every=eval_every).eval_interval()
+    return sorted({*(range(every, max_steps, every) if every else []), max_steps})
 
 
 def training_eta_s(cfg: dict, latest: dict) -> float | None:
