@@ -85,6 +85,8 @@ def check_quote(quote: ExplainQuote, override: bool = False) -> None:
 class ExplainRun(TeacherRun):
     """A labeling run whose requests ask the teacher to explain the reviewers' labels."""
 
+    KIND = "explain"
+
     def plan(self) -> tuple[dict[str, PendingRequest], dict[str, dict]]:
         pending: dict[str, PendingRequest] = {}
         for p in planned_explanations(self.store, self.project_name, self.model):

@@ -172,7 +172,7 @@ class RereadRun(TeacherRun):
     """A labeling run whose requests are re-reads (core.label.teacher runs them: ledger, cache,
     retries, spool). Its model is the reader's, not the project's teacher."""
 
-    REREAD = True
+    KIND = "reread"
 
     def __init__(self, store, project: str, *, model: str = DEFAULT_MODEL, **kwargs):
         super().__init__(store, project, model=model, **kwargs)

@@ -36,7 +36,17 @@ class AnswerSpool:
                 f.flush()
 
 
-def spools_to_replay(store, project: str, own: Path | None, job_id: str | None, reread: bool = False) -> list[Path]:
+def run_kind(config: dict) -> str:
+    """What a labeling job's answers are: teacher labels, re-reads, explanations of corrected labels,
+    or a try's (which must not become the rows' answers)."""
+    if config.get("reread_model"):
+        return "reread"
+    if config.get("explain_corrections"):
+        return "explain"
+    return "label" if config.get("store_answers", True) else "try"
+
+
+def spools_to_replay(store, project: str, own: Path | None, job_id: str | None, kind: str = "label") -> list[Path]:
     """A run's own spool and, for a job (it holds the project's labeling lease, so no other
     labeling job runs), the spools of the project's earlier labeling jobs of its kind (teacher
     answers, or re-reads): a new run after a killed one stores what that one paid for, not only
@@ -48,7 +58,7 @@ def spools_to_replay(store, project: str, own: Path | None, job_id: str | None, 
 
         spools += [job_dir(store, j["id"]) / SPOOL_NAME for j in jobs_for(store, project, "label")
                    if j["id"] != job_id and j["status"] not in ACTIVE
-                   and bool((j.get("config") or {}).get("reread_model")) == reread]
+                   and run_kind(j.get("config") or {}) == kind]
     return [p for p in spools if p.exists()]
 
 

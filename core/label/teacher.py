@@ -50,7 +50,7 @@ DEMO_SOURCE = "recorded-demo"
 
 
 class TeacherRun:
-    REREAD = False  # its requests ask the teacher (a RereadRun's re-read answers)
+    KIND = "label"  # what its answers are (core.label.spool.run_kind): a spool is replayed by a run of its kind
 
     @classmethod
     def from_config(cls, store: Store, cfg: LabelConfig, **kwargs) -> TeacherRun:
@@ -379,7 +379,7 @@ class TeacherRun:
     def _replay_spool(self) -> None:
         """Store the spooled answers the database does not have yet, before anything is sent."""
         entries = read_entries(spools_to_replay(self.store, self.project_name, self.spool and self.spool.path,
-                                                self.job_id, reread=self.REREAD))
+                                                self.job_id, kind=self.KIND if self.store_answers else "try"))
         if not entries:
             return
         stored = self.store.cached_responses([e["key"] for e in entries])
