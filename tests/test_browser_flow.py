@@ -323,6 +323,23 @@ def test_a_new_user_goes_from_csv_to_a_trained_student(app, browser, teacher, tm
     page.get_by_role("heading", name="Accuracy over steps").first.wait_for()
     assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 2
     _no_exception(page)
+
+    # 9. Try the student: predict a file of new tickets; the predictions keep its ids and, asked, its
+    # inputs, and the page previews them.
+    _go(page, "Try the student", "Try the student")
+    new = tmp_path / "new_tickets.csv"
+    new.write_text("id,text\nN-1,My card was charged twice\nN-2,The app crashes on start\nN-3,Parcel lost\n")
+    page.locator('input[type="file"]').last.set_input_files(str(new))
+    _settle(page)
+    page.get_by_text("Keep the input columns beside the predictions").click()
+    _settle(page)
+    page.get_by_role("button", name="Predict file").click()
+    page.get_by_text(re.compile(r"^Predicted 3 rows")).first.wait_for(timeout=120000)
+    _settle(page)
+    preview = page.locator('[data-testid="stDataFrame"]').last
+    _eventually(lambda: _grid_column(preview, "id"), ["N-1", "N-2", "N-3"])
+    assert _grid_column(preview, "text")[0] == "My card was charged twice" and _grid_column(preview, "label")
+    _no_exception(page)
     context.close()
 
     assert sidebar_after_import == PROJECT, (
