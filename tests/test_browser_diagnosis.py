@@ -36,6 +36,7 @@ def test_prose_answers_are_explained_and_the_fix_is_one_click(tmp_path, teacher)
         page = browser.new_context(viewport={"width": 1800, "height": 1400}).new_page()
         page.set_default_timeout(60000)
         page.goto(f"{url}/Prompt_and_budget?project=prose")
+        page.get_by_text("This template does not say how to reply").first.wait_for()  # warned before any try
         page.get_by_role("button", name="Try on 6 rows").click()
         page.get_by_text(re.compile(r"^Try #1: template v1 .* parsed ")).first.wait_for(timeout=180000)
         _settle(page)
@@ -54,3 +55,16 @@ def test_prose_answers_are_explained_and_the_fix_is_one_click(tmp_path, teacher)
         _no_exception(page)
         assert _metric(page, "Parse rate") == "100%"
         assert page.get_by_text(re.compile("created with a default value")).count() == 0
+        assert page.get_by_text("This template does not say how to reply").count() == 0  # it says now
+        # a new draft without a reply format: warned, and the format is one click away
+        template = page.get_by_label("Template", exact=True)
+        template.fill("Route this ticket to a team: {text}")
+        page.keyboard.press("Tab")
+        _settle(page)
+        page.get_by_text("This template does not say how to reply").first.wait_for()
+        page.get_by_role("button", name="Add the reply format lines").click()
+        _settle(page)
+        fixed = page.get_by_label("Template", exact=True).input_value()
+        assert fixed.startswith("Route this ticket to a team: {text}") and "Reply in exactly this format:" in fixed
+        assert page.get_by_text("This template does not say how to reply").count() == 0
+        _no_exception(page)
