@@ -144,6 +144,12 @@ def project_stage(store, project: str) -> Stage:
                      "Create a spot-check set on the Review page and check a sample of the teacher's answers.",
                      "Review")
     reviewed = f"{count(c['reviewed'])} of {_rows(total)} reviewed"
+    if c["students"] == 0 and not training and c["spot_rows"] and c["spot_reviewed"] < c["spot_rows"]:
+        # a spot check in progress stays the next step: training before it ends trains on unchecked labels
+        return stage("spot_check_open", f"{reviewed}; the spot check is {count(c['spot_reviewed'])} of "
+                                        f"{count(c['spot_rows'])} done.",
+                     "Finish it on the Review page (the 'spot check' filter): its error estimate says whether the "
+                     "teacher's labels are good enough to train on.", "Review")
     if c["students"] == 0:
         if training:
             return stage("no_student", f"{reviewed}; the first student is being trained.",

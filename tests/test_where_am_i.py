@@ -249,3 +249,16 @@ def test_the_home_page_offers_your_own_data_beside_the_demo(app_store):
     assert any("Start with your own data" in link.proto.label and link.proto.page.endswith("Data")
                for link in links), [link.proto for link in links]
     assert any("demo project" in c.value for c in at.caption)
+
+
+def test_a_spot_check_in_progress_stays_the_next_step_until_it_is_done(tickets):
+    import_teacher_outputs(tickets, "tickets", answers(RIGHT))
+    tickets.create_spot_check("tickets", 3, stratified=False)
+    spot = [r["row_id"] for r in tickets.review_page("tickets", "spot check")[0]]
+    review.save_review(tickets, "tickets", spot[0], "ana", None, None)
+    stage = project_stage(tickets, "tickets")
+    assert stage.key == "spot_check_open" and stage.page == "Review"  # not yet "train a student"
+    assert stage.line == "1 of 6 rows reviewed; the spot check is 1 of 3 done."
+    for row_id in spot[1:]:
+        review.save_review(tickets, "tickets", row_id, "ana", None, None)
+    assert project_stage(tickets, "tickets").key == "no_student"  # done: now training is next

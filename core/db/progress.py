@@ -11,6 +11,8 @@ SELECT count(*) AS total,
        count(*) FILTER (WHERE status = 'error') AS errors,
        count(*) FILTER (WHERE reviewed) AS reviewed,
        (SELECT count(*) FROM spot_checks s WHERE s.project = ?) AS spot_rows,
+       (SELECT count(DISTINCT s.row_id) FROM spot_checks s JOIN items i ON i.project = s.project AND i.row_id = s.row_id
+        WHERE s.project = ? AND i.reviewed) AS spot_reviewed,
        (SELECT count(*) FROM jobs j WHERE j.project = ? AND j.kind = 'train' AND j.status = 'completed') AS students
 FROM items WHERE project = ?
 """
@@ -34,7 +36,7 @@ class ProgressQueries:
     def stage_counts(self, project: str) -> dict:
         """Rows (total, labeled, flagged, errors, reviewed), spot-check rows and completed
         training runs of a project, in one query."""
-        return self.query(_STAGE_COUNTS, [project] * 3)[0]
+        return self.query(_STAGE_COUNTS, [project] * 4)[0]
 
     def jobs_with_status(self, project: str, statuses: list[str]) -> list[dict]:
         """The project's jobs in one of `statuses`, oldest first, each with its last metric step."""
