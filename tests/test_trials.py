@@ -169,7 +169,7 @@ def test_page_prices_a_try_runs_it_and_shows_the_answers(app_store, fake, teache
     line = summary_caption(at)
     assert "parsed 4 of 4 answers (100%)" in line and "4 of 4 right against gold" in line, line
     table = at.dataframe[0].value
-    assert list(table.columns) == ["row", "text", "raw answer", "label", "rationale", "flag", "gold", "correct"]
+    assert list(table.columns) == ["row", "label", "gold", "correct", "flag", "raw answer", "rationale", "text"]
     assert len(table) == 4 and all(table["label"] == table["gold"])
     assert all(table["raw answer"].str.startswith("Answer: "))
     trial = app_store.list_trials("tickets")[0]

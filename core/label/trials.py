@@ -301,13 +301,14 @@ def _input_columns(project, row: dict) -> dict:
 
 
 def trial_table(store, trial_id: int) -> list[dict]:
-    """A try side by side, one dict per row: the row's inputs (every input field), the raw
-    answer, the parsed label, rationale and flag, the gold label and whether they agree."""
+    """A try side by side, one dict per row: what it decided first (the parsed label, the gold
+    label, whether they agree, the flag and the raw answer: in view without scrolling), then
+    the rationale and the row's inputs (every input field)."""
     trial = store.get_trial(trial_id)
     project = store.get_project(trial["project"])
-    return [{"row": r["row_id"], **_input_columns(project, r), "raw answer": raw_answer(r),
-             "label": r["label"], "rationale": r["rationale"], "flag": r["flag"] or r["error"],
-             "gold": r["gold"], "correct": r["correct"]}
+    return [{"row": r["row_id"], "label": r["label"], "gold": r["gold"], "correct": r["correct"],
+             "flag": r["flag"] or r["error"], "raw answer": raw_answer(r), "rationale": r["rationale"],
+             **_input_columns(project, r)}
             for r in store.trial_row_results(trial_id)]
 
 
