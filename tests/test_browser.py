@@ -36,6 +36,9 @@ def test_every_page_renders_without_exception(app_url, browser):
         page.wait_for_timeout(1500)  # let fragments and charts finish
         assert page.locator('[data-testid="stException"]').count() == 0, f"exception on /{path}"
         assert page.get_by_text("Traceback").count() == 0
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    assert nav.get_by_role("link", name="Home", exact=True).count() == 1  # not "app"
+    assert nav.get_by_role("link", name="app", exact=True).count() == 0
     page.close()
 
 

@@ -75,7 +75,7 @@ def test_every_module_says_what_it_holds():
 
 def test_each_page_has_its_stage_folder():
     pages = {p.name for p in (REPO / "pages").glob("*.py")}
-    assert pages == set(PAGE_STAGES)
+    assert pages == set(PAGE_STAGES) | {"0_Home.py"}  # Home reads core.workflow, the overview of every stage
     for page, stage in PAGE_STAGES.items():
         assert (CORE / stage).is_dir(), stage
         text = (REPO / "pages" / page).read_text(encoding="utf-8")
