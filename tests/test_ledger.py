@@ -84,11 +84,10 @@ def test_two_processes_under_one_project_cap_never_bill_past_it(store, tmp_path)
     assert open_reserved(store) == 0  # every reservation settled or released
 
 
-def test_a_failing_writer_stops_dispatch_and_resume_replays_the_paid_answers(tickets, fake, monkeypatch, tmp_path):
-    """When answers cannot be stored, no more answers are bought, and none is bought twice."""
-    many_tickets(tickets, 60, project="more")
-    spool = tmp_path / "answers.spool.jsonl"
-    real_write = tickets.write_teacher
+def fail_from_the_second_write(store, monkeypatch):
+    """The store takes the first batch of answers, then refuses every write ("disk full");
+    returns the real writer, to put back."""
+    real_write = store.write_teacher
     calls = {"n": 0}
 
     def failing_write(project, writes):
@@ -97,7 +96,15 @@ def test_a_failing_writer_stops_dispatch_and_resume_replays_the_paid_answers(tic
             raise RuntimeError("disk full")
         return real_write(project, writes)
 
-    monkeypatch.setattr(tickets, "write_teacher", failing_write)
+    monkeypatch.setattr(store, "write_teacher", failing_write)
+    return real_write
+
+
+def test_a_failing_writer_stops_dispatch_and_resume_replays_the_paid_answers(tickets, fake, monkeypatch, tmp_path):
+    """When answers cannot be stored, no more answers are bought, and none is bought twice."""
+    many_tickets(tickets, 60, project="more")
+    spool = tmp_path / "answers.spool.jsonl"
+    real_write = fail_from_the_second_write(tickets, monkeypatch)
     run = TeacherRun(tickets, "more", api_key="k", base_url=fake.url, concurrency=2, spool_path=str(spool))
     with pytest.raises(Exception, match="Storing teacher answers failed"):
         run.run()
@@ -122,16 +129,7 @@ def test_a_new_labeling_job_stores_what_a_dead_job_paid_for_before_asking_again(
     from core.jobs.states import now
 
     many_tickets(tickets, 60, project="more")
-    real_write = tickets.write_teacher
-    calls = {"n": 0}
-
-    def failing_write(project, writes):
-        calls["n"] += 1
-        if calls["n"] >= 2:
-            raise RuntimeError("disk full")
-        return real_write(project, writes)
-
-    monkeypatch.setattr(tickets, "write_teacher", failing_write)
+    real_write = fail_from_the_second_write(tickets, monkeypatch)
     dead = create_job(tickets, "more", "label", {}, lease=True)
     with pytest.raises(Exception, match="Storing teacher answers failed"):
         TeacherRun(tickets, "more", api_key="k", base_url=fake.url, concurrency=4, job_id=dead).run()

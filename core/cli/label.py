@@ -145,28 +145,35 @@ def reread_flags(p) -> None:
     p.add_argument("--budget", type=float, help="stop before this re-read's spend could pass this many USD")
 
 
+def run_quoted(store: Store, args, quote, what: str, cfg: LabelConfig) -> dict:
+    """A run priced before it is sent (a re-read, explanations): without --yes only the quote;
+    refused when the model has no price, or when P90 exceeds what is left of the cap unless
+    --override; else a foreground labeling job."""
+    from core import jobs
+    from core.kernel.errors import BudgetExceeded
+
+    out = {"quote": quote.as_dict()}
+    if not args.yes or not quote.rows:
+        cost = "cost unknown: the model has no price" if quote.cost_usd_p90 is None else f"P90 ${quote.cost_usd_p90:.4f}"
+        return {**out, "sent": 0, "note": f"nothing to {what}" if not quote.rows else
+                f"add --yes to send {quote.requests} request{'s' * (quote.requests != 1)} ({cost})"}
+    if quote.requests and quote.cost_usd_p90 is None:
+        raise AppError(f"{quote.model} has no price in the price file, so the cost of this {what} cannot be tracked.")
+    if quote.over_budget and not args.override:
+        raise BudgetExceeded(quote.over_budget)
+    job_id, result = jobs.run_foreground(store, args.project, "label", cfg.validate().as_job_config())
+    return {**out, "job_id": job_id, **summary_fields(result)}
+
+
 @command("reread", "Ask a cheap model which label each unread stored answer chooses (structured output): "
                    "priced first, sent only with --yes, refused over the budget cap.", reread_flags)
 def cmd_reread(args, store: Store) -> dict:
-    from core import jobs
-    from core.kernel.errors import BudgetExceeded
     from core.kernel.prices import load_prices
     from core.label.reread import quote_reread
 
     quote = quote_reread(store, args.project, load_prices(), args.model)
-    out = {"quote": quote.as_dict()}
-    if not args.yes or not quote.rows:
-        cost = "cost unknown: the model has no price" if quote.cost_usd_p90 is None else f"P90 ${quote.cost_usd_p90:.4f}"
-        return {**out, "sent": 0, "note": "nothing to re-read" if not quote.rows else
-                f"add --yes to send {quote.requests} request{'s' * (quote.requests != 1)} ({cost})"}
-    if quote.requests and quote.cost_usd_p90 is None:
-        raise AppError(f"{args.model} has no price in the price file, so the re-read's cost cannot be tracked.")
-    if quote.over_budget and not args.override:
-        raise BudgetExceeded(quote.over_budget)
-    cfg = LabelConfig(args.project, reread_model=args.model, concurrency=args.concurrency,
-                      budget_usd=args.budget).validate()
-    job_id, result = jobs.run_foreground(store, args.project, "label", cfg.as_job_config())
-    return {**out, "job_id": job_id, **summary_fields(result)}
+    return run_quoted(store, args, quote, "re-read", LabelConfig(
+        args.project, reread_model=args.model, concurrency=args.concurrency, budget_usd=args.budget))
 
 
 def explain_flags(p) -> None:
@@ -181,20 +188,12 @@ def explain_flags(p) -> None:
                                 "rationale that fits): priced first, sent only with --yes, refused over the cap.",
          explain_flags)
 def cmd_explain_corrections(args, store: Store) -> dict:
-    from core import jobs
     from core.kernel.prices import load_prices
-    from core.label.explain import check_quote, quote_explanations
+    from core.label.explain import quote_explanations
 
     quote = quote_explanations(store, args.project, load_prices(), args.model)
-    out = {"quote": quote.as_dict()}
-    if not args.yes or not quote.rows:
-        cost = "cost unknown: the model has no price" if quote.cost_usd_p90 is None else f"P90 ${quote.cost_usd_p90:.4f}"
-        return {**out, "sent": 0, "note": "no corrected row lacks a rationale" if not quote.rows else
-                f"add --yes to send {quote.requests} request{'s' * (quote.requests != 1)} ({cost})"}
-    if quote.requests and quote.cost_usd_p90 is None:
-        raise AppError(f"{quote.model} has no price in the price file, so the cost cannot be tracked.")
-    check_quote(quote, args.override)
-    cfg = LabelConfig(args.project, model=args.model, budget_usd=args.budget, explain_corrections=True).validate()
-    job_id, result = jobs.run_foreground(store, args.project, "label", cfg.as_job_config())
-    return {**out, "job_id": job_id, "explained": result.get("labeled", 0),
-            "not_fitting": result.get("flagged", 0), **summary_fields(result)}
+    out = run_quoted(store, args, quote, "explain", LabelConfig(args.project, model=args.model,
+                                                                budget_usd=args.budget, explain_corrections=True))
+    if "job_id" in out:  # what the explain run's labeled / flagged counts mean here
+        out.update(explained=out.get("labeled", 0), not_fitting=out.get("flagged", 0))
+    return out

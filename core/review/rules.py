@@ -226,23 +226,18 @@ def undo_text(out: dict) -> str:
             f"{'they were' if out['rows'] != 1 else 'it was'} ({out['fields']} field change(s)).")
 
 
-def row_state(row: dict, reviewer: str | None = None) -> str:
+def row_state(row: dict) -> str:
     """Where a row stands, in words: the teacher's side (not answered, call failed, answer not
     read, answered) or the review's (accepted, corrected, rationale edited or rejected, flagged,
     by whom)."""
     if not row.get("reviewed"):
         return {"unlabeled": "not answered yet", "error": "teacher call failed",
                 "flagged": "answer not read"}.get(row["status"], "answered, not reviewed")
+    from core.review.stats import decision_outcome  # stats builds on this module
+
     by = f" by {row['reviewer']}" if row.get("reviewer") else ""
-    verdict = row.get("verdict")
-    if verdict == "flag":
-        return f"flagged{by}"
-    if verdict == "reject_rationale":
-        return f"rationale rejected{by}"
-    if row.get("label") is not None and (row.get("teacher_label") is None
-                                         or canonical_text(row["label"]) != canonical_text(row["teacher_label"])):
-        return f"corrected{by}"
-    return f"rationale edited{by}" if verdict == "correct" else f"accepted{by}"
+    outcome = decision_outcome(row)  # one definition of what a decision did, for the row as for the stats
+    return {"rejected": "rationale rejected", "rationale_edited": "rationale edited"}.get(outcome, outcome) + by
 
 
 def undo_last(store, project: str, reviewer: str | None) -> dict:
