@@ -186,7 +186,7 @@ def savings_section(store, run: dict) -> None:
     price = cols[0].number_input("$ per CPU-hour", min_value=0.0, value=prices.usd_per_cpu_hour, step=0.005,
                                  format="%.4f", key="cpu_hour_usd", help=savings.HELP["cpu_price"])
     if cols[1].button("Measure CPU throughput" if measured is None else "Measure again", key="measure_throughput",
-                      help="Times the student on this run's held-out rows (labels only, batch 16) on this server's "
+                      help="Times the student on this run's held-out rows (labels and confidence, batch 16) on this server's "
                            "CPU and keeps the result with the run."):
         try:
             with st.spinner("Timing the student on the held-out rows…"):

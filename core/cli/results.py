@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from core.cli.commands import command
@@ -39,3 +40,51 @@ def cmd_report(args, store: Store) -> dict:
     text = run_report(store, args.run, fmt=args.format)
     Path(args.out).write_text(text, encoding="utf-8")
     return {"run": args.run, "format": args.format, "out": args.out, "chars": len(text)}
+
+
+def savings_flags(p) -> None:
+    p.add_argument("--run", required=True)
+    p.add_argument("--measure", action="store_true", help="time the student's CPU throughput again (it is "
+                   "measured anyway when the run has no measurement)")
+    p.add_argument("--cpu-hour", type=float, metavar="USD", help="price of one vCPU for one hour (default: "
+                   "data/compute_prices.toml)")
+    p.add_argument("--threshold", type=float, help="the cascade's confidence threshold to report (default: the one "
+                   "keeping --target-accuracy with the fewest rows sent to the teacher)")
+    p.add_argument("--target-accuracy", type=float, help="held-out accuracy the cascade must keep (default: 98%% of "
+                   "the teacher's)")
+
+
+@command("savings", "Measure the student's throughput and print cost per 1,000 rows, break-even and the "
+                    "cascade's frontier (accuracy against share sent to the teacher and cost), as the Results "
+                    "page does.", savings_flags, project=False)
+def cmd_savings(args, store: Store) -> dict:
+    from core.results import savings
+    from core.results.cascade import cascade_report
+    from core.train.run import Run
+
+    run = Run.find(store, args.run)
+    if args.measure or savings.stored_throughput(run.folder) is None:
+        savings.measure_throughput(store, args.run)
+    facts = savings.run_savings(store, args.run, usd_per_cpu_hour=args.cpu_hour)
+    report = cascade_report(store, args.run, threshold=args.threshold, target_accuracy=args.target_accuracy,
+                            usd_per_cpu_hour=args.cpu_hour, compute=True)
+    front = report["frontier"]
+    shown = [p for p in front["points"]
+             if math.isinf(p["threshold"]) or round(p["threshold"] * 10, 6) % 1 == 0 or p is report["chosen"]]
+    return {
+        "run": args.run,
+        "throughput": savings.throughput_text(facts["throughput"]),
+        "student_usd_per_1000": facts["student_usd_per_1000"], "teacher_usd_per_1000": facts["teacher_usd_per_1000"],
+        "saving_usd_per_1000": facts["saving_usd_per_1000"], "break_even_rows": facts["break_even_rows"],
+        "notes": facts["notes"],
+        "calibration": {k: report["calibration"][k] for k in ("temperature", "fitted_on_rows", "test_rows",
+                                                              "ece_before", "ece_after")},
+        "teacher_price": report["teacher_price"], "student_price": report["student_price"],
+        "teacher_accuracy": front["teacher_accuracy"], "student_accuracy": front["student_accuracy"],
+        "measure": front["measure"], "cascade": report["sentence"],
+        "chosen": None if report["chosen"] is None else {**report["chosen"], "threshold": min(1.0, report["chosen"]["threshold"])},
+        "frontier": [{"threshold": "every row" if math.isinf(p["threshold"]) else p["threshold"], "share_to_teacher": round(p["share_to_teacher"], 4),
+                      "accuracy": None if p["accuracy"] is None else round(p["accuracy"], 4),
+                      "usd_per_1000": None if p["usd_per_1000"] is None else round(p["usd_per_1000"], 6)}
+                     for p in shown],
+    }

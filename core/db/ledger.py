@@ -16,6 +16,9 @@ from collections.abc import Sequence
 _SETTLED = "SELECT coalesce(sum(billed_usd), 0) FROM teacher_calls WHERE project = ?"
 _RESERVED = ("SELECT coalesce(sum(reserved_usd), 0) FROM spend_ledger WHERE project = ? AND state = 'reserved' "
              "AND expires_at > current_localtimestamp()")
+# The same two, of one job (a server or a file's cascade, whose own cap is kept in the ledger too).
+_JOB_SETTLED = "SELECT coalesce(sum(billed_usd), 0) FROM teacher_calls WHERE project = ? AND job_id = ?"
+_JOB_RESERVED = _RESERVED + " AND job_id = ?"
 _BATCHES = ("SELECT coalesce(sum(r.worst_usd), 0) FROM teacher_batch_requests r JOIN teacher_batches b "
             "USING (batch_id) WHERE b.project = ? AND b.status IN ('intent', 'submitted')")
 
@@ -27,10 +30,11 @@ def _one(con, sql: str, params: list) -> float:
 class LedgerTables:
     def reserve_spend(self, project: str, job_id: str | None, worst: Sequence[float], expires_s: float,
                       run_room: float | None = None, request_hashes: Sequence[str | None] | None = None,
-                      ) -> list[int]:
+                      job_cap: float | None = None) -> list[int]:
         """Reserve each worst case in order while it fits under the project's cap (settled spend +
         every process's open reservations + running batches) and under `run_room` (what the
-        calling run may still commit under its own cap, which only that process knows).
+        calling run may still commit under its own cap, which only that process knows) and
+        `job_cap` (a cap on everything `job_id` spent and has in flight, in any process).
         Returns the ids of the reservations made: a prefix of `worst`, shorter when the budget
         ran out."""
         if not worst:
@@ -42,6 +46,9 @@ class LedgerTables:
             cap = cap[0][0] if cap else None
             room = None if cap is None else (
                 cap - _one(con, _SETTLED, [project]) - _one(con, _RESERVED, [project]) - _one(con, _BATCHES, [project]))
+            if job_cap is not None:
+                run_room = min(x for x in (run_room, job_cap - _one(con, _JOB_SETTLED, [project, job_id])
+                                           - _one(con, _JOB_RESERVED, [project, job_id])) if x is not None)
             if run_room is not None:
                 room = run_room if room is None else min(room, run_room)
             ids = []

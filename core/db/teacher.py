@@ -186,6 +186,14 @@ class TeacherTables:
             "coalesce(sum(attempts - 1) FILTER (WHERE attempts > 1), 0) AS retries "
             "FROM teacher_calls WHERE project = ?", [project])[0]
 
+    def answer_usage(self, project: str) -> dict:
+        """Mean input and output tokens of the answers the project's rows hold (cached, recorded
+        or billed alike), and how many: the price of an answer when nothing was billed."""
+        return self.query(
+            "SELECT count(*) AS answers, avg(t.input_tokens) AS input_tokens, avg(t.output_tokens) AS output_tokens "
+            "FROM items i JOIN teacher_cache t USING (request_hash) WHERE i.project = ? "
+            "AND t.input_tokens IS NOT NULL AND t.output_tokens IS NOT NULL", [project])[0]
+
     def job_spend(self, job_id: str) -> float:
         """Dollars billed by a job over all its runs (a resumed job keeps its total)."""
         return self.scalar("SELECT coalesce(sum(billed_usd), 0) FROM teacher_calls WHERE job_id = ?", [job_id])

@@ -232,9 +232,10 @@ class TeacherRun:
                 asyncio.run(self._run_live(misses))
         self.summary.seconds = round(time.monotonic() - started, 3)
         self._progress()
-        from core.label.rationale_flags import refresh_quietly
+        if self.store_answers:  # new answers: their rationale checks
+            from core.label.rationale_flags import refresh_quietly
 
-        refresh_quietly(self.store, self.project_name)  # new answers: their rationale checks
+            refresh_quietly(self.store, self.project_name)
         return self.summary
 
     def _worst_case(self, request: dict) -> float:

@@ -58,7 +58,7 @@ MEASURE_BATCH = 16   # rows per predict batch
 
 HELP = {
     "student_per_1000": "What 1,000 predictions by the student cost on a CPU: measured rows per second on this "
-                        "run's held-out rows (labels only), priced per CPU-hour (one vCPU for one hour) at the "
+                        "run's held-out rows (labels and their confidence), priced per CPU-hour (one vCPU for one hour) at the "
                         "number of threads used.",
     "teacher_per_1000": "What 1,000 answers by the teacher cost in this project: all billed teacher spend divided "
                         "by the rows with a teacher answer.",
@@ -211,10 +211,10 @@ def throughput_text(measurement: dict | None) -> str:
         return "not measured"
     if measurement.get("source") == "int8 export":
         return (f"{measurement['rows_per_s']:.1f} rows/s of this int8 export, measured when it was exported on "
-                f"{measurement['rows']} held-out rows of this run (labels only, batch {measurement['batch_size']}, "
+                f"{measurement['rows']} held-out rows of this run (labels and confidence, batch {measurement['batch_size']}, "
                 f"{measurement['threads']} CPU threads)")
     return (f"{measurement['rows_per_s']:.1f} rows/s measured {measurement['measured_at']} on "
-            f"{measurement['rows']} held-out rows of this run (labels only, batch {measurement['batch_size']}, "
+            f"{measurement['rows']} held-out rows of this run (labels and confidence, batch {measurement['batch_size']}, "
             f"{measurement['threads']} CPU threads); stored with the run and reused until measured again")
 
 
@@ -260,7 +260,7 @@ def held_out_quality(store, run_id: str) -> dict:
 
 
 def measure_throughput(store, run_id: str, rows: int = MEASURE_ROWS, batch_size: int = MEASURE_BATCH) -> dict:
-    """Time the run's student on CPU over its held-out rows (labels only, after one warm-up
+    """Time the run's student on CPU over its held-out rows (labels and their confidence, after one warm-up
     batch) and store the result in the run folder, replacing an earlier one."""
     import time
 
@@ -279,7 +279,7 @@ def measure_throughput(store, run_id: str, rows: int = MEASURE_ROWS, batch_size:
     student.predict(texts, batch_size=batch_size, choices=choices)
     seconds = time.perf_counter() - started
     measurement = {"rows": len(texts), "seconds": round(seconds, 4), "rows_per_s": len(texts) / seconds,
-                   "threads": torch.get_num_threads(), "batch_size": batch_size, "rationale": False,
+                   "threads": torch.get_num_threads(), "batch_size": batch_size, "rationale": False, "confidence": True,
                    "device": "cpu", "torch": torch.__version__,
                    "measured_at": dt.datetime.now().isoformat(timespec="seconds")}
     tmp = out / (THROUGHPUT_FILE + ".tmp")

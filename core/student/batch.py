@@ -161,7 +161,7 @@ class _Writer:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            self._schema = pa.schema([(c, pa.string()) for c in columns])
+            self._schema = pa.schema([(c, pa.float64() if c == "confidence" else pa.string()) for c in columns])
             self._pq = pq.ParquetWriter(str(path), self._schema)
         else:
             self._fh = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed by close())
@@ -192,11 +192,14 @@ class _Writer:
 def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, out: str | Path, *,
                  rationale: bool = False, chunk_rows: int = 256, input_columns: list[str] | None = None,
                  force: bool = False, on_progress: Callable[[int, int | None], None] | None = None,
-                 batch_size: int = 16, id_column: str | None = None, keep_inputs: bool = False) -> dict:
+                 batch_size: int = 16, id_column: str | None = None, keep_inputs: bool = False,
+                 cascade=None) -> dict:
     """Predict every row of a CSV/TSV, JSON Lines or Parquet file into `out` (CSV, JSON Lines or
     Parquet, by its extension): the file's id column under its own name (`id_column`, else the
     project's own id column when the file has it, else `row_id` or `id`), the input columns when
-    `keep_inputs`, `label`, and `rationale` when asked. Streams `chunk_rows` rows at a time; `on_progress(done, total)`
+    `keep_inputs`, `label`, `confidence`, and `rationale` when asked; with a `cascade`
+    (core.student.cascade.Cascade), rows under its threshold are the teacher's, and
+    `answered_by` and `teacher_error` say so. Streams `chunk_rows` rows at a time; `on_progress(done, total)`
     after each chunk. Returns rows, seconds, rows_per_s and out (seconds count reading,
     predicting and writing; loading the model is `load_seconds`)."""
     source, dest = Path(path), Path(out)
@@ -235,13 +238,15 @@ def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, o
     id_col = id_column or next((c for c in (project_id, *ID_COLUMNS) if c and c in reader.columns), None)
     use_choices = CHOICES_COLUMN in reader.columns and student.task in (None, "multiple-choice")
     needed = list(dict.fromkeys(([id_col] if id_col else []) + fields + ([CHOICES_COLUMN] if use_choices else [])))
-    if id_col in ("label", "rationale"):
+    own = {"label", "rationale", "confidence", "answered_by", "teacher_error"}
+    if id_col in own:
         raise AppError(f"The id column {id_col!r} would clash with the predictions' own {id_col!r} column.")
     kept = [f for f in fields if f != id_col] if keep_inputs else []
-    if {"label", "rationale"} & set(kept):
-        raise AppError("An input column named 'label' or 'rationale' would clash with the predictions' own columns; "
-                       "predict without keeping the inputs.")
-    columns = ([id_col] if id_col else []) + kept + ["label"] + (["rationale"] if rationale else [])
+    if own & set(kept):
+        raise AppError(f"An input column named {sorted(own & set(kept))[0]!r} would clash with the predictions' own "
+                       "columns; predict without keeping the inputs.")
+    columns = (([id_col] if id_col else []) + kept + ["label", "confidence"] + (["rationale"] if rationale else [])
+               + (["answered_by", "teacher_error"] if cascade is not None else []))
 
     started = time.perf_counter()
     total = reader.total() if on_progress else None
@@ -259,10 +264,13 @@ def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, o
                     choices.append(student.row_choices(row) if use_choices else None)
                 except AppError as exc:
                     raise type(exc)(f"{where}: {exc}") from exc
-            predictions = student.predict(texts, rationale=rationale, batch_size=batch_size, choices=choices)
+            predictions = (cascade.answer(chunk, rationale=rationale, batch_size=batch_size) if cascade is not None
+                           else student.predict(texts, rationale=rationale, batch_size=batch_size, choices=choices))
             rows = []
             for row, p in zip(chunk, predictions):
-                rec = {"label": p["label"]}
+                rec = {"label": p["label"], "confidence": p["confidence"]}
+                if cascade is not None:
+                    rec.update(answered_by=p["answered_by"], teacher_error=p["teacher_error"])
                 if id_col:
                     rec[id_col] = None if row.get(id_col) is None else str(row[id_col])
                 for f in kept:
@@ -286,4 +294,7 @@ def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, o
     seconds = time.perf_counter() - started
     return {"rows": done, "seconds": round(seconds, 3), "rows_per_s": round(done / seconds, 2) if seconds else None,
             "out": str(dest), "format": out_fmt, "columns": columns, "model_format": student.format,
-            "load_seconds": round(load_seconds, 3)}
+            "load_seconds": round(load_seconds, 3),
+            **({} if cascade is None else {"cascade": {"threshold": cascade.threshold, **cascade.counts,
+                                                       "teacher_spent_usd": cascade.spent_usd(),
+                                                       "teacher_calls_job": cascade.job_id}})}

@@ -1,13 +1,18 @@
 """Predictions from a saved student (an fp32 folder or its int8 export).
 
     student = load_student_model("workspace/jobs/<run>/output/model")   # fp32 folder or int8 export
-    student.predict(["my card was charged twice"], rationale=True)       # [{"input", "label", "rationale"}]
+    student.predict(["my card was charged twice"], rationale=True)
+    # [{"input", "label", "confidence", "probabilities", "rationale"}]
 
 - Inputs are built exactly as training built them (`core.kernel.tasks.student_input` over the input
   fields, plus the row's answer choices for multiple-choice), behind the task prefixes of
   `core.train.generate`; generation is greedy (the same `generate` as held-out evaluation), in
   batches of similar length; a label is mapped onto the label space the way held-out evaluation
   maps it (`normalize_prediction`) when the model folder names its task.
+- Each label carries a confidence (core.train.calibration): the probability of the predicted
+  label over the label set or the row's choices (for open answers, of its tokens), at the
+  temperature fitted on the run's validation rows (`calibration.json` beside the model; 1.0
+  when the folder has none, and `calibrated` says so).
 - Whole files stream through `core.student.batch.predict_file`; the int8 format is
   `core.student.int8`.
 """
@@ -20,8 +25,16 @@ from typing import Any
 
 from core.kernel.errors import AppError, ConfigError, NotFound
 from core.kernel.formats import ChoicesError, cell_text, parse_choices
-from core.kernel.tasks import get_task, student_input
+from core.kernel.tasks import TASK_TYPES, get_task, student_input
 from core.student.int8 import INT8_MANIFEST, load_int8
+from core.train.calibration import (
+    candidates_for,
+    confidence,
+    predicted_index,
+    read_calibration,
+    softmax,
+    target_logprobs,
+)
 from core.train.generate import LABEL_PREFIX, RATIONALE_PREFIX, generate
 from core.train.run import Run
 
@@ -45,6 +58,9 @@ class Student:
         self.max_input_len = int(self.config.get("max_input_len") or 128)
         self.max_label_len = int(self.config.get("max_label_len") or 16)
         self.max_rationale_len = int(self.config.get("max_rationale_len") or 64)
+        calibration = read_calibration(self.path)
+        self.calibrated = calibration is not None
+        self.temperature = float(calibration["temperature"]) if calibration else 1.0
 
     @property
     def device(self):
@@ -83,21 +99,39 @@ class Student:
         return _parse_choices(value)
 
     def predict(self, texts: list[str], rationale: bool = False, batch_size: int = 16,
-                choices: list[list[str] | None] | None = None) -> list[dict]:
-        """Greedy label (and rationale) for each input text, in batches. `choices` (one entry per
-        text: a list, a JSON list or None) maps a multiple-choice label onto the row's choices, as
-        evaluation does."""
+                choices: list[list[str] | None] | None = None, with_confidence: bool = True) -> list[dict]:
+        """Greedy label (and rationale) for each input text, in batches, with its confidence.
+        `choices` (one entry per text: a list, a JSON list or None) maps a multiple-choice label
+        onto the row's choices, as evaluation does."""
         if batch_size < 1:
             raise ConfigError("batch size must be at least 1.")
         texts = [str(t) for t in texts]
+        row_choices = [_as_choices(choices[i]) if choices else None for i in range(len(texts))]
         raw = self._generate([LABEL_PREFIX + t for t in texts], self.max_label_len, batch_size)
-        out = [{"input": t, "label": self._label(r, _as_choices(choices[i]) if choices else None)}
-               for i, (t, r) in enumerate(zip(texts, raw))]
+        out = [{"input": t, "label": self._label(r, row_choices[i])} for i, (t, r) in enumerate(zip(texts, raw))]
+        if with_confidence:
+            self._add_confidence(out, raw, row_choices, batch_size)
         if rationale:
-            for row, text in zip(out, self._generate([RATIONALE_PREFIX + t for t in texts],
-                                                     self.max_rationale_len, batch_size)):
-                row["rationale"] = text.strip()
+            for row, text in zip(out, self.rationales(texts, batch_size)):
+                row["rationale"] = text
         return out
+
+    def rationales(self, texts: list[str], batch_size: int = 16) -> list[str]:
+        """The student's rationale for each input text (greedy)."""
+        return [t.strip() for t in self._generate([RATIONALE_PREFIX + t for t in texts], self.max_rationale_len,
+                                                  batch_size)]
+
+    def _add_confidence(self, out: list[dict], raw: list[str], row_choices: list, batch_size: int) -> None:
+        """Each row's calibrated confidence, and over a label set its probability per label."""
+        kind = TASK_TYPES.get(self.task or "", TASK_TYPES["classification"])
+        cands = [candidates_for(self.task, self.label_set, c) for c in row_choices]
+        targets = [[kind.student_target(c) for c in cs] if cs else [r.strip()] for cs, r in zip(cands, raw)]
+        scores = target_logprobs(self.model, self.tokenizer, [row["input"] for row in out], targets,
+                                 self.max_input_len, self.max_label_len, batch_size)
+        for row, cs, s in zip(out, cands, scores):
+            row["confidence"] = confidence(s, predicted_index(kind, row["label"], cs), cs is None, self.temperature)
+            if cs:
+                row["probabilities"] = dict(zip(cs, softmax(s, self.temperature)))
 
     def _label(self, raw: str, choices: list[str] | None) -> str:
         if self.task:

@@ -99,3 +99,13 @@ def confusion_matrix(predictions: list[dict]) -> dict:
     scores = class_scores(predictions)
     return {"labels": labels, "counts": counts, "per_class_accuracy": per_class,
             "per_class": scores["per_class"], "macro_f1": scores["macro_f1"]}
+
+
+def save_evaluation(out_dir, predictions: list[dict], report) -> None:
+    """The final evaluation's predictions and confusion matrix, in the run folder and the report."""
+    import json
+
+    (out_dir / "confusion.json").write_text(json.dumps(confusion_matrix(predictions), indent=2, ensure_ascii=False))
+    with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
+    report.save_predictions(predictions)

@@ -60,6 +60,14 @@ class Run:
                            cfg.get("task") or (self.store.get_project(self.project).task if self.store else "classification"))
         return split.train, split.test
 
+    def validation_rows(self, items: list[dict]) -> list[dict]:
+        """The validation rows of `items` as train() split them ([] for a run from before the split had them)."""
+        cfg = self.config
+        if "val_fraction" not in cfg:
+            return []
+        return split_rows(items, cfg.get("test_fraction", TrainConfig.test_fraction), cfg["split_seed"],
+                          cfg["val_fraction"], cfg.get("task") or self.store.get_project(self.project).task).validation
+
     def rows_changed_since(self) -> int | None:
         """How many of the rows this run trained on were changed since (a review, a new teacher
         answer): what it learned is no longer what the project holds. None without a snapshot."""

@@ -30,9 +30,10 @@ from pathlib import Path
 from core.kernel.errors import ConfigError
 from core.kernel.tasks import get_task
 from core.train.base_models import OFFLINE_DEFAULT, load_student
+from core.train.calibration import calibrate, save_calibration
 from core.train.checkpoint import CHECKPOINT, Best, load_checkpoint, restore, run_state, save_checkpoint
 from core.train.distributed import Replicas
-from core.train.evaluate import confusion_matrix, evaluate
+from core.train.evaluate import evaluate, save_evaluation
 from core.train.data import (
     encode_examples,
     epoch_batches,
@@ -273,14 +274,6 @@ class Report:
         self.rows = [r for r in self.rows if r[0] <= after_step]
 
 
-def save_evaluation(out_dir: Path, predictions: list[dict], report: Report) -> None:
-    """The final evaluation's predictions and confusion matrix, in the run folder and the report."""
-    (out_dir / "confusion.json").write_text(json.dumps(confusion_matrix(predictions), indent=2, ensure_ascii=False))
-    with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
-    report.save_predictions(predictions)
-
-
 def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, should_stop=lambda: None) -> dict:
     """Train (or resume, when out_dir holds a checkpoint) and evaluate. `should_stop()` returns
     a truthy reason ("cancelled" or "paused") to stop at the next logging step."""
@@ -411,8 +404,10 @@ def train(cfg: TrainConfig, data: TrainingData, report: Report | None = None, sh
     report.metrics([(step, k, v) for k, v in final.items()])
     model.save_pretrained(out_dir / "model")
     tokenizer.save_pretrained(out_dir / "model")
-    (out_dir / "model" / "train_config.json").write_text(json.dumps(resolved, indent=2))
-    (out_dir / "train_config.json").write_text(json.dumps(resolved, indent=2))  # with the chosen step
+    for folder in (out_dir / "model", out_dir):  # with the chosen step
+        (folder / "train_config.json").write_text(json.dumps(resolved, indent=2))
+    save_calibration(out_dir, calibrate(model, tokenizer, kind, data.label_set, cfg, val_rows[:cfg.eval_limit],
+                                        test_rows[:cfg.eval_limit], predictions))
     return {"status": status, "steps": step, "out_dir": str(out_dir), "final_loss": loss.item() if step > first_step else None,
             "resumed_from": first_step or None, "processes": replicas.world, "replicas_in_sync": in_sync, **final}
 
