@@ -8,7 +8,7 @@ from core import jobs
 
 from core.results import runs as results
 
-from core.results import charts, savings
+from core.results import cascade, charts, savings
 from core.results.model_export import export_model, models_folder
 from core.results.reports import run_report
 from core.kernel.paths import run_dir
@@ -150,6 +150,7 @@ def run_detail(store, run: dict, row: dict, reference: dict | None) -> None:
         frame["inputs"] = frame["inputs"].map(lambda d: " | ".join(f"{k}: {v}" for k, v in d.items()))
         st.dataframe(frame, hide_index=True)  # cells are plain text
     savings_section(store, run)
+    cascade_section(store, run)
     st.subheader("Report and export")
     cols = st.columns(3)
     fmt = cols[0].radio("Report format", ["md", "html"], horizontal=True, key="report_format")
@@ -225,6 +226,69 @@ def savings_section(store, run: dict) -> None:
                      "Break-even: " + savings.HELP["break_even"]))
     for note in s["notes"]:
         st.info(plain(note))
+
+
+def cascade_section(store, run: dict) -> None:
+    """How sure the student is (calibration), and what a student-then-teacher cascade buys."""
+    st.subheader("Confidence and the cascade", help=CASCADE_HELP)
+    try:
+        calibration = cascade.run_calibration(store, run["id"])
+    except Exception as exc:
+        show_error(exc)
+        return
+    if calibration is None:
+        st.caption("This run has no confidence calibration (it was trained before runs calibrated themselves, "
+                   "or it has not finished).")
+        if run["status"] == "completed" and st.button("Calibrate on its validation rows", key="calibrate_run"):
+            try:
+                with st.spinner("Scoring the validation and held-out rows…"):
+                    cascade.run_calibration(store, run["id"], compute=True)
+                st.rerun()
+            except Exception as exc:
+                show_error(exc)
+        return
+    cols = st.columns([1, 1, 1, 3])
+    cols[0].metric("Temperature", f"{calibration['temperature']:.2f}",
+                   help=f"Fitted on {calibration['fitted_on_rows']} validation rows (1 = not rescaled).")
+    for col, key, when in ((cols[1], "ece_before", "before"), (cols[2], "ece_after", "after")):
+        value = calibration[key]
+        col.metric(f"Calibration error {when}", "—" if value is None else f"{value:.3f}",
+                   help=f"Expected calibration error on {calibration['test_rows']} held-out rows {when} temperature "
+                        "scaling: the gap between how sure the student is and how often it is right (0 is perfect).")
+    chart = charts.reliability_chart(calibration)
+    if chart is not None:
+        cols[3].altair_chart(chart, width="stretch")
+    cols = st.columns([1, 2])
+    how = cols[0].radio("Choose the threshold", ["for a target accuracy", "by hand"], key="cascade_how")
+    price = st.session_state.get("cpu_hour_usd")
+    try:
+        if how == "by hand":
+            threshold = cols[1].slider("Confidence threshold: rows under it go to the teacher", 0.0, 1.0, 0.5, 0.01,
+                                       key="cascade_threshold")
+            report = cascade.cascade_report(store, run["id"], threshold=threshold, usd_per_cpu_hour=price)
+        else:
+            target = cols[1].number_input("Held-out accuracy to keep (empty: 98% of the teacher's)", 0.0, 1.0,
+                                          value=None, step=0.01, format="%.3f", key="cascade_target")
+            report = cascade.cascade_report(store, run["id"], target_accuracy=target, usd_per_cpu_hour=price)
+    except Exception as exc:
+        show_error(exc)
+        return
+    share_chart, cost_chart = charts.frontier_charts(report["frontier"], report["chosen"])
+    cols = st.columns(2)
+    for col, chart in zip(cols, (share_chart, cost_chart)):
+        if chart is not None:
+            col.altair_chart(chart, width="stretch")
+    if cost_chart is None:
+        cols[1].caption("No cost chart: this project has no teacher price per row (nothing billed and nothing "
+                        "to estimate it from).")
+    (st.success if report["chosen"] else st.warning)(plain(report["sentence"]))
+    st.caption(plain(f"Teacher per row: {report['teacher_price']}. Student per row: {report['student_price']}. "
+                     "Serve this cascade: python -m core serve --run " + run["id"] + " --cascade THRESHOLD"))
+
+
+CASCADE_HELP = ("The student answers every row with a confidence: the probability it gives its label over the label "
+                "set, calibrated on the validation rows. Rows under a threshold go to the teacher. The charts replay "
+                "that on the held-out rows, whose teacher answers are already stored.")
 
 
 def main() -> None:

@@ -364,3 +364,41 @@ def test_core_savings_prints_costs_break_even_and_the_frontier(run, capsys):
     assert thresholds[0] == 0.0 and thresholds[-1] == "every row"
     assert result["frontier"][-1]["share_to_teacher"] == 1.0
     assert result["calibration"]["ece_after"] is not None and result["cascade"]
+
+
+# ---- the Results page -------------------------------------------------------------------------------------
+def test_results_page_shows_calibration_and_the_cascade_and_its_threshold_follows_the_user(app_store):
+    from core.label.demo import ensure_demo
+    from tests.helpers import open_page
+
+    ensure_demo(app_store)
+    cfg = TrainConfig(project="support-tickets-demo", student="tiny-random", max_steps=2, batch_size=4, log_every=1,
+                      eval_limit=20, label_source="teacher")
+    job_id = app_store.create_job("support-tickets-demo", "train", asdict(cfg))
+    app_store.update_job(job_id, out_dir=str(paths.job_dir(app_store, job_id)))
+    jobs.run_job(app_store, job_id)
+    folder = Run.find(app_store, job_id).folder
+    (folder / "calibration.json").unlink()  # as a run trained before calibration: the page offers to calibrate
+    at = open_page("pages/6_Results.py", "support-tickets-demo")
+    assert not at.exception, at.exception
+    assert any("no confidence calibration" in c.value for c in at.caption)
+    at.button(key="calibrate_run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    record = json.loads((folder / "calibration.json").read_text())
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Temperature"] == f"{record['temperature']:.2f}"
+    assert metrics["Calibration error after"] == f"{record['ece_after']:.3f}"
+    said = [_shown(m) for m in [*at.success, *at.warning]]
+    assert any("threshold" in s for s in said)
+    assert any("estimated: nothing billed" in _shown(c) for c in at.caption)  # the demo teacher's price, said so
+    at.radio(key="cascade_how").set_value("by hand").run()
+    at.slider(key="cascade_threshold").set_value(0.0).run()
+    assert any("the student answers 100% of rows and the teacher 0%" in _shown(s) for s in at.success)
+    at.slider(key="cascade_threshold").set_value(1.0).run()
+    deferred = sum(r["confidence"] < 1.0 for r in record["rows"]) / len(record["rows"])
+    assert any(f"the teacher {deferred:.0%}" in _shown(s) for s in at.success)
+
+
+def _shown(element) -> str:
+    """An element's text as the reader sees it (Markdown escapes removed)."""
+    return element.value.replace("\\", "")

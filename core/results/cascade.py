@@ -151,8 +151,9 @@ def saving_sentence(front: dict, point: dict) -> str:
     alone = front["teacher_usd_per_1000"]
     if alone and point["usd_per_1000"] is not None:
         saved = 1 - point["usd_per_1000"] / alone
-        words += (f", for ${point['usd_per_1000']:.4f} per 1,000 rows instead of ${alone:.4f}: "
-                  f"{saved:.0%} {'less' if saved >= 0 else 'more'}")
+        change = ("about the same" if abs(saved) < 0.005 else
+                  f"{saved:.0%} less" if saved > 0 else f"{-saved:.0%} more")
+        words += f", for ${point['usd_per_1000']:.4f} per 1,000 rows instead of ${alone:.4f}: {change}"
     else:
         words += "; no teacher cost per row is known, so the saving in dollars cannot be stated"
     return words + f" (measured on {front['rows']} held-out rows)."

@@ -156,3 +156,57 @@ def chart_bytes(chart, fmt: str) -> bytes:
     if fmt == "png":
         return vlc.vegalite_to_png(spec, scale=2)
     raise ConfigError(f"chart format must be png or svg, not {fmt!r}")
+
+
+def reliability_chart(calibration: dict):
+    """Accuracy against mean confidence per confidence bin, before and after temperature
+    scaling, with the diagonal a calibrated student would follow."""
+    import altair as alt
+
+    rows = [{**b, "when": when, "bin": f"{b['lo']:.1f}–{b['hi']:.1f}"}
+            for when, key in (("before (T = 1)", "reliability_before"),
+                              (f"after (T = {calibration['temperature']:.2f})", "reliability_after"))
+            for b in calibration[key]]
+    if not rows:
+        return None
+    diagonal = alt.Chart(_frame([{"x": 0, "y": 0}, {"x": 1, "y": 1}])).mark_line(
+        color="#999", strokeDash=[4, 4]).encode(x="x:Q", y="y:Q")
+    points = alt.Chart(_frame(rows), title="Reliability: is the student right as often as it is sure?").mark_line(
+        point=True).encode(
+        x=alt.X("confidence:Q", title="mean confidence in the bin", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("accuracy:Q", title="share right (gold, else the teacher's label)", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("when:N", title=None), size=alt.Size("rows:Q", legend=None),
+        tooltip=["when", "bin", "rows", alt.Tooltip("confidence:Q", format=".3f"),
+                 alt.Tooltip("accuracy:Q", format=".3f")])
+    return diagonal + points
+
+
+def frontier_charts(front: dict, chosen: dict | None):
+    """Accuracy against the share sent to the teacher, and against cost per 1,000 rows, one
+    point per threshold; the chosen threshold is marked. The cost chart is None without a
+    teacher price."""
+    import math
+
+    import altair as alt
+
+    rows = [{**p, "threshold": "every row" if math.isinf(p["threshold"]) else f"{p['threshold']:.2f}"}
+            for p in front["points"] if p["accuracy"] is not None]
+    if not rows:
+        return None, None
+    tooltip = ["threshold", alt.Tooltip("share_to_teacher:Q", format=".1%", title="to teacher"),
+               alt.Tooltip("accuracy:Q", format=".3f"), alt.Tooltip("usd_per_1000:Q", format="$.4f")]
+    y = alt.Y("accuracy:Q", title=front["measure"], scale=alt.Scale(zero=False))
+    mark = [{**chosen, "threshold": "chosen"}] if chosen else []
+
+    def chart(x, title):
+        line = alt.Chart(_frame(rows), title=title).mark_line(point=True).encode(x=x, y=y, tooltip=tooltip)
+        if not mark:
+            return line
+        return line + alt.Chart(_frame(mark)).mark_point(size=200, color="#d62728", filled=True).encode(x=x, y=y)
+
+    share = chart(alt.X("share_to_teacher:Q", title="share of rows sent to the teacher", axis=alt.Axis(format="%")),
+                  "Accuracy against the share sent to the teacher")
+    if any(r["usd_per_1000"] is None for r in rows):
+        return share, None
+    return share, chart(alt.X("usd_per_1000:Q", title="cost per 1,000 rows ($)"),
+                        "Accuracy against cost per 1,000 rows")
