@@ -126,9 +126,10 @@ def test_csv_file_streams_in_chunks_keeps_ids_and_matches_direct_prediction(stud
     seconds = result["seconds"]
     assert seconds > 0 and 8 / (seconds + 0.0005) - 0.01 <= result["rows_per_s"] <= 8 / max(seconds - 0.0005, 1e-9) + 0.01
     rows = read_csv(tmp_path / "out.csv")
-    assert list(rows[0]) == ["id", "label"] and [r["id"] for r in rows] == [f"t{i}" for i in range(8)]
+    assert list(rows[0]) == ["id", "label", "confidence"] and [r["id"] for r in rows] == [f"t{i}" for i in range(8)]
     direct = chunked(student, TEXTS, 3)
     assert [r["label"] for r in rows] == [p["label"] for p in direct]
+    assert [float(r["confidence"]) for r in rows] == pytest.approx([p["confidence"] for p in direct])
     assert all(p["label"] in student.label_set for p in direct)  # a trained student writes real labels
     assert leftovers(tmp_path) == []
 
@@ -139,7 +140,7 @@ def test_jsonl_file_with_rationale_to_parquet(student, tmp_path):
     src.write_text("\n".join(lines[:4]) + "\n\n" + "\n".join(lines[4:]) + "\n")  # a blank line is skipped
     result = predict_file(student, src, tmp_path / "out.parquet", rationale=True, chunk_rows=5)
     table = pq.read_table(tmp_path / "out.parquet")
-    assert result["rows"] == 8 and table.column_names == ["row_id", "label", "rationale"]
+    assert result["rows"] == 8 and table.column_names == ["row_id", "label", "confidence", "rationale"]
     assert table.column("row_id").to_pylist() == [str(i) if i % 2 else f"r{i}" for i in range(8)]
     assert all(isinstance(r, str) for r in table.column("rationale").to_pylist())
     assert table.column("label").to_pylist() == [p["label"] for p in chunked(student, TEXTS, 5)]
@@ -149,7 +150,7 @@ def test_parquet_file_to_jsonl_without_an_id_column(student, tmp_path):
     pq.write_table(pa.table({"text": TEXTS[:5], "n": list(range(5))}), tmp_path / "rows.parquet", row_group_size=2)
     result = predict_file(student, tmp_path / "rows.parquet", tmp_path / "out.jsonl", chunk_rows=2)
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert result["rows"] == 5 and [set(o) for o in out] == [{"label"}] * 5
+    assert result["rows"] == 5 and [set(o) for o in out] == [{"label", "confidence"}] * 5
 
 
 def test_missing_input_column_is_refused_by_name_and_nothing_is_written(student, tmp_path):
@@ -278,7 +279,7 @@ def test_cli_predicts_a_file_with_the_int8_export(run, tmp_path):
     assert payload["rows"] == 8 and payload["out"] == str(out) and payload["model_format"] == "int8"
     assert payload["rows_per_s"] > 0 and payload["seconds"] > 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["id"] for r in rows] == [str(i) for i in range(8)] and all(set(r) == {"id", "label", "rationale"}
+    assert [r["id"] for r in rows] == [str(i) for i in range(8)] and all(set(r) == {"id", "label", "confidence", "rationale"}
                                                                          for r in rows)
     expected = chunked(load_student_model(run["int8"]), TEXTS, 3)
     assert [r["label"] for r in rows] == [p["label"] for p in expected]
@@ -288,7 +289,7 @@ def test_the_files_own_id_column_is_kept_under_its_name(student, tmp_path):
     src = write_csv(tmp_path / "tickets.csv", [[f"T-{i}", t] for i, t in enumerate(TEXTS)], header=("ticket_no", "text"))
     result = predict_file(student, src, tmp_path / "out.csv", id_column="ticket_no")
     rows = read_csv(tmp_path / "out.csv")
-    assert result["columns"] == ["ticket_no", "label"] and [r["ticket_no"] for r in rows] == [f"T-{i}" for i in range(8)]
+    assert result["columns"] == ["ticket_no", "label", "confidence"] and [r["ticket_no"] for r in rows] == [f"T-{i}" for i in range(8)]
     with pytest.raises(AppError, match="no column 'case'"):
         predict_file(student, src, tmp_path / "out2.csv", id_column="case")
     assert not (tmp_path / "out2.csv").exists()
@@ -305,7 +306,7 @@ def test_the_projects_id_column_is_kept_by_default_and_the_inputs_on_request(stu
     finally:
         student.id_field = None
     rows = read_csv(tmp_path / "out.csv")
-    assert result["columns"] == ["case", "text", "label"]
+    assert result["columns"] == ["case", "text", "label", "confidence"]
     assert [(r["case"], r["text"]) for r in rows] == [(f"C-{i}", t) for i, t in enumerate(TEXTS)]
 
 

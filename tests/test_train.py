@@ -32,7 +32,7 @@ def test_tiny_multitask_run_streams_metrics_and_saves_a_loadable_model(labeled, 
     preds = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == 2 and all(p["gold"] is not None for p in preds)
     out = load_student_model(tmp_path / "run" / "model").predict(["my card was charged twice"], rationale=True)
-    assert set(out[0]) == {"input", "label", "rationale"}
+    assert set(out[0]) == {"input", "label", "confidence", "probabilities", "rationale"}
 
 
 def test_evaluation_during_training_is_on_by_default_and_bounded():
