@@ -72,6 +72,8 @@ def predict_one(student, row: dict, fields: list[str], rationale: bool) -> tuple
 def show_student(container, answer: dict, ms: float, rationale: bool) -> None:
     container.markdown("**Student**")
     container.text(f"Label: {answer.get('label') or '(empty)'}")
+    if answer.get("confidence") is not None:
+        container.text(f"Confidence: {answer['confidence']:.3f}")
     if rationale:
         container.text(f"Rationale: {answer.get('rationale') or '(empty)'}")
     container.metric("Latency", f"{ms:,.0f} ms",

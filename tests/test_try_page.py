@@ -91,6 +91,7 @@ def test_type_an_input_or_pick_a_held_out_row_and_see_the_answer(app_store):
     assert not at.exception and not at.error, [e.value for e in at.error]
     expected = student.predict([student_input(typed, None)], rationale=True)[0]
     assert f"Label: {expected['label'] or '(empty)'}" in texts(at)
+    assert f"Confidence: {expected['confidence']:.3f}" in texts(at)  # calibrated, as predict gives it
     assert f"Rationale: {expected['rationale'] or '(empty)'}" in texts(at)
     assert re.fullmatch(r"[\d,]+ ms", latency(at))
 
@@ -149,7 +150,7 @@ def test_batch_prediction_of_an_uploaded_file_with_progress_and_download(app_sto
     result = at.session_state["batch_result"]
     assert result["name"] == "tickets-predictions.jsonl"
     got = [json.loads(line) for line in result["data"].decode().splitlines()]
-    assert list(got[0]) == ["id", "subject", "body", "label", "rationale"]  # joins back, inputs beside
+    assert list(got[0]) == ["id", "subject", "body", "label", "confidence", "rationale"]  # joins back, inputs beside
     shown = at.dataframe[-1].value  # a preview of the file on the page
     assert list(shown["id"]) == ["a1", "a2", "a3"] and "label" in shown.columns
     expected = student.predict([student_input({"subject": r["subject"], "body": r["body"]}, None) for r in rows],
