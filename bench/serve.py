@@ -147,14 +147,14 @@ def main() -> None:
         env = {"ANTHROPIC_API_KEY": "bench-key", "ANTHROPIC_BASE_URL": fake.url}
         out = {"clients": args.clients, "requests_per_client": args.requests, "rows_per_request": args.rows,
                "student": args.student, "threshold": round(threshold, 4), "teacher_latency_s": args.teacher_latency}
-        scenarios = [("student", []), ("cascade", ["--cascade", f"{threshold:.6f}"]),
-                     ("cascade_capped", ["--cascade", f"{threshold:.6f}", "--budget", str(args.cap)])]
+        scenarios = [("student", [], "s"), ("cascade", ["--cascade", f"{threshold:.6f}"], "c"),
+                     ("cascade_capped", ["--cascade", f"{threshold:.6f}", "--budget", str(args.cap)], "k")]
         prices = load_prices()
-        for name, extra in scenarios:
+        for name, extra, tag in scenarios:  # one-letter tags: rows alike, never the same request twice
             billed_before = fake.billed_usd(prices)
             proc, url = serving(db, run_id, extra, env)
             try:
-                result = load(url, args.clients, args.requests, args.rows, name)
+                result = load(url, args.clients, args.requests, args.rows, tag)
                 result["teacher_spent_usd"] = health(url)["teacher_spent_usd"]
             finally:
                 proc.terminate()
