@@ -402,3 +402,41 @@ def test_results_page_shows_calibration_and_the_cascade_and_its_threshold_follow
 def _shown(element) -> str:
     """An element's text as the reader sees it (Markdown escapes removed)."""
     return element.value.replace("\\", "")
+
+
+# ---- every task type, on real data ----------------------------------------------------------------------------
+@pytest.mark.shared
+@pytest.mark.skipif(not __import__("tests.helpers", fromlist=["SHARED"]).SHARED.exists(),
+                    reason="../shared/data is absent")
+def test_multiple_choice_and_numeric_runs_calibrate_and_cascade_on_real_data(store, tmp_path, serve_teacher):
+    from bench.paper import import_cqa
+    from core.ingest.files import ColumnMapping, import_source, open_file
+    from core.label.answers import import_teacher_outputs
+    from core.train.trainer import train_project
+    from tests.helpers import SHARED
+
+    import_cqa(store, train_rows=40)
+    import_source(store, open_file(SHARED / "svamp" / "svamp_train.jsonl"), "svamp", "numeric",
+                  ColumnMapping(input_fields=["input"], label_field="label"), template="{input}", model="claude-haiku-4-5")
+    import_teacher_outputs(store, "svamp", [(None, t) for t in json.loads((SHARED / "svamp" / "llm" /
+                                                                            "train_CoT_0.json").read_text())])
+    for project in ("cqa", "svamp"):
+        out = train_project(store, TrainConfig(project=project, student="tiny-random", label_source="teacher",
+                                               max_steps=2, batch_size=4, eval_limit=12,
+                                               out_dir=str(tmp_path / project)), job_id=project)
+        assert out["status"] == "completed"
+        record = json.loads((tmp_path / project / "calibration.json").read_text())
+        assert record["answers"] == ("label set" if project == "cqa" else "open")
+        assert len(record["rows"]) == 12 and all(0 <= r["confidence"] <= 1 for r in record["rows"])
+        front = frontier(record["rows"], store.get_project(project).task, None, None)
+        shares = [p["share_to_teacher"] for p in front["points"]]
+        assert shares == sorted(shares) and shares[-1] == 1.0
+        assert front["points"][-1]["accuracy"] == front["teacher_accuracy"]
+    # a multiple-choice row deferred to the teacher: its choices reach the prompt, the answer is one of them
+    server = serve_teacher(lambda body: "Answer: (b)\nRationale: The second option fits.")
+    store.update_project("cqa", model="claude-haiku-4-5", template="{question}\n{choices}\nAnswer: (letter)")
+    student = load_student_model(tmp_path / "cqa" / "model")
+    row = {"question": "Where do you keep milk cold?", "choices": ["oven", "fridge", "shelf", "car", "garden"]}
+    [answer] = Cascade(student, store, "cqa", threshold=1.0).answer([row], rationale=False)
+    assert answer["answered_by"] == "teacher" and answer["label"] == "fridge", answer
+    assert "fridge" in _teacher_saw(server)[0]

@@ -82,7 +82,9 @@ def cmd_savings(args, store: Store) -> dict:
         "teacher_price": report["teacher_price"], "student_price": report["student_price"],
         "teacher_accuracy": front["teacher_accuracy"], "student_accuracy": front["student_accuracy"],
         "measure": front["measure"], "cascade": report["sentence"],
-        "chosen": None if report["chosen"] is None else {**report["chosen"], "threshold": min(1.0, report["chosen"]["threshold"])},
+        "chosen": None if report["chosen"] is None else {
+            **report["chosen"], "threshold": ("every row" if math.isinf(report["chosen"]["threshold"])
+                                              else report["chosen"]["threshold"])},
         "frontier": [{"threshold": "every row" if math.isinf(p["threshold"]) else p["threshold"], "share_to_teacher": round(p["share_to_teacher"], 4),
                       "accuracy": None if p["accuracy"] is None else round(p["accuracy"], 4),
                       "usd_per_1000": None if p["usd_per_1000"] is None else round(p["usd_per_1000"], 6)}
