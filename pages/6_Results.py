@@ -282,8 +282,10 @@ def cascade_section(store, run: dict) -> None:
         cols[1].caption("No cost chart: this project has no teacher price per row (nothing billed and nothing "
                         "to estimate it from).")
     (st.success if report["chosen"] else st.warning)(plain(report["sentence"]))
-    st.caption(plain(f"Teacher per row: {report['teacher_price']}. Student per row: {report['student_price']}. "
-                     "Serve this cascade: python -m core serve --run " + run["id"] + " --cascade THRESHOLD"))
+    chosen = report["chosen"]
+    threshold = "THRESHOLD" if chosen is None else f"{min(1.0, chosen['threshold']):.2f}"
+    st.caption(plain(f"Teacher per row: {report['teacher_price']}. Student per row: {report['student_price']}."))
+    st.code(f"python -m core serve --run {run['id']} --cascade {threshold}", language="bash")
 
 
 CASCADE_HELP = ("The student answers every row with a confidence: the probability it gives its label over the label "

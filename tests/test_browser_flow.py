@@ -322,6 +322,15 @@ def test_a_new_user_goes_from_csv_to_a_trained_student(app, browser, teacher, tm
     assert _metric(page, "Teacher accuracy (vs gold)") == f"{reference['teacher_accuracy']:.3f}"
     page.get_by_role("heading", name="Accuracy over steps").first.wait_for()
     assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 2
+    # the run's calibration and what a cascade to the teacher would buy, in words
+    page.get_by_role("heading", name="Confidence and the cascade").first.wait_for(timeout=60000)
+    from core import jobs
+    from core.train.calibration import read_calibration
+    from core.train.run import Run
+
+    record = read_calibration(Run.find(store, jobs.jobs_for(store, PROJECT, "train")[0]["id"]).folder)
+    assert _metric(page, "Calibration error after") == f"{record['ece_after']:.3f}"
+    page.get_by_text(re.compile(r"At confidence threshold .* of rows")).first.wait_for(timeout=30000)
     _no_exception(page)
 
     # 9. Try the student: predict a file of new tickets; the predictions keep its ids and, asked, its

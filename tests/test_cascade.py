@@ -287,6 +287,9 @@ def test_the_endpoint_refuses_a_bad_row_with_422_and_keeps_serving(endpoint):
     assert _post(url, {"row": {"text": "a"}, "rows": []})[0] == 422
     assert _post(url, {"rows": [{"text": "x"}] * 300})[0] == 413
     assert _post(url, {"row": {"text": "x"}, "rationale": "yes"})[0] == 422
+    status, body = _post(url, None, raw=b'{"row": {"text": "\\ud800 lone"}}')  # the tokenizer cannot take it
+    assert status == 422 and "not valid Unicode" in body["rows"][0]["error"]
+    assert _post(url, None, raw=b'{"row": {"text": ' + b"[" * 100000 + b"]" * 100000 + b"}}")[0] == 400
     status, body = _post(url, {"row": {"text": "the app crashes on start"}})
     assert status == 200
     [prediction] = body["predictions"]
@@ -310,6 +313,9 @@ def test_the_endpoint_cascades_and_its_cap_stops_teacher_calls(endpoint, serve_t
     assert by.count("teacher") == sent and by.count("student") == 12 - sent
     assert all("budget cap" in p["teacher_error"] for p in answered if p["answered_by"] == "student")
     assert health["counts"]["deferred"] == 12 and health["threshold"] == 1.0
+    for p in answered:  # the teacher states no confidence; the student's, which routed the row, is kept
+        assert (p["confidence"] is None) == (p["answered_by"] == "teacher") and 0 <= p["student_confidence"] <= 1
+        assert p["rationale"] is None  # none asked for, the teacher's included
 
 
 def test_core_serve_runs_the_endpoint_on_localhost(run, tmp_path):
@@ -327,6 +333,9 @@ def test_core_serve_runs_the_endpoint_on_localhost(run, tmp_path):
         assert health["run"] == job_id and health["threshold"] is None
         status, body = _post(url, {"rows": [{"text": "refund please"}, {"text": "login fails"}]})
         assert status == 200 and len(body["predictions"]) == 2
+        taken = start_cli("serve", "--run", job_id, "--port", str(port), "--db", str(store.path))
+        _, err = taken.communicate(timeout=120)  # the port is taken: said, before any "serving" line
+        assert taken.returncode == 2 and "Cannot listen" in err and "serving run" not in err
     finally:
         proc.terminate()
         proc.wait(30)
@@ -345,12 +354,16 @@ def test_predict_file_with_cascade_marks_who_answered(run, serve_teacher, tmp_pa
     assert code == 0, result
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["1", "2", "3"]
-    assert all(r["answered_by"] == "teacher" and 0 <= r["confidence"] <= 1 for r in rows)  # all under 1.0
+    assert all(r["answered_by"] == "teacher" and r["confidence"] is None and 0 <= r["student_confidence"] <= 1
+               for r in rows)  # all under 1.0; the teacher states no confidence
     assert [r["label"] for r in rows] == ["billing", "technical", "shipping"]
     assert result["cascade"]["deferred"] == 3 and result["cascade"]["teacher_answered"] == 3
     code = cli_main(["predict", "--run", job_id, "--file", str(src), "--out", str(tmp_path / "p2.csv"),
                      "--cascade", "2", "--db", str(store.path), "--json"])
     assert code == 2 and "between 0 and 1" in capsys.readouterr().err
+    code = cli_main(["predict", "--run", job_id, "--file", str(src), "--out", str(tmp_path / "p3.csv"),
+                     "--budget", "1", "--db", str(store.path), "--json"])
+    assert code == 2 and "give --cascade" in capsys.readouterr().err and not (tmp_path / "p3.csv").exists()
 
 
 def test_core_savings_prints_costs_break_even_and_the_frontier(run, capsys):
@@ -364,6 +377,11 @@ def test_core_savings_prints_costs_break_even_and_the_frontier(run, capsys):
     assert thresholds[0] == 0.0 and thresholds[-1] == "every row"
     assert result["frontier"][-1]["share_to_teacher"] == 1.0
     assert result["calibration"]["ece_after"] is not None and result["cascade"]
+    assert result["target_accuracy"] == pytest.approx(0.98 * result["teacher_accuracy"])
+    for bad, said in ((["--threshold", "-1"], "between 0 and 1"), (["--target-accuracy", "95"], "0.9 for 90%"),
+                      (["--threshold", "0.5", "--target-accuracy", "0.9"], "not both")):
+        assert cli_main(["savings", "--run", job_id, "--db", str(store.path), *bad]) == 2
+        assert said in capsys.readouterr().err
 
 
 # ---- the Results page -------------------------------------------------------------------------------------

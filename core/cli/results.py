@@ -80,6 +80,8 @@ def cmd_savings(args, store: Store) -> dict:
         "calibration": {k: report["calibration"][k] for k in ("temperature", "fitted_on_rows", "test_rows",
                                                               "ece_before", "ece_after")},
         "teacher_price": report["teacher_price"], "student_price": report["student_price"],
+        "teacher_usd_per_1000_in_the_cascade": front["teacher_usd_per_1000"],
+        "teacher_price_estimated": report["teacher_price_estimated"], "target_accuracy": report["target_accuracy"],
         "teacher_accuracy": front["teacher_accuracy"], "student_accuracy": front["student_accuracy"],
         "measure": front["measure"], "cascade": report["sentence"],
         "chosen": None if report["chosen"] is None else {

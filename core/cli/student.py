@@ -71,6 +71,9 @@ def make_cascade(args, store: Store, student, run_id: str | None, kind: str):
         if chosen is None:
             raise AppError("No threshold reaches 98% of the teacher's held-out accuracy; give a threshold.")
         threshold = min(1.0, chosen["threshold"])
+        if threshold == 0:
+            print("--cascade auto: the student alone reaches 98% of the teacher's held-out accuracy, so no row "
+                  "goes to the teacher (threshold 0).", file=sys.stderr)
     else:
         try:
             threshold = float(args.cascade)
@@ -88,6 +91,8 @@ def cmd_predict(args, store: Store) -> dict:
     from core.student.predict import load_student_model
 
     texts = list(args.text or []) + list(args.text_option or [])
+    if args.budget is not None and args.cascade is None:
+        raise AppError("--budget caps the cascade's teacher calls: give --cascade THRESHOLD too.")
     if bool(texts) == bool(args.file):
         raise AppError("Give texts to predict, or --file F with --out O (not both).")
     model_dir, run_id = student_of(args, store)
@@ -147,11 +152,27 @@ def cmd_export_model(args, store: Store) -> dict:
     return export_model(store, args.run, outs[0], push_to=args.push_to, public=args.public, quantize=args.quantize)
 
 
+def _port(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, not {text!r}")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"give a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def serve_flags(p) -> None:
     p.add_argument("--run", required=True, help="the training run whose student answers")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: localhost only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-rows", type=int, default=256, help="rows per request at most")
+    p.add_argument("--port", type=_port, default=8000)
+    p.add_argument("--max-rows", type=_positive, default=256, help="rows per request at most")
     cascade_flags(p)
 
 

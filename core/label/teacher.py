@@ -223,7 +223,7 @@ class TeacherRun:
                 )
             if not self.api_key:
                 raise ConfigError(
-                    f"{sum(len(p.rows) for p in misses.values())} rows need a live teacher call, but no API key "
+                    f"{sum(len(p.rows) for p in misses.values())} row(s) need a live teacher call, but no API key "
                     "is set. Set ANTHROPIC_API_KEY in the environment or in Streamlit secrets."
                 )
             if self.batch:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from core.kernel.errors import NotFound
+from core.kernel.errors import ConfigError, NotFound
 from core.kernel.prices import load_prices
 from core.kernel.tasks import get_task
 from core.results.savings import load_compute_prices, stored_throughput, student_usd_per_1000, teacher_usd_per_row
@@ -139,7 +139,7 @@ def point_at(front: dict, threshold: float) -> dict:
     return max((p for p in front["points"] if p["threshold"] <= threshold), key=lambda p: p["threshold"])
 
 
-def saving_sentence(front: dict, point: dict) -> str:
+def saving_sentence(front: dict, point: dict, teacher_estimated: bool = False) -> str:
     """The cascade at `point` against the teacher alone, in plain words."""
     kept = 1 - point["share_to_teacher"]
     words = (f"At confidence threshold {_threshold_text(point['threshold'])}, the student answers {kept:.0%} of "
@@ -153,10 +153,31 @@ def saving_sentence(front: dict, point: dict) -> str:
         saved = 1 - point["usd_per_1000"] / alone
         change = ("about the same" if abs(saved) < 0.005 else
                   f"{saved:.0%} less" if saved > 0 else f"{-saved:.0%} more")
-        words += f", for ${point['usd_per_1000']:.4f} per 1,000 rows instead of ${alone:.4f}: {change}"
+        words += (f", for ${point['usd_per_1000']:.4f} per 1,000 rows instead of ${alone:.4f}"
+                  + (" (the teacher priced at list price: nothing was billed)" if teacher_estimated else "")
+                  + f": {change}")
     else:
         words += "; no teacher cost per row is known, so the saving in dollars cannot be stated"
     return words + f" (measured on {front['rows']} held-out rows)."
+
+
+def short_of_target(front: dict, target: float | None) -> str:
+    """Why no threshold was chosen, with the best the held-out rows allow."""
+    best = max((p for p in front["points"] if p["accuracy"] is not None), key=lambda p: p["accuracy"], default=None)
+    if best is None or target is None:
+        return "No threshold can be chosen: no held-out row has a gold label or a teacher label to grade against."
+    return (f"No threshold reaches {front['measure']} {target:.3f} on the held-out rows: the best is "
+            f"{best['accuracy']:.3f}, at threshold {_threshold_text(best['threshold'])} "
+            f"({best['share_to_teacher']:.0%} of rows to the teacher).")
+
+
+def check_choice(threshold: float | None, target_accuracy: float | None) -> None:
+    if threshold is not None and target_accuracy is not None:
+        raise ConfigError("Give a threshold or a target accuracy, not both.")
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise ConfigError(f"The threshold is a confidence between 0 and 1, got {threshold}.")
+    if target_accuracy is not None and not 0 < target_accuracy <= 1:
+        raise ConfigError(f"The target accuracy is a share between 0 and 1 (0.9 for 90%), got {target_accuracy}.")
 
 
 def _threshold_text(t: float) -> str:
@@ -167,6 +188,7 @@ def _threshold_text(t: float) -> str:
 def cascade_report(store, run_id: str, threshold: float | None = None, target_accuracy: float | None = None,
                    usd_per_cpu_hour: float | None = None, compute: bool = False) -> dict:
     """Calibration, prices, the frontier, the chosen point and its sentence, for one run."""
+    check_choice(threshold, target_accuracy)
     run = Run.find(store, run_id)
     calibration = run_calibration(store, run_id, compute=compute)
     if calibration is None:
@@ -176,7 +198,10 @@ def cascade_report(store, run_id: str, threshold: float | None = None, target_ac
     student_row, student_how = student_row_price(run, usd_per_cpu_hour)
     front = frontier(calibration["rows"], store.get_project(run.project).task, teacher_row, student_row)
     chosen = point_at(front, threshold) if threshold is not None else pick_threshold(front, target_accuracy)
+    target = None if threshold is not None else (target_accuracy if target_accuracy is not None else (
+        None if front["teacher_accuracy"] is None else KEEP_OF_TEACHER * front["teacher_accuracy"]))
+    estimated = teacher_how.startswith("estimated")
     return {"run": run_id, "calibration": {k: v for k, v in calibration.items() if k != "rows"},
-            "teacher_price": teacher_how, "student_price": student_how, "frontier": front, "chosen": chosen,
-            "sentence": saving_sentence(front, chosen) if chosen else
-            "No threshold reaches the target on the held-out rows: even sending every row to the teacher falls short."}
+            "teacher_price": teacher_how, "teacher_price_estimated": estimated, "student_price": student_how,
+            "frontier": front, "chosen": chosen, "target_accuracy": target,
+            "sentence": saving_sentence(front, chosen, estimated) if chosen else short_of_target(front, target)}

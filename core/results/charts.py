@@ -171,14 +171,15 @@ def reliability_chart(calibration: dict):
         return None
     diagonal = alt.Chart(_frame([{"x": 0, "y": 0}, {"x": 1, "y": 1}])).mark_line(
         color="#999", strokeDash=[4, 4]).encode(x="x:Q", y="y:Q")
-    points = alt.Chart(_frame(rows), title="Reliability: is the student right as often as it is sure?").mark_line(
-        point=True).encode(
+    base = alt.Chart(_frame(rows), title="Reliability: is the student right as often as it is sure?").encode(
         x=alt.X("confidence:Q", title="mean confidence in the bin", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("accuracy:Q", title="share right (gold, else the teacher's label)", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("when:N", title=None), size=alt.Size("rows:Q", legend=None),
+        color=alt.Color("when:N", title=None),
         tooltip=["when", "bin", "rows", alt.Tooltip("confidence:Q", format=".3f"),
                  alt.Tooltip("accuracy:Q", format=".3f")])
-    return diagonal + points
+    # a line per series, and a point per bin sized by its rows (big enough to see with one row)
+    return diagonal + base.mark_line() + base.mark_circle(opacity=0.85).encode(
+        size=alt.Size("rows:Q", title="rows in the bin", scale=alt.Scale(range=[60, 500])))
 
 
 def frontier_charts(front: dict, chosen: dict | None):

@@ -161,7 +161,7 @@ class _Writer:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            self._schema = pa.schema([(c, pa.float64() if c == "confidence" else pa.string()) for c in columns])
+            self._schema = pa.schema([(c, pa.float64() if c in ("confidence", "student_confidence") else pa.string()) for c in columns])
             self._pq = pq.ParquetWriter(str(path), self._schema)
         else:
             self._fh = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed by close())
@@ -199,7 +199,8 @@ def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, o
     project's own id column when the file has it, else `row_id` or `id`), the input columns when
     `keep_inputs`, `label`, `confidence`, and `rationale` when asked; with a `cascade`
     (core.student.cascade.Cascade), rows under its threshold are the teacher's, and
-    `answered_by` and `teacher_error` say so. Streams `chunk_rows` rows at a time; `on_progress(done, total)`
+    `answered_by`, `student_confidence` and `teacher_error` say so (`confidence` is empty
+    where the teacher answered). Streams `chunk_rows` rows at a time; `on_progress(done, total)`
     after each chunk. Returns rows, seconds, rows_per_s and out (seconds count reading,
     predicting and writing; loading the model is `load_seconds`)."""
     source, dest = Path(path), Path(out)
@@ -238,7 +239,7 @@ def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, o
     id_col = id_column or next((c for c in (project_id, *ID_COLUMNS) if c and c in reader.columns), None)
     use_choices = CHOICES_COLUMN in reader.columns and student.task in (None, "multiple-choice")
     needed = list(dict.fromkeys(([id_col] if id_col else []) + fields + ([CHOICES_COLUMN] if use_choices else [])))
-    own = {"label", "rationale", "confidence", "answered_by", "teacher_error"}
+    own = {"label", "rationale", "confidence", "answered_by", "student_confidence", "teacher_error"}
     if id_col in own:
         raise AppError(f"The id column {id_col!r} would clash with the predictions' own {id_col!r} column.")
     kept = [f for f in fields if f != id_col] if keep_inputs else []
@@ -246,7 +247,7 @@ def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, o
         raise AppError(f"An input column named {sorted(own & set(kept))[0]!r} would clash with the predictions' own "
                        "columns; predict without keeping the inputs.")
     columns = (([id_col] if id_col else []) + kept + ["label", "confidence"] + (["rationale"] if rationale else [])
-               + (["answered_by", "teacher_error"] if cascade is not None else []))
+               + (["answered_by", "student_confidence", "teacher_error"] if cascade is not None else []))
 
     started = time.perf_counter()
     total = reader.total() if on_progress else None
@@ -270,7 +271,8 @@ def predict_file(model_dir_or_student: str | Path | Student, path: str | Path, o
             for row, p in zip(chunk, predictions):
                 rec = {"label": p["label"], "confidence": p["confidence"]}
                 if cascade is not None:
-                    rec.update(answered_by=p["answered_by"], teacher_error=p["teacher_error"])
+                    rec.update(answered_by=p["answered_by"], student_confidence=p["student_confidence"],
+                               teacher_error=p["teacher_error"])
                 if id_col:
                     rec[id_col] = None if row.get(id_col) is None else str(row[id_col])
                 for f in kept:

@@ -8,7 +8,12 @@ and says why.
 
     cascade = Cascade(student, store, "tickets", threshold=0.6, cap_usd=2.0)
     cascade.answer([{"subject": "...", "body": "..."}])
-    # [{"label", "confidence", "answered_by": "student" | "teacher", "rationale", "deferred", "teacher_error"}]
+    # [{"label", "confidence", "answered_by": "student" | "teacher", "rationale", "deferred", "teacher_error",
+    #   "student_label", "student_confidence"}]
+
+`confidence` is the student's confidence in the label given, so it is None where the teacher
+answered (the teacher states none); `student_label` and `student_confidence` are what the
+student said on every row (the confidence that decided the row's route).
 
 The serving endpoint (core.student.serve) and `predict --file --cascade` both use it.
 """
@@ -73,10 +78,11 @@ class Cascade:
         out = []
         for i, p in enumerate(predictions):
             rec = {"label": p["label"], "confidence": p["confidence"], "answered_by": "student",
-                   "rationale": p.get("rationale"), "deferred": i in by_row, "teacher_error": None}
+                   "rationale": p.get("rationale"), "deferred": i in by_row, "teacher_error": None,
+                   "student_label": p["label"], "student_confidence": p["confidence"]}
             answer = by_row.get(i)
             if answer is not None and answer["ok"]:
-                rec.update(label=answer["label"], rationale=answer["rationale"], answered_by="teacher")
+                rec.update(label=answer["label"], rationale=answer["rationale"], answered_by="teacher", confidence=None)
             elif answer is not None:
                 rec["teacher_error"] = answer["message"]
             out.append(rec)
@@ -95,8 +101,17 @@ class Cascade:
         deferred = self.deferred(predictions)
         answers = self.ask([rows[i] for i in deferred], [choices[i] for i in deferred]) if deferred else []
         out = self.merge(predictions, deferred, answers)
-        if rationale:
-            own = [i for i, rec in enumerate(out) if rec["answered_by"] == "student"]
-            for i, text in zip(own, self.student.rationales([texts[i] for i in own], batch_size)):
-                out[i]["rationale"] = text
+        self.add_rationales(out, texts, rationale, lambda wanted: self.student.rationales(wanted, batch_size))
         return out
+
+    @staticmethod
+    def add_rationales(out: list[dict], texts: list[str], wanted: bool, rationales) -> None:
+        """The student's rationale for the rows it answered (`rationales(texts)` makes them);
+        none at all, the teacher's included, when not wanted."""
+        if not wanted:
+            for rec in out:
+                rec["rationale"] = None
+            return
+        own = [i for i, rec in enumerate(out) if rec["answered_by"] == "student"]
+        for i, text in zip(own, rationales([texts[i] for i in own]) if own else []):
+            out[i]["rationale"] = text

@@ -83,7 +83,13 @@ class Student:
             if text is None:
                 raise AppError(f"Input {f!r} is empty; the student needs every input field.")
             inputs[f] = text
-        return student_input(inputs, self.row_choices(row))
+        text = student_input(inputs, self.row_choices(row))
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # the tokenizer would fail on it, and with it every row of its batch
+            raise AppError("The row holds characters that are not valid Unicode (a lone surrogate such as "
+                           "\\ud800).") from None
+        return text
 
     def row_choices(self, row: dict) -> list[str] | None:
         """The row's answer choices as training saw them (None when the model does not use them)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 
 from core.kernel.errors import AppError
 from core.student.cascade import Cascade
@@ -57,16 +58,31 @@ class ModelWorker:
                 flat = [x for j in mine for x in j[1]]
                 try:
                     results = await asyncio.to_thread(self._locked, fn, flat)
-                except Exception as exc:  # every waiting request learns it; the loop goes on
-                    for _, _, future in mine:
-                        if not future.done():
-                            future.set_exception(exc)
+                except Exception as exc:
+                    if len(mine) == 1:  # the request learns why; the loop goes on
+                        if not mine[0][2].done():
+                            mine[0][2].set_exception(exc)
+                        continue
+                    # one request's rows broke the pass: each request alone, so only that one fails
+                    for job in mine:
+                        await self._one(fn, job)
                     continue
                 start = 0
                 for _, items, future in mine:
                     if not future.done():
                         future.set_result(results[start:start + len(items)])
                     start += len(items)
+
+    async def _one(self, fn, job) -> None:
+        _, items, future = job
+        try:
+            result = await asyncio.to_thread(self._locked, fn, items)
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result(result)
 
     def _locked(self, fn, items):
         with self.lock:
@@ -125,8 +141,9 @@ def create_app(student: Student, cascade: Cascade | None = None, *, run_id: str 
             return JSONResponse({"error": f"The body is over {MAX_BODY // 1024 // 1024} MB."}, status_code=413)
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return JSONResponse({"error": f"The body is not valid JSON ({exc})."}, status_code=400)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            return JSONResponse({"error": f"The body is not valid JSON ({type(exc).__name__}: {exc})."[:500]},
+                                status_code=400)
         try:
             rows, rationale = read_rows(body)
         except AppError as exc:
@@ -139,7 +156,11 @@ def create_app(student: Student, cascade: Cascade | None = None, *, run_id: str 
                                           "predicted.", "rows": problems[:50]}, status_code=422)
         texts = [student.input_text(r) for r in rows]
         choices = [student.row_choices(r) for r in rows]
-        predictions = await worker.run(label_pass, list(zip(texts, choices)))
+        try:
+            predictions = await worker.run(label_pass, list(zip(texts, choices)))
+        except Exception as exc:  # a bug, or an input the model cannot take: said, and the server goes on
+            return JSONResponse({"error": f"The student could not predict these rows ({type(exc).__name__}: "
+                                          f"{exc})."[:1000]}, status_code=500)
         if cascade is not None:
             deferred = cascade.deferred(predictions)
             answers = (await asyncio.to_thread(cascade.ask, [rows[i] for i in deferred], [choices[i] for i in deferred])
@@ -148,14 +169,16 @@ def create_app(student: Student, cascade: Cascade | None = None, *, run_id: str 
         else:
             out = [{"label": p["label"], "confidence": p["confidence"], "answered_by": "student",
                     "rationale": None, "deferred": False, "teacher_error": None} for p in predictions]
-        if rationale:
-            own = [i for i, rec in enumerate(out) if rec["answered_by"] == "student"]
-            if own:
-                for i, text in zip(own, await worker.run(rationale_pass, [texts[i] for i in own])):
-                    out[i]["rationale"] = text
-        for rec, p in zip(out, predictions):
-            if "probabilities" in p:
-                rec["probabilities"] = p["probabilities"]
+        own = [i for i, rec in enumerate(out) if rec["answered_by"] == "student"]
+        try:
+            made = await worker.run(rationale_pass, [texts[i] for i in own]) if rationale and own else []
+        except Exception as exc:
+            return JSONResponse({"error": f"The student could not explain these rows ({type(exc).__name__}: "
+                                          f"{exc})."[:1000]}, status_code=500)
+        Cascade.add_rationales(out, texts, rationale, lambda wanted: made)
+        for i in own:
+            if "probabilities" in predictions[i]:  # the student's, for the label it gave
+                out[i]["probabilities"] = predictions[i]["probabilities"]
         return JSONResponse({"predictions": out, "threshold": None if cascade is None else cascade.threshold})
 
     async def health(request):
@@ -179,11 +202,23 @@ def create_app(student: Student, cascade: Cascade | None = None, *, run_id: str 
 
 
 def serve(app, host: str = "127.0.0.1", port: int = 8000, on_ready=None) -> None:
-    """Run the app under uvicorn until interrupted (Ctrl-C or SIGTERM)."""
+    """Run the app under uvicorn until interrupted (Ctrl-C or SIGTERM); `on_ready()` once the
+    port is bound. A port already taken is an AppError, said before anything is served."""
+    import socket
+
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
+    try:  # refused here with a clear message, not after a "serving" line
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise AppError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from None
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
     if on_ready is not None:
-        on_ready()
+        def announce() -> None:
+            while not server.started and not server.should_exit:
+                time.sleep(0.05)
+            if server.started:
+                on_ready()
+        threading.Thread(target=announce, daemon=True).start()
     server.run()
