@@ -129,7 +129,8 @@ def main() -> None:
     parser.add_argument("--student", default="offline:minilm-bert2bert")
     parser.add_argument("--steps", type=int, default=10, help="training steps (serving speed does not depend on them)")
     parser.add_argument("--teacher-latency", type=float, default=0.5, help="seconds the fake teacher takes per answer")
-    parser.add_argument("--cap", type=float, default=0.01, help="the capped scenario's budget, dollars")
+    parser.add_argument("--cap", type=float, help="the capped scenario's budget, dollars (default: half of what "
+                        "the uncapped cascade billed, so the load runs into it)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "serve.duckdb"
@@ -148,10 +149,12 @@ def main() -> None:
         out = {"clients": args.clients, "requests_per_client": args.requests, "rows_per_request": args.rows,
                "student": args.student, "threshold": round(threshold, 4), "teacher_latency_s": args.teacher_latency}
         scenarios = [("student", [], "s"), ("cascade", ["--cascade", f"{threshold:.6f}"], "c"),
-                     ("cascade_capped", ["--cascade", f"{threshold:.6f}", "--budget", str(args.cap)], "k")]
+                     ("cascade_capped", ["--cascade", f"{threshold:.6f}", "--budget", "CAP"], "k")]
         prices = load_prices()
         for name, extra, tag in scenarios:  # one-letter tags: rows alike, never the same request twice
             billed_before = fake.billed_usd(prices)
+            cap = args.cap if args.cap is not None else round(out.get("cascade", {}).get("fake_billed_usd", 0) / 2, 6)
+            extra = [str(cap) if x == "CAP" else x for x in extra]
             proc, url = serving(db, run_id, extra, env)
             try:
                 result = load(url, args.clients, args.requests, args.rows, tag)
@@ -161,13 +164,13 @@ def main() -> None:
                 proc.wait(30)
             result["fake_billed_usd"] = round(fake.billed_usd(prices) - billed_before, 6)
             if name == "cascade_capped":
-                result["cap_usd"] = args.cap
-                result["cap_held"] = result["fake_billed_usd"] <= args.cap + 1e-9
+                result["cap_usd"] = cap
+                result["cap_held"] = result["fake_billed_usd"] <= cap + 1e-9
             out[name] = result
             print(f"{name:15s} p50 {result['p50_s']}s  p95 {result['p95_s']}s  {result['rows_per_s']} rows/s  "
                   f"failed {result['failed']}/{result['requests']}  to teacher {result['to_teacher']:.1%}  "
                   f"billed ${result['fake_billed_usd']:.4f}"
-                  + (f" (cap ${args.cap}, refused {result['refused_by_cap']} rows)" if name == "cascade_capped" else ""),
+                  + (f" (cap ${cap}, refused {result['refused_by_cap']} rows)" if name == "cascade_capped" else ""),
                   flush=True)
         fake.stop()
         out["rows_per_s_cascade_vs_student"] = round(out["cascade"]["rows_per_s"] / out["student"]["rows_per_s"], 3)

@@ -150,6 +150,18 @@ def test_confidence_over_each_rows_choices_and_for_open_answers(tmp_path):
         assert 0 < row["confidence"] <= 1 and "probabilities" not in row
 
 
+def test_the_run_report_and_model_card_state_calibration_and_the_cascade(run):
+    from core.results.reports import model_card, run_facts, run_report
+
+    store, job_id = run
+    record = json.loads((Run.find(store, job_id).folder / "calibration.json").read_text())
+    md = run_report(store, job_id, "md")
+    assert "## Confidence and the cascade" in md
+    assert f"{record['temperature']:.3f} on {record['fitted_on_rows']} rows" in md
+    assert cascade_report(store, job_id)["sentence"] in md
+    assert "## Confidence and the cascade" in model_card(run_facts(store, job_id))
+
+
 def test_calibrating_a_run_from_before_calibration(run):
     store, job_id = run
     folder = Run.find(store, job_id).folder
@@ -458,3 +470,11 @@ def test_multiple_choice_and_numeric_runs_calibrate_and_cascade_on_real_data(sto
     [answer] = Cascade(student, store, "cqa", threshold=1.0).answer([row], rationale=False)
     assert answer["answered_by"] == "teacher" and answer["label"] == "fridge", answer
     assert "fridge" in _teacher_saw(server)[0]
+
+
+def test_core_savings_reads_as_text_without_json(run, capsys):
+    store, job_id = run
+    assert cli_main(["savings", "--run", job_id, "--db", str(store.path)]) == 0
+    text = capsys.readouterr().out
+    assert "calibration: T = " in text and "every row" in text and "100.0%" in text
+    assert "{" not in text  # a table and sentences, not Python dicts

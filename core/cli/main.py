@@ -19,7 +19,10 @@ from core.kernel.errors import AppError
 STAGES = (ingest, prompt, label, review, train, student, results, jobs)
 
 
-def _out(args, payload: dict, human: str | None = None) -> None:
+def _out(args, payload: dict) -> None:
+    """One JSON object with --json; else the command's own text (its "human" entry, never in
+    the JSON), or one "key: value" line per entry."""
+    human = payload.pop("human", None)
     if args.json:
         print(json.dumps(payload, default=str))
     else:

@@ -68,12 +68,20 @@ def cmd_savings(args, store: Store) -> dict:
     facts = savings.run_savings(store, args.run, usd_per_cpu_hour=args.cpu_hour)
     report = cascade_report(store, args.run, threshold=args.threshold, target_accuracy=args.target_accuracy,
                             usd_per_cpu_hour=args.cpu_hour, compute=True)
+    result = _savings_result(args.run, facts, report)
+    result["human"] = _savings_text(result)
+    return result
+
+
+def _savings_result(run_id: str, facts: dict, report: dict) -> dict:
+    from core.results.savings import throughput_text
+
     front = report["frontier"]
     shown = [p for p in front["points"]
              if math.isinf(p["threshold"]) or round(p["threshold"] * 10, 6) % 1 == 0 or p is report["chosen"]]
     return {
-        "run": args.run,
-        "throughput": savings.throughput_text(facts["throughput"]),
+        "run": run_id,
+        "throughput": throughput_text(facts["throughput"]),
         "student_usd_per_1000": facts["student_usd_per_1000"], "teacher_usd_per_1000": facts["teacher_usd_per_1000"],
         "saving_usd_per_1000": facts["saving_usd_per_1000"], "break_even_rows": facts["break_even_rows"],
         "notes": facts["notes"],
@@ -87,8 +95,32 @@ def cmd_savings(args, store: Store) -> dict:
         "chosen": None if report["chosen"] is None else {
             **report["chosen"], "threshold": ("every row" if math.isinf(report["chosen"]["threshold"])
                                               else report["chosen"]["threshold"])},
-        "frontier": [{"threshold": "every row" if math.isinf(p["threshold"]) else p["threshold"], "share_to_teacher": round(p["share_to_teacher"], 4),
+        "frontier": [{"threshold": "every row" if math.isinf(p["threshold"]) else p["threshold"],
+                      "share_to_teacher": round(p["share_to_teacher"], 4),
                       "accuracy": None if p["accuracy"] is None else round(p["accuracy"], 4),
                       "usd_per_1000": None if p["usd_per_1000"] is None else round(p["usd_per_1000"], 6)}
                      for p in shown],
     }
+
+
+def _savings_text(r: dict) -> str:
+    """`core savings` for a person: the costs, the calibration, the frontier every 0.1, the cascade."""
+    from core.results.savings import money
+
+    cal = r["calibration"]
+    ece = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
+    lines = [f"run {r['run']}", f"throughput: {r['throughput']}",
+             f"per 1,000 rows: student {money(r['student_usd_per_1000'])}, teacher (billed) "
+             f"{money(r['teacher_usd_per_1000'])}, saving {money(r['saving_usd_per_1000'])}; break-even "
+             + ("—" if r["break_even_rows"] is None else f"{r['break_even_rows']:,} rows"),
+             *[f"note: {n}" for n in r["notes"]],
+             f"calibration: T = {cal['temperature']:.3f} on {cal['fitted_on_rows']} validation rows; ECE on "
+             f"{cal['test_rows']} test rows {ece(cal['ece_before'])} before, {ece(cal['ece_after'])} after",
+             f"teacher per row in the cascade: {r['teacher_price']}", "",
+             f"{'threshold':>10}  {'to teacher':>10}  {r['measure'][:8]:>8}  {'$ / 1,000 rows':>14}"]
+    for p in r["frontier"]:
+        t = p["threshold"] if isinstance(p["threshold"], str) else f"{p['threshold']:.2f}"
+        acc = "—" if p["accuracy"] is None else f"{p['accuracy']:.4f}"
+        cost = "—" if p["usd_per_1000"] is None else f"{p['usd_per_1000']:.4f}"
+        lines.append(f"{t:>10}  {p['share_to_teacher']:>10.1%}  {acc:>8}  {cost:>14}")
+    return "\n".join(lines + ["", r["cascade"]])

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from core.db import Store
-from core.kernel.errors import ConfigError, PriceFileError
+from core.kernel.errors import AppError, ConfigError, PriceFileError
 from core.results.runs import (
     NOT_APPLICABLE,
     RATIONALE_SETTINGS,
@@ -37,7 +37,18 @@ def run_facts(store: Store, run_id: str, throughput: dict | None = None) -> dict
     return {"job": job, "project": project, "config": run.config, "provenance": provenance,
             "metrics": store.latest_metrics(run_id), "summary": row, "confusion": confusion(job),
             "baseline": (reference or {}).get("runs", {}).get(run_id),
-            "warnings": run_warnings(store, row, reference), **_savings_facts(store, run_id, throughput)}
+            "warnings": run_warnings(store, row, reference), **_savings_facts(store, run_id, throughput),
+            "cascade": _cascade_facts(store, run_id)}
+
+
+def _cascade_facts(store: Store, run_id: str) -> dict | None:
+    """The run's calibration and its cascade at the default target; None for a run without one."""
+    from core.results.cascade import cascade_report
+
+    try:
+        return cascade_report(store, run_id)
+    except (AppError, PriceFileError):
+        return None
 
 
 def _savings_facts(store: Store, run_id: str, throughput: dict | None = None) -> dict:
@@ -82,10 +93,21 @@ def _sections(facts: dict) -> list[tuple[str, list[str], list[list]]]:
         sections.append(("What the student saves", ["field", "value"], fact_rows(facts["savings"])))
     elif facts.get("savings_error"):
         sections.append(("What the student saves", ["field", "value"], [["not computed", facts["savings_error"]]]))
+    if facts.get("cascade"):
+        sections.append(("Confidence and the cascade", ["field", "value"], _cascade_rows(facts["cascade"])))
     if facts["confusion"]:
         per_class = facts["confusion"]["per_class_accuracy"]
         sections.append(("Per-class accuracy", ["class", "accuracy"], [[k, round(v, 3)] for k, v in per_class.items()]))
     return sections
+
+
+def _cascade_rows(report: dict) -> list[list]:
+    cal = report["calibration"]
+    ece = lambda v: "—" if v is None else round(v, 4)  # noqa: E731
+    return [["temperature (fitted on validation rows)", f"{cal['temperature']:.3f} on {cal['fitted_on_rows']} rows"],
+            ["expected calibration error, test rows, before / after", f"{ece(cal['ece_before'])} / {ece(cal['ece_after'])}"],
+            ["cascade", report["sentence"]], ["teacher price per row", report["teacher_price"]],
+            ["student price per row", report["student_price"]]]
 
 
 def _config_value(cfg: dict, key: str, value):

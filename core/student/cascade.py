@@ -30,6 +30,13 @@ from core.label.rows import ask_teacher
 from core.student.predict import Student
 
 
+def student_answer(prediction: dict, deferred: bool = False) -> dict:
+    """A row answered by the student, in the shape every answer has."""
+    return {"label": prediction["label"], "confidence": prediction["confidence"], "answered_by": "student",
+            "rationale": prediction.get("rationale"), "deferred": deferred, "teacher_error": None,
+            "student_label": prediction["label"], "student_confidence": prediction["confidence"]}
+
+
 def cascade_job_id(kind: str, run_id: str | None) -> str:
     """The id a cascade's teacher calls are recorded (and its own cap kept) under."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -77,9 +84,7 @@ class Cascade:
         by_row = dict(zip(deferred, answers))
         out = []
         for i, p in enumerate(predictions):
-            rec = {"label": p["label"], "confidence": p["confidence"], "answered_by": "student",
-                   "rationale": p.get("rationale"), "deferred": i in by_row, "teacher_error": None,
-                   "student_label": p["label"], "student_confidence": p["confidence"]}
+            rec = student_answer(p, deferred=i in by_row)
             answer = by_row.get(i)
             if answer is not None and answer["ok"]:
                 rec.update(label=answer["label"], rationale=answer["rationale"], answered_by="teacher", confidence=None)

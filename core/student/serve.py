@@ -1,8 +1,9 @@
 """The student behind an HTTP endpoint (Starlette, served by uvicorn), on localhost by default.
 
     POST /predict   {"row": {...}} or {"rows": [{...}, ...]}, optional "rationale": false
-                    -> {"predictions": [{"label", "confidence", "answered_by", "rationale",
-                        "deferred", "teacher_error"}], "threshold": ...}
+                    -> {"predictions": [{"label", "confidence", "probabilities", "answered_by",
+                        "rationale", "deferred", "teacher_error", "student_label",
+                        "student_confidence"}], "threshold": ...}
     GET  /health    -> {"status": "ok", "run", "task", "input_fields", "threshold", "cap_usd",
                         "teacher_spent_usd", "counts"}
 
@@ -24,7 +25,7 @@ import threading
 import time
 
 from core.kernel.errors import AppError
-from core.student.cascade import Cascade
+from core.student.cascade import Cascade, student_answer
 from core.student.predict import Student
 
 MAX_ROWS = 256                  # rows per request
@@ -120,7 +121,7 @@ def row_problems(student: Student, rows: list) -> list[dict]:
 
 
 def create_app(student: Student, cascade: Cascade | None = None, *, run_id: str | None = None,
-               max_rows: int = MAX_ROWS, max_batch: int = 64, rationale_default: bool = True):
+               max_rows: int = MAX_ROWS, max_batch: int = 64):
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
@@ -167,8 +168,7 @@ def create_app(student: Student, cascade: Cascade | None = None, *, run_id: str 
                        if deferred else [])
             out = cascade.merge(predictions, deferred, answers)
         else:
-            out = [{"label": p["label"], "confidence": p["confidence"], "answered_by": "student",
-                    "rationale": None, "deferred": False, "teacher_error": None} for p in predictions]
+            out = [student_answer(p) for p in predictions]
         own = [i for i, rec in enumerate(out) if rec["answered_by"] == "student"]
         try:
             made = await worker.run(rationale_pass, [texts[i] for i in own]) if rationale and own else []
