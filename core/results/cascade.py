@@ -70,15 +70,17 @@ def calibrate_saved_run(store, run: Run) -> dict:
 
 
 # ---- prices per row ---------------------------------------------------------------------------
-def teacher_row_price(store, project_name: str, prices=None) -> tuple[float | None, str]:
-    """(dollars per teacher answer, where the number comes from)."""
-    by_status = store.count_items(project_name)["by_status"]
-    answered = by_status.get("labeled", 0) + by_status.get("flagged", 0)
-    billed = teacher_usd_per_row(store.spend(project_name), answered)
-    if billed is not None:
-        return billed, f"billed: {store.spend(project_name):.4f} USD over {answered:,} answered rows"
-    usage = store.answer_usage(project_name)
-    model = store.get_project(project_name).model
+def teacher_row_price(store, project, prices=None) -> tuple[float | None, str]:
+    """(dollars per teacher answer, where the number comes from) for a project (core.db's)."""
+    spent = store.spend(project.name)
+    if spent > 0:  # rows are counted only when there is spend to share out
+        by_status = store.count_items(project.name)["by_status"]
+        answered = by_status.get("labeled", 0) + by_status.get("flagged", 0)
+        billed = teacher_usd_per_row(spent, answered)
+        if billed is not None:
+            return billed, f"billed: {spent:.4f} USD over {answered:,} answered rows"
+    usage = store.answer_usage(project.name)
+    model = project.model
     prices = prices or load_prices()
     if not usage["answers"] or model is None or prices.get(model) is None:
         return None, "no billed spend, and no answer usage or price to estimate one from"
@@ -190,13 +192,14 @@ def cascade_report(store, run_id: str, threshold: float | None = None, target_ac
     """Calibration, prices, the frontier, the chosen point and its sentence, for one run."""
     check_choice(threshold, target_accuracy)
     run = Run.find(store, run_id)
-    calibration = run_calibration(store, run_id, compute=compute)
+    calibration = read_calibration(run.folder) or (calibrate_saved_run(store, run) if compute else None)
     if calibration is None:
         raise NotFound(f"Run {run_id} has no confidence calibration yet (trained before runs calibrated "
                        "themselves); calibrate it first.")
-    teacher_row, teacher_how = teacher_row_price(store, run.project)
+    project = store.get_project(run.project)
+    teacher_row, teacher_how = teacher_row_price(store, project)
     student_row, student_how = student_row_price(run, usd_per_cpu_hour)
-    front = frontier(calibration["rows"], store.get_project(run.project).task, teacher_row, student_row)
+    front = frontier(calibration["rows"], project.task, teacher_row, student_row)
     chosen = point_at(front, threshold) if threshold is not None else pick_threshold(front, target_accuracy)
     target = None if threshold is not None else (target_accuracy if target_accuracy is not None else (
         None if front["teacher_accuracy"] is None else KEEP_OF_TEACHER * front["teacher_accuracy"]))
