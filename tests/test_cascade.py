@@ -237,6 +237,34 @@ def test_the_cascades_cap_stops_teacher_calls_and_the_student_answers_the_rest(r
     assert cascade.counts["teacher_failed"] == len(refused)
 
 
+def test_concurrent_deferred_rows_share_one_rate_limiter(run, monkeypatch):
+    """20 requests deferring at once, as a server's clients do, under a 120 requests/minute limit
+    (2 a second, a one-second burst): paced together, every row is answered and the API hardly
+    ever has to answer 429."""
+    store, job_id = run
+    server = FakeAnthropic(responder=correct_responder, rpm=120, burst_s=1.0).start()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+    try:
+        cascade = Cascade(load_student_model(Run.find(store, job_id).model_dir()), store, "tickets", threshold=0.5)
+        together = threading.Barrier(20)  # as after one model pass: every request defers at the same moment
+        answers: list = []
+
+        def request(i: int) -> None:
+            together.wait()
+            answers.extend(cascade.ask([{"text": f"Invoice {i} charged twice, ref {i * 7}"}], [None]))
+
+        threads = [threading.Thread(target=request, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert len(answers) == 20 and all(a["ok"] for a in answers)
+        assert server.rate_limited <= 2  # at most a probe's edge; a limiter per request saw ~50 and lost 5-6 rows
+    finally:
+        server.stop()
+
+
 # ---- the endpoint ---------------------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:

@@ -11,10 +11,16 @@ id, but nothing is written to the project's rows.
                 # or {"ok": False, "reason": "budget" | "error" | "unreadable" | ..., "message": "..."}
 
 `cap_usd` caps everything the job id has spent and has in flight, in the ledger: concurrent
-requests of one server, and any process using the same id, share it.
+requests of one server, and any process using the same id, share it. A `TeacherLoop` gives
+every run of a process one event loop, one client and one rate limiter, so the concurrent
+requests of a server are paced together under the limits the API reports.
 """
 
 from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from core.db import TeacherWrites
 from core.kernel.errors import ConfigError
@@ -26,17 +32,50 @@ from core.prompt.templates import demonstrations, request_for
 ROW_PREFIX = "ask:"  # teacher_calls.row_id of a row outside the project: ask:<job id>:<n>
 
 
+class TeacherLoop:
+    """One event loop thread, one client and one rate limiter shared by the runs of a process."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="teacher-io"))  # ledger, writes
+        self._client = self._limiter = None
+        self._lock = threading.Lock()
+        threading.Thread(target=self.loop.run_forever, name="teacher-loop", daemon=True).start()
+
+    def run(self, coro) -> None:
+        asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def client(self, client_kwargs: dict):
+        """The shared (client, limiter), made by the first run that needs one."""
+        import anthropic
+
+        from core.label.ratelimit import AdaptiveLimiter
+        from core.prompt.tokens import request_tokens
+
+        with self._lock:
+            if self._client is None:
+                self._limiter = AdaptiveLimiter(token_estimate=request_tokens)
+                self._client = anthropic.AsyncAnthropic(**client_kwargs, middleware=[self._limiter])
+            return self._client, self._limiter
+
+
 class RowsTeacher(TeacherRun):
     KIND = "try"  # answers are cached and billed, never stored on the project's rows
 
     def __init__(self, store, project: str, rows: list[dict], *, job_id: str, cap_usd: float | None = None,
-                 **kwargs):
+                 shared: TeacherLoop | None = None, **kwargs):
         super().__init__(store, project, job_id=job_id, spool_path="", store_answers=False, **kwargs)
         if self.project.mode == "explain-label":
             raise ConfigError("This project's prompt explains a given label (explain-label mode), so it cannot "
                               "answer new rows: switch the prompt to zero-shot or few-shot to defer rows to the teacher.")
-        self.rows, self.cap_usd = rows, cap_usd
+        self.rows, self.cap_usd, self.shared = rows, cap_usd, shared
         self.answers: dict[str, dict] = {}
+
+    def _run_async(self, coro) -> None:
+        self.shared.run(coro) if self.shared else super()._run_async(coro)
+
+    def _live_client(self):
+        return (*self.shared.client(self._client_kwargs()), False) if self.shared else super()._live_client()
 
     def plan(self) -> tuple[dict[str, PendingRequest], dict[str, dict]]:
         examples = demonstrations(self.store, self.project)
@@ -74,11 +113,11 @@ class RowsTeacher(TeacherRun):
 
 
 def ask_teacher(store, project: str, rows: list[dict], *, job_id: str, cap_usd: float | None = None,
-                **kwargs) -> list[dict]:
+                shared: TeacherLoop | None = None, **kwargs) -> list[dict]:
     """The teacher's answer for each row (in order), each ok or with the reason it has none."""
     if not rows:
         return []
-    run = RowsTeacher(store, project, rows, job_id=job_id, cap_usd=cap_usd, **kwargs)
+    run = RowsTeacher(store, project, rows, job_id=job_id, cap_usd=cap_usd, shared=shared, **kwargs)
     summary = run.run()
     missing = {"budget": "the budget cap is reached: the teacher was not asked",
                "paused": "stopped before the teacher was asked", "cancelled": "stopped before the teacher was asked"}

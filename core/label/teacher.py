@@ -229,7 +229,7 @@ class TeacherRun:
             if self.batch:
                 self.batches.send(misses)
             else:
-                asyncio.run(self._run_live(misses))
+                self._run_async(self._run_live(misses))
         self.summary.seconds = round(time.monotonic() - started, 3)
         self._progress()
         if self.store_answers:  # new answers: their rationale checks
@@ -275,13 +275,20 @@ class TeacherRun:
             self._in_flight_worst += sum(w for _, w in wanted[:len(ids)])
         return ids
 
-    async def _run_live(self, misses: dict[str, PendingRequest]) -> None:
+    def _run_async(self, coro) -> None:
+        asyncio.run(coro)  # a run owns its event loop (core.label.rows shares one between runs)
+
+    def _live_client(self):
+        """(client, rate limiter, owned): a run makes its own and closes the client after."""
         import anthropic
 
         from core.label.ratelimit import AdaptiveLimiter
 
         limiter = AdaptiveLimiter(token_estimate=request_tokens)
-        client = anthropic.AsyncAnthropic(**self._client_kwargs(), middleware=[limiter])
+        return anthropic.AsyncAnthropic(**self._client_kwargs(), middleware=[limiter]), limiter, True
+
+    async def _run_live(self, misses: dict[str, PendingRequest]) -> None:
+        client, limiter, owned = self._live_client()
         results: asyncio.Queue = asyncio.Queue()
         semaphore = asyncio.Semaphore(self.concurrency)
         stop = asyncio.Event()
@@ -347,7 +354,8 @@ class TeacherRun:
         finally:
             await results.put(None)
             await writer_task
-            await client.close()
+            if owned:
+                await client.close()
             self.summary.rate_limited = limiter.stats.rate_limited
         if writer_failed:
             raise WriterFailed(f"Storing teacher answers failed ({type(writer_failed[0]).__name__}: "

@@ -26,7 +26,7 @@ import uuid
 
 from core.kernel.errors import AppError, ConfigError
 from core.kernel.formats import cell_text
-from core.label.rows import ask_teacher
+from core.label.rows import TeacherLoop, ask_teacher
 from core.student.predict import Student
 
 
@@ -54,6 +54,7 @@ class Cascade:
         self.cap_usd = cap_usd
         self.job_id = job_id or cascade_job_id("cascade", None)
         self.teacher_kwargs = teacher_kwargs
+        self.teacher_loop = TeacherLoop()  # every deferred row of this cascade: one client, one rate limiter
         self.counts = {"rows": 0, "deferred": 0, "teacher_answered": 0, "teacher_failed": 0}
         self._lock = threading.Lock()
         store.get_project(project)  # a missing project is refused now, not at the first deferred row
@@ -75,7 +76,7 @@ class Cascade:
         key, an unpriced model) becomes each row's error, never the caller's crash."""
         try:
             return ask_teacher(self.store, self.project, self.teacher_rows(rows, choices), job_id=self.job_id,
-                               cap_usd=self.cap_usd, **self.teacher_kwargs)
+                               cap_usd=self.cap_usd, shared=self.teacher_loop, **self.teacher_kwargs)
         except AppError as exc:
             return [{"ok": False, "reason": "error", "message": str(exc)}] * len(rows)
 
