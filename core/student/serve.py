@@ -90,6 +90,39 @@ class ModelWorker:
             return fn(items)
 
 
+class Refused(Exception):
+    """A request answered with a 4xx: its status and JSON body."""
+
+    def __init__(self, status: int, error: str, **more):
+        super().__init__(error)
+        self.status, self.body = status, {"error": error, **more}
+
+
+async def read_request(request, student: Student, max_rows: int) -> tuple[list[dict], bool]:
+    """(rows, rationale wanted) of a POST /predict, every row checked; Refused otherwise."""
+    too_big = f"The body is over {MAX_BODY // 1024 // 1024} MB."
+    if int(request.headers.get("content-length") or 0) > MAX_BODY:
+        raise Refused(413, too_big)
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise Refused(413, too_big)
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise Refused(400, f"The body is not valid JSON ({type(exc).__name__}: {exc})."[:500]) from None
+    try:
+        rows, rationale = read_rows(body)
+    except AppError as exc:
+        raise Refused(422, str(exc)) from None
+    if len(rows) > max_rows:
+        raise Refused(413, f"{len(rows)} rows in one request; at most {max_rows}.")
+    problems = row_problems(student, rows)
+    if problems:
+        raise Refused(422, f"{len(problems)} of {len(rows)} rows cannot be predicted; nothing was predicted.",
+                      rows=problems[:50])
+    return rows, rationale
+
+
 def read_rows(body) -> tuple[list[dict], bool]:
     """(rows, rationale wanted) from a request body, or AppError with what is wrong."""
     if not isinstance(body, dict):
@@ -135,26 +168,10 @@ def create_app(student: Student, cascade: Cascade | None = None, *, run_id: str 
         return student.rationales(texts)
 
     async def predict(request):
-        if int(request.headers.get("content-length") or 0) > MAX_BODY:
-            return JSONResponse({"error": f"The body is over {MAX_BODY // 1024 // 1024} MB."}, status_code=413)
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            return JSONResponse({"error": f"The body is over {MAX_BODY // 1024 // 1024} MB."}, status_code=413)
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            return JSONResponse({"error": f"The body is not valid JSON ({type(exc).__name__}: {exc})."[:500]},
-                                status_code=400)
-        try:
-            rows, rationale = read_rows(body)
-        except AppError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=422)
-        if len(rows) > max_rows:
-            return JSONResponse({"error": f"{len(rows)} rows in one request; at most {max_rows}."}, status_code=413)
-        problems = row_problems(student, rows)
-        if problems:
-            return JSONResponse({"error": f"{len(problems)} of {len(rows)} rows cannot be predicted; nothing was "
-                                          "predicted.", "rows": problems[:50]}, status_code=422)
+            rows, rationale = await read_request(request, student, max_rows)
+        except Refused as exc:
+            return JSONResponse(exc.body, status_code=exc.status)
         texts = [student.input_text(r) for r in rows]
         choices = [student.row_choices(r) for r in rows]
         try:
