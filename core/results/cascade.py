@@ -89,8 +89,11 @@ def teacher_row_price(store, project, prices=None) -> tuple[float | None, str]:
                   f"{usage['answers']:,} answers ({usage['input_tokens']:.0f} in, {usage['output_tokens']:.0f} out)")
 
 
-def student_row_price(run: Run, usd_per_cpu_hour: float | None = None) -> tuple[float | None, str]:
-    measured = stored_throughput(run.folder)
+def student_row_price(run: Run, usd_per_cpu_hour: float | None = None,
+                      measurement: dict | None = None) -> tuple[float | None, str]:
+    """(dollars per student prediction, where the number comes from): the run's stored throughput,
+    or `measurement` (an int8 export's own)."""
+    measured = measurement or stored_throughput(run.folder)
     if measured is None:
         return None, "student CPU throughput not measured: its cost counts as $0"
     price = usd_per_cpu_hour if usd_per_cpu_hour is not None else load_compute_prices().usd_per_cpu_hour
@@ -188,7 +191,8 @@ def _threshold_text(t: float) -> str:
 
 # ---- a run's cascade report --------------------------------------------------------------------
 def cascade_report(store, run_id: str, threshold: float | None = None, target_accuracy: float | None = None,
-                   usd_per_cpu_hour: float | None = None, compute: bool = False) -> dict:
+                   usd_per_cpu_hour: float | None = None, compute: bool = False,
+                   measurement: dict | None = None) -> dict:
     """Calibration, prices, the frontier, the chosen point and its sentence, for one run."""
     check_choice(threshold, target_accuracy)
     run = Run.find(store, run_id)
@@ -198,7 +202,7 @@ def cascade_report(store, run_id: str, threshold: float | None = None, target_ac
                        "themselves); calibrate it first.")
     project = store.get_project(run.project)
     teacher_row, teacher_how = teacher_row_price(store, project)
-    student_row, student_how = student_row_price(run, usd_per_cpu_hour)
+    student_row, student_how = student_row_price(run, usd_per_cpu_hour, measurement)
     front = frontier(calibration["rows"], project.task, teacher_row, student_row)
     chosen = point_at(front, threshold) if threshold is not None else pick_threshold(front, target_accuracy)
     target = None if threshold is not None else (target_accuracy if target_accuracy is not None else (

@@ -38,15 +38,16 @@ def run_facts(store: Store, run_id: str, throughput: dict | None = None) -> dict
             "metrics": store.latest_metrics(run_id), "summary": row, "confusion": confusion(job),
             "baseline": (reference or {}).get("runs", {}).get(run_id),
             "warnings": run_warnings(store, row, reference), **_savings_facts(store, run_id, throughput),
-            "cascade": _cascade_facts(store, run_id)}
+            "cascade": _cascade_facts(store, run_id, throughput)}
 
 
-def _cascade_facts(store: Store, run_id: str) -> dict | None:
-    """The run's calibration and its cascade at the default target; None for a run without one."""
+def _cascade_facts(store: Store, run_id: str, throughput: dict | None = None) -> dict | None:
+    """The run's calibration and its cascade at the default target, the student priced as the
+    savings are (`throughput`); None for a run without a calibration."""
     from core.results.cascade import cascade_report
 
     try:
-        return cascade_report(store, run_id)
+        return cascade_report(store, run_id, measurement=throughput)
     except (AppError, PriceFileError):
         return None
 
