@@ -146,3 +146,20 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+def trained_run(store: Store, project: str, **config) -> str:
+    """A tiny-random training run of `project` (teacher labels), run as the Train page's job runs
+    it, in this process; returns its id. `config` overrides TrainConfig fields."""
+    from dataclasses import asdict
+
+    from core import jobs
+    from core.kernel import paths
+    from core.train.trainer import TrainConfig
+
+    cfg = TrainConfig(**{"project": project, "student": "tiny-random", "max_steps": 3, "batch_size": 4, "log_every": 1,
+                         "label_source": "teacher", **config})
+    job_id = store.create_job(project, "train", asdict(cfg))
+    store.update_job(job_id, out_dir=str(paths.job_dir(store, job_id)))
+    jobs.run_job(store, job_id)
+    return job_id

@@ -9,14 +9,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict
 
 import pytest
 
-from core import jobs
 from core.cli.main import main as cli_main
 from core.db import Store
-from core.kernel import paths
 from core.label.teacher import label_project
 from core.results.cascade import cascade_report, frontier, pick_threshold, point_at, saving_sentence
 from core.student.cascade import Cascade
@@ -32,7 +29,7 @@ from core.train.calibration import (
 from core.train.run import Run
 from core.train.trainer import TrainConfig
 from tests.fake_anthropic import FakeAnthropic
-from tests.helpers import correct_responder, many_tickets, start_cli
+from tests.helpers import correct_responder, many_tickets, start_cli, trained_run
 
 
 # ---- confidence and calibration (pure) --------------------------------------------------------
@@ -107,11 +104,7 @@ def run(tmp_path_factory, fake_module):
     store = Store(tmp_path_factory.mktemp("cascade") / "c.duckdb")
     many_tickets(store, 40)
     label_project(store, "tickets", api_key="k", base_url=fake_module.url)
-    cfg = TrainConfig(project="tickets", student="tiny-random", max_steps=3, batch_size=4, log_every=1,
-                      label_source="teacher")
-    job_id = store.create_job("tickets", "train", asdict(cfg))
-    store.update_job(job_id, out_dir=str(paths.job_dir(store, job_id)))
-    jobs.run_job(store, job_id)
+    job_id = trained_run(store, "tickets")
     assert store.get_job(job_id)["status"] == "completed"
     return store, job_id
 
@@ -430,11 +423,7 @@ def test_results_page_shows_calibration_and_the_cascade_and_its_threshold_follow
     from tests.helpers import open_page
 
     ensure_demo(app_store)
-    cfg = TrainConfig(project="support-tickets-demo", student="tiny-random", max_steps=2, batch_size=4, log_every=1,
-                      eval_limit=20, label_source="teacher")
-    job_id = app_store.create_job("support-tickets-demo", "train", asdict(cfg))
-    app_store.update_job(job_id, out_dir=str(paths.job_dir(app_store, job_id)))
-    jobs.run_job(app_store, job_id)
+    job_id = trained_run(app_store, "support-tickets-demo", max_steps=2, eval_limit=20)
     folder = Run.find(app_store, job_id).folder
     (folder / "calibration.json").unlink()  # as a run trained before calibration: the page offers to calibrate
     at = open_page("pages/6_Results.py", "support-tickets-demo")

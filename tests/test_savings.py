@@ -3,11 +3,9 @@ zero-spend case, a real throughput measurement, and the savings facts in the mod
 
 import json
 import math
-from dataclasses import asdict
 
 import pytest
 
-from core import jobs
 from core.kernel import paths
 
 from core.results import savings
@@ -22,7 +20,6 @@ from core.results.savings import (
     training_compute_usd,
 )
 from core.label.teacher import label_project
-from core.train.trainer import TrainConfig
 
 MEASURED = {"rows_per_s": 10, "threads": 4, "rows": 200, "seconds": 20.0, "batch_size": 16,
             "measured_at": "2026-11-20T10:00:00"}
@@ -139,12 +136,9 @@ def run(tmp_path_factory, fake_module):
     store = Store(tmp_path_factory.mktemp("savings") / "s.duckdb")
     many_tickets(store, 30)
     label_project(store, "tickets", api_key="k", base_url=fake_module.url)
-    cfg = TrainConfig(project="tickets", student="tiny-random", max_steps=3, batch_size=4, log_every=1,
-                      label_source="teacher")
-    job_id = store.create_job("tickets", "train", asdict(cfg))
-    store.update_job(job_id, out_dir=str(paths.job_dir(store, job_id)))
-    jobs.run_job(store, job_id)
-    return store, job_id
+    from tests.helpers import trained_run
+
+    return store, trained_run(store, "tickets")
 
 
 def test_run_savings_uses_the_projects_billed_spend_and_held_out_predictions(run):
@@ -200,11 +194,9 @@ def test_results_page_measures_throughput_prices_it_and_says_the_demo_has_no_spe
     from tests.helpers import REPO
 
     ensure_demo(app_store)
-    cfg = TrainConfig(project="support-tickets-demo", student="tiny-random", max_steps=2, batch_size=4, log_every=1,
-                      eval_limit=8, label_source="teacher")
-    job_id = app_store.create_job("support-tickets-demo", "train", asdict(cfg))
-    app_store.update_job(job_id, out_dir=str(paths.job_dir(app_store, job_id)))
-    jobs.run_job(app_store, job_id)
+    from tests.helpers import trained_run
+
+    job_id = trained_run(app_store, "support-tickets-demo", max_steps=2, eval_limit=8)
     at = AppTest.from_file(str(REPO / "pages/6_Results.py"), default_timeout=120)
     at.query_params["project"] = "support-tickets-demo"
     at.run()

@@ -68,7 +68,7 @@ class RowsTeacher(TeacherRun):
         if self.project.mode == "explain-label":
             raise ConfigError("This project's prompt explains a given label (explain-label mode), so it cannot "
                               "answer new rows: switch the prompt to zero-shot or few-shot to defer rows to the teacher.")
-        self.rows, self.cap_usd, self.shared = rows, cap_usd, shared
+        self.rows, self.job_cap, self.shared = rows, cap_usd, shared
         self.answers: dict[str, dict] = {}
 
     def _run_async(self, coro) -> None:
@@ -90,14 +90,6 @@ class RowsTeacher(TeacherRun):
 
     def _replay_spool(self) -> None:
         """Nothing to replay: these answers are not kept in a spool (a lost one is asked again)."""
-
-    def _reserve(self, wanted: list[tuple[str, float]]) -> list[int]:
-        ids = self.store.reserve_spend(self.project_name, self.job_id, [w for _, w in wanted],
-                                       self._reservation_expiry_s(), job_cap=self.cap_usd,
-                                       request_hashes=[k for k, _ in wanted])
-        with self._money:
-            self._in_flight_worst += sum(w for _, w in wanted[:len(ids)])
-        return ids
 
     def _write(self, writes: TeacherWrites) -> None:
         cost = {c["row_id"]: (c["billed_usd"], c["cached"]) for c in writes.calls}

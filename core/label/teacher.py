@@ -89,6 +89,7 @@ class TeacherRun:
         # This run's own cap; the project's cap is checked in the spend ledger at every
         # reservation, against what every process has spent and has in flight.
         self.budget_usd = budget_usd
+        self.job_cap: float | None = None  # a cap on everything job_id spends, kept in the ledger (core.label.rows)
         self.api_key, self.base_url = resolve_api_key(api_key), base_url
         self.max_retries, self.timeout_s, self.job_id = max_retries, timeout_s, job_id
         self.on_progress, self.should_stop = on_progress, should_stop
@@ -270,7 +271,7 @@ class TeacherRun:
             room = None if self.budget_usd is None else self.budget_usd - self.summary.cost_usd - self._in_flight_worst
         ids = self.store.reserve_spend(self.project_name, self.job_id, [w for _, w in wanted],
                                        self._reservation_expiry_s(), run_room=room,
-                                       request_hashes=[k for k, _ in wanted])
+                                       request_hashes=[k for k, _ in wanted], job_cap=self.job_cap)
         with self._money:
             self._in_flight_worst += sum(w for _, w in wanted[:len(ids)])
         return ids
