@@ -49,7 +49,9 @@ def test_a_killed_foreground_run_shows_failed_and_resumes(big, slow_fake, monkey
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", slow_fake.url)
-    billed_before = sum(slow_fake.billed.values())
+    # the server still answers (and bills) what the dead process had in flight: those bills are the
+    # killed run's, so count from when they have all come in
+    billed_before = _billed_when_settled(slow_fake)
     jobs.resume_job(big, job["id"])
     done = jobs.wait(big, job["id"], timeout_s=240)
     assert done["status"] == "completed", done["error"]
@@ -58,6 +60,19 @@ def test_a_killed_foreground_run_shows_failed_and_resumes(big, slow_fake, monkey
     assert sum(slow_fake.billed.values()) - billed_before <= 200 - answered
     # only the requests in flight when the process died (at most --concurrency) could be paid twice
     assert sum(1 for n in slow_fake.billed.values() if n > 1) <= 2
+
+
+def _billed_when_settled(server, quiet_s: float = 1.0) -> int:
+    """The server's billed count once it has not changed for `quiet_s` (several answer latencies)."""
+    import time
+
+    billed, since = sum(server.billed.values()), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        time.sleep(0.05)
+        now = sum(server.billed.values())
+        if now != billed:
+            billed, since = now, time.monotonic()
+    return billed
 
 
 def test_a_run_stopped_by_the_budget_is_stopped_not_completed(big, fake, monkeypatch):
